@@ -1,0 +1,66 @@
+"""Exact nearest-neighbour engines behind one interface (see :class:`~separation.engines.base.Engine`).
+
+=============  ==============================================================================
+``reference``  float64 brute force (ground truth of the tests; slow)
+``cpu``        numba register-tiled kernels with class-pair symmetry and exact pruning (l-inf,
+               l1); float32 GEMM + exact recheck (l2). Default without a GPU.
+``faiss``      FAISS ``IndexFlat`` (GPU when ``faiss-gpu`` sees one), certified and rechecked
+``cuda``       torch + Triton kernel on a CUDA GPU, streamed in blocks
+=============  ==============================================================================
+"""
+from __future__ import annotations
+
+import logging
+
+from .base import Engine, merge_better
+from .cpu import CPUEngine
+from .cuda import CUDAEngine, cuda_available
+from .faiss_engine import FaissEngine, num_gpus
+from .reference import ReferenceEngine, pairwise_float64
+
+log = logging.getLogger(__name__)
+
+ENGINES: dict[str, type[Engine]] = {
+    "reference": ReferenceEngine,
+    "cpu": CPUEngine,
+    "faiss": FaissEngine,
+    "cuda": CUDAEngine,
+}
+
+
+def available_engines() -> list[str]:
+    """Names of the engines that can run on this machine."""
+    return [name for name, cls in ENGINES.items() if cls.available()]
+
+
+def auto_engine_name() -> str:
+    """The fastest available engine: CUDA (torch) > FAISS on GPU > numba CPU."""
+    if cuda_available():
+        return "cuda"
+    if FaissEngine.available() and num_gpus() > 0:
+        return "faiss"
+    return "cpu"
+
+
+def get_engine(engine: str | Engine = "auto") -> Engine:
+    """Resolve an engine name (or pass an :class:`Engine` instance through)."""
+    if isinstance(engine, Engine):
+        return engine
+    if engine == "auto":
+        engine = auto_engine_name()
+    if engine not in ENGINES:
+        raise ValueError(
+            f"Unknown engine {engine!r}. Use 'auto' or one of {', '.join(ENGINES)}."
+        )
+    cls = ENGINES[engine]
+    if not cls.available():
+        hint = {"cuda": "it needs a CUDA GPU visible to torch",
+                "faiss": "install faiss-cpu (or the 'gpu' extra)"}.get(engine, "")
+        raise RuntimeError(f"Engine {engine!r} is not available here: {hint}. Use engine='auto'.")
+    log.debug("using engine %s", engine)
+    return cls()
+
+
+__all__ = ["Engine", "ENGINES", "available_engines", "auto_engine_name", "get_engine",
+           "merge_better", "pairwise_float64", "CPUEngine", "CUDAEngine", "FaissEngine",
+           "ReferenceEngine"]

@@ -1,0 +1,178 @@
+"""Exact l2 nearest neighbours from a float32 GEMM plus an exact recheck of the candidates.
+
+``|x - y|^2 = |x|^2 + |y|^2 - 2 x.y`` is computed in float32 (fast BLAS / cuBLAS), then every pair
+whose float32 value is within a *rigorous* rounding bound of the best exact distance seen so far
+is recomputed exactly (int64 for uint8 data, float64 otherwise). The true nearest neighbour is
+always among those candidates, so the result equals a float64 brute force; ties go to the smaller
+index. Runs on any torch device: the CPU engine and the CUDA engine share it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
+
+
+def _exact_sq(Q, D, rows, cols):
+    """Exact squared distances of the pairs (rows[k], cols[k]) -- torch tensors on Q's device."""
+    out = torch.empty(len(rows), dtype=torch.float64, device=Q.device)
+    step = max(1, (32 << 20) // max(1, Q.shape[1] * 8))
+    for s in range(0, len(rows), step):
+        a = Q[rows[s:s + step]].to(torch.float64)
+        b = D[cols[s:s + step]].to(torch.float64)
+        out[s:s + step] = (a - b).square_().sum(dim=1)  # integers below 2**53 for uint8: exact
+    return out
+
+
+class _Side:
+    """Best exact squared distance and global index for one set of points (numpy, host)."""
+
+    def __init__(self, n):
+        self.best = np.full(n, np.inf)
+        self.idx = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+
+    def offer(self, local, d2, gidx):
+        """Offer candidates (local position, exact squared distance, global index of the partner)."""
+        if len(local) == 0:
+            return
+        order = np.lexsort((gidx, d2, local))
+        local, d2, gidx = local[order], d2[order], gidx[order]
+        first = np.ones(len(local), dtype=bool)
+        first[1:] = local[1:] != local[:-1]
+        local, d2, gidx = local[first], d2[first], gidx[first]
+        cur_d, cur_i = self.best[local], self.idx[local]
+        better = (d2 < cur_d) | ((d2 == cur_d) & (gidx < cur_i))
+        self.best[local[better]] = d2[better]
+        self.idx[local[better]] = gidx[better]
+
+
+def _block(Qt, Dt, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """Process one (query block, database block) pair on the tensors' device."""
+    dim = Qt.shape[1]
+    dev = Qt.device
+    g = Qt.to(torch.float32) @ Dt.to(torch.float32).T
+    d2 = (qn.to(torch.float32)[:, None] + dn.to(torch.float32)[None, :]).sub_(g, alpha=2.0)
+    qnorm = qn.sqrt()
+    dnorm = dn.sqrt()
+    gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
+    # rigorous bound on |d2_float32 - d2_exact| per row (and per column) of the block
+    row_tol = 2 * gamma * qnorm * dnorm.max() + 4 * U32 * (qn + dn.max() + 2 * qnorm * dnorm.max())
+    col_tol = 2 * gamma * dnorm * qnorm.max() + 4 * U32 * (dn + qn.max() + 2 * dnorm * qnorm.max())
+    nq, nd = d2.shape
+    ar_q = torch.arange(nq, device=dev)
+    ar_d = torch.arange(nd, device=dev)
+
+    def _offer_rows(rows, cols):
+        ex = _exact_sq(Qt, Dt, rows, cols).cpu().numpy()
+        r, c = rows.cpu().numpy(), cols.cpu().numpy()
+        q_side.offer(r + q_off, ex, d_gidx[c])
+        if d_side is not None:
+            d_side.offer(c + d_off, ex, q_gidx[r])
+
+    # 1) the float32 argmin of every row (and column) gives a first exact best
+    j = d2.argmin(dim=1)
+    if d_side is not None:
+        i = d2.argmin(dim=0)
+        _offer_rows(torch.cat([ar_q, i]), torch.cat([j, ar_d]))
+    else:
+        _offer_rows(ar_q, j)
+    # 2) every pair that could still beat (or tie) a best, by the rounding bound
+    rb = torch.as_tensor(q_side.best[q_off:q_off + nq], device=dev)
+    lim = ((rb + row_tol) * (1 + 8 * U32)).to(torch.float32)
+    mask = d2 <= lim[:, None]
+    if d_side is not None:
+        cb = torch.as_tensor(d_side.best[d_off:d_off + nd], device=dev)
+        clim = ((cb + col_tol) * (1 + 8 * U32)).to(torch.float32)
+        mask |= d2 <= clim[None, :]
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    _offer_rows(rows, cols)
+
+
+def _norms(t):
+    return t.to(torch.float64).square().sum(dim=1)
+
+
+def _blocks(n, size):
+    return [(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def _block_rows(dim, device):
+    budget = (1 << 30) if device.type == "cuda" else (96 << 20)
+    return max(256, min(8192, budget // max(1, 4 * max(dim, 2048))))
+
+
+def _gemm_rows(queries, database, q_side, d_gidx, device, d_side=None, q_gidx=None,
+               q_off=0, d_off=0):
+    rows = _block_rows(queries.shape[1], device)
+    dblocks = _blocks(len(database), rows)
+    d_tensors = None
+    if device.type == "cpu":
+        d_tensors = [torch.from_numpy(database[a:b]) for a, b in dblocks]
+    for qa, qb in _blocks(len(queries), rows):
+        Qt = torch.from_numpy(queries[qa:qb]).to(device)
+        qn = _norms(Qt)
+        for k, (da, db) in enumerate(dblocks):
+            Dt = d_tensors[k] if d_tensors is not None else torch.from_numpy(database[da:db]).to(device)
+            _block(Qt, Dt, qn, _norms(Dt), q_side, q_off + qa, d_gidx[da:db],
+                   d_side=d_side, d_off=d_off + da,
+                   q_gidx=None if q_gidx is None else q_gidx[qa:qb])
+
+
+def _finish(side):
+    missing = side.idx == np.iinfo(np.int64).max
+    d = np.sqrt(side.best)
+    idx = side.idx.copy()
+    d[missing] = np.inf
+    idx[missing] = -1
+    return d, idx
+
+
+def gemm_nearest(queries, database, *, device="cpu"):
+    """Exact l2 1-NN of each query in ``database``: ``(distances, indices)`` in stored units."""
+    device = torch.device(device)
+    side = _Side(len(queries))
+    _gemm_rows(queries, database, side, np.arange(len(database), dtype=np.int64), device)
+    return _finish(side)
+
+
+def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu"):
+    """Exact l2 nearest *differently-labelled* database point of every query (pairs of classes once)."""
+    device = torch.device(device)
+    d_order = np.argsort(y_db, kind="stable")
+    D = np.ascontiguousarray(x_db[d_order])
+    yd = y_db[d_order]
+    classes = np.unique(np.concatenate([y_db, y_query]))
+    if same_set:
+        side = _Side(len(D))
+        for c in classes:
+            s, e = np.searchsorted(yd, c, "left"), np.searchsorted(yd, c, "right")
+            if e == s or e == len(D):
+                continue
+            # rows: class c (side positions s..e); columns: all later classes (positions e..)
+            _gemm_rows(D[s:e], D[e:], side, d_order[e:], device, d_side=side,
+                       q_gidx=d_order[s:e], q_off=s, d_off=e)
+            if progress is not None:
+                progress(int(e - s) * int(len(D) - e))
+        d, i = _finish(side)
+        out_d, out_i = np.empty_like(d), np.empty_like(i)
+        out_d[d_order], out_i[d_order] = d, i
+        return out_d, out_i
+    q_order = np.argsort(y_query, kind="stable")
+    Q = np.ascontiguousarray(x_query[q_order])
+    yq = y_query[q_order]
+    side = _Side(len(Q))
+    for c in classes:
+        qs, qe = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
+        s, e = np.searchsorted(yd, c, "left"), np.searchsorted(yd, c, "right")
+        if qe == qs:
+            continue
+        for lo, hi in ((0, s), (e, len(D))):
+            if hi > lo:
+                _gemm_rows(Q[qs:qe], D[lo:hi], side, d_order[lo:hi], device, q_off=qs)
+        if progress is not None:
+            progress(int(qe - qs) * int(len(D) - (e - s)))
+    d, i = _finish(side)
+    out_d, out_i = np.empty_like(d), np.empty_like(i)
+    out_d[q_order], out_i[q_order] = d, i
+    return out_d, out_i
