@@ -1,4 +1,4 @@
-"""numba kernels: register-tiled, cache-blocked exact l-inf / l1 nearest neighbours with pruning.
+"""numba kernel: register-tiled, cache-blocked exact l-inf / l1 nearest neighbours with pruning.
 
 One kernel call compares a query block ``Q`` with a database block ``D`` (both C-contiguous
 ``(n, d)``, uint8 or float64, features already ordered by decreasing variance). It updates
@@ -6,23 +6,47 @@ per-query bests (``row_best``/``row_idx``, indices are *global* database indices
 ``symmetric`` is set, per-database bests (``col_best``/``col_idx``, one row per query block so
 threads never write the same memory; the caller reduces them).
 
-Exact early exit: partial maxima (or sums) only grow along the feature axis, so once all four
-entries of a 2x2 tile exceed the largest best any of its points could still improve, the tile
-is abandoned. Results are identical to a full computation.
+Exact early exit: partial maxima (or sums) only grow along the feature axis, so once no entry
+of a 2x2 tile can still beat its point's best -- or tie it with a smaller index -- the tile is
+abandoned. Results are identical to a full computation, ties included.
+
+The l-inf loop keeps its accumulators in the input dtype (uint8: 32 lanes per AVX2 vector); the
+l1 loop accumulates in ``acc_zero``'s dtype (int64 for bytes, float64 for floats).
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.core import types
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
 
 QUERY_BLOCK = 32  # query rows per parallel task
 CHUNK = 64  # features between two early-exit checks
 L2_CACHE_BYTES = 256 * 1024  # database block budget (half of the 512 KiB L2 per core)
 
 
+def _absdiff(a, b):  # pragma: no cover - replaced by the overload below inside numba
+    return abs(a - b)
+
+
+@overload(_absdiff, inline="always")
+def _absdiff_impl(a, b):
+    """|a - b| in the inputs' own dtype (uint8 stays uint8: 32 lanes per AVX2 vector)."""
+    if isinstance(a, types.Integer):
+        cast = as_dtype(a).type
+
+        def impl(a, b):
+            return cast(max(a, b) - min(a, b))
+    else:
+        def impl(a, b):
+            return abs(a - b)
+    return impl
+
+
 @nb.njit(inline="always")
-def _absdiff(a, b):
-    return a - b if a > b else b - a
+def _vmax(m, v):
+    return m if m > v else v
 
 
 @nb.njit(inline="always")
@@ -30,89 +54,106 @@ def _better(d, g, best, bidx):
     return d < best or (d == best and g < bidx)
 
 
-def _make(kind: str):
-    if kind == "max":
-        @nb.njit(inline="always")
-        def acc(m, v):
-            return m if m > v else v
-    else:
-        @nb.njit(inline="always")
-        def acc(m, v):
-            return m + v
+@nb.njit(inline="always")
+def _hopeless(partial, g, best, bidx):
+    """A partial distance that can no longer beat or win a tie against (best, bidx)."""
+    return partial > best or (partial >= best and g > bidx)
 
-    @nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmetric, zero):
-        nq, d = Q.shape
-        nd = D.shape[0]
-        db = max(2, L2_CACHE_BYTES // max(1, d * Q.itemsize))
-        nblocks = (nq + QUERY_BLOCK - 1) // QUERY_BLOCK
-        for blk in nb.prange(nblocks):
-            q0 = blk * QUERY_BLOCK
-            q1 = min(nq, q0 + QUERY_BLOCK)
-            cb = col_best[blk]  # (nd,) when symmetric, else an empty row
-            ci = col_idx[blk]
-            for d0 in range(0, nd, db):
-                d1 = min(nd, d0 + db)
-                for i in range(q0, q1, 2):
-                    i2 = i + 1 if i + 1 < q1 else i
-                    qa = Q[i]
-                    qb = Q[i2]
-                    for j in range(d0, d1, 2):
-                        j2 = j + 1 if j + 1 < d1 else j
-                        da = D[j]
-                        dbb = D[j2]
-                        thr = max(row_best[i], row_best[i2])
-                        if symmetric:
-                            thr = max(thr, max(cb[j], cb[j2]))
+
+@nb.njit(inline="always")
+def _tile_done(p00, p01, p10, p11, i, i2, j, j2, gi, gi2, gj, gj2, row_best, row_idx, cb, ci,
+               symmetric):
+    """True when no entry of the 2x2 tile can still improve its row (or column) best."""
+    if not (_hopeless(p00, gj, row_best[i], row_idx[i]) and _hopeless(p01, gj2, row_best[i], row_idx[i])
+            and _hopeless(p10, gj, row_best[i2], row_idx[i2])
+            and _hopeless(p11, gj2, row_best[i2], row_idx[i2])):
+        return False
+    if symmetric:
+        return (_hopeless(p00, gi, cb[j], ci[j]) and _hopeless(p10, gi2, cb[j], ci[j])
+                and _hopeless(p01, gi, cb[j2], ci[j2]) and _hopeless(p11, gi2, cb[j2], ci[j2]))
+    return True
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmetric, is_max,
+              acc_zero):
+    nq, d = Q.shape
+    nd = D.shape[0]
+    db = max(2, L2_CACHE_BYTES // max(1, d * Q.itemsize))
+    nblocks = (nq + QUERY_BLOCK - 1) // QUERY_BLOCK
+    zero = Q[0, 0] - Q[0, 0]  # zero in the input dtype
+    for blk in nb.prange(nblocks):
+        q0 = blk * QUERY_BLOCK
+        q1 = min(nq, q0 + QUERY_BLOCK)
+        cb = col_best[blk]  # (nd,) when symmetric, else an empty row
+        ci = col_idx[blk]
+        for d0 in range(0, nd, db):
+            d1 = min(nd, d0 + db)
+            for i in range(q0, q1, 2):
+                i2 = i + 1 if i + 1 < q1 else i
+                qa = Q[i]
+                qb = Q[i2]
+                for j in range(d0, d1, 2):
+                    j2 = j + 1 if j + 1 < d1 else j
+                    da = D[j]
+                    dbb = D[j2]
+                    gj = d_gidx[j]
+                    gj2 = d_gidx[j2]
+                    gi = q_gidx[i]
+                    gi2 = q_gidx[i2]
+                    if is_max:
                         m00 = zero
                         m01 = zero
                         m10 = zero
                         m11 = zero
                         for k0 in range(0, d, CHUNK):
-                            k1 = min(d, k0 + CHUNK)
-                            for k in range(k0, k1):
-                                a0 = qa[k]
-                                a1 = qb[k]
-                                b0 = da[k]
-                                b1 = dbb[k]
-                                m00 = acc(m00, _absdiff(a0, b0))
-                                m01 = acc(m01, _absdiff(a0, b1))
-                                m10 = acc(m10, _absdiff(a1, b0))
-                                m11 = acc(m11, _absdiff(a1, b1))
-                            if min(min(m00, m01), min(m10, m11)) > thr:
+                            for k in range(np.uint64(k0), np.uint64(min(d, k0 + CHUNK))):
+                                m00 = _vmax(m00, _absdiff(qa[k], da[k]))
+                                m01 = _vmax(m01, _absdiff(qa[k], dbb[k]))
+                                m10 = _vmax(m10, _absdiff(qb[k], da[k]))
+                                m11 = _vmax(m11, _absdiff(qb[k], dbb[k]))
+                            if _tile_done(acc_zero + m00, acc_zero + m01, acc_zero + m10, acc_zero + m11,
+                                          i, i2, j, j2, gi, gi2, gj, gj2, row_best, row_idx, cb, ci,
+                                          symmetric):
                                 break
-                        gj = d_gidx[j]
-                        gj2 = d_gidx[j2]
-                        if _better(m00, gj, row_best[i], row_idx[i]):
-                            row_best[i] = m00
-                            row_idx[i] = gj
-                        if _better(m01, gj2, row_best[i], row_idx[i]):
-                            row_best[i] = m01
-                            row_idx[i] = gj2
-                        if _better(m10, gj, row_best[i2], row_idx[i2]):
-                            row_best[i2] = m10
-                            row_idx[i2] = gj
-                        if _better(m11, gj2, row_best[i2], row_idx[i2]):
-                            row_best[i2] = m11
-                            row_idx[i2] = gj2
-                        if symmetric:
-                            gi = q_gidx[i]
-                            gi2 = q_gidx[i2]
-                            if _better(m00, gi, cb[j], ci[j]):
-                                cb[j] = m00
-                                ci[j] = gi
-                            if _better(m10, gi2, cb[j], ci[j]):
-                                cb[j] = m10
-                                ci[j] = gi2
-                            if _better(m01, gi, cb[j2], ci[j2]):
-                                cb[j2] = m01
-                                ci[j2] = gi
-                            if _better(m11, gi2, cb[j2], ci[j2]):
-                                cb[j2] = m11
-                                ci[j2] = gi2
-
-    return kernel
-
-
-linf_kernel = _make("max")
-l1_kernel = _make("sum")
+                        r00, r01, r10, r11 = acc_zero + m00, acc_zero + m01, acc_zero + m10, acc_zero + m11
+                    else:
+                        s00 = acc_zero
+                        s01 = acc_zero
+                        s10 = acc_zero
+                        s11 = acc_zero
+                        for k0 in range(0, d, CHUNK):
+                            for k in range(np.uint64(k0), np.uint64(min(d, k0 + CHUNK))):
+                                s00 += _absdiff(qa[k], da[k])
+                                s01 += _absdiff(qa[k], dbb[k])
+                                s10 += _absdiff(qb[k], da[k])
+                                s11 += _absdiff(qb[k], dbb[k])
+                            if _tile_done(s00, s01, s10, s11, i, i2, j, j2, gi, gi2, gj, gj2,
+                                          row_best, row_idx, cb, ci, symmetric):
+                                break
+                        r00, r01, r10, r11 = s00, s01, s10, s11
+                    if _better(r00, gj, row_best[i], row_idx[i]):
+                        row_best[i] = r00
+                        row_idx[i] = gj
+                    if _better(r01, gj2, row_best[i], row_idx[i]):
+                        row_best[i] = r01
+                        row_idx[i] = gj2
+                    if _better(r10, gj, row_best[i2], row_idx[i2]):
+                        row_best[i2] = r10
+                        row_idx[i2] = gj
+                    if _better(r11, gj2, row_best[i2], row_idx[i2]):
+                        row_best[i2] = r11
+                        row_idx[i2] = gj2
+                    if symmetric:
+                        if _better(r00, gi, cb[j], ci[j]):
+                            cb[j] = r00
+                            ci[j] = gi
+                        if _better(r10, gi2, cb[j], ci[j]):
+                            cb[j] = r10
+                            ci[j] = gi2
+                        if _better(r01, gi, cb[j2], ci[j2]):
+                            cb[j2] = r01
+                            ci[j2] = gi
+                        if _better(r11, gi2, cb[j2], ci[j2]):
+                            cb[j2] = r11
+                            ci[j2] = gi2

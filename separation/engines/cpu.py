@@ -31,10 +31,9 @@ def _finish(best, idx):
     return out_d, out_i
 
 
-def _zero(norm: str, dtype):
-    if dtype == np.uint8:
-        return np.uint8(0) if norm == "linf" else np.int64(0)
-    return 0.0
+def _acc_zero(dtype):
+    """Accumulator zero: int64 for bytes (exact sums), float64 otherwise."""
+    return np.int64(0) if dtype == np.uint8 else np.float64(0.0)
 
 
 class CPUEngine(Engine):
@@ -54,11 +53,6 @@ class CPUEngine(Engine):
         return True
 
     # -- l-inf / l1 ---------------------------------------------------------------------------
-    def _kernel(self, norm):
-        from . import _kernels
-
-        return _kernels.linf_kernel if norm == "linf" else _kernels.l1_kernel
-
     def _order(self, *arrays):
         """Feature order by decreasing variance (pure permutation: distances are unchanged)."""
         if not self.reorder_features:
@@ -70,18 +64,19 @@ class CPUEngine(Engine):
     def _run(self, norm, Q, D, q_gidx, d_gidx, row_best, row_idx, col=None):
         from . import _kernels
 
-        kernel = self._kernel(norm)
-        zero = _zero(norm, Q.dtype)
+        kernel = _kernels.nn_kernel
+        is_max = norm == "linf"
+        zero = _acc_zero(Q.dtype)
         nblocks = (len(Q) + _kernels.QUERY_BLOCK - 1) // _kernels.QUERY_BLOCK
         if col is None:
             empty_b = np.empty((nblocks, 0), dtype=row_best.dtype)
             empty_i = np.empty((nblocks, 0), dtype=np.int64)
-            kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, empty_b, empty_i, False, zero)
+            kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, empty_b, empty_i, False, is_max, zero)
             return
         col_best, col_idx = col
         cb = np.repeat(col_best[None, :], nblocks, axis=0)
         ci = np.repeat(col_idx[None, :], nblocks, axis=0)
-        kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, cb, ci, True, zero)
+        kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, cb, ci, True, is_max, zero)
         # reduce the per-block column bests: smallest distance, then smallest index
         m = cb.min(axis=0)
         i = np.where(cb == m[None, :], ci, _SENTINEL_INT).min(axis=0)

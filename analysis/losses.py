@@ -1,0 +1,425 @@
+"""Training losses of the methods the paper compares, as their papers define them.
+
+Every loss takes ``(model, x, y)`` with ``x`` float images in [0, 1], builds per-example terms and
+reduces them with ``reduction`` (``"mean"``, our default, or ``"sum"``, the official code's
+choice; with SGD and no weight decay, ``lr_mean = lr_sum * batch_size`` gives identical updates).
+The model is expected in train mode; inner maximisations switch modes as documented and restore
+every module's own flag.
+
+=========  ===================================================================================
+natural    CE(f(x), y)
+at         CE(f(x_adv), y); x_adv: PGD on CE, ``steps`` steps of ``step_frac``·ε (10 of ε/5),
+           uniform random start, attack in train mode like the official code (``attack_mode``)
+rst        CE(f(x), y) + λ·CE(f(x_adv), y), the same inner attack as ``at``
+trades     CE(f(x), y) + β·KL(f(x) ‖ f(x_adv)); x_adv maximises the KL by ``steps`` signed steps
+           of ``step_frac``·ε (10 of 2ε/10) from x + 0.001·N(0, I), attack in eval mode
+llr        Qin et al. 2019: ℓ(x) + λ·γ(ε, x) + μ·|δᵀ∇ℓ(x)|, γ(ε, x) = max_δ |ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)|,
+           δ found by ``steps`` signed steps of ``step_frac``·ε in eval mode (2 of ε/2 by default);
+           the training term back-propagates through ∇ℓ(x) (double back-prop).
+           ``variant="official"`` reproduces the official code, whose input gradient is zeroed
+           before use (``ret = x.grad; x.grad.zero_()`` returns the zeroed tensor): the regulariser
+           then degenerates to λ·CE at a point found by 2 normalised-gradient steps of ε/2 on the
+           loss (rescaled into the ball), i.e. CE(x) + λ·CE(x + δ).
+gr         TULIP (Finlay & Oberman 2019): ℓ(x) + λ/2·((ℓ(x + h·v) − ℓ(x)) / h)², v the
+           normalised input gradient (detached): ``direction="l2"`` v = ∇ℓ/‖∇ℓ‖₂ (official), or
+           ``"dual"`` v = sign(∇ℓ) for an l∞ threat (penalises ‖∇ℓ‖₁). The official code's extra
+           back-propagation of CE (which doubles its gradient) is not reproduced.
+=========  ===================================================================================
+
+With dropout, the two forward passes that a finite difference compares (``gr``; ``llr``'s
+ℓ(x + δ) − ℓ(x)) draw the same dropout masks (``same_dropout_mask=True``): otherwise the
+difference measures the masks, not the function.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import METHOD_PARAMS, NORMS, complete_method_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class LossOutput:
+    """A reduced training loss and what it was computed on.
+
+    ``clean_logits``/``adv_logits``: detached logits at x / at the inner maximiser (None when the
+    method does not compute them); ``x_adv``: the inner maximiser (detached) or None;
+    ``parts``: per-example means of the loss's terms (floats), for logging.
+    """
+
+    loss: torch.Tensor
+    clean_logits: torch.Tensor | None = None
+    adv_logits: torch.Tensor | None = None
+    x_adv: torch.Tensor | None = None
+    parts: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Mean or sum of per-example values."""
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+
+
+@contextlib.contextmanager
+def module_mode(model: nn.Module, *, train: bool) -> Iterator[nn.Module]:
+    """Set every submodule to train/eval for the block; restore each module's own flag after."""
+    saved = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield model
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+class RandomReplay:
+    """Snapshot the RNG state; :meth:`replay` restores it so that the next forward pass draws the
+    same dropout masks as the pass made right after the snapshot (same shapes, same draws)."""
+
+    def __init__(self, device: torch.device, enabled: bool = True):
+        self.enabled = enabled
+        self.device = device
+        if enabled:
+            self.cpu = torch.get_rng_state()
+            self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def replay(self) -> None:
+        if not self.enabled:
+            return
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+def project_ball(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project onto the ε-ball around ``x`` (l∞: clip; l2: rescale), then clip to [0, 1]."""
+    delta = x_adv - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    elif norm == "l2":
+        n = delta.flatten(1).norm(p=2, dim=1)
+        factor = torch.where(n > eps, eps / n.clamp_min(1e-12), torch.ones_like(n))
+        delta = delta * _bview(factor, x)
+    else:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
+    """One steepest-ascent step: l∞ signed gradient, l2 normalised gradient (random if zero)."""
+    if norm == "linf":
+        return x_adv + step_size * grad.sign()
+    n = grad.flatten(1).norm(p=2, dim=1)
+    zero = n == 0
+    if bool(zero.any()):
+        grad = grad.clone()
+        grad[zero] = torch.randn_like(grad[zero])
+        n = grad.flatten(1).norm(p=2, dim=1)
+    return x_adv + step_size * grad / _bview(n, grad)
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def _kl_rows(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Per-example KL(softmax(p) ‖ softmax(q))."""
+    logp = F.log_softmax(logits_p, dim=1)
+    logq = F.log_softmax(logits_q, dim=1)
+    return (logp.exp() * (logp - logq)).sum(dim=1)
+
+
+def _avg(t: torch.Tensor) -> float:
+    return float(t.detach().mean())
+
+
+def _check(eps: float, norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}.")
+
+
+def _device(x: torch.Tensor) -> torch.device:
+    return x.device
+
+
+# ---------------------------------------------------------------------------------------------
+# inner maximisations
+# ---------------------------------------------------------------------------------------------
+class _KeepMode(nn.Module):
+    """Hides a model from ``.eval()``/``.train()`` calls: the wrapped model keeps its mode.
+
+    :func:`analysis.attacks.pgd` always attacks in eval mode; wrapping lets AT/RST attack a model
+    in train mode, as the official code does (dropout active, BatchNorm on batch statistics).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self._wrapped = (model,)  # a tuple: not a registered submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._wrapped[0](x)
+
+
+def pgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
+           steps: int = 10, step_frac: float = 0.2, random_start: bool = True,
+           attack_mode: str = "train") -> torch.Tensor:
+    """The AT/RST inner attack: :func:`analysis.attacks.pgd` on CE with ``steps`` steps of
+    ``step_frac``·ε and a uniform random start, with the model in ``attack_mode``
+    (``"train"``, the official code's choice, or ``"eval"``)."""
+    from .attacks import pgd
+
+    if attack_mode not in ("train", "eval"):
+        raise ValueError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}.")
+    _check(eps, norm)
+    if eps == 0:
+        return x.detach().clone()
+    target = model
+    if attack_mode == "train":
+        target = _KeepMode(model)
+    with module_mode(model, train=attack_mode == "train"):
+        x_adv = pgd(target, x, y, eps=eps, norm=norm, steps=steps, step_size=step_frac * eps,
+                    restarts=1, random_start=random_start, loss="ce")
+    return x_adv.detach()
+
+
+def trades_inner_max(model: nn.Module, x: torch.Tensor, *, eps: float, norm: str = "linf",
+                     steps: int = 10, step_frac: float = 0.2, init_std: float = 0.001) -> torch.Tensor:
+    """TRADES' inner maximisation of KL(f(x) ‖ f(x')) over the ε-ball ∩ [0, 1], in eval mode."""
+    _check(eps, norm)
+    x = x.detach()
+    if eps == 0:
+        return x.clone()
+    step = step_frac * eps
+    with module_mode(model, train=False):
+        with torch.no_grad():
+            logits_nat = model(x)
+        x_adv = project_ball(x + init_std * torch.randn_like(x), x, eps, norm)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            with torch.enable_grad():
+                kl = _kl_rows(logits_nat, model(x_adv)).sum()
+                grad, = torch.autograd.grad(kl, [x_adv])
+            x_adv = project_ball(ascent_step(x_adv.detach(), grad, step, norm), x, eps, norm)
+    return x_adv.detach()
+
+
+def llr_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                  norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
+                  init_std: float = 0.001) -> torch.Tensor:
+    """δ ≈ argmax_{‖δ‖≤ε, x+δ∈[0,1]} |ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)| (eval mode); returns x + δ."""
+    _check(eps, norm)
+    x = x.detach()
+    if eps == 0:
+        return x.clone()
+    step = step_frac * eps
+    with module_mode(model, train=False), torch.enable_grad():
+        x0 = x.clone().requires_grad_(True)
+        l0 = _ce(model(x0), y)
+        g0, = torch.autograd.grad(l0.sum(), [x0])
+        l0, g0 = l0.detach(), g0.detach()
+        x_adv = project_ball(x + init_std * torch.randn_like(x), x, eps, norm)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            delta = x_adv - x
+            lin = (delta * g0).flatten(1).sum(1)
+            gap = (_ce(model(x_adv), y) - l0 - lin).abs()
+            grad, = torch.autograd.grad(gap.sum(), [x_adv])
+            x_adv = project_ball(ascent_step(x_adv.detach(), grad, step, norm), x, eps, norm)
+    return x_adv.detach()
+
+
+def llr_official_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                           norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
+                           init_std: float = 0.001) -> torch.Tensor:
+    """The official code's LLR search with its zeroed input gradient: maximise the CE itself by
+    gradient steps normalised by their own ``norm`` (``step_frac``·ε each), clip to [0, 1], then
+    *rescale* δ into the ball (``torch.renorm``), in eval mode; returns x + δ."""
+    _check(eps, norm)
+    x = x.detach()
+    p = float("inf") if norm == "linf" else 2.0
+    step = step_frac * eps
+    with module_mode(model, train=False), torch.enable_grad():
+        delta = init_std * torch.randn_like(x)
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            obj = _ce(model(x + delta), y).sum()
+            grad, = torch.autograd.grad(obj, [delta])
+            n = grad.flatten(1).norm(p=p, dim=1)
+            grad = grad / _bview(n, grad)
+            zero = n == 0
+            if bool(zero.any()):
+                grad[zero] = torch.randn_like(grad[zero])
+            delta = delta.detach() + step * grad
+            delta = (x + delta).clamp(0, 1) - x
+            delta = torch.renorm(delta, p=p, dim=0, maxnorm=eps)
+    return (x + delta).detach()
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------------------------
+def natural_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean",
+                 **_: Any) -> LossOutput:
+    logits = model(x)
+    ce = _ce(logits, y)
+    return LossOutput(reduce(ce, reduction), clean_logits=logits.detach(),
+                      parts={"ce": _avg(ce)})
+
+
+def at_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
+            steps: int = 10, step_frac: float = 0.2, random_start: bool = True,
+            attack_mode: str = "train", reduction: str = "mean") -> LossOutput:
+    x_adv = pgd_ce(model, x, y, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
+                   random_start=random_start, attack_mode=attack_mode)
+    logits_adv = model(x_adv)
+    ce_adv = _ce(logits_adv, y)
+    return LossOutput(reduce(ce_adv, reduction), adv_logits=logits_adv.detach(), x_adv=x_adv,
+                      parts={"ce_adv": _avg(ce_adv)})
+
+
+def rst_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
+             lam: float = 1.0, steps: int = 10, step_frac: float = 0.2, random_start: bool = True,
+             attack_mode: str = "train", reduction: str = "mean") -> LossOutput:
+    x_adv = pgd_ce(model, x, y, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
+                   random_start=random_start, attack_mode=attack_mode)
+    logits = model(x)
+    logits_adv = model(x_adv)
+    ce, ce_adv = _ce(logits, y), _ce(logits_adv, y)
+    return LossOutput(reduce(ce + lam * ce_adv, reduction), clean_logits=logits.detach(),
+                      adv_logits=logits_adv.detach(), x_adv=x_adv,
+                      parts={"ce": _avg(ce), "ce_adv": _avg(ce_adv)})
+
+
+def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                norm: str = "linf", beta: float = 6.0, steps: int = 10, step_frac: float = 0.2,
+                init_std: float = 0.001, reduction: str = "mean") -> LossOutput:
+    x_adv = trades_inner_max(model, x, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
+                             init_std=init_std)
+    logits = model(x)
+    logits_adv = model(x_adv)
+    ce = _ce(logits, y)
+    kl = _kl_rows(logits, logits_adv)
+    return LossOutput(reduce(ce + beta * kl, reduction), clean_logits=logits.detach(),
+                      adv_logits=logits_adv.detach(), x_adv=x_adv,
+                      parts={"ce": _avg(ce), "kl": _avg(kl)})
+
+
+def llr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
+             lam: float = 4.0, mu: float = 3.0, steps: int = 2, step_frac: float = 0.5,
+             init_std: float = 0.001, variant: str = "intended", same_dropout_mask: bool = True,
+             reduction: str = "mean") -> LossOutput:
+    if variant == "official":
+        x_adv = llr_official_inner_max(model, x, y, eps=eps, norm=norm, steps=steps,
+                                       step_frac=step_frac, init_std=init_std)
+        logits = model(x)
+        logits_adv = model(x_adv)
+        ce, ce_adv = _ce(logits, y), _ce(logits_adv, y)
+        return LossOutput(reduce(ce + lam * ce_adv, reduction), clean_logits=logits.detach(),
+                          adv_logits=logits_adv.detach(), x_adv=x_adv,
+                          parts={"ce": _avg(ce), "gamma": _avg(ce_adv), "lin": 0.0})
+    if variant != "intended":
+        raise ValueError(f"LLR variant must be 'intended' or 'official', got {variant!r}.")
+    x_adv = llr_inner_max(model, x, y, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
+                          init_std=init_std)
+    delta = x_adv - x.detach()
+    xg = x.detach().clone().requires_grad_(True)
+    rng = RandomReplay(_device(x), enabled=same_dropout_mask)
+    logits = model(xg)
+    ce = _ce(logits, y)
+    grad, = torch.autograd.grad(ce.sum(), [xg], create_graph=True)
+    rng.replay()
+    logits_adv = model(x_adv)
+    ce_adv = _ce(logits_adv, y)
+    lin = (delta * grad).flatten(1).sum(1)
+    gamma = (ce_adv - ce - lin).abs()
+    total = ce + lam * gamma + mu * lin.abs()
+    return LossOutput(reduce(total, reduction), clean_logits=logits.detach(),
+                      adv_logits=logits_adv.detach(), x_adv=x_adv,
+                      parts={"ce": _avg(ce), "gamma": _avg(gamma),
+                             "lin": _avg(lin.abs())})
+
+
+def gr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "linf",
+            lam: float = 1.0, fd_step: float = 1.0, direction: str = "l2",
+            same_dropout_mask: bool = True, reduction: str = "mean", **_: Any) -> LossOutput:
+    if fd_step <= 0:
+        raise ValueError(f"GR fd_step must be > 0, got {fd_step}.")
+    if direction not in ("l2", "dual"):
+        raise ValueError(f"GR direction must be 'l2' or 'dual', got {direction!r}.")
+    xg = x.detach().clone().requires_grad_(True)
+    rng = RandomReplay(_device(x), enabled=same_dropout_mask)
+    logits = model(xg)
+    ce = _ce(logits, y)
+    grad, = torch.autograd.grad(ce.sum(), [xg], retain_graph=True)
+    grad = grad.detach()
+    if direction == "dual" and norm == "linf":
+        v = grad.sign()
+    else:
+        n = grad.flatten(1).norm(p=2, dim=1)
+        v = grad / _bview(torch.where(n > 0, n, torch.ones_like(n)), grad)
+    rng.replay()
+    ce_f = _ce(model(x.detach() + fd_step * v), y)
+    dl = (ce_f - ce) / fd_step
+    penalty = dl.pow(2) / 2
+    return LossOutput(reduce(ce + lam * penalty, reduction), clean_logits=logits.detach(),
+                      parts={"ce": _avg(ce), "penalty": _avg(penalty)})
+
+
+LossFn = Callable[..., LossOutput]
+
+#: method -> (loss function, {config parameter name: loss keyword}).
+LOSSES: dict[str, tuple[LossFn, dict[str, str]]] = {
+    "natural": (natural_loss, {}),
+    "gr": (gr_loss, {"lambda": "lam", "fd_step": "fd_step", "direction": "direction",
+                     "same_dropout_mask": "same_dropout_mask"}),
+    "llr": (llr_loss, {"lambda": "lam", "mu": "mu", "steps": "steps", "step_frac": "step_frac",
+                       "init_std": "init_std", "variant": "variant",
+                       "same_dropout_mask": "same_dropout_mask"}),
+    "at": (at_loss, {"steps": "steps", "step_frac": "step_frac", "random_start": "random_start",
+                     "attack_mode": "attack_mode"}),
+    "rst": (rst_loss, {"lambda": "lam", "steps": "steps", "step_frac": "step_frac",
+                       "random_start": "random_start", "attack_mode": "attack_mode"}),
+    "trades": (trades_loss, {"beta": "beta", "steps": "steps", "step_frac": "step_frac",
+                             "init_std": "init_std"}),
+}
+assert set(LOSSES) == set(METHOD_PARAMS)
+
+
+def make_loss(method: str, params: Mapping[str, Any] | None = None, *, eps: float, norm: str = "linf",
+              reduction: str = "mean") -> Callable[[nn.Module, torch.Tensor, torch.Tensor], LossOutput]:
+    """``loss(model, x, y) -> LossOutput`` for a method and its (config-style) parameters."""
+    params = complete_method_params(method, params)
+    fn, names = LOSSES[method]
+    kwargs = {names[k]: v for k, v in params.items()}
+    kwargs["reduction"] = reduction
+    if method != "natural":
+        kwargs["norm"] = norm
+    if method not in ("natural", "gr"):
+        kwargs["eps"] = float(eps)
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossOutput:
+        return fn(model, x, y, **kwargs)
+
+    loss.__name__ = f"{method}_loss"
+    loss.kwargs = dict(kwargs)  # type: ignore[attr-defined]
+    return loss
