@@ -5,8 +5,9 @@ import numpy as np
 
 NORMS = ("linf", "l2", "l1")
 
-#: Scale from stored values to reported [0, 1] pixel units, per storage dtype.
-UINT8_SCALE = 1.0 / 255.0
+#: Divisor from stored values to reported [0, 1] pixel units for 8-bit data (d / 255, correctly
+#: rounded: an l-inf distance of k grey levels is reported as the float64 nearest to k/255).
+UINT8_DIVISOR = 255.0
 
 
 def check_norm(norm: str) -> str:
@@ -27,11 +28,11 @@ def _to_numpy(x, name: str) -> np.ndarray:
 
 
 def as_points(x, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a C-contiguous ``(n, d)`` array: uint8 kept as is, other types as float64.
+    """Return ``x`` as a C-contiguous ``(n, d)`` array: uint8, or float64 in [0, 1].
 
     Accepts numpy arrays or torch tensors of shape ``(n, *image_shape)``; floats must lie in [0, 1].
-    Float arrays whose values are all exact multiples of 1/255 are *not* converted here: that is
-    :func:`maybe_uint8`'s job, so that callers decide.
+    Float data that are exactly 8-bit images (every value is k/255 in its own precision, e.g.
+    ``uint8 / 255`` in float32) come back as the uint8 values, so the fast exact byte kernels run.
     """
     arr = _to_numpy(x, name)
     if arr.ndim < 1 or arr.shape[0] == 0:
@@ -50,7 +51,6 @@ def as_points(x, name: str = "x") -> np.ndarray:
         )
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"{name} has dtype {arr.dtype}; pass uint8 or floating-point arrays.")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).any(axis=1).sum())
         raise ValueError(f"{name} contains NaN or inf values in {bad} point(s); clean or drop them first.")
@@ -60,7 +60,10 @@ def as_points(x, name: str = "x") -> np.ndarray:
             f"{name} has values in [{lo:g}, {hi:g}] but float inputs must lie in [0, 1] "
             "(pixel units). Divide 8-bit data by 255, or pass it as uint8."
         )
-    return arr
+    levels = np.rint(arr.astype(np.float64) * 255.0)
+    if np.array_equal((levels / 255.0).astype(arr.dtype), arr):
+        return np.ascontiguousarray(levels.astype(np.uint8))
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def as_labels(y, n: int, name: str = "y") -> np.ndarray:
@@ -79,23 +82,11 @@ def as_labels(y, n: int, name: str = "y") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def maybe_uint8(x: np.ndarray) -> np.ndarray | None:
-    """Return the exact uint8 version of float data in [0, 1] that is all multiples of 1/255, else None."""
-    if x.dtype == np.uint8:
-        return x
-    raw = x * 255.0
-    rounded = np.rint(raw)
-    if np.array_equal(raw, rounded) and np.array_equal(rounded / 255.0, x):
-        return rounded.astype(np.uint8)
-    return None
-
-
 def common_storage(*arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
-    """Bring arrays to one storage type: uint8 when all are 8-bit (exactly), else float64.
+    """Bring arrays from :func:`as_points` to one storage type: uint8 when all are, else float64.
 
-    Returns the converted arrays and the scale that turns stored-unit distances into [0, 1] units.
+    Returns the converted arrays and the divisor that turns stored-unit distances into [0, 1] units.
     """
-    as_u8 = [maybe_uint8(a) for a in arrays]
-    if all(a is not None for a in as_u8):
-        return as_u8, UINT8_SCALE
+    if all(a.dtype == np.uint8 for a in arrays):
+        return list(arrays), UINT8_DIVISOR
     return [a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a for a in arrays], 1.0

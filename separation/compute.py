@@ -108,7 +108,6 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
                              ds.y_test if with_test else None, norm=args.norm, engine=args.engine,
                              exclude_below=args.exclude_below, progress=not args.no_progress)
     summary = res.summary(eps, near_duplicate_threshold=args.near_duplicates)
-    config["engine"] = res.engine
     write_record(folder, kind="separation", config=config, result=summary, arrays=res.arrays(),
                  seed=args.seed, timing=res.seconds)
     return load_record(folder), folder
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
 def load_result(folder: str | Path) -> SeparationResult:
     """Rebuild a :class:`SeparationResult` from a record folder."""
     rec, arrays = load_record(folder, with_arrays=True)
-    return SeparationResult.from_arrays(arrays, norm=rec["config"]["norm"], engine=rec["config"].get("engine", ""),
+    return SeparationResult.from_arrays(arrays, norm=rec["config"]["norm"], engine=rec["result"].get("engine", ""),
                                         seconds=rec.get("timing"),
                                         exclude_below=rec["config"].get("exclude_below", 0.0))
 
@@ -126,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     try:
         rec, folder = run(args)
     except (ValueError, TypeError, DatasetNotFoundError, PermissionError, RuntimeError) as exc:

@@ -201,9 +201,9 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
             raise ValueError(
                 f"x_test has {xte.shape[1]} features per point but x_train has {xtr.shape[1]}: "
                 "train and test images must have the same shape.")
-        (xtr, xte), scale = common_storage(xtr, xte)
+        (xtr, xte), divisor = common_storage(xtr, xte)
     else:
-        (xtr,), scale = common_storage(xtr)
+        (xtr,), divisor = common_storage(xtr)
     if exclude_below < 0:
         raise ValueError("exclude_below must be >= 0.")
     eng = get_engine(engine)
@@ -219,7 +219,7 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
     if bar is not None:
         bar.close()
     result = SeparationResult(norm=norm, engine=eng.name, y_train=ytr,
-                              train_distances=d_tr * scale, train_neighbors=i_tr,
+                              train_distances=d_tr / divisor, train_neighbors=i_tr,
                               seconds=seconds, exclude_below=float(exclude_below))
     if have_test:
         bar, upd = _progress_bar(len(xte) * n, f"test-train ({eng.name}, {norm})", progress)
@@ -230,7 +230,7 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
             bar.close()
         dup_i, dup_j = _exact_row_duplicates(xte, xtr)
         result.y_test = yte
-        result.test_distances = d_te * scale
+        result.test_distances = d_te / divisor
         result.test_neighbors = i_te
         result.test_train_duplicates = np.stack([dup_i, dup_j], axis=1) if dup_i.size else np.empty((0, 2), np.int64)
     log.info("separation (%s, %s): train min %.6g%s in %.2fs", norm, eng.name, result.train_distances.min(),
@@ -249,9 +249,9 @@ def nearest_neighbors(queries, database, *, norm: str = "linf", engine: str | En
     db = as_points(database, "database")
     if q.shape[1] != db.shape[1]:
         raise ValueError(f"queries have {q.shape[1]} features per point but database has {db.shape[1]}.")
-    (q, db), scale = common_storage(q, db)
+    (q, db), divisor = common_storage(q, db)
     d, i = get_engine(engine).nearest(q, db, norm=norm)
-    return d * scale, i
+    return d / divisor, i
 
 
 ProgressFn = Callable[[int], Any]

@@ -22,7 +22,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 QUERY_BLOCK = 32  # query rows per parallel task
-CHUNK = 64  # features between two early-exit checks
+CHUNK = 32  # features between two early-exit checks
 L2_CACHE_BYTES = 256 * 1024  # database block budget (half of the 512 KiB L2 per core)
 
 

@@ -106,17 +106,14 @@ class FaissEngine(Engine):
         if database.dtype == np.uint8 and norm == "linf":
             tol = np.zeros(len(queries))  # byte differences and their max are exact in float32
         certified = (k == nd) | (kth - tol > best_d)
+        if norm == "l2":
+            best_d = np.sqrt(best_d)
         todo = np.flatnonzero(~certified)
         if todo.size:
             log.debug("faiss: %d of %d queries not certified, exact fallback", todo.size, len(queries))
             from .cpu import CPUEngine
 
-            fd, fi = CPUEngine().nearest(queries[todo], database, norm=norm)
-            if norm == "l2":
-                fd = np.square(fd)
-            best_d[todo], best_i[todo] = fd, fi
-        if norm == "l2":
-            best_d = np.sqrt(best_d)
+            best_d[todo], best_i[todo] = CPUEngine().nearest(queries[todo], database, norm=norm)
         return best_d, best_i
 
 

@@ -1,0 +1,55 @@
+"""Shared fixtures: real data from ../shared/data (copied to a writable place), random arrays."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _has(name: str) -> bool:
+    return (SHARED_DATA / name / "raw").is_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_data_root(tmp_path_factory) -> Path:
+    """A writable copy of ../shared/data (torchvision unpacks the .gz files beside them)."""
+    if not _has("MNIST"):
+        pytest.skip(f"real data not available: {SHARED_DATA} has no MNIST/raw (the shared data folder "
+                    "lives beside the repository as ../shared/data)")
+    root = tmp_path_factory.mktemp("data")
+    for name in ("MNIST", "FashionMNIST"):
+        if _has(name):
+            shutil.copytree(SHARED_DATA / name, root / name)
+            for p in (root / name).rglob("*"):
+                p.chmod(0o644 if p.is_file() else 0o755)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist(shared_data_root):
+    from separation import load_dataset
+
+    return load_dataset("mnist", root=shared_data_root)
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

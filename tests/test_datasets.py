@@ -1,0 +1,188 @@
+"""Dataset loaders on tiny fake files written in the real on-disk formats (as torchvision's tests do)."""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from separation import load_dataset
+from separation.datasets import (DATASET_NAMES, RESTRICTED_IMAGENET_RANGES, DatasetNotFoundError,
+                                 default_data_root)
+
+
+def _write_cifar(root, n_per_batch=4, hundred=False, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    key = "fine_labels" if hundred else "labels"
+    ncls = 100 if hundred else 10
+    files = ["train", "test"] if hundred else [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for f in files:
+        entry = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 key: rng.integers(0, ncls, n_per_batch).tolist()}
+        with open(folder / f, "wb") as fh:
+            pickle.dump(entry, fh)
+    meta = {"fine_label_names": [f"c{i}" for i in range(100)]} if hundred else \
+        {"label_names": [f"c{i}" for i in range(10)]}
+    with open(folder / ("meta" if hundred else "batches.meta"), "wb") as fh:
+        pickle.dump(meta, fh)
+    return folder
+
+
+@pytest.mark.parametrize("name, hundred", [("cifar10", False), ("cifar100", True)])
+def test_cifar_fake_format(tmp_path, name, hundred):
+    folder = _write_cifar(tmp_path, hundred=hundred)
+    ds = load_dataset(name, root=tmp_path, check_integrity=False)
+    n_train = 4 if hundred else 20  # one train file vs five batches
+    assert ds.x_train.shape == (n_train, 3, 32, 32) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (4, 3, 32, 32)
+    # channel-first layout: the first 1024 bytes of a CIFAR row are the red plane
+    with open(folder / ("test" if hundred else "test_batch"), "rb") as fh:
+        raw = pickle.load(fh)
+    np.testing.assert_array_equal(ds.x_test[0, 0].ravel(), raw["data"][0, :1024])
+    assert len(ds.classes) == (100 if hundred else 10)
+    # with checksums on, fake files are rejected as corrupt, with a way out
+    with pytest.raises(ValueError, match="corrupt"):
+        load_dataset(name, root=tmp_path)
+
+
+def test_svhn_fake_format(tmp_path):
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "SVHN").mkdir()
+    for split, n in (("train", 6), ("test", 3)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, (n, 1)).astype(np.uint8)
+        y[0] = 10  # SVHN stores digit 0 as label 10
+        savemat(tmp_path / "SVHN" / f"{split}_32x32.mat", {"X": x, "y": y})
+    ds = load_dataset("svhn", root=tmp_path, check_integrity=False)
+    assert ds.x_train.shape == (6, 3, 32, 32) and ds.y_train[0] == 0 and ds.y_train.max() <= 9
+    with pytest.raises(ValueError, match="corrupt"):
+        load_dataset("svhn", root=tmp_path)
+
+
+def _write_idx(path, arr):
+    magic = {1: 0x0801, 3: 0x0803}[arr.ndim]
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", s) for s in arr.shape))
+        fh.write(arr.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_mnist_like_fake_idx(tmp_path, name, folder):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", 7), ("t10k", 3)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    ds = load_dataset(name, root=tmp_path)
+    assert ds.x_train.shape == (7, 1, 28, 28) and ds.x_test.shape == (3, 1, 28, 28)
+
+
+def test_mnist_corrupt_archive_is_reported(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte"):
+        with gzip.open(raw / f"{f}.gz", "wb") as fh:
+            fh.write(b"<html>not found</html>")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        load_dataset("mnist", root=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn",
+                                  "restricted-imagenet"])
+def test_missing_data_says_how_to_get_it(tmp_path, name):
+    with pytest.raises(DatasetNotFoundError, match="--download|--data-root"):
+        load_dataset(name, root=tmp_path)
+
+
+def _png(path, color):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (80, 90), color).save(path)
+
+
+def test_restricted_imagenet_wnid_layout(tmp_path):
+    for split in ("train", "val"):
+        for i in range(1000):
+            (tmp_path / "restricted-imagenet" / split / f"n{i:08d}").mkdir(parents=True)
+        _png(tmp_path / "restricted-imagenet" / split / "n00000151" / "a.png", (255, 0, 0))  # dog
+        _png(tmp_path / "restricted-imagenet" / split / "n00000283" / "b.png", (0, 255, 0))  # cat
+        _png(tmp_path / "restricted-imagenet" / split / "n00000500" / "c.png", (0, 0, 255))  # not kept
+    ds = load_dataset("restricted-imagenet", root=tmp_path)
+    assert ds.x_train.shape == (2, 3, 64, 64) and ds.x_train.dtype == np.uint8
+    assert ds.classes == list(RESTRICTED_IMAGENET_RANGES)
+    assert sorted(ds.y_train.tolist()) == [0, 1]  # dog, cat
+    assert ds.x_train[ds.y_train == 0][0, 0].min() == 255  # resized + cropped, colour kept
+
+
+def test_restricted_imagenet_grouped_layout_and_bad_layout(tmp_path):
+    for split in ("train", "val"):
+        _png(tmp_path / split / "fish" / "x.png", (1, 2, 3))
+        _png(tmp_path / split / "crab" / "y.png", (4, 5, 6))
+    ds = load_dataset("restricted-imagenet", root=tmp_path)
+    assert sorted(ds.y_train.tolist()) == [6, 7]
+    _png(tmp_path / "train" / "n123" / "z.png", (0, 0, 0))
+    with pytest.raises(ValueError, match="1000 ImageNet"):
+        load_dataset("restricted-imagenet", root=tmp_path)
+
+
+def test_digits_is_embedded():
+    ds = load_dataset("digits")
+    assert ds.x_train.shape == (1347, 1, 8, 8) and ds.x_test.shape == (450, 1, 8, 8)
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert ds.fingerprint() == load_dataset("digits").fingerprint()
+    sub = ds.subset(100, seed=3)
+    assert len(sub.x_train) == 100 and len(sub.x_test) == 100
+
+
+def test_npz(tmp_path, rng):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (5, 2, 2), dtype=np.uint8), y_train=np.arange(5) % 2)
+    ds = load_dataset("npz", npz_path=path)
+    assert ds.x_test is None and ds.x_train.shape == (5, 2, 2)
+    np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="lacks x_train, y_train"):
+        load_dataset("npz", npz_path=tmp_path / "bad.npz")
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset("npz", npz_path=tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="needs a file"):
+        load_dataset("npz")
+
+
+def test_unknown_dataset_and_root(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="Unknown dataset 'imagenet21k'"):
+        load_dataset("imagenet21k")
+    assert "digits" in DATASET_NAMES and "npz" in DATASET_NAMES
+    monkeypatch.setenv("SEPARATION_DATA_ROOT", str(tmp_path))
+    assert default_data_root() == tmp_path
+    monkeypatch.delenv("SEPARATION_DATA_ROOT")
+    assert default_data_root().name == "data"
+
+
+@pytest.mark.realdata
+def test_real_mnist_from_shared(mnist):
+    assert mnist.x_train.shape == (60000, 1, 28, 28) and mnist.x_test.shape == (10000, 1, 28, 28)
+    assert mnist.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_readonly_copy_is_explained(shared_data_root, tmp_path):
+    ro = tmp_path / "ro"
+    shutil.copytree(shared_data_root / "MNIST" / "raw", ro / "MNIST" / "raw",
+                    ignore=shutil.ignore_patterns("*-ubyte"))
+    (ro / "MNIST" / "raw").chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="writable"):
+            load_dataset("mnist", root=ro)
+    finally:
+        (ro / "MNIST" / "raw").chmod(0o755)

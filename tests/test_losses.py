@@ -1,0 +1,263 @@
+"""The training losses on tiny models: definitions, inner attacks, one step decreases them."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from analysis.config import ConfigError
+from analysis.losses import (LOSSES, RandomReplay, gr_loss, llr_inner_max, llr_loss,
+                             llr_official_inner_max, make_loss, natural_loss, pgd_ce, project_ball,
+                             trades_inner_max, trades_loss)
+
+EPS = 0.1
+
+
+class Tiny(nn.Module):
+    """A small conv net on 1x8x8 images (smooth enough for finite differences, fast)."""
+
+    def __init__(self, dropout: float = 0.0, classes: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(4 * 6 * 6, classes)
+
+    def forward(self, x):
+        return self.fc(self.drop(torch.tanh(self.conv(x)).flatten(1)))
+
+
+class ModeRecorder(nn.Module):
+    """Records the train flag seen by each forward pass."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.seen: list[bool] = []
+
+    def forward(self, x):
+        self.seen.append(self.training)
+        return self.inner(x)
+
+
+def _batch(n=16, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 8, 8, generator=g, dtype=dtype)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return x, y
+
+
+def _model(seed=0, dropout=0.0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    return Tiny(dropout).to(dtype).train()
+
+
+ALL = [("natural", {}), ("gr", {}), ("gr", {"direction": "dual"}), ("llr", {}),
+       ("llr", {"variant": "official"}), ("at", {}), ("at", {"attack_mode": "eval"}),
+       ("rst", {"lambda": 0.5}), ("rst", {"lambda": 2.0}), ("trades", {"beta": 1.0}),
+       ("trades", {"beta": 6.0})]
+
+
+@pytest.mark.parametrize("method,params", ALL, ids=[f"{m}-{p}" for m, p in ALL])
+def test_one_step_decreases_the_loss(method, params):
+    model = _model()
+    x, y = _batch()
+    loss = make_loss(method, params, eps=EPS)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def value():
+        torch.manual_seed(123)  # same inner-attack randomness before and after the step
+        return float(loss(model, x, y).loss)
+
+    before = value()
+    torch.manual_seed(123)
+    opt.zero_grad()
+    out = loss(model, x, y)
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    opt.step()
+    after = value()
+    assert after < before, (method, params, before, after)
+    assert model.training  # every loss leaves the model in train mode
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_inner_attacks_stay_in_the_ball_and_box(norm):
+    model = _model()
+    x, y = _batch(32)
+    x[:4] = 0.0  # points on the box's faces
+    x[4:8] = 1.0
+    eps = 0.1 if norm == "linf" else 0.5
+    torch.manual_seed(0)
+    outs = {
+        "at": pgd_ce(model, x, y, eps=eps, norm=norm),
+        "at-eval": pgd_ce(model, x, y, eps=eps, norm=norm, attack_mode="eval"),
+        "trades": trades_inner_max(model, x, eps=eps, norm=norm),
+        "llr": llr_inner_max(model, x, y, eps=eps, norm=norm),
+        "llr-official": llr_official_inner_max(model, x, y, eps=eps, norm=norm),
+    }
+    for name, x_adv in outs.items():
+        assert x_adv.shape == x.shape and not x_adv.requires_grad, name
+        d = (x_adv.double() - x.double()).flatten(1)
+        n = d.abs().max(1).values if norm == "linf" else d.norm(dim=1)
+        assert float(n.max()) <= eps * (1 + 1e-5), (name, float(n.max()))
+        assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1, name
+        if name != "llr-official":
+            assert float(n.max()) > 0.5 * eps, (name, "the attack should move")
+
+
+def test_inner_attacks_increase_their_objective():
+    model = _model()
+    x, y = _batch(32)
+    torch.manual_seed(0)
+    x_at = pgd_ce(model, x, y, eps=EPS, attack_mode="eval")
+    with torch.no_grad():
+        model.eval()
+        assert F.cross_entropy(model(x_at), y) > F.cross_entropy(model(x), y)
+        x_tr = trades_inner_max(model, x, eps=EPS)
+        kl = F.kl_div(F.log_softmax(model(x_tr), 1), F.softmax(model(x), 1), reduction="batchmean")
+        assert kl > 0
+        model.train()
+
+
+def test_attack_modes():
+    """AT/RST attack in train mode (official) or eval mode; TRADES and LLR search in eval mode;
+    the model's own flags are restored."""
+    rec = ModeRecorder(Tiny(0.5)).train()
+    x, y = _batch(8)
+    pgd_ce(rec, x, y, eps=EPS, steps=3, attack_mode="train")
+    assert rec.seen and all(rec.seen)
+    rec.seen.clear()
+    pgd_ce(rec, x, y, eps=EPS, steps=3, attack_mode="eval")
+    assert rec.seen and not any(rec.seen)
+    rec.seen.clear()
+    trades_inner_max(rec, x, eps=EPS, steps=3)
+    assert rec.seen and not any(rec.seen)
+    rec.seen.clear()
+    llr_inner_max(rec, x, y, eps=EPS, steps=2)
+    assert rec.seen and not any(rec.seen)
+    assert rec.training and rec.inner.drop.training
+    rec.eval()
+    pgd_ce(rec, x, y, eps=EPS, steps=1, attack_mode="train")
+    assert not rec.training and not rec.inner.drop.training
+
+
+def test_trades_definition():
+    model = _model()
+    x, y = _batch()
+    torch.manual_seed(0)
+    out = trades_loss(model, x, y, eps=EPS, beta=0.0)
+    torch.manual_seed(0)
+    nat = natural_loss(model, x, y)
+    assert torch.allclose(out.loss, nat.loss)
+    torch.manual_seed(0)
+    out6 = trades_loss(model, x, y, eps=EPS, beta=6.0)
+    assert out6.parts["kl"] > 0
+    assert float(out6.loss) == pytest.approx(out6.parts["ce"] + 6 * out6.parts["kl"], rel=1e-5)
+    with torch.no_grad():
+        model.eval()
+        p = F.softmax(model(x), 1)
+        q_log = F.log_softmax(model(out6.x_adv), 1)
+        model.train()
+    kl_ref = (p * (p.log() - q_log)).sum(1).mean()
+    assert out6.parts["kl"] == pytest.approx(float(kl_ref), rel=1e-4)
+
+
+def test_rst_definition_and_reductions():
+    model = _model()
+    x, y = _batch()
+    for lam in (0.5, 2.0):
+        torch.manual_seed(1)
+        out = make_loss("rst", {"lambda": lam}, eps=EPS)(model, x, y)
+        assert float(out.loss) == pytest.approx(out.parts["ce"] + lam * out.parts["ce_adv"], rel=1e-5)
+    torch.manual_seed(2)
+    mean = make_loss("trades", {}, eps=EPS, reduction="mean")(model, x, y).loss
+    torch.manual_seed(2)
+    total = make_loss("trades", {}, eps=EPS, reduction="sum")(model, x, y).loss
+    assert float(total) == pytest.approx(len(x) * float(mean), rel=1e-5)
+
+
+def test_llr_intended_matches_its_formula():
+    """ℓ(x) + λ|ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)| + μ|δᵀ∇ℓ(x)| with the gradient term differentiated."""
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    torch.manual_seed(0)
+    out = llr_loss(model, x, y, eps=EPS, lam=4.0, mu=3.0)
+    delta = out.x_adv - x
+    xg = x.clone().requires_grad_(True)
+    ce = F.cross_entropy(model(xg), y, reduction="none")
+    g, = torch.autograd.grad(ce.sum(), [xg])
+    ce_adv = F.cross_entropy(model(out.x_adv), y, reduction="none")
+    lin = (delta * g).flatten(1).sum(1)
+    ref = (ce + 4 * (ce_adv - ce - lin).abs() + 3 * lin.abs()).mean()
+    assert float(out.loss) == pytest.approx(float(ref), rel=1e-9)
+    assert out.parts["lin"] > 0 and out.parts["gamma"] > 0
+    # the regulariser reaches the weights through the input gradient (double back-prop)
+    model.zero_grad()
+    (out.loss - natural_loss(model, x, y).loss).backward()
+    assert model.conv.weight.grad.abs().sum() > 0
+
+
+def test_llr_official_variant_is_ce_at_a_weak_point():
+    model = _model()
+    x, y = _batch()
+    torch.manual_seed(0)
+    out = llr_loss(model, x, y, eps=EPS, lam=4.0, mu=3.0, variant="official")
+    assert out.parts["lin"] == 0.0
+    with torch.no_grad():
+        ref = F.cross_entropy(model(x), y) + 4 * F.cross_entropy(model(out.x_adv), y)
+    assert float(out.loss) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_gr_is_the_squared_directional_derivative():
+    """With a small finite-difference step the TULIP penalty is |∇ℓ|²/2 (l2 direction) or
+    |∇ℓ|₁²/2 (dual direction for l∞)."""
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    xg = x.clone().requires_grad_(True)
+    ce = F.cross_entropy(model(xg), y, reduction="none")
+    g, = torch.autograd.grad(ce.sum(), [xg])
+    for direction, norm in (("l2", 2), ("dual", 1)):
+        out = gr_loss(model, x, y, lam=1.0, fd_step=1e-5, direction=direction)
+        expected = (g.flatten(1).norm(p=norm, dim=1) ** 2 / 2).mean()
+        assert out.parts["penalty"] == pytest.approx(float(expected), rel=1e-3)
+
+
+def test_same_dropout_mask_makes_finite_differences_meaningful():
+    model = _model(dropout=0.5, dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    torch.manual_seed(0)
+    paired = gr_loss(model, x, y, fd_step=1e-5, same_dropout_mask=True).parts["penalty"]
+    torch.manual_seed(0)
+    unpaired = gr_loss(model, x, y, fd_step=1e-5, same_dropout_mask=False).parts["penalty"]
+    assert paired < 10 and unpaired > 1e3 * paired
+
+
+def test_random_replay_repeats_dropout_masks():
+    drop = nn.Dropout(0.5).train()
+    z = torch.ones(4, 100)
+    rr = RandomReplay(torch.device("cpu"))
+    a = drop(z)
+    rr.replay()
+    b = drop(z)
+    assert torch.equal(a, b)
+    assert not torch.equal(drop(z), a)
+
+
+def test_make_loss_validates_parameters():
+    with pytest.raises(ConfigError, match="beta"):
+        make_loss("at", {"beta": 3}, eps=EPS)
+    with pytest.raises(ConfigError, match="variant"):
+        make_loss("llr", {"variant": "nope"}, eps=EPS)
+    with pytest.raises(ConfigError, match="method"):
+        make_loss("madry", {}, eps=EPS)
+    assert set(LOSSES) == {"natural", "gr", "llr", "at", "rst", "trades"}
+
+
+def test_eps_zero_means_no_perturbation():
+    model = _model()
+    x, y = _batch()
+    torch.manual_seed(0)
+    assert torch.equal(pgd_ce(model, x, y, eps=0.0), x)
+    assert torch.equal(trades_inner_max(model, x, eps=0.0), x)
+    assert torch.equal(project_ball(x + 0.3, x, 0.0, "linf"), x)
