@@ -17,12 +17,13 @@ import time
 
 import numpy as np
 
-from separation._validation import UINT8_SCALE, maybe_uint8
 
 from . import _kernels
 
 log = logging.getLogger(__name__)
 
+#: stored byte value -> [0, 1] pixel units (the divisor ``separation`` uses)
+BYTE = 255.0
 #: budget for the per-class probe histograms (bytes); above it one shared histogram is used
 HIST_BUDGET = 256 << 20
 
@@ -88,18 +89,18 @@ class FusedLinfSearch:
         self.last_stats: dict[str, float] = {}
 
     def _prepare(self, q: np.ndarray):
-        """Pick the kernel flavour and the probe bounds for queries ``q`` (uint8 or float64)."""
+        """Pick the kernel flavour and the probe bounds for queries ``q`` (from ``as_points``:
+        uint8 bytes, or float64 in [0, 1])."""
         if self.support_u8:
-            q8 = maybe_uint8(q)
-            if q8 is not None:
-                q8 = np.ascontiguousarray(q8)
+            if q.dtype == np.uint8:
+                q8 = np.ascontiguousarray(q)
                 return "u8", q8, q8, q8, q8, q8
             qf = np.ascontiguousarray(q, dtype=np.float64)
             lo = np.floor(qf * 255.0).clip(0, 255).astype(np.uint8)
             hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
             return "f64u8", qf, lo, hi, lo, hi
-        qf = np.ascontiguousarray(q.astype(np.float64) * UINT8_SCALE if q.dtype == np.uint8
-                                  else q, dtype=np.float64)
+        qf = np.ascontiguousarray(q.astype(np.float64) / BYTE if q.dtype == np.uint8 else q,
+                                  dtype=np.float64)
         lo = np.floor(qf * 255.0).clip(0, 255).astype(np.uint8)
         hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
         return "f64", qf, qf, qf, lo, hi
@@ -121,7 +122,8 @@ class FusedLinfSearch:
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}
-        dist = best.astype(np.float64) * UINT8_SCALE if kind == "u8" else best
+        # bytes -> pixel units exactly as ``separation`` reports them (k / 255, correctly rounded)
+        dist = best.astype(np.float64) / BYTE if kind == "u8" else best
         return dist, bidx
 
     def all(self, q: np.ndarray):

@@ -67,7 +67,7 @@ def test_one_step_decreases_the_loss(method, params):
 
     def value():
         torch.manual_seed(123)  # same inner-attack randomness before and after the step
-        return float(loss(model, x, y).loss)
+        return float(loss(model, x, y).loss.detach())
 
     before = value()
     torch.manual_seed(123)

@@ -1,0 +1,285 @@
+"""The locally Lipschitz classifier of the proof (Yang et al., NeurIPS 2020, Theorem 4.1).
+
+With ``X_i`` the training points of class ``i`` and ``r`` half the train--train separation,
+
+    f_i(x) = dist(x, X_i) / r          g(x) = argmin_i f_i(x)   (the nearest class)
+
+Each ``dist(., X_i)`` is 1-Lipschitz in the chosen norm, so each ``f_i`` is ``(1/r)``-Lipschitz and
+the prediction cannot change within half the gap between the two smallest class distances: that
+gap is a *certificate*, not an attack estimate.
+"""
+from __future__ import annotations
+
+import logging
+import numbers
+import time
+from typing import Sequence
+
+import numpy as np
+
+from separation._validation import NORMS, as_labels, as_points, check_norm, common_storage
+
+log = logging.getLogger(__name__)
+
+FUSED = "fused"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs the training data was called before :meth:`fit` (as in scikit-learn)."""
+
+
+class NotSeparatedError(ValueError):
+    """The training set has identical points with different labels: ``r = 0``, no theorem applies."""
+
+
+def _check_r(r):
+    if isinstance(r, str):
+        if r != "auto":
+            raise ValueError(f"r={r!r}: pass r='auto' (half the train--train separation) or a positive number.")
+        return r
+    if isinstance(r, bool) or not isinstance(r, numbers.Real):
+        raise TypeError(f"r must be 'auto' or a positive number, got {type(r).__name__}.")
+    r = float(r)
+    if not np.isfinite(r) or r <= 0:
+        raise ValueError(
+            f"r={r:g} is not a valid radius: pass a positive finite number (in [0, 1] pixel units), "
+            "or r='auto' to use half the train--train separation.")
+    return r
+
+
+def _check_engine(engine, norm: str):
+    from separation.engines import ENGINES, Engine
+
+    if isinstance(engine, Engine) or engine in ("auto", FUSED) or engine in ENGINES:
+        if engine == FUSED and norm != "linf":
+            raise ValueError(f"engine='fused' computes l-inf distances only; for norm={norm!r} use "
+                             f"engine='auto' or one of {', '.join(ENGINES)}.")
+        return engine
+    raise ValueError(f"Unknown engine {engine!r}. Use 'auto', 'fused' (l-inf, CPU) or one of "
+                     f"{', '.join(ENGINES)}.")
+
+
+class LocallyLipschitzClassifier:
+    """The nearest-class classifier ``g(x) = argmin_i dist(x, X_i) / r`` with exact certificates.
+
+    Args:
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``; distances are in [0, 1] pixel units (uint8 / 255).
+        r: the radius of the theorem. ``"auto"``: half the train--train separation, computed exactly
+            by :func:`separation.compute_separation` at :meth:`fit` time; or a positive number.
+        engine: exact nearest-neighbour search. ``"auto"``: this package's fused l-inf kernel on a
+            CPU-only machine, else the fastest ``separation`` engine; ``"fused"`` (l-inf only) or a
+            ``separation`` engine name (``"cpu"``, ``"faiss"``, ``"cuda"``, ``"reference"``).
+
+    Attributes after :meth:`fit`: ``classes_`` (sorted labels; column ``i`` of :meth:`scores` is
+    ``classes_[i]``), ``r_``, ``lipschitz_bound_`` (``1 / r_``), ``n_features_in_``,
+    ``input_shape_``, ``separation_`` (the :class:`~separation.SeparationResult` when ``r="auto"``),
+    ``search_engine_`` (the engine used for queries), ``fit_seconds_``.
+
+    Ties: :meth:`predict` returns the class of smallest index (smallest label) among the classes at
+    the smallest distance.
+    """
+
+    def __init__(self, *, norm: str = "linf", r="auto", engine="auto"):
+        self.norm = check_norm(norm)
+        self.r = _check_r(r)
+        self.engine = _check_engine(engine, norm)
+
+    # -- scikit-learn style plumbing -------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        return {"norm": self.norm, "r": self.r, "engine": self.engine}
+
+    def set_params(self, **params) -> "LocallyLipschitzClassifier":
+        bad = set(params) - {"norm", "r", "engine"}
+        if bad:
+            raise ValueError(f"Unknown parameter(s) {', '.join(sorted(bad))}; valid: norm, r, engine.")
+        p = {**self.get_params(), **params}
+        self.__init__(**p)
+        return self
+
+    def __repr__(self) -> str:
+        return f"LocallyLipschitzClassifier(norm={self.norm!r}, r={self.r!r}, engine={self.engine!r})"
+
+    def _check_fitted(self, what: str):
+        if not hasattr(self, "_search"):
+            raise NotFittedError(
+                f"This LocallyLipschitzClassifier is not fitted yet: call fit(x_train, y_train) "
+                f"before {what}().")
+
+    # -- fit --------------------------------------------------------------------------------------
+    def _resolve_engine(self, dtype, d: int):
+        """(backend kind, separation engine or None, separation engine for compute_separation)."""
+        from separation.engines import auto_engine_name, get_engine
+
+        from ._kernels import KEY_SHIFT
+
+        engine = self.engine
+        if engine == "auto":
+            name = auto_engine_name()
+            if self.norm == "linf" and name == "cpu" and d < KEY_SHIFT:
+                return FUSED, None, "auto"
+            eng = get_engine(name)
+        elif engine == FUSED:
+            if d >= KEY_SHIFT:
+                raise ValueError(f"engine='fused' handles fewer than {KEY_SHIFT} features per point "
+                                 f"(got {d}); use engine='auto'.")
+            return FUSED, None, "auto"
+        else:
+            eng = get_engine(engine)
+        if not eng.supports(self.norm, dtype):
+            raise ValueError(f"Engine {eng.name!r} does not support norm {self.norm!r}; use "
+                             "engine='auto' or another engine.")
+        return "separation", eng, eng
+
+    def fit(self, x, y) -> "LocallyLipschitzClassifier":
+        """Store the class supports and set ``r_``.
+
+        Args:
+            x: ``(n, *shape)`` uint8 (0..255) or float in [0, 1]; numpy or torch.
+            y: ``(n,)`` integer labels, at least two classes.
+        Raises:
+            NotSeparatedError: ``r="auto"`` and two identical points carry different labels.
+        """
+        from separation import compute_separation
+
+        from ._search import EngineSearch, FusedLinfSearch
+
+        for attr in ("_search", "separation_"):
+            self.__dict__.pop(attr, None)
+        arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+        X = as_points(x, "x")
+        labels = as_labels(y, len(X), "y")
+        classes = np.unique(labels)
+        if classes.size < 2:
+            raise ValueError("y has fewer than two classes: the nearest-class classifier needs at least two.")
+        (X,), divisor = common_storage(X)
+        kind, eng, sep_engine = self._resolve_engine(X.dtype, X.shape[1])
+        seconds: dict[str, float] = {}
+        if self.r == "auto":
+            t0 = time.perf_counter()
+            sep = compute_separation(X, labels, norm=self.norm, engine=sep_engine)
+            seconds["separation"] = time.perf_counter() - t0
+            if not sep.r > 0:
+                dups = sep.cross_class_pairs("train", below=0.0)
+                ex = ", ".join(f"#{p['index']} (label {p['label']}) = #{p['neighbor']} "
+                               f"(label {p['neighbor_label']})" for p in dups[:3])
+                raise NotSeparatedError(
+                    f"The training set is not separated: {len(dups)} pair(s) of identical points have "
+                    f"different labels (e.g. {ex}), so r = 0 and the theorem does not apply. Remove "
+                    "those duplicates, or pass an explicit r > 0 to study the classifier anyway.")
+            r = sep.r
+            self.separation_ = sep
+        else:
+            r = self.r
+        y_idx = np.searchsorted(classes, labels)
+        t0 = time.perf_counter()
+        if kind == FUSED:
+            search = FusedLinfSearch(X, y_idx, classes.size)
+        else:
+            search = EngineSearch(X, y_idx, classes.size, norm=self.norm, engine=eng)
+        seconds["index"] = time.perf_counter() - t0
+        self.classes_ = classes
+        self.r_ = float(r)
+        self.lipschitz_bound_ = 1.0 / self.r_
+        self.n_features_in_ = int(X.shape[1])
+        self.input_shape_ = tuple(arr.shape[1:])
+        self.search_engine_ = search.name
+        self.fit_seconds_ = seconds
+        self._support = X
+        self._support_labels = y_idx
+        self._divisor = divisor
+        self._search = search
+        log.info("fitted %s: %d points, %d classes, r=%.6g, search=%s", self.norm, len(X),
+                 classes.size, self.r_, search.name)
+        return self
+
+    # -- queries ----------------------------------------------------------------------------------
+    def _queries(self, x, what: str) -> np.ndarray:
+        self._check_fitted(what)
+        q = as_points(x, "x")
+        if q.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"x has {q.shape[1]} features per point but the classifier was fitted on "
+                f"{self.n_features_in_} (shape {self.input_shape_}); pass points of the training shape.")
+        return q
+
+    def class_distances(self, x, *, return_indices: bool = False):
+        """Exact ``dist(x, X_i)`` for every class: ``(n, n_classes)`` float64 in [0, 1] units.
+
+        With ``return_indices``, also ``(n, n_classes)`` int64 training-set indices of a nearest
+        point of each class (any one of them when several are equally near).
+        """
+        q = self._queries(x, "class_distances")
+        dist, idx = self._search.all(q)
+        return (dist, idx) if return_indices else dist
+
+    def scores(self, x) -> np.ndarray:
+        """``f_i(x) = dist(x, X_i) / r``: ``(n, n_classes)`` float64, exact; lower is more likely."""
+        self._check_fitted("scores")
+        return self.class_distances(x) / self.r_
+
+    def _top2(self, x, what: str):
+        q = self._queries(x, what)
+        return self._search.top2(q)
+
+    def predict(self, x) -> np.ndarray:
+        """``argmin_i f_i(x)`` as labels ``(n,)``; ties go to the smaller class index."""
+        pred, _, _ = self._top2(x, "predict")
+        return self.classes_[pred]
+
+    def certified_radius(self, x) -> np.ndarray:
+        """``(d_2 - d_1) / 2`` per point, ``(n,)`` float64 in [0, 1] units.
+
+        ``d_1 <= d_2`` are the two smallest class distances. Every ``x'`` with ``|x' - x| < radius``
+        gets the same prediction as ``x`` (each ``dist(., X_i)`` is 1-Lipschitz): a proof, not an
+        attack estimate. At ``|x' - x| = radius`` exactly a tie is possible.
+        """
+        _, d1, d2 = self._top2(x, "certified_radius")
+        return (d2 - d1) / 2
+
+    def predict_with_radius(self, x):
+        """``(labels (n,), certified radius (n,))`` from one search."""
+        pred, d1, d2 = self._top2(x, "predict_with_radius")
+        return self.classes_[pred], (d2 - d1) / 2
+
+    def astuteness(self, x, y, eps):
+        """Fraction of points predicted correctly *and* certified at ``eps``.
+
+        A point is certified at ``eps`` when its certified radius is ``>= eps``: no perturbation of
+        norm ``< eps`` changes its prediction (the open ball; the theorem's ``astuteness 1 at r`` is
+        exactly this). ``eps``: a number (returns a float) or a sequence (returns an array).
+        """
+        labels, radius = self.predict_with_radius(x)
+        yy = as_labels(y, len(labels), "y")
+        return astuteness_from(labels, radius, yy, eps)
+
+    def as_torch_module(self):
+        """An ``nn.Module`` mapping float ``(n, *input_shape)`` in [0, 1] to logits ``-f(x)``."""
+        self._check_fitted("as_torch_module")
+        from .torch_module import NearestClassLogits
+
+        return NearestClassLogits(self)
+
+
+def astuteness_from(pred, radius, y, eps):
+    """``mean(pred == y and radius >= eps)`` for a number or each entry of a sequence ``eps``."""
+    correct = np.asarray(pred) == np.asarray(y)
+    radius = np.asarray(radius)
+    if np.ndim(eps) == 0:
+        e = float(eps)
+        if not np.isfinite(e) or e < 0:
+            raise ValueError(f"eps={eps!r} must be a finite number >= 0.")
+        return float(np.mean(correct & (radius >= e)))
+    es = np.asarray(eps, dtype=np.float64)
+    if not np.all(np.isfinite(es)) or np.any(es < 0):
+        raise ValueError("eps values must be finite numbers >= 0.")
+    return np.array([float(np.mean(correct & (radius >= e))) for e in es])
+
+
+def certified_fraction(radius: np.ndarray, eps: Sequence[float]) -> np.ndarray:
+    """Fraction of points with certified radius ``>= eps``, for each ``eps``."""
+    radius = np.asarray(radius)
+    return np.array([float(np.mean(radius >= e)) for e in eps])
+
+
+__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "NORMS",
+           "astuteness_from", "certified_fraction"]

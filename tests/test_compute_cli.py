@@ -1,0 +1,85 @@
+"""``python -m separation.compute``: records, reuse, exit codes, no half-written records."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from separation.compute import load_result, main
+from separation.records import RECORD_FILE
+
+
+def test_cli_digits_writes_and_reuses_a_record(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
+                 "--no-progress", "--eps", "0.1", "0.2"]) == 0
+    folder = out / "digits" / "linf-subset300"
+    rec = json.loads((folder / RECORD_FILE).read_text())
+    assert rec["kind"] == "separation" and rec["config"]["n_train"] == 300
+    assert {"versions", "git_commit", "hardware", "seed"} <= set(rec["meta"])
+    assert rec["timing"]["train_train"] >= 0
+    res = load_result(folder)
+    assert res.train_distances.min() == rec["result"]["train"]["min"]
+    assert "separation/2eps" in capsys.readouterr().out
+    mtime = (folder / RECORD_FILE).stat().st_mtime_ns
+    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
+                 "--no-progress", "--eps", "0.1", "0.2"]) == 0
+    assert (folder / RECORD_FILE).stat().st_mtime_ns == mtime  # reused, not recomputed
+    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
+                 "--no-progress", "--eps", "0.1", "0.2", "--force"]) == 0
+    assert (folder / RECORD_FILE).stat().st_mtime_ns != mtime
+
+
+def test_cli_npz_and_engines_agree(tmp_path, rng):
+    path = tmp_path / "toy.npz"
+    x = rng.integers(0, 256, (80, 1, 5, 5), dtype=np.uint8)
+    np.savez(path, x_train=x, y_train=np.arange(80) % 3, x_test=x[:7], y_test=np.arange(7) % 3)
+    outs = {}
+    for engine in ("cpu", "faiss", "reference"):
+        assert main(["--dataset", "npz", "--npz", str(path), "--norm", "l2", "--engine", engine,
+                     "--out", str(tmp_path / engine), "--no-progress"]) == 0
+        outs[engine] = load_result(tmp_path / engine / "npz" / "l2")
+    for engine in ("cpu", "faiss"):
+        np.testing.assert_array_equal(outs[engine].train_neighbors, outs["reference"].train_neighbors)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cifar10"], "not found"),
+    (["--dataset", "npz"], "needs a file"),
+    (["--dataset", "npz", "--npz", "BAD"], "BAD"),
+])
+def test_cli_bad_input_exits_nonzero_without_record(tmp_path, capsys, args, message):
+    args = [a.replace("BAD", str(tmp_path / "bad.npz")) for a in args]
+    if "bad.npz" in " ".join(args):
+        np.savez(tmp_path / "bad.npz", x_train=np.full((4, 3), 7.0), y_train=np.arange(4) % 2)
+        message = "must lie in"
+    rc = main([*args, "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc != 0
+    assert message in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob(RECORD_FILE)) if (tmp_path / "out").exists() else True
+
+
+def test_cli_unknown_norm_is_an_argparse_error():
+    proc = subprocess.run([sys.executable, "-m", "separation.compute", "--norm", "l3"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice: 'l3'" in proc.stderr
+
+
+@pytest.mark.realdata
+def test_mnist_subset_real_data(shared_data_root, tmp_path):
+    """Real MNIST: cpu and faiss engines agree with the float64 reference on a 1,500-point subset."""
+    from separation import compute_separation, load_dataset
+
+    ds = load_dataset("mnist", root=shared_data_root).subset(1500, seed=1)
+    ref = compute_separation(ds.x_train, ds.y_train, ds.x_test[:300], ds.y_test[:300], norm="linf",
+                             engine="reference")
+    for engine in ("cpu", "faiss"):
+        res = compute_separation(ds.x_train, ds.y_train, ds.x_test[:300], ds.y_test[:300], norm="linf",
+                                 engine=engine)
+        np.testing.assert_array_equal(res.train_distances, ref.train_distances)
+        np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
+    # the paper's claim holds even on a subset: separation well above 2 * eps = 0.2
+    assert ref.train_distances.min() > 0.2 and ref.test_distances.min() > 0.2

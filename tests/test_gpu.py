@@ -1,0 +1,52 @@
+"""GPU engines: same answers as the float64 reference. Skipped cleanly without CUDA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from separation import compute_separation
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1", "l2"])
+@pytest.mark.parametrize("levels", [3, 256])
+@pytest.mark.parametrize("use_triton", [True, False])
+def test_cuda_engine_matches_reference(norm, levels, use_triton):
+    from separation.engines import CUDAEngine
+
+    rng = np.random.default_rng(levels)
+    x = rng.integers(0, levels, (700, 300)).astype(np.uint8)
+    y = rng.integers(0, 7, 700)
+    xt, yt = x[:90].copy(), rng.integers(0, 7, 90)
+    ref = compute_separation(x, y, xt, yt, norm=norm, engine="reference")
+    res = compute_separation(x, y, xt, yt, norm=norm, engine=CUDAEngine(use_triton=use_triton,
+                                                                       block_bytes=64 * 300))
+    np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+    np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
+    np.testing.assert_allclose(res.train_distances, ref.train_distances, rtol=1e-6 if norm == "l2" else 0)
+
+
+def test_cuda_engine_float_data():
+    from separation.engines import CUDAEngine
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 50)) * 0.7
+    y = rng.integers(0, 4, 300)
+    ref = compute_separation(x, y, norm="linf", engine="reference")
+    res = compute_separation(x, y, norm="linf", engine=CUDAEngine())
+    np.testing.assert_array_equal(res.train_distances, ref.train_distances)
+    np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+
+
+def test_faiss_gpu_if_present():
+    from separation.engines.faiss_engine import num_gpus
+
+    if num_gpus() == 0:
+        pytest.skip("faiss has no GPU here (install the 'gpu' extra: faiss-gpu)")
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (500, 64)).astype(np.uint8)
+    y = rng.integers(0, 5, 500)
+    ref = compute_separation(x, y, norm="linf", engine="reference")
+    res = compute_separation(x, y, norm="linf", engine="faiss")
+    np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
