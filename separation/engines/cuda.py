@@ -109,10 +109,15 @@ class CUDAEngine(Engine):
 
     name = "cuda"
 
-    def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None):
+    def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None,
+                 tile: tuple[int, int, int] | None = None, num_warps: int = 8):
+        """``block_bytes``: bytes of queries (and of database points) on the GPU at once;
+        ``tile``: Triton tile (queries, database points, features), default by dtype."""
         self.device = device
         self.block_bytes = block_bytes
         self.use_triton = use_triton
+        self.tile = tile
+        self.num_warps = num_warps
 
     @classmethod
     def available(cls) -> bool:
@@ -153,12 +158,12 @@ class CUDAEngine(Engine):
             kernel = _get_kernel()
             out_d = torch.empty(nq, dtype=torch.float64, device=Qt.device)
             out_i = torch.empty(nq, dtype=torch.int32, device=Qt.device)
-            BM, BN, BK = (64, 64, 4) if is_int else (32, 32, 4)
+            BM, BN, BK = self.tile or ((64, 64, 4) if is_int else (32, 32, 4))
             grid = ((nq + BM - 1) // BM,)
             kernel[grid](Qt, Dt, yq if yq is not None else out_i, yd if yd is not None else out_i,
                          out_d, out_i, nq, Dt.shape[0], dim, Qt.stride(0), Dt.stride(0),
                          IS_MAX=norm == "linf", USE_LABELS=yq is not None, IS_INT=is_int,
-                         BM=BM, BN=BN, BK=BK, num_warps=8)
+                         BM=BM, BN=BN, BK=BK, num_warps=self.num_warps)
             d = out_d.cpu().numpy()
             i = out_i.cpu().numpy().astype(np.int64)
             i[i == _BIG_I] = -1

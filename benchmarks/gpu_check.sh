@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GPU checks in one go (run on a CUDA machine from the repo root):
+#   bash benchmarks/gpu_check.sh DATA_ROOT OUT_DIR
+# 1. the GPU tests, 2. a Triton tile sweep, 3. the engine benchmark with the full-size jobs.
+set -uo pipefail
+DATA=${1:-data}; OUT=${2:-reports/benchmarks}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, triton, numba; print('torch', torch.__version__, 'triton', triton.__version__, 'numba', numba.__version__)"
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -4
+python3 - <<'PY' 2>&1 | tee "$OUT/tile_sweep.txt"
+import time, sys
+sys.path.insert(0, "benchmarks")
+import numpy as np
+from separation import compute_separation
+from separation.engines import CUDAEngine
+from separation_engines import cifar_shaped
+x, y, xt, yt = cifar_shaped(20000, 4000, seed=2)
+ref = None
+for tile, warps in [((64, 64, 4), 8), ((64, 64, 8), 8), ((128, 64, 4), 8), ((64, 128, 4), 8), ((32, 32, 8), 4), ((128, 128, 2), 8)]:
+    eng = CUDAEngine(tile=tile, num_warps=warps)
+    compute_separation(x[:500], y[:500], norm="linf", engine=eng)
+    t = time.perf_counter(); r = compute_separation(x, y, xt, yt, norm="linf", engine=eng); dt = time.perf_counter() - t
+    same = ref is None or (np.array_equal(r.train_distances, ref.train_distances) and np.array_equal(r.test_neighbors, ref.test_neighbors))
+    ref = ref or r
+    print(f"tile {tile} warps {warps}: {dt:.3f}s ({24000*20000*3072/dt/1e9:.0f} G pair-dim/s) same={same}", flush=True)
+PY
+timeout 400 python3 benchmarks/separation_engines.py --data-root "$DATA" --engines cuda --competitors "" \
+  --cifar-compare 5000 --out "$OUT" --name separation_engines_gpu 2>&1 | grep -v faiss.loader | tail -30
