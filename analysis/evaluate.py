@@ -78,6 +78,16 @@ def _lipschitz_modes(lipschitz) -> tuple[str, ...]:
     return modes
 
 
+def _accepts_out_of_range(model: nn.Module, probe: torch.Tensor) -> bool:
+    """Whether the model accepts inputs slightly outside [0, 1] (the official paper-mode start)."""
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(probe + 1e-3 * torch.sign(probe - 0.5 + 1e-9))
+    except ValueError:
+        return False
+    return True
+
+
 def _num_classes(dataset, model_out: int) -> int:
     labels = [dataset.y_train] + ([dataset.y_test] if getattr(dataset, "y_test", None) is not None else [])
     top = int(max(int(np.max(y)) for y in labels)) + 1
@@ -169,15 +179,6 @@ def run_evaluation(model: nn.Module, dataset, *, eps: float, norm: str = "linf",
         "splits": list(splits), "batch_size": int(batch_size), "device": device.type,
         **dict(extra_config or {}),
     }
-    if out is not None and not force:
-        from separation.records import ARRAYS_FILE, find_reusable, load_record
-
-        rec = find_reusable(out, config)
-        if rec is not None and (Path(out) / ARRAYS_FILE).is_file():
-            log.info("reusing the record in %s (force=True / --force recomputes)", out)
-            rec, arrays = load_record(out, with_arrays=True)
-            return Evaluation(rec["result"], arrays, rec.get("timing", {}), rec["config"], Path(out), True)
-
     # -- checks -------------------------------------------------------------------------------
     probe = to_unit_tensor(dataset.x_train[: min(16, len(dataset.x_train))], device=device,
                            dtype=next((p.dtype for p in model.parameters() if p.is_floating_point()),
@@ -191,6 +192,20 @@ def run_evaluation(model: nn.Module, dataset, *, eps: float, norm: str = "linf",
     with torch.no_grad(), eval_mode(model):
         n_out = int(model(probe[:1]).shape[1])
     num_classes = _num_classes(dataset, n_out)
+    clip_start = "paper" in modes and not _accepts_out_of_range(model, probe[:2])
+    if clip_start:
+        log.warning("the model rejects inputs outside [0, 1]: the paper-mode Lipschitz estimate clips its "
+                    "noisy start to [0, 1] (the official code does not)")
+        config["lipschitz"]["paper_clip_start"] = True
+
+    if out is not None and not force:
+        from separation.records import ARRAYS_FILE, find_reusable, load_record
+
+        rec = find_reusable(out, config)
+        if rec is not None and (Path(out) / ARRAYS_FILE).is_file():
+            log.info("reusing the record in %s (force=True / --force recomputes)", out)
+            rec, arrays = load_record(out, with_arrays=True)
+            return Evaluation(rec["result"], arrays, rec.get("timing", {}), rec["config"], Path(out), True)
 
     # -- per split ----------------------------------------------------------------------------
     timing: dict[str, float] = {}
@@ -223,7 +238,8 @@ def run_evaluation(model: nn.Module, dataset, *, eps: float, norm: str = "linf",
             t0 = time.perf_counter()
             vals = estimate_local_lipschitz(model, x, eps=lip_eps, norm=norm, steps=lipschitz_steps,
                                             step_size=lipschitz_step_size, mode=mode, batch_size=batch_size,
-                                            device=device, generator=gen, progress=progress)
+                                            device=device, generator=gen, progress=progress,
+                                            clip_start=clip_start)
             timing[f"{split}/{key}"] = time.perf_counter() - t0
             arrays[f"{split}_{key}"] = vals
             entry[f"{key}_mean"] = _mean(vals)
@@ -359,6 +375,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --subset, random starts and noise (default 0)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is best for small models on a busy machine)")
     p.add_argument("--name", default=None, help="model name in the record (default: checkpoint file stem)")
     p.add_argument("--out", default=None, help="record folder (default results/evaluate/<dataset>/"
                                                "<name>_<norm>_eps<eps>[_subsetN])")
@@ -393,7 +411,9 @@ def _constructed_model(ds, norm: str):
                          f"this checkout does not provide yet ({exc}).") from None
     clf = LocallyLipschitzClassifier(norm=norm, r="auto").fit(ds.x_train, ds.y_train)
     module = clf.as_torch_module()
-    return module, {"kind": "constructed", "norm": norm, "r": float(clf.r), "fit_on": "evaluated train split",
+    r = getattr(clf, "r_", None)
+    r = float(r if r is not None else getattr(module, "r"))
+    return module, {"kind": "constructed", "norm": norm, "r": r, "fit_on": "evaluated train split",
                     "n_fit": int(len(ds.x_train))}
 
 
@@ -410,6 +430,10 @@ def run_cli(args: argparse.Namespace) -> Evaluation:
         raise ValueError(f"--subset must be at least 2, got {args.subset}.")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}.")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be positive, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     eps = args.eps if args.eps is not None else DEFAULT_EPS.get(args.dataset, 0.031)
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"--eps must be a finite number >= 0, got {eps}.")

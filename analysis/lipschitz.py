@@ -62,7 +62,7 @@ def _paper_noise(shape, generator: torch.Generator | None) -> torch.Tensor:
     return PAPER_NOISE * torch.cat(chunks)
 
 
-def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator):
+def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, clip_start=True):
     view = (-1, *([1] * (x.dim() - 1)))
     with torch.no_grad():
         fx = model(x)
@@ -113,9 +113,11 @@ def _paper_ratio(model, x, x_adv, top_norm, btm_p):
     return _output_norm(top, top_norm) / torch.linalg.vector_norm(down + 1e-6, ord=btm_p, dim=1)
 
 
-def _paper_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator):
+def _paper_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, clip_start=False):
     btm_p = float("inf") if norm == "linf" else 2.0
     x_adv = x + _paper_noise(x.shape, generator).to(x.device)
+    if clip_start:  # not in the official code: for models that reject inputs outside [0, 1]
+        x_adv = torch.clamp(x_adv, 0, 1.0)
     for _ in range(steps):
         x_adv = x_adv.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -132,7 +134,8 @@ def _paper_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator):
 def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "linf", steps: int = 10,
                              step_size: float = 0.003, mode: str = "ascent", batch_size: int = 128,
                              device=None, generator: torch.Generator | None = None, top_norm=1,
-                             progress: bool = False, return_points: bool = False):
+                             progress: bool = False, return_points: bool = False,
+                             clip_start: bool = False):
     """Per-sample empirical local Lipschitz constant (see the module docs for the two modes).
 
     Args:
@@ -147,6 +150,9 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
         generator: torch.Generator for the start noise; default torch's global generator.
         top_norm: output norm, 1 (the paper), 2 or ``"linf"``.
         return_points: also return the maximising points ``x'`` (the last iterate for ``paper``).
+        clip_start: ``paper`` only: clip the noisy start to [0, 1] (the official code does not; needed
+            for models that reject inputs outside [0, 1], e.g. the constructed classifier).
+            ``ascent`` always starts inside the ball and [0, 1].
 
     Returns:
         ``np.ndarray`` of shape ``(n,)`` (float64), or ``(values, points)`` with ``return_points``.
@@ -178,8 +184,9 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
         it = tqdm(it, desc=f"local Lipschitz ({mode})", leave=False)
     with eval_mode(model):
         for sl in it:
+            kw = {"clip_start": bool(clip_start)} if mode == "paper" else {}
             v, p = run(model, x[sl].to(device), eps=eps, norm=norm, steps=int(steps), step_size=step_size,
-                       top_norm=top_norm, generator=generator)
+                       top_norm=top_norm, generator=generator, **kw)
             values.append(v.detach().double().cpu())
             if return_points:
                 points.append(p.cpu())

@@ -114,11 +114,11 @@ class FusedLinfSearch:
             best = np.full((m, self.n_classes), np.inf)
         bidx = np.full((m, self.n_classes), -1, dtype=np.int64)
         stats = np.zeros((m, 2), dtype=np.int64)
-        scan = _kernels.get_scan(kind)
+        mproto = np.empty(0, dtype=np.uint8 if self.support_u8 else np.float64)
         t0 = time.perf_counter()
-        scan(QX, QLO, QHI, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
-             self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
-             _kernels.MAX_PROBES, stats)
+        _kernels.scan(QX, QLO, QHI, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
+                      self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
+                      _kernels.MAX_PROBES, mproto, stats)
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}

@@ -107,20 +107,31 @@ def project_exact(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -
     stored values), ``||x_adv - x|| <= eps`` and ``0 <= x_adv <= 1`` hold despite float rounding."""
     x_adv = project(x_adv.detach(), x, eps, norm)
     xd = x.double()
-    for _ in range(8):
+    view = (-1, *([1] * (x.dim() - 1)))
+    ulp = torch.finfo(x.dtype).eps  # rounding a value in [0, 1] moves it by at most ulp / 2
+    tau = ulp * max(1, x[0].numel()) ** 0.5
+    for _ in range(30):
         d = x_adv.double() - xd
         if norm == "linf":
             bad = d.abs() > eps
             if not bool(bad.any()):
                 break
-            x_adv = torch.where(bad, torch.nextafter(x_adv, x), x_adv)
+            # the representable value nearest to x + clip(d), moved one step towards x if still outside
+            target = (xd + d.clamp(-eps, eps)).to(x.dtype)
+            target = torch.where((target.double() - xd).abs() > eps, torch.nextafter(target, x), target)
+            x_adv = torch.where(bad, target, x_adv)
         else:
             n = flat_norm(d, "l2")
             bad = n > eps
             if not bool(bad.any()):
                 break
-            shrink = torch.where(bad, eps / n * (1 - 1e-6), torch.ones_like(n))
-            x_adv = (xd + d * shrink.view(-1, *([1] * (x.dim() - 1)))).to(x.dtype).clamp(0, 1)
+            # aim below eps by more than the rounding of x + d can add
+            goal = max(eps - tau, 0.0)
+            shrink = torch.where(bad, goal / n.clamp_min(1e-300), torch.ones_like(n))
+            x_adv = (xd + d * shrink.view(view)).to(x.dtype).clamp(0, 1)
+            tau *= 2
+    else:  # pragma: no cover - the loop converges in one or two rounds
+        raise RuntimeError("could not project the adversarial examples into the eps-ball exactly.")
     return x_adv
 
 
