@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
@@ -78,21 +79,26 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module | Mapping[str, 
     return atomic_write_bytes(path, data)
 
 
-def _sniff(path: Path) -> str:
+def _sniff(path: Path) -> str | None:
+    """Why a file is not a torch checkpoint, judged from its first bytes; None if it looks like one."""
     with open(path, "rb") as f:
         head = f.read(512)
     if not head:
         return "the file is empty"
     text = head.lstrip().lower()
-    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<")):
-        return "the file looks like an HTML/XML page (a failed or redirected download?)"
     if text.startswith(b"version https://git-lfs"):
         return "the file is a Git LFS pointer, not the checkpoint (run `git lfs pull`)"
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<")):
+        return "the file looks like an HTML/XML page (a failed or redirected download?)"
     if text.startswith((b"{", b"[")):
         return "the file looks like JSON text, not a torch checkpoint"
     if head[:2] == b"PK":
-        return "the zip archive is corrupt or truncated (an interrupted download or copy?)"
-    return "the file is not a torch checkpoint or is corrupt"
+        if not zipfile.is_zipfile(path):
+            return "the zip archive is corrupt or truncated (an interrupted download or copy?)"
+        return None
+    if head[:1] == b"\x80":  # a pickle: torch's legacy format
+        return None
+    return "the file is not a torch checkpoint, or it is corrupt"
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict[str, Any]:
@@ -110,14 +116,16 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict[str,
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
+        why = _sniff(path)
+        if why is None and ("weights_only" in str(exc) or "Weights only load failed" in str(exc)):
             raise CheckpointError(
                 f"{path}: refusing to unpickle arbitrary objects (torch.load weights_only=True failed: "
                 f"{msg}). The file probably holds a whole pickled model; re-save it as "
                 "{'model': model.state_dict(), 'config': {...}} with analysis.checkpoints.save_checkpoint "
                 "(or torch.save(model.state_dict(), path)).") from None
-        raise CheckpointError(f"{path} cannot be read as a torch checkpoint: {_sniff(path)} "
-                              f"(torch.load: {msg}). Re-download or re-create it.") from None
+        why = why or "the file is corrupt or truncated"
+        raise CheckpointError(f"{path} cannot be read as a torch checkpoint: {why} "
+                              f"(torch.load: {msg[:200]}). Re-download or re-create it.") from None
     if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
         out = dict(obj)
         out["config"] = dict(obj.get("config") or {})

@@ -403,6 +403,24 @@ def _attack_specs_from_args(args) -> list[dict[str, Any]]:
     return specs
 
 
+class _ClassColumns(nn.Module):
+    """Puts a model's logit columns for ``classes`` (sorted labels) at the labels' indices among
+    ``num_classes``; absent classes get a constant, very low logit (no gradient, no Lipschitz part)."""
+
+    FILL = -1e9
+
+    def __init__(self, model: nn.Module, classes, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.register_buffer("index", torch.as_tensor(np.asarray(classes), dtype=torch.long), persistent=False)
+        self.num_classes = int(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.model(x)
+        out = torch.full((z.shape[0], self.num_classes), self.FILL, dtype=z.dtype, device=z.device)
+        return out.index_copy(1, self.index.to(z.device), z)
+
+
 def _constructed_model(ds, norm: str):
     try:
         from lipschitz_construct import LocallyLipschitzClassifier
@@ -410,11 +428,17 @@ def _constructed_model(ds, norm: str):
         raise ValueError("--model constructed needs lipschitz_construct.LocallyLipschitzClassifier, which "
                          f"this checkout does not provide yet ({exc}).") from None
     clf = LocallyLipschitzClassifier(norm=norm, r="auto").fit(ds.x_train, ds.y_train)
-    module = clf.as_torch_module()
+    module = clf.as_torch_module().eval()
+    classes = np.asarray(getattr(clf, "classes_", np.arange(getattr(module, "n_classes", 0))))
+    num_classes = int(max(len(ds.classes), int(ds.y_train.max()) + 1,
+                          int(ds.y_test.max()) + 1 if ds.y_test is not None else 0))
+    if not np.array_equal(classes, np.arange(num_classes)):
+        # a subset may lack classes: logit column i is classes_[i]; line them up with the labels
+        module = _ClassColumns(module, classes, num_classes).eval()
     r = getattr(clf, "r_", None)
     r = float(r if r is not None else getattr(module, "r"))
     return module, {"kind": "constructed", "norm": norm, "r": r, "fit_on": "evaluated train split",
-                    "n_fit": int(len(ds.x_train))}
+                    "n_fit": int(len(ds.x_train)), "classes": [int(c) for c in classes]}
 
 
 def run_cli(args: argparse.Namespace) -> Evaluation:

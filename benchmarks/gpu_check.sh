@@ -8,7 +8,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, triton, numba; print('torch', torch.__version__, 'triton', triton.__version__, 'numba', numba.__version__)"
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -4
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_engines.py -k "cuda or gpu" 2>&1 | tail -4
 python3 - <<'PY' 2>&1 | tee "$OUT/tile_sweep.txt"
 import time, sys
 sys.path.insert(0, "benchmarks")
@@ -18,8 +18,8 @@ from separation.engines import CUDAEngine
 from separation_engines import cifar_shaped
 x, y, xt, yt = cifar_shaped(20000, 4000, seed=2)
 ref = None
-for tile, warps in [((64, 64, 4), 8), ((64, 64, 8), 8), ((128, 64, 4), 8), ((64, 128, 4), 8), ((32, 32, 8), 4), ((128, 128, 2), 8)]:
-    eng = CUDAEngine(tile=tile, num_warps=warps)
+for tile, warps in [((32, 8, 8), 4), ((32, 16, 4), 4), ((64, 8, 8), 8), ((16, 16, 8), 4), ((32, 4, 16), 4), ((64, 4, 8), 4)]:
+    eng = CUDAEngine(pair_tile=tile, num_warps=warps)
     try:
         compute_separation(x[:500], y[:500], norm="linf", engine=eng)
         t = time.perf_counter(); r = compute_separation(x, y, xt, yt, norm="linf", engine=eng); dt = time.perf_counter() - t

@@ -7,18 +7,20 @@ same-class support points the kernel
 1. knows a *pruning limit* ``lim``: a support point whose distance is ``>= lim`` cannot change
    what is being computed (the class minimum in ``all`` mode; the two smallest class minima and
    the predicted class in ``top2`` mode);
-2. computes, vectorised over the block, a lower bound ``lb = max_{k in probes} |q_k - y_k|`` over
-   a few *probe* pixels chosen for this query and class (the pixels where a large difference is
-   most likely, from per-class histograms of the support values);
-3. computes the exact distance only for the points with ``lb < lim``.
+2. tests, vectorised over the block, whether one of a few *probe* pixels already has a term
+   ``|q_k - y_k| >= lim`` (then the distance, the maximum of all terms, is ``>= lim``). Probes are
+   chosen per query and class: the pixels where such a term is most likely, from per-class
+   histograms of the support values;
+3. computes the exact distance only for the points no probe ruled out.
 
-The lower bound is a maximum over a subset of the terms of the exact maximum, so pruning never
-changes a result: the output equals a float64 brute force (see the tests). Three flavours:
+A probe test evaluates exactly the terms the exact distance is the maximum of (for byte support
+as an equivalent interval test on the byte value ``y``, found with the same float64 expression),
+so pruning never changes a result: the output equals a float64 brute force (see the tests).
+Flavours, chosen by the argument types:
 
 ``u8``     uint8 queries and uint8 support: integer arithmetic, distances in raw byte units;
-``f64u8``  float64 queries, uint8 support: probes on ``floor/ceil(255 q)`` (a rigorous lower
-           bound, pruned with a safety margin), exact distances ``max |q - y / 255.0|`` in float64
-           -- the same numbers ``separation`` computes;
+``f64u8``  float64 queries, uint8 support: terms ``|q - float64(y) / 255|`` -- the numbers
+           ``separation`` computes for such inputs;
 ``f64``    float64 queries and support: float64 throughout.
 """
 from __future__ import annotations
@@ -34,31 +36,92 @@ MAX_PROBES = 64
 PROBE_STEP = 8  # probes between two "how many points are still alive" checks
 SEEDS_PER_CLASS = 8
 BIG_INT = np.iinfo(np.int64).max // 4
-#: relative / absolute safety margin when a float limit is turned into a byte-unit threshold
-MARGIN_REL = 1e-12
-MARGIN_ABS = 1e-9
 #: probe keys pack (count, pixel) into one int64: at most this many features
 KEY_SHIFT = 1 << 16
 
 
 # -- flavour-specific pieces, chosen by argument types at compile time ------------------------------
-def _probe_col(m, col, lo, hi, n):  # pragma: no cover - replaced by the overload in jitted code
+def _bounds(qk, lim, DT):  # pragma: no cover - replaced by the overloads in jitted code
+    raise NotImplementedError
+
+
+@overload(_bounds)
+def _ov_bounds(qk, lim, DT):
+    """For byte support: the interval ``[lo, lo + w)`` of byte values ``y`` whose term at this pixel
+    is ``< lim`` (every other ``y`` proves ``d >= lim``), and whether the pixel can prune anything."""
+    if DT.dtype != types.uint8:
+        return lambda qk, lim, DT: (np.uint8(0), np.uint8(0), True)  # float support: unused
+    if isinstance(lim, types.Integer):
+        def impl_u8(qk, lim, DT):  # |qk - y| < lim  <=>  qk - lim < y < qk + lim
+            if lim > 255:
+                return np.uint8(0), np.uint8(0), False
+            lo = max(np.int64(qk) - lim + 1, 0)
+            hi = min(np.int64(qk) + lim - 1, 255)
+            w = hi - lo + 1
+            if w >= 256:
+                return np.uint8(0), np.uint8(0), False
+            return np.uint8(lo), np.uint8(max(w, 0)), True
+        return impl_u8
+
+    def impl_f64u8(qk, lim, DT):
+        # the term is |g(y)| with g(y) = qk - float64(y) / 255.0, non-increasing in y (correctly
+        # rounded operations are monotone): {|g| < lim} = {g < lim} & {g > -lim} = [a, b]
+        if not (lim < np.inf):
+            return np.uint8(0), np.uint8(0), False
+        lo_, hi_ = 0, 256  # a = first y with g(y) < lim
+        while lo_ < hi_:
+            mid = (lo_ + hi_) // 2
+            if qk - np.float64(mid) / 255.0 < lim:
+                hi_ = mid
+            else:
+                lo_ = mid + 1
+        a = lo_
+        lo_, hi_ = -1, 255  # b = last y with g(y) > -lim
+        while lo_ < hi_:
+            mid = (lo_ + hi_ + 1) // 2
+            if qk - np.float64(mid) / 255.0 > -lim:
+                lo_ = mid
+            else:
+                hi_ = mid - 1
+        b = lo_
+        w = b - a + 1
+        if w >= 256:
+            return np.uint8(0), np.uint8(0), False
+        if w <= 0:
+            return np.uint8(0), np.uint8(0), True
+        return np.uint8(a), np.uint8(w), True
+    return impl_f64u8
+
+
+def _probe_col(alive, col, qk, lo, w, lim, n):  # pragma: no cover
     raise NotImplementedError
 
 
 @overload(_probe_col)
-def _ov_probe_col(m, col, lo, hi, n):
-    if m.dtype == types.uint8:
-        def impl(m, col, lo, hi, n):  # byte bounds: lo <= 255 q <= hi, gap to y (0 if inside)
+def _ov_probe_col(alive, col, qk, lo, w, lim, n):
+    """``alive[j] &= (term of support point j at this pixel < lim)``, vectorised over the block."""
+    if col.dtype == types.uint8:
+        def impl(alive, col, qk, lo, w, lim, n):
             for jj in range(n):
-                y = col[jj]
-                m[jj] = max(m[jj], np.uint8(max(lo, y) - min(hi, y)))
+                alive[jj] &= np.uint8(col[jj] - lo) < w
         return impl
 
-    def impl_f(m, col, lo, hi, n):  # float support: the exact term |q_k - y_k|
+    def impl_f(alive, col, qk, lo, w, lim, n):
         for jj in range(n):
-            m[jj] = max(m[jj], abs(lo - col[jj]))
+            alive[jj] &= abs(qk - col[jj]) < lim
     return impl_f
+
+
+def _term_prunes(y, qk, lo, w, lim):  # pragma: no cover
+    raise NotImplementedError
+
+
+@overload(_term_prunes)
+def _ov_term_prunes(y, qk, lo, w, lim):
+    """Scalar version of one probe test: does this term prove ``d >= lim``?"""
+    if y == types.uint8:
+        return lambda y, qk, lo, w, lim: np.uint8(y - lo) >= w
+    return lambda y, qk, lo, w, lim: abs(qk - y) >= lim
 
 
 def _exact(q, row):  # pragma: no cover
@@ -101,33 +164,6 @@ def _ov_just_above(v):
     if isinstance(v, types.Integer):
         return lambda v: v + 1
     return lambda v: np.nextafter(v, np.inf)
-
-
-def _probe_limit(lim, m):  # pragma: no cover
-    raise NotImplementedError
-
-
-@overload(_probe_limit)
-def _ov_probe_limit(lim, m):
-    """(threshold in the units of ``m``, whether probing can prune anything): prune iff m >= t."""
-    if isinstance(lim, types.Integer):
-        def impl_int(lim, m):
-            if lim > 255:
-                return np.uint8(255), False
-            return np.uint8(max(lim, 0)), True
-        return impl_int
-    if m.dtype == types.uint8:
-        def impl_bytes(lim, m):
-            # lb >= t  =>  255 d >= lb >= 255 lim (1 + rel) + abs  =>  the computed d is > lim
-            t = np.ceil(lim * 255.0 * (1.0 + MARGIN_REL) + MARGIN_ABS)
-            if not (t <= 255.0):
-                return np.uint8(255), False
-            return np.uint8(max(t, 0.0)), True
-        return impl_bytes
-
-    def impl_float(lim, m):
-        return lim, lim < np.inf
-    return impl_float
 
 
 def _raw_of(lim):  # pragma: no cover
@@ -191,13 +227,12 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, keys):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def scan(QX, QLO, QHI, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
-         seed_rows, best, bidx, top2, pmax, mproto, stats):
+def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls, seed_rows,
+         best, bidx, top2, pmax, stats):
     """Update ``best``/``bidx`` ``(nq, n_classes)`` in place (see the module docstring).
 
-    ``QX`` exact queries; ``QLO/QHI`` probe bounds in the support's units (uint8 support: byte
-    floor/ceil of ``255 q``; float support: ``q``); ``QLO8/QHI8`` byte bounds for probe choice;
-    ``mproto``: an empty array of the lower-bound dtype (uint8 for byte probes, float64 else).
+    ``QX``: exact queries (uint8 with byte support, else float64); ``QLO8/QHI8``: byte floor/ceil
+    of ``255 q`` for choosing probes; ``DT``/``D``: the class-sorted support, column- and row-major.
     """
     nq, d = QX.shape
     nblk = blk_cls.shape[0]
@@ -206,8 +241,11 @@ def scan(QX, QLO, QHI, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls
     for b in nb.prange(nqb):
         q0 = b * QUERY_BLOCK
         q1 = min(nq, q0 + QUERY_BLOCK)
-        m = np.zeros(SUPPORT_BLOCK, mproto.dtype)
+        alive_m = np.ones(SUPPORT_BLOCK, np.bool_)
         probes = np.zeros((q1 - q0, P), np.int64)  # always valid pixel indices
+        plo = np.zeros(P, np.uint8)
+        pw = np.zeros(P, np.uint8)
+        pok = np.zeros(P, np.bool_)
         keys = np.empty(d, np.int64)
         # 1) seeds: a few exact distances per class give every limit a finite start
         for i in range(q0, q1):
@@ -236,37 +274,53 @@ def scan(QX, QLO, QHI, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls
                 lim = _limit(bi, c, top2)
                 if lim <= 0:  # every distance is >= 0: nothing in this block can matter
                     continue
-                plim, can_prune = _probe_limit(lim, m)
                 if new_class:
                     h = hist_of[c]
                     _choose_probes(probes[li], QLO8[i], QHI8[i], H[h], counts[h], _raw_of(lim), keys)
-                m[:n] = 0
-                t = 0
+                alive_m[:n] = True
                 alive = n
-                if can_prune:
-                    pr = probes[li]
-                    while t < P:
-                        te = min(P, t + PROBE_STEP)
-                        for tt in range(t, te):
-                            k = pr[tt]
-                            _probe_col(m, DT[k, j0:j1], QLO[i, k], QHI[i, k], n)
-                        t = te
-                        alive = 0
-                        for jj in range(n):
-                            alive += m[jj] < plim
-                        if alive * 16 <= n:
-                            break
+                t = 0
+                pr = probes[li]
+                while t < P:
+                    te = min(P, t + PROBE_STEP)
+                    useful = False
+                    for tt in range(t, te):
+                        k = pr[tt]
+                        lo, w, ok = _bounds(q[k], lim, DT)
+                        if ok:
+                            useful = True
+                            _probe_col(alive_m, DT[k, j0:j1], q[k], lo, w, lim, n)
+                    t = te
+                    if not useful:
+                        break
+                    alive = 0
+                    for jj in range(n):
+                        alive += alive_m[jj]
+                    if alive * 16 <= n:
+                        break
                 stats[i, 0] += t
                 if alive == 0:
                     continue
+                lim_mask = lim
                 for jj in range(n):
-                    if can_prune and m[jj] >= plim:
+                    if not alive_m[jj]:
                         continue
                     j = j0 + jj
+                    row = D[j]
+                    if lim < lim_mask:  # the limit dropped since the block test: re-test the probes
+                        pruned = False
+                        for tt in range(t):
+                            k = pr[tt]
+                            if pok[tt] and _term_prunes(row[k], q[k], plo[tt], pw[tt], lim):
+                                pruned = True
+                                break
+                        if pruned:
+                            continue
                     stats[i, 1] += 1
-                    dist = _exact(q, D[j])
+                    dist = _exact(q, row)
                     if dist < bi[c]:
                         bi[c] = dist
                         ii[c] = j
                         lim = _limit(bi, c, top2)
-                        plim, can_prune = _probe_limit(lim, m)
+                        for tt in range(t):
+                            plo[tt], pw[tt], pok[tt] = _bounds(q[pr[tt]], lim, DT)

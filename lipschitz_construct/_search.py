@@ -89,24 +89,20 @@ class FusedLinfSearch:
         self.last_stats: dict[str, float] = {}
 
     def _prepare(self, q: np.ndarray):
-        """Pick the kernel flavour and the probe bounds for queries ``q`` (from ``as_points``:
-        uint8 bytes, or float64 in [0, 1])."""
-        if self.support_u8:
-            if q.dtype == np.uint8:
+        """Kernel flavour, exact queries and byte bounds for probe choice, for queries from
+        ``as_points`` (uint8 bytes, or float64 in [0, 1])."""
+        if q.dtype == np.uint8:
+            if self.support_u8:
                 q8 = np.ascontiguousarray(q)
-                return "u8", q8, q8, q8, q8, q8
-            qf = np.ascontiguousarray(q, dtype=np.float64)
-            lo = np.floor(qf * 255.0).clip(0, 255).astype(np.uint8)
-            hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
-            return "f64u8", qf, lo, hi, lo, hi
-        qf = np.ascontiguousarray(q.astype(np.float64) / BYTE if q.dtype == np.uint8 else q,
-                                  dtype=np.float64)
+                return "u8", q8, q8, q8
+            q = q.astype(np.float64) / BYTE
+        qf = np.ascontiguousarray(q, dtype=np.float64)
         lo = np.floor(qf * 255.0).clip(0, 255).astype(np.uint8)
         hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
-        return "f64", qf, qf, qf, lo, hi
+        return ("f64u8" if self.support_u8 else "f64"), qf, lo, hi
 
     def _run(self, q: np.ndarray, top2: bool):
-        kind, QX, QLO, QHI, QLO8, QHI8 = self._prepare(q)
+        kind, QX, QLO8, QHI8 = self._prepare(q)
         m = len(QX)
         if kind == "u8":
             best = np.full((m, self.n_classes), _kernels.BIG_INT, dtype=np.int64)
@@ -114,11 +110,10 @@ class FusedLinfSearch:
             best = np.full((m, self.n_classes), np.inf)
         bidx = np.full((m, self.n_classes), -1, dtype=np.int64)
         stats = np.zeros((m, 2), dtype=np.int64)
-        mproto = np.empty(0, dtype=np.uint8 if self.support_u8 else np.float64)
         t0 = time.perf_counter()
-        _kernels.scan(QX, QLO, QHI, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
+        _kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
                       self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
-                      _kernels.MAX_PROBES, mproto, stats)
+                      _kernels.MAX_PROBES, stats)
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}

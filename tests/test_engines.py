@@ -10,7 +10,8 @@ from separation import compute_separation, nearest_neighbors
 from separation.engines import ENGINES, available_engines, get_engine
 from separation.engines.reference import ReferenceEngine, pairwise_float64
 
-CPU_ENGINES = [e for e in ("cpu", "faiss") if e in available_engines()]
+# every engine that runs here (cuda only on a GPU machine), each against the float64 reference
+CPU_ENGINES = [e for e in ("cpu", "faiss", "cuda") if e in available_engines()]
 NORMS = ["linf", "l2", "l1"]
 
 

@@ -50,3 +50,18 @@ def test_faiss_gpu_if_present():
     ref = compute_separation(x, y, norm="linf", engine="reference")
     res = compute_separation(x, y, norm="linf", engine="faiss")
     np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+def test_cuda_nearest_and_chunking(norm):
+    from separation import nearest_neighbors
+    from separation.engines import CUDAEngine
+
+    rng = np.random.default_rng(7)
+    q = rng.integers(0, 4, (333, 65)).astype(np.uint8)
+    db = rng.integers(0, 4, (517, 65)).astype(np.uint8)
+    ref = nearest_neighbors(q, db, norm=norm, engine="reference")
+    for eng in (CUDAEngine(block_bytes=100 * 65), CUDAEngine()):  # many chunks, one chunk
+        d, i = nearest_neighbors(q, db, norm=norm, engine=eng)
+        np.testing.assert_array_equal(i, ref[1])
+        np.testing.assert_array_equal(d, ref[0])

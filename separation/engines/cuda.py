@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 _BIG_I = 2**31 - 1
 
 
+def triton_cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
 def cuda_available() -> bool:
     try:
         import torch
@@ -104,20 +108,102 @@ def _get_kernel():
     return _KERNEL
 
 
+_PAIR_KERNEL = None
+_MAX_KEY = 2**63 - 1
+
+
+def _get_pair_kernel():
+    """Integer-distance kernel with packed (distance << 32 | index) keys and ``atomic_min``.
+
+    The lexicographic minimum of the keys is exactly 'smallest distance, then smallest index', so
+    rows *and* columns of a tile can be updated by any number of programs at once: train-train
+    runs each pair of points once (upper triangle). Tiles stop early, exactly, once no entry can
+    still beat or tie-win its row's (and column's) key read at the start.
+    """
+    global _PAIR_KERNEL
+    if _PAIR_KERNEL is not None:
+        return _PAIR_KERNEL
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def pair_kernel(X, Y, LX, LY, KEYX, KEYY, nx, ny, dim, sx, sy, x_off, y_off,
+                    IS_MAX: tl.constexpr, SYM: tl.constexpr, TRI: tl.constexpr,
+                    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, CHECK: tl.constexpr):
+        pid_m = tl.program_id(0)
+        pid_n = tl.program_id(1)
+        if TRI and pid_n < pid_m:
+            return
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        m_ok = rm < nx
+        n_ok = rn < ny
+        lx = tl.load(LX + rm, mask=m_ok, other=-1)
+        ly = tl.load(LY + rn, mask=n_ok, other=-2)
+        valid = m_ok[:, None] & n_ok[None, :] & (lx[:, None] != ly[None, :])
+        gx = (rm + x_off).to(tl.int64)
+        gy = (rn + y_off).to(tl.int64)
+        kx = tl.load(KEYX + rm + x_off, mask=m_ok, other=9223372036854775807)
+        bx = kx >> 32
+        ix = kx & 4294967295
+        if SYM:
+            ky = tl.load(KEYY + rn + y_off, mask=n_ok, other=9223372036854775807)
+            by = ky >> 32
+            iy = ky & 4294967295
+        acc = tl.zeros([BM, BN], tl.int32)
+        k0 = 0
+        alive = tl.sum(valid.to(tl.int32)) > 0
+        while (k0 < dim) & alive:
+            for kk in tl.static_range(CHECK):
+                rk = k0 + kk * BK + tl.arange(0, BK)
+                k_ok = rk < dim
+                a = tl.load(X + rm[:, None].to(tl.int64) * sx + rk[None, :],
+                            mask=m_ok[:, None] & k_ok[None, :], other=0).to(tl.int32)
+                b = tl.load(Y + rn[:, None].to(tl.int64) * sy + rk[None, :],
+                            mask=n_ok[:, None] & k_ok[None, :], other=0).to(tl.int32)
+                diff = tl.abs(a[:, None, :] - b[None, :, :])
+                if IS_MAX:
+                    acc = tl.maximum(acc, tl.max(diff, axis=2))
+                else:
+                    acc += tl.sum(diff, axis=2)
+            k0 += CHECK * BK
+            acc64 = acc.to(tl.int64)
+            live = valid & ((acc64 < bx[:, None]) | ((acc64 == bx[:, None]) & (gy[None, :] < ix[:, None])))
+            if SYM:
+                live = live | (valid & ((acc64 < by[None, :]) |
+                                        ((acc64 == by[None, :]) & (gx[:, None] < iy[None, :]))))
+            alive = tl.sum(live.to(tl.int32)) > 0
+        # partial sums of abandoned tiles are lower bounds whose keys exceed the keys read above,
+        # so the atomic minimum ignores them: no special case needed
+        acc64 = acc.to(tl.int64) << 32
+        row_key = tl.where(valid, acc64 | gy[None, :], 9223372036854775807)
+        tl.atomic_min(KEYX + rm + x_off, tl.min(row_key, axis=1), mask=m_ok)
+        if SYM:
+            col_key = tl.where(valid, acc64 | gx[:, None], 9223372036854775807)
+            tl.atomic_min(KEYY + rn + y_off, tl.min(col_key, axis=0), mask=n_ok)
+
+    _PAIR_KERNEL = pair_kernel
+    return _PAIR_KERNEL
+
+
 class CUDAEngine(Engine):
     """Exact GPU engine through torch (Triton kernel for l-inf/l1, cuBLAS for l2)."""
 
     name = "cuda"
 
     def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None,
-                 tile: tuple[int, int, int] | None = None, num_warps: int = 8):
+                 tile: tuple[int, int, int] | None = None, num_warps: int = 4,
+                 pair_tile: tuple[int, int, int] = (32, 8, 8)):
         """``block_bytes``: bytes of queries (and of database points) on the GPU at once;
-        ``tile``: Triton tile (queries, database points, features), default by dtype."""
+        ``tile``: Triton tile of the float kernel (queries, database points, features);
+        ``pair_tile``: (points per side, features per step, steps between early-exit checks)
+        of the integer kernel."""
         self.device = device
         self.block_bytes = block_bytes
         self.use_triton = use_triton
         self.tile = tile
         self.num_warps = num_warps
+        self.pair_tile = pair_tile
 
     @classmethod
     def available(cls) -> bool:
@@ -158,7 +244,7 @@ class CUDAEngine(Engine):
             kernel = _get_kernel()
             out_d = torch.empty(nq, dtype=torch.float64, device=Qt.device)
             out_i = torch.empty(nq, dtype=torch.int32, device=Qt.device)
-            BM, BN, BK = self.tile or ((64, 64, 4) if is_int else (32, 32, 4))
+            BM, BN, BK = self.tile or ((32, 32, 8) if is_int else (32, 32, 4))
             grid = ((nq + BM - 1) // BM,)
             kernel[grid](Qt, Dt, yq if yq is not None else out_i, yd if yd is not None else out_i,
                          out_d, out_i, nq, Dt.shape[0], dim, Qt.stride(0), Dt.stride(0),
@@ -187,7 +273,49 @@ class CUDAEngine(Engine):
         i[~np.isfinite(d)] = -1
         return d, i
 
+    def _pairs(self, x_query, y_query, x_db, y_db, norm, same_set):
+        """Integer data through the packed-key kernel: (distances, indices) in stored units."""
+        import torch
+
+        kernel = _get_pair_kernel()
+        dev = torch.device(self.device)
+        BM = BN = self.pair_tile[0]
+        BK, CHECK = self.pair_tile[1], self.pair_tile[2]
+        dim = x_query.shape[1]
+        rows = max(BM, (self.block_bytes // max(1, dim)) // BM * BM)
+        labels_q = np.zeros(len(x_query), np.int32) if y_query is None else y_query.astype(np.int32)
+        labels_d = np.full(len(x_db), 1, np.int32) if y_db is None else y_db.astype(np.int32)
+        keys_q = torch.full((len(x_query),), _MAX_KEY, dtype=torch.int64, device=dev)
+        keys_d = keys_q if same_set else torch.full((len(x_db),), _MAX_KEY, dtype=torch.int64, device=dev)
+
+        def upload(a, lab, s):
+            return (torch.from_numpy(np.ascontiguousarray(a[s:s + rows])).to(dev),
+                    torch.from_numpy(lab[s:s + rows]).to(dev))
+
+        q_starts = range(0, len(x_query), rows)
+        d_starts = range(0, len(x_db), rows)
+        for qs in q_starts:
+            Xt, LXt = upload(x_query, labels_q, qs)
+            for ds in d_starts:
+                if same_set and ds < qs:
+                    continue
+                Yt, LYt = (Xt, LXt) if (same_set and ds == qs) else upload(x_db, labels_d, ds)
+                tri = same_set and ds == qs
+                grid = (triton_cdiv(len(Xt), BM), triton_cdiv(len(Yt), BN))
+                kernel[grid](Xt, Yt, LXt, LYt, keys_q, keys_d, len(Xt), len(Yt), dim, Xt.stride(0),
+                             Yt.stride(0), qs, ds, IS_MAX=norm == "linf", SYM=same_set, TRI=tri,
+                             BM=BM, BN=BN, BK=BK, CHECK=CHECK, num_warps=self.num_warps)
+        keys = keys_q.cpu().numpy()
+        missing = keys == _MAX_KEY
+        d = (keys >> 32).astype(np.float64)
+        i = (keys & 0xFFFFFFFF).astype(np.int64)
+        d[missing] = np.inf
+        i[missing] = -1
+        return d, i
+
     def nearest(self, queries, database, *, norm):
+        if norm != "l2" and queries.dtype == np.uint8 and self._triton_ok():
+            return self._pairs(queries, None, database, None, norm, same_set=False)
         if norm == "l2":
             from .gemm import gemm_nearest
 
@@ -200,7 +328,10 @@ class CUDAEngine(Engine):
 
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set,
                                     progress=progress, device=self.device)
-        d, i = self._search(x_query, y_query, x_db, y_db, norm)
+        if x_query.dtype == np.uint8 and self._triton_ok():
+            d, i = self._pairs(x_query, y_query, x_db, y_db, norm, same_set=same_set)
+        else:
+            d, i = self._search(x_query, y_query, x_db, y_db, norm)
         if progress is not None:
             progress(int(len(x_query)) * int(len(x_db)))
         return d, i

@@ -1,0 +1,282 @@
+"""``python -m analysis.report``: the paper's tables and figures, rendered from stored records.
+
+Nothing is recomputed: every number comes from a record under ``results/`` (see
+:mod:`analysis.reporting.records`). A record that is absent is reported with the command that
+produces it.
+
+Commands (default ``all``)::
+
+    python -m analysis.report all --data-root ./data   # every table, figure and reports/README.md
+    python -m analysis.report separation               # Table 1 -> reports/tables/table1_separation.{md,csv,tex}
+    python -m analysis.report methods                  # Table 2 -> reports/tables/table2_methods.*
+    python -m analysis.report dropout                  # Table 3 -> reports/tables/table3_dropout.*
+    python -m analysis.report figures --data-root D    # reports/figures/*.png and *.pdf
+    python -m analysis.report readme                   # reports/README.md (tables inline)
+    python -m analysis.report status                   # which records exist, which are missing
+
+Exit codes: 0 when every requested artefact was rendered from at least one record; 1 when one had
+no record at all (the message names the commands that produce them), or with ``--strict`` when any
+expected record is missing or a figure was skipped; 2 for invalid arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from analysis.reporting import figures as figs
+from analysis.reporting.readme import build_readme
+from analysis.reporting.records import (DEFAULT_GRID_FILES, Missing, RecordSet, StoredRecord,
+                                        expected_missing, find_records)
+from analysis.reporting.tables import (Table, dropout_table, evaluate_row, methods_table,
+                                       select_separation, separation_table, training_row, write_table)
+
+log = logging.getLogger("analysis.report")
+
+COMMANDS = ("all", "separation", "methods", "dropout", "figures", "readme", "status")
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.report",
+        description="Render the paper's tables (Markdown, CSV, LaTeX) and figures (PNG, PDF) from stored "
+                    "result records only; missing records are reported with the command that makes them.",
+        add_help=add_help)
+    p.add_argument("command", nargs="?", default="all", choices=COMMANDS,
+                   help="what to render (default: all)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="results root holding separation/, construct/, evaluate/, training/ (default results)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports)")
+    p.add_argument("--data-root", default=None,
+                   help="data folder for the image grids (torchvision layout); without the data those "
+                        "figures are skipped with a message")
+    p.add_argument("--grid", dest="grids", action="append", default=None, metavar="FILE",
+                   help=f"grid file whose runs are expected (repeatable; default {', '.join(DEFAULT_GRID_FILES)})")
+    p.add_argument("--pairs", type=int, default=8, help="image pairs per row of the image grids (default 8)")
+    p.add_argument("--no-images", action="store_true", help="skip the image grids (they load the datasets)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any expected record is missing or a figure was skipped")
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p
+
+
+class Report:
+    """Everything one invocation renders, sharing one scan of the records."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.records: RecordSet = find_records(args.results)
+        grids = args.grids if args.grids is not None else list(DEFAULT_GRID_FILES)
+        # two versions of the missing list: concrete commands for the terminal, the DATA_ROOT
+        # placeholder for the committed files (no machine-specific paths in reports/)
+        self.missing: list[Missing] = expected_missing(self.records, grid_files=grids)
+        self.missing_here: list[Missing] = (
+            expected_missing(self.records, grid_files=grids, data_root=args.data_root)
+            if args.data_root else self.missing)
+        self.written: list[Path] = []
+        self.skipped: list[str] = []
+        self.sources: dict[str, list[dict[str, Any]]] = {}
+        self._tables: dict[str, Table] = {}
+
+    # -- tables ---------------------------------------------------------------------------------
+    def _missing(self, kinds: Sequence[str], *, here: bool = False) -> list[Missing]:
+        src = self.missing_here if here else self.missing
+        return [m for m in src if m.local and m.kind in kinds]
+
+    def table(self, name: str) -> Table:
+        if name not in self._tables:
+            r = self.records
+            if name == "separation":
+                t = separation_table(r.separation, missing=self._missing(["separation"]))
+            elif name == "methods":
+                t = methods_table(r.training, r.construct, r.evaluate,
+                                  missing=self._missing(["training", "construct", "evaluate"]))
+            else:
+                t = dropout_table(r.training, missing=self._missing(["training"]))
+            self._tables[name] = t
+        return self._tables[name]
+
+    def render_table(self, name: str) -> bool:
+        t = self.table(name)
+        if t.empty:
+            kinds = {"separation": ["separation"], "methods": ["training", "construct", "evaluate"],
+                     "dropout": ["training"]}[name]
+            cmds = self._missing(kinds, here=True)
+            what = {"separation": "separation records", "methods": "training, construct or evaluate records",
+                    "dropout": "pairs of training runs with and without dropout"}[name]
+            msg = f"{t.title}: no {what} under {self.args.results}/; nothing written."
+            if cmds:
+                msg += " Produce them with:\n" + "\n".join(f"    {m.command}" for m in cmds)
+            elif name == "dropout" and self.records.training:
+                msg += " (the stored training runs have no partner with/without dropout)"
+            log.error("%s", msg)
+            return False
+        self.written += write_table(t, self.args.out / "tables")
+        self._source(f"tables/{t.key}", [self._find(label) for label in t.sources])
+        return True
+
+    def _find(self, label: str) -> StoredRecord | None:
+        for kind in ("separation", "construct", "evaluate", "training"):
+            for r in self.records.of(kind):
+                if r.label == label:
+                    return r
+        return None
+
+    def _source(self, artefact: str, recs: Sequence[StoredRecord | None]) -> None:
+        self.sources[artefact] = [{"record": r.label, "kind": r.kind, "config_key": r.record.get("config_key"),
+                                   "created": r.meta.get("created")} for r in recs if r is not None]
+
+    # -- figures --------------------------------------------------------------------------------
+    def _skip(self, what: str, why: str) -> None:
+        self.skipped.append(f"{what}: {why}")
+        log.warning("skipped %s: %s", what, why)
+
+    def render_figures(self) -> bool:
+        out = self.args.out / "figures"
+        shown, _ = select_separation(self.records.separation)
+        drawn = 0
+        for norm in ("linf", "l2"):
+            recs = [r for r in shown if (r.config.get("norm") or r.result.get("norm")) == norm]
+            if not recs:
+                self._skip(f"separation histograms ({norm})", "no separation record for this norm"
+                           + "".join(f"; {m.command}" for m in self._missing(["separation"], here=True)
+                                     if f"--norm {norm}" in m.command)[:400])
+                continue
+            try:
+                self.written += figs.separation_histograms(recs, out, norm=norm)
+                self._source(f"figures/separation_hist_{norm}", recs)
+                drawn += 1
+            except figs.FigureSkipped as exc:
+                self._skip(f"separation histograms ({norm})", str(exc))
+        # every training run (with and without dropout) and every evaluated model
+        rows = [training_row(r) for r in self.records.training] + [evaluate_row(r) for r in self.records.evaluate]
+        try:
+            self.written += figs.lipschitz_vs_adversarial(rows, out)
+            self._source("figures/lipschitz_vs_adversarial", list(self.records.training) + list(self.records.evaluate))
+            drawn += 1
+        except figs.FigureSkipped as exc:
+            self._skip("Lipschitz vs adversarial accuracy figure",
+                       f"{exc}; " + "; ".join(m.command for m in self._missing(["training"], here=True)))
+        if self.args.no_images:
+            self._skip("image grids of the closest pairs", "--no-images")
+        else:
+            cache: dict[tuple, Any] = {}
+            for rec in shown:
+                key = (rec.config.get("dataset"), rec.config.get("subset"), rec.config.get("seed"))
+                what = f"closest-pairs image grid for {rec.label}"
+                try:
+                    if key not in cache:
+                        try:
+                            cache[key] = figs.load_record_dataset(rec, self.args.data_root)
+                        except figs.FigureSkipped as exc:
+                            cache[key] = exc
+                    if isinstance(cache[key], Exception):
+                        raise cache[key]
+                    self.written += figs.closest_pairs_grid(rec, cache[key], out, k=self.args.pairs)
+                    self._source(f"figures/closest_pairs_{rec.config.get('dataset')}_{rec.folder.name}", [rec])
+                    drawn += 1
+                except figs.FigureSkipped as exc:
+                    self._skip(what, str(exc))
+        return drawn > 0
+
+    # -- README and sources ---------------------------------------------------------------------
+    def render_readme(self) -> bool:
+        from separation.records import atomic_write_bytes
+
+        tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
+        text = build_readme(self.args.out, tables, missing=self.missing, skipped=self.skipped,
+                            problems=self.records.problems, results_root=self.args.results.as_posix())
+        self.written.append(atomic_write_bytes(self.args.out / "README.md", text.encode()))
+        log.info("wrote %s", self.args.out / "README.md")
+        return True
+
+    def write_sources(self) -> None:
+        from separation.records import atomic_write_json
+
+        path = self.args.out / "sources.json"
+        merged: dict[str, Any] = {}
+        if path.is_file():  # keep the entries of artefacts this invocation did not render
+            try:
+                import json
+
+                merged = json.loads(path.read_text())
+            except (OSError, ValueError):
+                merged = {}
+        merged.update(self.sources)
+        self.written.append(atomic_write_json(path, dict(sorted(merged.items()))))
+
+    def status(self) -> int:
+        lines = [f"records under {self.args.results}/:"]
+        for kind in ("separation", "construct", "evaluate", "training"):
+            recs = self.records.of(kind)
+            lines.append(f"  {kind:<10} {len(recs):>3}" + (": " + ", ".join(r.label for r in recs[:8]) +
+                                                          (", ..." if len(recs) > 8 else "") if recs else ""))
+        local = [m for m in self.missing_here if m.local]
+        remote = [m for m in self.missing_here if not m.local]
+        if local:
+            lines.append("missing (computable here):")
+            lines += [f"  {m.message()}" for m in local]
+        else:
+            lines.append("missing (computable here): none")
+        if remote:
+            lines.append(f"not on this machine (need data): {len(remote)} records, e.g. {remote[0].command}")
+        for p in self.records.problems:
+            lines.append(f"problem: {p}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        return 1 if local else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    rep = Report(args)
+    if args.command == "status":
+        return rep.status()
+    ok = True
+    cmd = args.command
+    if cmd in ("all", "separation", "methods", "dropout"):
+        for name in ("separation", "methods", "dropout"):
+            if cmd in ("all", name):
+                ok &= rep.render_table(name)
+    if cmd in ("all", "figures"):
+        drawn = rep.render_figures()
+        ok &= drawn or cmd == "all"
+    if cmd in ("all", "readme"):
+        rep.render_readme()
+    if rep.sources:
+        rep.write_sources()
+    for m in (m for m in rep.missing_here if m.local):
+        log.warning("%s", m.message())
+    for w in sorted(set(rep.written)):
+        log.debug("written: %s", w)
+    n = len(set(rep.written))
+    sys.stdout.write(f"{n} file(s) written under {args.out}/"
+                     + (f"; {len(rep.skipped)} artefact(s) skipped" if rep.skipped else "")
+                     + (f"; {sum(m.local for m in rep.missing_here)} expected record(s) missing "
+                        "(python -m analysis.report status lists them)" if any(m.local for m in rep.missing_here) else "")
+                     + "\n")
+    if args.strict and (rep.skipped or any(m.local for m in rep.missing_here)):
+        return 1
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("matplotlib", "PIL", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.pairs < 1:
+        print("error: --pairs must be at least 1", file=sys.stderr)
+        return 2
+    if not args.results.is_dir():
+        print(f"error: results folder {args.results} does not exist. Produce records first, e.g.\n"
+              "    python -m separation.compute --dataset digits --norm linf\n"
+              "or run `make reports` (computes every record this machine can, then renders).",
+              file=sys.stderr)
+        return 1
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""analysis.attacks: PGD, multi-targeted, AutoAttack (torchattacks), robust-accuracy bookkeeping."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis.attacks import (attack_spec, autoattack, margins, multitargeted, pgd, predict,
+                              run_attacks)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and robust to a busy shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    """A small MLP trained naturally on sklearn's digits (seconds on a CPU)."""
+    from separation import load_dataset
+
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    x = torch.tensor(ds.x_train, dtype=torch.float32)
+    y = torch.tensor(ds.y_train)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(80):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    xt = torch.tensor(ds.x_test[:300], dtype=torch.float32)
+    yt = torch.tensor(ds.y_test[:300])
+    return model, xt, yt
+
+
+def _acc(model, x, y):
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def _assert_feasible(x_adv, x, eps, norm):
+    d = x_adv.double() - x.double()
+    n = d.flatten(1).abs().max(1).values if norm == "linf" else d.flatten(1).norm(dim=1)
+    assert float(n.max()) <= eps, f"left the {norm} ball: {float(n.max())} > {eps}"
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+
+
+def test_pgd_drives_accuracy_down(digits_model):
+    model, x, y = digits_model
+    clean = _acc(model, x, y)
+    assert clean > 0.9
+    x_adv = pgd(model, x, y, eps=0.1)
+    _assert_feasible(x_adv, x, 0.1, "linf")
+    adv = _acc(model, x_adv, y)
+    assert adv < clean - 0.3
+    x_adv2 = pgd(model, x, y, eps=1.0, norm="l2")
+    _assert_feasible(x_adv2, x, 1.0, "l2")
+    assert _acc(model, x_adv2, y) < clean - 0.3
+
+
+def test_multitargeted_is_at_least_as_bad_as_clean_per_example(digits_model):
+    model, x, y = digits_model
+    x, y = x[:64], y[:64]
+    x_adv = multitargeted(model, x, y, eps=0.1, steps=5)
+    _assert_feasible(x_adv, x, 0.1, "linf")
+    with torch.no_grad():
+        assert bool((margins(model(x_adv), y) <= margins(model(x), y) + 1e-6).all())
+    assert _acc(model, x_adv, y) < _acc(model, x, y) - 0.3
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1), eps=st.sampled_from([1e-3, 0.05, 0.3, 1.0, 3.0]),
+       norm=st.sampled_from(["linf", "l2"]), steps=st.integers(0, 4), restarts=st.integers(1, 2),
+       edge=st.booleans())
+def test_adversarial_examples_stay_in_ball_and_box(seed, eps, norm, steps, restarts, edge):
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(4, 12, generator=g))
+    x = torch.rand(5, 3, 2, 2, generator=g)
+    if edge:  # pixels at the box edges and just inside
+        x = torch.where(x < 0.3, torch.zeros_like(x), torch.where(x > 0.7, torch.ones_like(x), x))
+    y = torch.randint(0, 4, (5,), generator=g)
+    for fn in (pgd, multitargeted):
+        kwargs = {"restarts": restarts} if fn is pgd else {}
+        x_adv = fn(model, x, y, eps=eps, norm=norm, steps=steps, generator=g, **kwargs)
+        assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and not x_adv.requires_grad
+        _assert_feasible(x_adv, x, eps, norm)
+
+
+def test_default_step_size_is_eps_over_5():
+    w = torch.tensor([[1.0, -2.0, 0.5, -0.1], [0.0, 0.0, 0.0, 0.0]])
+    model = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(w)
+    x = torch.full((1, 4), 0.5)
+    y = torch.tensor([0])
+    x_adv = pgd(model, x, y, eps=0.1, steps=1, random_start=False)
+    # CE on class 0 grows fastest along -sign(w_0): one step of eps/5
+    torch.testing.assert_close(x_adv - x, -0.02 * torch.sign(w[:1]))
+    x_adv = pgd(model, x, y, eps=0.1, steps=1, random_start=False, norm="l2")
+    torch.testing.assert_close(x_adv - x, -0.02 * w[:1] / w[0].norm())
+
+
+def test_pgd_restores_modes_and_leaves_parameter_grads_alone():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3))
+    model.train()
+    model[2].eval()  # mixed modes must come back as they were
+    x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    pgd(model, x, y, eps=0.1)
+    multitargeted(model, x, y, eps=0.1, steps=2)
+    assert model.training and model[1].training and not model[2].training
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_pgd_restarts_keep_the_worst(digits_model):
+    model, x, y = digits_model
+    x, y = x[:100], y[:100]
+    g1 = torch.Generator().manual_seed(1)
+    one = pgd(model, x, y, eps=0.05, steps=3, generator=g1)
+    g2 = torch.Generator().manual_seed(1)
+    three = pgd(model, x, y, eps=0.05, steps=3, restarts=3, generator=g2)  # first restart == `one`
+    with torch.no_grad():
+        assert bool((margins(model(three), y) <= margins(model(one), y) + 1e-5).all())
+
+
+def test_eps_zero_and_input_errors(digits_model):
+    model, x, y = digits_model
+    torch.testing.assert_close(pgd(model, x[:3], y[:3], eps=0), x[:3])
+    with pytest.raises(ValueError, match="norm"):
+        pgd(model, x[:3], y[:3], eps=0.1, norm="l1")
+    with pytest.raises(ValueError, match=">= 0"):
+        pgd(model, x[:3], y[:3], eps=-0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*Normalize"):
+        pgd(model, x[:3] * 2 - 1, y[:3], eps=0.1)
+    with pytest.raises(TypeError, match="255"):
+        pgd(model, (x[:3] * 255).to(torch.uint8), y[:3], eps=0.1)
+    with pytest.raises(ValueError, match="labels"):
+        pgd(model, x[:3], y[:2], eps=0.1)
+    with pytest.raises(ValueError, match="loss"):
+        pgd(model, x[:3], y[:3], eps=0.1, loss="kl")
+
+
+def test_autoattack_through_torchattacks(digits_model):
+    model, x, y = digits_model
+    x, y = x[:12], y[:12]
+    state = torch.get_rng_state()
+    x_adv = autoattack(model, x, y, eps=0.3)  # large eps: APGD-CE breaks everything, fast
+    assert torch.equal(torch.get_rng_state(), state)  # torchattacks' reseeding is undone
+    _assert_feasible(x_adv, x, 0.3, "linf")
+    assert _acc(model, x_adv, y) <= 0.1
+    with pytest.raises(ValueError, match="version"):
+        autoattack(model, x, y, eps=0.3, version="fast")
+
+
+def test_run_attacks_worst_case_and_breakdown(digits_model):
+    model, x, y = digits_model
+    x, y = x[:80], y[:80].clone()
+    y[:5] = (y[:5] + 1) % 10  # five points misclassified by construction
+    rep = run_attacks(model, x, y, eps=0.1, attacks=["pgd", {"name": "multitargeted", "steps": 5}],
+                      batch_size=32)
+    clean = predict(model, x) == y.numpy()
+    np.testing.assert_array_equal(rep.clean_correct, clean)
+    assert set(rep.per_attack_correct) == {"pgd", "multitargeted"}
+    worst = clean & rep.per_attack_correct["pgd"] & rep.per_attack_correct["multitargeted"]
+    np.testing.assert_array_equal(rep.adv_correct, worst)
+    assert not rep.adv_correct[:5].any() and not any(c[:5].any() for c in rep.per_attack_correct.values())
+    acc = rep.per_attack_acc()
+    assert rep.adv_acc <= min(acc.values()) <= rep.clean_acc
+    with pytest.raises(ValueError, match="once"):
+        run_attacks(model, x, y, eps=0.1, attacks=["pgd", "pgd"])
+
+
+def test_attack_spec():
+    assert attack_spec("PGD") == {"name": "pgd", "steps": 10, "step_size": None, "restarts": 1,
+                                  "random_start": True, "loss": "ce"}
+    assert attack_spec({"name": "multi-targeted", "steps": 3})["steps"] == 3
+    with pytest.raises(ValueError, match="Unknown attack 'fgsm'"):
+        attack_spec("fgsm")
+    with pytest.raises(ValueError, match="unknown option"):
+        attack_spec({"name": "pgd", "iterations": 3})

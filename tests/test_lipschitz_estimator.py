@@ -1,0 +1,159 @@
+"""analysis.lipschitz: the empirical local Lipschitz constant (ascent) and the official procedure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.lipschitz import estimate_local_lipschitz
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and robust to a busy shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _linear(w: torch.Tensor) -> nn.Module:
+    """f(x) = w . x on flattened images, one output, float64 (no rounding in the bound)."""
+    lin = nn.Linear(w.numel(), 1, bias=False).double()
+    with torch.no_grad():
+        lin.weight.copy_(w.reshape(1, -1))
+    return nn.Sequential(nn.Flatten(), lin)
+
+
+@pytest.mark.parametrize("eps", [0.01, 0.1])
+def test_linear_model_linf_within_one_percent_and_never_above(eps):
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, generator=g, dtype=torch.float64)
+    x = 0.2 + 0.6 * torch.rand(30, 1, 8, 8, generator=g, dtype=torch.float64)  # away from the box edges
+    exact = float(w.abs().sum())  # max |w.(x - x')| / ||x - x'||_inf = ||w||_1
+    v = estimate_local_lipschitz(_linear(w), x, eps=eps, generator=g)  # defaults: 10 steps of 0.003
+    assert v.shape == (30,) and v.dtype == np.float64
+    assert v.min() >= 0.99 * exact
+    assert v.max() <= exact * (1 + 1e-12)
+
+
+def test_linear_model_l2_within_one_percent_and_never_above():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(64, generator=g, dtype=torch.float64)
+    x = 0.2 + 0.6 * torch.rand(30, 1, 8, 8, generator=g, dtype=torch.float64)
+    exact = float(w.norm())  # the l2 case: ||w||_2
+    v = estimate_local_lipschitz(_linear(w), x, eps=0.5, norm="l2", generator=g)
+    assert v.min() >= 0.99 * exact
+    assert v.max() <= exact * (1 + 1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), eps=st.sampled_from([1e-3, 0.05, 0.3, 1.0]),
+       norm=st.sampled_from(["linf", "l2"]), steps=st.integers(0, 6))
+def test_never_exceeds_the_true_constant_even_at_the_box_edges(seed, eps, norm, steps):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(12, generator=g, dtype=torch.float64)
+    x = torch.rand(6, 3, 2, 2, generator=g, dtype=torch.float64)
+    x = torch.where(x < 0.25, torch.zeros_like(x), torch.where(x > 0.75, torch.ones_like(x), x))
+    exact = float(w.abs().sum() if norm == "linf" else w.norm())
+    v, pts = estimate_local_lipschitz(_linear(w), x, eps=eps, norm=norm, steps=steps, step_size=0.01,
+                                      generator=g, return_points=True)
+    assert (v <= exact * (1 + 1e-12)).all()
+    d = (pts - x).flatten(1)
+    n = d.abs().max(1).values if norm == "linf" else d.norm(dim=1)
+    assert float(n.max()) <= eps * (1 + 1e-9) and float(pts.min()) >= 0 and float(pts.max()) <= 1
+
+
+def _official_reference(model, x, *, eps, norm, steps, step_size):
+    """The official estimate_local_lip_v2 / local_lip procedure, re-derived step by step:
+    per loader batch of 16, x_adv = x + 0.001 randn (global CPU generator); every step takes the
+    gradient of loss = -mean(||f(x) - f(x_adv)||_1 / ||x - x_adv + 1e-6||), adds step_size * sign(grad)
+    (descending the ratio), clips x_adv - x to [-eps, eps] coordinate-wise and x_adv to [0, 1]; the
+    value is the ratio at the last iterate."""
+    p = float("inf") if norm == "linf" else 2.0
+    out = []
+    model.eval()
+    for start in range(0, len(x), 16):
+        xb = x[start:start + 16]
+        x_adv = xb + 0.001 * torch.randn(xb.shape)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            top = model(xb).flatten(1) - model(x_adv).flatten(1)
+            down = (xb - x_adv).flatten(1)
+            ratio = top.norm(p=1, dim=1) / (down + 1e-6).norm(p=p, dim=1)
+            loss = -ratio.mean()
+            loss.backward()
+            x_adv = x_adv.detach() + step_size * x_adv.grad.sign()
+            x_adv = xb + torch.clamp(x_adv - xb, -eps, eps)
+            x_adv = torch.clamp(x_adv, 0, 1)
+        with torch.no_grad():
+            top = model(xb).flatten(1) - model(x_adv).flatten(1)
+            out.append(top.norm(p=1, dim=1) / ((xb - x_adv).flatten(1) + 1e-6).norm(p=p, dim=1))
+    return torch.cat(out).double().numpy()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_paper_mode_matches_the_official_procedure(norm):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    x = torch.rand(40, 1, 8, 8)  # 40 = 16 + 16 + 8: exercises the official per-16 noise draws
+    torch.manual_seed(11)
+    ours = estimate_local_lipschitz(model, x, eps=0.1, norm=norm, mode="paper", batch_size=32)
+    torch.manual_seed(11)
+    ref = _official_reference(model, x, eps=0.1, norm=norm, steps=10, step_size=0.003)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5)
+
+
+def test_paper_mode_descends_and_underestimates():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, generator=g, dtype=torch.float64)
+    x = 0.2 + 0.6 * torch.rand(30, 1, 8, 8, generator=g, dtype=torch.float64)
+    model = _linear(w)
+    asc = estimate_local_lipschitz(model, x, eps=0.1, generator=torch.Generator().manual_seed(0))
+    pap = estimate_local_lipschitz(model, x, eps=0.1, mode="paper", generator=torch.Generator().manual_seed(0))
+    assert (pap < 0.2 * asc).all()  # the official update steps down the ratio
+
+
+def test_modes_restored_uint8_and_errors():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
+    x8 = torch.randint(0, 256, (5, 1, 4, 4), dtype=torch.uint8)
+    v = estimate_local_lipschitz(model, x8, eps=0.05)
+    assert v.shape == (5,) and np.isfinite(v).all() and (v > 0).all()
+    assert all(m.training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    x = x8.float() / 255
+    with pytest.raises(ValueError, match="mode"):
+        estimate_local_lipschitz(model, x, eps=0.1, mode="descent")
+    with pytest.raises(ValueError, match="norm"):
+        estimate_local_lipschitz(model, x, eps=0.1, norm="l1")
+    with pytest.raises(ValueError, match="> 0"):
+        estimate_local_lipschitz(model, x, eps=0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        estimate_local_lipschitz(model, x + 1, eps=0.1)
+
+
+def _constructed_classifier():
+    lc = pytest.importorskip("lipschitz_construct")
+    if not hasattr(lc, "LocallyLipschitzClassifier"):
+        pytest.skip("lipschitz_construct.LocallyLipschitzClassifier is not available in this checkout yet")
+    return lc.LocallyLipschitzClassifier
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_constructed_classifier_never_exceeds_n_classes_over_r(norm):
+    cls = _constructed_classifier()
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0.2, 0.8, size=(3, 1, 4, 4))
+    x_train = np.concatenate([np.clip(c + 0.02 * rng.standard_normal((20, 1, 4, 4)), 0, 1) for c in centers])
+    y_train = np.repeat(np.arange(3), 20)
+    clf = cls(norm=norm, r="auto").fit(x_train, y_train)
+    module = clf.as_torch_module()
+    bound = 3 / float(clf.r_)  # f_i = dist(x, X_i) / r_ is (1/r_)-Lipschitz: ||f(x)-f(x')||_1 <= 3/r_ ||x-x'||
+    x = torch.tensor(x_train[::4], dtype=torch.float32)
+    for mode in ("ascent", "paper"):
+        v = estimate_local_lipschitz(module, x, eps=0.1, norm=norm, mode=mode,
+                                     generator=torch.Generator().manual_seed(0))
+        assert (v <= bound * (1 + 1e-4)).all(), (mode, v.max(), bound)

@@ -1,0 +1,242 @@
+"""analysis.report: tables, figures and README rendered from the fixture records in
+tests/fixtures/records (regenerate them with ``python tests/fixtures/records/_generate.py``)."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import report
+from analysis.reporting import figures as figs
+from analysis.reporting.records import as_float, expected_missing, find_records
+from analysis.reporting.tables import (dropout_table, methods_table, separation_table, to_latex,
+                                       to_markdown, write_table)
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
+GRID = REPO / "configs" / "mnist_cpu.yaml"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return find_records(FIXTURES)
+
+
+def by(table, *keys):
+    """Rows of the display frame keyed by the given columns."""
+    return {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r
+            for r in table.display.to_dict("records")}
+
+
+# -- records -------------------------------------------------------------------------------------
+
+def test_finds_every_fixture_record(records):
+    assert [len(records.of(k)) for k in ("separation", "construct", "evaluate", "training")] == [4, 1, 1, 5]
+    assert records.problems == []
+
+
+def test_numbers_from_records():
+    assert as_float("inf") == float("inf") and as_float(3) == 3.0 and as_float(None) is None
+    assert as_float("abc") is None and as_float(True) is None
+
+
+def test_unreadable_record_is_reported_not_raised(tmp_path):
+    shutil.copytree(FIXTURES / "separation" / "mnist", tmp_path / "separation" / "mnist")
+    bad = tmp_path / "separation" / "cifar10" / "linf"
+    bad.mkdir(parents=True)
+    (bad / "record.json").write_text("{not json")
+    rs = find_records(tmp_path)
+    assert len(rs.separation) == 2
+    assert len(rs.problems) == 1 and "cifar10/linf" in rs.problems[0]
+
+
+# -- Table 1 -------------------------------------------------------------------------------------
+
+def test_separation_table_cells(records):
+    t = separation_table(records.separation)
+    assert list(zip(t.display["Dataset"], t.display["Norm"])) == [
+        ("MNIST", "ℓ∞"), ("MNIST", "ℓ2"), ("Fashion-MNIST", "ℓ∞"), ("digits (8×8)", "ℓ∞")]
+    rows = by(t, "Dataset", "Norm")
+    mnist = rows[("MNIST", "ℓ∞")]
+    assert (mnist["ε"], mnist["Train–train min"], mnist["Train–train ÷ 2ε"]) == ("0.1", "0.737", "3.69")
+    assert (mnist["Test–train min"], mnist["Test–train ÷ 2ε"]) == ("0.812", "4.06")
+    assert mnist["Points (train / test)"] == "200 / 100"
+    assert mnist["Cross-class duplicates (train pairs / test points)"] == "0 / 0"
+    assert mnist["Min. excl. duplicates (train–train / test–train)"] == "—"
+    fm = rows[("Fashion-MNIST", "ℓ∞")]
+    assert fm["Train–train min"] == "0.000" and fm["Train–train ÷ 2ε"] == "0.00"
+    assert fm["Cross-class duplicates (train pairs / test points)"] == "2 / 1"
+    assert fm["Min. excl. duplicates (train–train / test–train)"] == "0.412 / 0.500"
+    assert rows[("digits (8×8)", "ℓ∞")]["Points (train / test)"] == "60 / 60 (subset)"
+    # the CSV keeps full precision
+    d = t.data.set_index(["dataset", "norm"])
+    assert d.loc[("mnist", "linf"), "train_min"] == pytest.approx(0.7373)
+    assert d.loc[("mnist", "linf"), "train_min_over_2eps"] == pytest.approx(3.6865)
+    assert d.loc[("fashion-mnist", "linf"), "test_in_train"] == 1
+    assert any("full dataset" in b and "MNIST ℓ∞" in b for b in t.budget)
+    assert any("subset of 60 points" in b for b in t.budget)
+
+
+def test_separation_prefers_the_full_dataset(tmp_path):
+    src = FIXTURES / "separation" / "mnist" / "linf"
+    shutil.copytree(src, tmp_path / "separation" / "mnist" / "linf")
+    sub = tmp_path / "separation" / "mnist" / "linf-subset50"
+    shutil.copytree(src, sub)
+    rec = json.loads((sub / "record.json").read_text())
+    rec["config"]["subset"] = 50
+    rec["result"]["train"]["min"] = 0.9
+    (sub / "record.json").write_text(json.dumps(rec))
+    t = separation_table(find_records(tmp_path).separation)
+    assert list(t.display["Train–train min"]) == ["0.737"]
+    assert any("linf-subset50" in n for n in t.notes)
+
+
+# -- Table 2 and 3 -------------------------------------------------------------------------------
+
+def test_methods_table_cells(records):
+    t = methods_table(records.training, records.construct, records.evaluate)
+    assert list(t.display["Method"]) == ["Natural", "AT", "TRADES (β=6)", "Constructed (certified)",
+                                         "Constructed (attacked)"]  # no dropout runs in Table 2
+    rows = by(t, "Method")
+    nat = rows["Natural"]
+    assert [nat[c] for c in ("Train acc", "Test acc", "Adv test acc (PGD)", "Adv test acc (MT)", "Train Lip",
+                             "Test Lip", "Gap clean", "Gap adv")] == \
+        ["99.0", "97.5", "1.2", "—", "40.0", "45.0", "1.5", "−0.2"]
+    assert nat["Setting"] == "mnist_tiny"
+    trades = rows["TRADES (β=6)"]
+    assert (trades["Adv test acc (PGD)"], trades["Adv test acc (MT)"], trades["Test Lip"]) == ("88.2", "87.1", "3.40")
+    cert = rows["Constructed (certified)"]
+    assert (cert["Train acc"], cert["Test acc"], cert["Certified test astuteness"]) == ("100.0", "96.2", "95.3")
+    assert cert["Lip bound 1/r (measured)"] == "2.71 (2.69)"
+    att = rows["Constructed (attacked)"]
+    assert (att["Adv test acc (PGD)"], att["Test Lip"], att["Lip bound 1/r (measured)"]) == ("95.0", "1.90", "2.71 (2.20)")
+    assert att["Setting"] == "analysis.evaluate (500 pts)"
+    d = t.data.set_index("run")
+    assert d.loc["natural", "test_lipschitz_official"] == pytest.approx(22.5)
+    budget = " ".join(t.budget)
+    for piece in ("grid `mnist_tiny` (3 runs)", "profile cpu", "2 epoch(s)", "2,000 training points",
+                  "500 train / 500 test", "x86_64, 2 CPUs", "30.0 min training"):
+        assert piece in budget
+
+
+def test_dropout_table_cells(records):
+    t = dropout_table(records.training)
+    assert list(zip(t.display["Method"], t.display["Dropout"])) == [
+        ("Natural", "none"), ("Natural", "0.5"), ("TRADES (β=6)", "none"), ("TRADES (β=6)", "0.5")]
+    rows = by(t, "Method", "Dropout")
+    assert rows[("Natural", "0.5")]["Gap clean"] == "0.7"
+    assert rows[("Natural", "0.5")]["Δ gap clean"] == "−0.8"
+    assert rows[("Natural", "0.5")]["Δ gap adv"] == "+0.4"
+    assert rows[("TRADES (β=6)", "0.5")]["Δ gap adv"] == "−1.6"
+    assert rows[("Natural", "none")]["Δ gap clean"] == "—"
+    assert any("at" in n and "without a partner" in n for n in t.notes)  # AT has no dropout run
+
+
+def test_writers(tmp_path, records):
+    t = methods_table(records.training, records.construct, records.evaluate)
+    md, csv, tex = write_table(t, tmp_path)
+    text = md.read_text()
+    assert to_markdown(t.display) in text and "**Budget.**" in text
+    back = pd.read_csv(csv)
+    assert list(back["method_label"]) == list(t.data["method_label"])
+    assert back["train_acc"].iloc[0] == pytest.approx(0.99)
+    latex = tex.read_text()
+    assert "\\toprule" in latex and "TRADES ($\\beta$=6)" in latex and "$-$0.2" in latex
+    assert "\\caption{Accuracy" in latex
+    # right-aligned numbers, left-aligned text
+    header = to_markdown(t.display).splitlines()[1]
+    assert header.startswith("| ---") and "--: |" in header
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+def test_image_grid_without_data_is_skipped_with_a_message(tmp_path, records):
+    rec = next(r for r in records.separation if r.config["dataset"] == "mnist")
+    with pytest.raises(figs.FigureSkipped, match="mnist images are not available"):
+        figs.load_record_dataset(rec, tmp_path)
+
+
+def test_image_grid_checks_the_fingerprint(tmp_path):
+    shutil.copytree(FIXTURES / "separation" / "digits", tmp_path / "separation" / "digits")
+    path = tmp_path / "separation" / "digits" / "linf-subset60" / "record.json"
+    rec = json.loads(path.read_text())
+    rec["config"]["data_fingerprint"] = "0" * 64
+    path.write_text(json.dumps(rec))
+    stored = find_records(tmp_path).separation[0]
+    with pytest.raises(figs.FigureSkipped, match="fingerprint differs"):
+        figs.load_record_dataset(stored, None)
+
+
+def test_closest_train_pairs_are_distinct():
+    import numpy as np
+
+    d = np.array([0.5, 0.5, 0.7, 0.9])
+    nbr = np.array([1, 0, 3, 2])
+    assert figs.closest_train_pairs(d, nbr, 3) == [(0, 1, 0.5), (2, 3, 0.7)]
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def test_cli_renders_everything_from_fixtures(tmp_path, caplog):
+    out = tmp_path / "reports"
+    argv = ["all", "--results", str(FIXTURES), "--out", str(out), "--grid", str(tmp_path / "none.yaml")]
+    with caplog.at_level(logging.INFO):
+        assert report.main(argv) == 0
+    for stem in ("table1_separation", "table2_methods", "table3_dropout"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / "tables" / f"{stem}.{ext}").stat().st_size > 0
+    for stem in ("separation_hist_linf", "separation_hist_l2", "lipschitz_vs_adversarial",
+                 "closest_pairs_digits_linf-subset60"):
+        assert (out / "figures" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    readme = (out / "README.md").read_text()
+    assert "## Table 1 – Separation" in readme and "| MNIST" in readme and "**Budget.**" in readme
+    assert "figures/separation_hist_linf.png" in readme
+    # MNIST images are not in the fixtures: that grid is skipped, and the README says so
+    assert "mnist images are not available" in readme
+    assert "python -m separation.compute --dataset cifar10 --norm linf --data-root DATA_ROOT" in readme
+    sources = json.loads((out / "sources.json").read_text())
+    assert any(s["record"].endswith("training/mnist_tiny/natural") for s in sources["tables/table2_methods"])
+    # rendering again gives byte-identical tables, README and figures
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert report.main(argv) == 0
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert [p for p in before if before[p] != after[p]] == []
+
+
+def test_missing_record_gives_the_command(tmp_path, caplog):
+    (tmp_path / "results").mkdir()
+    argv = ["separation", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
+            "--data-root", "/data/here"]
+    with caplog.at_level(logging.INFO):
+        assert report.main(argv) == 1
+    text = caplog.text
+    assert "no separation records" in text
+    assert "python -m separation.compute --dataset mnist --norm linf --data-root /data/here" in text
+    assert "python -m separation.compute --dataset digits --norm l2" in text
+    assert not (tmp_path / "out" / "tables" / "table1_separation.md").exists()
+
+
+def test_missing_training_records_name_the_grid_command(tmp_path, caplog):
+    if not GRID.is_file():
+        pytest.skip(f"{GRID} not in this checkout")
+    shutil.copytree(FIXTURES / "separation", tmp_path / "results" / "separation")
+    argv = ["methods", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"), "--grid", str(GRID)]
+    with caplog.at_level(logging.INFO):
+        assert report.main(argv) == 1
+    assert "python -m lipschitz_construct.verify --dataset mnist --norm linf --eps 0.1" in caplog.text
+    missing = expected_missing(find_records(tmp_path / "results"), grid_files=[GRID])
+    grid = [m for m in missing if m.kind == "training"]
+    assert grid and "python -m analysis.grid" in grid[0].command and "20 of 20 training runs" in grid[0].what
+
+
+def test_status_and_absent_results_folder(tmp_path, capsys):
+    assert report.main(["status", "--results", str(FIXTURES), "--grid", str(tmp_path / "x.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "training     5" in out and "python -m separation.compute --dataset fashion-mnist --norm l2" in out
+    assert report.main(["all", "--results", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().err
