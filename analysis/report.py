@@ -35,6 +35,7 @@ from analysis.reporting.tables import (Table, dropout_table, evaluate_row, metho
 
 log = logging.getLogger("analysis.report")
 
+SKIPPED_KEY = "_skipped"  # sources.json: the figures skipped by the last rendering of the figures
 COMMANDS = ("all", "separation", "methods", "dropout", "figures", "readme", "status")
 
 
@@ -79,6 +80,7 @@ class Report:
         self.skipped: list[str] = []
         self.sources: dict[str, list[dict[str, Any]]] = {}
         self._tables: dict[str, Table] = {}
+        self.figures_rendered = False
 
     # -- tables ---------------------------------------------------------------------------------
     def _missing(self, kinds: Sequence[str], *, here: bool = False) -> list[Missing]:
@@ -134,6 +136,7 @@ class Report:
         log.warning("skipped %s: %s", what, why)
 
     def render_figures(self) -> bool:
+        self.figures_rendered = True
         out = self.args.out / "figures"
         shown, _ = select_separation(self.records.separation)
         drawn = 0
@@ -186,25 +189,31 @@ class Report:
         from separation.records import atomic_write_bytes
 
         tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
-        text = build_readme(self.args.out, tables, missing=self.missing, skipped=self.skipped,
+        skipped = self.skipped if self.figures_rendered else self._stored_sources().get(SKIPPED_KEY, [])
+        text = build_readme(self.args.out, tables, missing=self.missing, skipped=skipped,
                             problems=self.records.problems, results_root=self.args.results.as_posix())
         self.written.append(atomic_write_bytes(self.args.out / "README.md", text.encode()))
         log.info("wrote %s", self.args.out / "README.md")
         return True
 
+    def _stored_sources(self) -> dict[str, Any]:
+        import json
+
+        path = self.args.out / "sources.json"
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            data = {}
+        return data if isinstance(data, dict) else {}
+
     def write_sources(self) -> None:
         from separation.records import atomic_write_json
 
         path = self.args.out / "sources.json"
-        merged: dict[str, Any] = {}
-        if path.is_file():  # keep the entries of artefacts this invocation did not render
-            try:
-                import json
-
-                merged = json.loads(path.read_text())
-            except (OSError, ValueError):
-                merged = {}
+        merged = self._stored_sources()  # keep the entries of artefacts this invocation did not render
         merged.update(self.sources)
+        if self.figures_rendered:
+            merged[SKIPPED_KEY] = list(self.skipped)
         self.written.append(atomic_write_json(path, dict(sorted(merged.items()))))
 
     def status(self) -> int:
@@ -243,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         ok &= drawn or cmd == "all"
     if cmd in ("all", "readme"):
         rep.render_readme()
-    if rep.sources:
+    if rep.sources or rep.figures_rendered:
         rep.write_sources()
     for m in (m for m in rep.missing_here if m.local):
         log.warning("%s", m.message())

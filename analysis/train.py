@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -200,21 +201,41 @@ def build_model_for(cfg: TrainConfig, data: TrainData) -> nn.Module:
 
 @contextlib.contextmanager
 def determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms`` (warn-only) and cuDNN determinism for the block."""
+    """Deterministic kernels for the block (restored afterwards).
+
+    On CUDA: ``torch.use_deterministic_algorithms`` (warn-only), deterministic cuDNN and a cuBLAS
+    workspace. On CPU nothing needs switching: the kernels used here give the same bits for the
+    same thread count (and ``use_deterministic_algorithms`` would cost a ~10 s import).
+    """
+    if not enabled or device.type != "cuda":
+        yield
+        return
     prev = (torch.are_deterministic_algorithms_enabled(),
             torch.is_deterministic_algorithms_warn_only_enabled(),
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    if enabled:
-        if device.type == "cuda":
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev[2], prev[3]
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` for the block (None: leave as is)."""
+    if not n:
+        yield
+        return
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 @contextlib.contextmanager
@@ -405,7 +426,7 @@ def train(cfg: TrainConfig, *, run_dir: str | os.PathLike, results_dir: str | os
             run name, or ``restart=True``).
         TrainingInterrupted: stopped early; the checkpoint is saved and a re-run resumes.
     """
-    from separation.records import ARRAYS_FILE, RECORD_FILE, atomic_write_bytes, write_record
+    from separation.records import RECORD_FILE, atomic_write_bytes
 
     run_dir = Path(run_dir)
     results_dir = Path(results_dir) if results_dir is not None else None
@@ -423,162 +444,176 @@ def train(cfg: TrainConfig, *, run_dir: str | os.PathLike, results_dir: str | os
         check_evaluation_options(cfg.evaluation)
 
     device = resolve_device(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
     data = prepare_data(cfg, data_root=data_root, dataset=dataset)
+    with num_threads(cfg.num_threads), determinism(cfg.deterministic, device):
+        return _train(cfg, data, device, run_dir=run_dir, results_dir=results_dir, progress=progress,
+                      evaluate=evaluate, stop_after_steps=stop_after_steps,
+                      checkpoint_every_steps=checkpoint_every_steps, handle_signals=handle_signals,
+                      restart=restart)
+
+
+def _train(cfg: TrainConfig, data: TrainData, device: torch.device, *, run_dir: Path,
+           results_dir: Path | None, progress: bool, evaluate: bool, stop_after_steps: int | None,
+           checkpoint_every_steps: int | None, handle_signals: bool, restart: bool) -> TrainOutcome:
+    from separation.records import ARRAYS_FILE, RECORD_FILE, atomic_write_bytes, load_record, write_record
+
     ckpt_path = run_dir / CHECKPOINT_FILE
+    torch.manual_seed(derive_seed(cfg.seed, _TAG_INIT))
+    model = build_model_for(cfg, data).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    loss_fn = make_loss(cfg.method, cfg.method_params, eps=cfg.eps, norm=cfg.norm,
+                        reduction=cfg.loss_reduction)
 
-    with determinism(cfg.deterministic, device):
-        torch.manual_seed(derive_seed(cfg.seed, _TAG_INIT))
-        model = build_model_for(cfg, data).to(device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(cfg, model)
-        scheduler = build_scheduler(cfg, optimizer)
-        loss_fn = make_loss(cfg.method, cfg.method_params, eps=cfg.eps, norm=cfg.norm,
-                            reduction=cfg.loss_reduction)
+    epoch, step, history = 0, 0, []
+    stats = _new_epoch_stats()
+    train_seconds = 0.0
+    complete = False
+    if ckpt_path.is_file() and not restart:
+        state = load_checkpoint(ckpt_path, map_location=device)
+        diff = _config_diff(_identity(state.get("config", {})), cfg.identity())
+        if diff:
+            raise CheckpointMismatch(
+                f"{ckpt_path} was made with a different config ({'; '.join(diff)}). Use another "
+                "run name / folder, or pass --restart to discard the checkpoint.")
+        if state.get("data_fingerprint") not in (None, data.fingerprint):
+            raise CheckpointMismatch(f"{ckpt_path} was trained on different {cfg.dataset} data "
+                                     "(fingerprint differs); pass --restart to discard it.")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state.get("rng", {}), device)
+        epoch, step = int(state["epoch"]), int(state.get("step", 0))
+        history = list(state.get("history", []))
+        stats = dict(state.get("epoch_stats") or _new_epoch_stats())
+        train_seconds = float(state.get("train_seconds", 0.0))
+        complete = bool(state.get("complete", False))
+        log.info("%s: resuming from %s (epoch %d, step %d).", cfg.name, ckpt_path, epoch, step)
+    elif restart:
+        stale = [ckpt_path, run_dir / RECORD_FILE, run_dir / ARRAYS_FILE]
+        if results_dir is not None:
+            stale.append(results_dir / RECORD_FILE)
+        for f in stale:
+            if f.exists():
+                f.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / CONFIG_FILE)
 
-        epoch, step, history = 0, 0, []
-        stats = _new_epoch_stats()
-        train_seconds = 0.0
-        complete = False
-        if ckpt_path.is_file() and not restart:
-            state = load_checkpoint(ckpt_path, map_location=device)
-            diff = _config_diff(_identity(state.get("config", {})), cfg.identity())
-            if diff:
-                raise CheckpointMismatch(
-                    f"{ckpt_path} was made with a different config ({'; '.join(diff)}). Use another "
-                    "run name / folder, or pass --restart to discard the checkpoint.")
-            if state.get("data_fingerprint") not in (None, data.fingerprint):
-                raise CheckpointMismatch(f"{ckpt_path} was trained on different {cfg.dataset} data "
-                                         "(fingerprint differs); pass --restart to discard it.")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state.get("rng", {}), device)
-            epoch, step = int(state["epoch"]), int(state.get("step", 0))
-            history = list(state.get("history", []))
-            stats = dict(state.get("epoch_stats") or _new_epoch_stats())
-            train_seconds = float(state.get("train_seconds", 0.0))
-            complete = bool(state.get("complete", False))
-            log.info("%s: resuming from %s (epoch %d, step %d).", cfg.name, ckpt_path, epoch, step)
-        elif restart:
-            for f in (ckpt_path, run_dir / RECORD_FILE, run_dir / ARRAYS_FILE):
-                if f.exists():
-                    f.unlink()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / CONFIG_FILE)
+    def checkpoint(done: bool = False) -> None:
+        save_checkpoint(ckpt_path, model=model, config=_checkpoint_state(cfg, data),
+                        optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                        rng=rng_state(device), step=step, history=history, epoch_stats=stats,
+                        train_seconds=train_seconds, complete=done,
+                        data_fingerprint=data.fingerprint, format="analysis.train/1")
 
-        def checkpoint(done: bool = False) -> None:
-            save_checkpoint(ckpt_path, model=model, config=_checkpoint_state(cfg, data),
-                            optimizer=optimizer, scheduler=scheduler, epoch=epoch,
-                            rng=rng_state(device), step=step, history=history, epoch_stats=stats,
-                            train_seconds=train_seconds, complete=done,
-                            data_fingerprint=data.fingerprint, format="analysis.train/1")
+    steps_this_call = 0
+    n = len(data.x_train)
+    n_batches = math.ceil(n / cfg.batch_size)
+    with stop_on_signals(handle_signals) as flag:
+        while epoch < cfg.epochs and not complete:
+            batches = _epoch_batches(cfg, n, epoch)
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-        steps_this_call = 0
-        n = len(data.x_train)
-        n_batches = math.ceil(n / cfg.batch_size)
-        with stop_on_signals(handle_signals) as flag:
-            while epoch < cfg.epochs and not complete:
-                batches = _epoch_batches(cfg, n, epoch)
-                bar = None
-                if progress:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=n_batches, initial=step, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}",
-                               leave=False, dynamic_ncols=True)
-                while step < n_batches:
-                    t0 = time.perf_counter()
-                    idx = batches[step]
-                    torch.manual_seed(derive_seed(cfg.seed, _TAG_STEP, epoch, step))
-                    xb = to_float(data.x_train[idx])
-                    if cfg.augmentation != "none":
-                        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, _TAG_AUG, epoch, step))
-                        xb = augment(xb, kind=cfg.augmentation, padding=cfg.crop_padding, generator=gen)
-                    xb, yb = xb.to(device), data.y_train[idx].to(device)
-                    if cfg.channels_last:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    model.train()
-                    optimizer.zero_grad(set_to_none=True)
-                    out = loss_fn(model, xb, yb)
-                    if not torch.isfinite(out.loss):
-                        raise FloatingPointError(
-                            f"{cfg.name}: the loss became {float(out.loss)} at epoch {epoch + 1}, step "
-                            f"{step + 1}; lower lr (now {cfg.lr}) or check the method parameters.")
-                    out.loss.backward()
-                    optimizer.step()
-                    b = len(yb)
-                    loss_value = float(out.loss.detach())
-                    per_ex = loss_value / b if cfg.loss_reduction == "sum" else loss_value
-                    stats["loss_sum"] += per_ex * b
-                    stats["n"] += b
-                    if out.clean_logits is not None:
-                        stats["clean_correct"] += int((out.clean_logits.argmax(1) == yb).sum())
-                        stats["clean_n"] += b
-                    if out.adv_logits is not None:
-                        stats["adv_correct"] += int((out.adv_logits.argmax(1) == yb).sum())
-                        stats["adv_n"] += b
-                    step += 1
-                    steps_this_call += 1
-                    dt = time.perf_counter() - t0
-                    stats["seconds"] += dt
-                    train_seconds += dt
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{stats['loss_sum'] / stats['n']:.3f}", refresh=False)
-                    stop = flag["signum"] is not None or (stop_after_steps is not None
-                                                          and steps_this_call >= stop_after_steps)
-                    if stop or (checkpoint_every_steps and step % checkpoint_every_steps == 0
-                                and step < n_batches):
-                        checkpoint()
-                    if stop:
-                        if bar is not None:
-                            bar.close()
-                        why = (f"signal {flag['signum']}" if flag["signum"] is not None
-                               else f"stop_after_steps={stop_after_steps}")
-                        log.warning("%s: stopped (%s) at epoch %d step %d; checkpoint saved to %s. "
-                                    "Run the same command again to resume.", cfg.name, why,
-                                    epoch + 1, step, ckpt_path)
-                        raise TrainingInterrupted(f"{cfg.name}: stopped ({why}); resume by re-running.",
-                                                  signum=flag["signum"])
-                if bar is not None:
-                    bar.close()
-                lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
+                bar = tqdm(total=n_batches, initial=step, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}",
+                           leave=False, dynamic_ncols=True)
+            while step < n_batches:
                 t0 = time.perf_counter()
-                clean_acc, adv_acc = _monitor(cfg, model, data, device)
-                stats["seconds"] += time.perf_counter() - t0
-                train_seconds += time.perf_counter() - t0
-                entry = {
-                    "epoch": epoch + 1,
-                    "loss": stats["loss_sum"] / max(stats["n"], 1),
-                    "train_clean_acc": clean_acc,
-                    "train_adv_acc": adv_acc,
-                    "seconds": stats["seconds"],
-                    "lr": lr,
-                    "batch_clean_acc": stats["clean_correct"] / stats["clean_n"] if stats["clean_n"] else None,
-                    "batch_adv_acc": stats["adv_correct"] / stats["adv_n"] if stats["adv_n"] else None,
-                }
-                history.append(entry)
-                log.info("%s epoch %d/%d: loss %.4f, train clean acc %.4f, train adv acc %.4f "
-                         "(monitor: %d points, PGD-%d), %.1fs", cfg.name, epoch + 1, cfg.epochs,
-                         entry["loss"], clean_acc, adv_acc, min(cfg.monitor_size, n),
-                         cfg.monitor_steps, entry["seconds"])
-                epoch += 1
-                step = 0
-                stats = _new_epoch_stats()
-                checkpoint(done=epoch >= cfg.epochs)
-            complete = True
+                idx = batches[step]
+                torch.manual_seed(derive_seed(cfg.seed, _TAG_STEP, epoch, step))
+                xb = to_float(data.x_train[idx])
+                if cfg.augmentation != "none":
+                    gen = torch.Generator().manual_seed(derive_seed(cfg.seed, _TAG_AUG, epoch, step))
+                    xb = augment(xb, kind=cfg.augmentation, padding=cfg.crop_padding, generator=gen)
+                xb, yb = xb.to(device), data.y_train[idx].to(device)
+                if cfg.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                model.train()
+                optimizer.zero_grad(set_to_none=True)
+                out = loss_fn(model, xb, yb)
+                if not torch.isfinite(out.loss):
+                    raise FloatingPointError(
+                        f"{cfg.name}: the loss became {float(out.loss)} at epoch {epoch + 1}, step "
+                        f"{step + 1}; lower lr (now {cfg.lr}) or check the method parameters.")
+                out.loss.backward()
+                optimizer.step()
+                b = len(yb)
+                loss_value = float(out.loss.detach())
+                per_ex = loss_value / b if cfg.loss_reduction == "sum" else loss_value
+                stats["loss_sum"] += per_ex * b
+                stats["n"] += b
+                if out.clean_logits is not None:
+                    stats["clean_correct"] += int((out.clean_logits.argmax(1) == yb).sum())
+                    stats["clean_n"] += b
+                if out.adv_logits is not None:
+                    stats["adv_correct"] += int((out.adv_logits.argmax(1) == yb).sum())
+                    stats["adv_n"] += b
+                step += 1
+                steps_this_call += 1
+                dt = time.perf_counter() - t0
+                stats["seconds"] += dt
+                train_seconds += dt
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['loss_sum'] / stats['n']:.3f}", refresh=False)
+                stop = flag["signum"] is not None or (stop_after_steps is not None
+                                                      and steps_this_call >= stop_after_steps)
+                if stop or (checkpoint_every_steps and step % checkpoint_every_steps == 0
+                            and step < n_batches):
+                    checkpoint()
+                if stop:
+                    if bar is not None:
+                        bar.close()
+                    why = (f"signal {flag['signum']}" if flag["signum"] is not None
+                           else f"stop_after_steps={stop_after_steps}")
+                    log.warning("%s: stopped (%s) at epoch %d step %d; checkpoint saved to %s. "
+                                "Run the same command again to resume.", cfg.name, why,
+                                epoch + 1, step, ckpt_path)
+                    raise TrainingInterrupted(f"{cfg.name}: stopped ({why}); resume by re-running.",
+                                              signum=flag["signum"])
+            if bar is not None:
+                bar.close()
+            lr = optimizer.param_groups[0]["lr"]
+            with warnings.catch_warnings():  # resumed at an epoch's end: no optimizer.step() yet
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                        category=UserWarning)
+                scheduler.step()
+            t0 = time.perf_counter()
+            clean_acc, adv_acc = _monitor(cfg, model, data, device)
+            stats["seconds"] += time.perf_counter() - t0
+            train_seconds += time.perf_counter() - t0
+            entry = {
+                "epoch": epoch + 1,
+                "loss": stats["loss_sum"] / max(stats["n"], 1),
+                "train_clean_acc": clean_acc,
+                "train_adv_acc": adv_acc,
+                "seconds": stats["seconds"],
+                "lr": lr,
+                "batch_clean_acc": stats["clean_correct"] / stats["clean_n"] if stats["clean_n"] else None,
+                "batch_adv_acc": stats["adv_correct"] / stats["adv_n"] if stats["adv_n"] else None,
+            }
+            history.append(entry)
+            log.info("%s epoch %d/%d: loss %.4f, train clean acc %.4f, train adv acc %.4f "
+                     "(monitor: %d points, PGD-%d), %.1fs", cfg.name, epoch + 1, cfg.epochs,
+                     entry["loss"], clean_acc, adv_acc, min(cfg.monitor_size, n),
+                     cfg.monitor_steps, entry["seconds"])
+            epoch += 1
+            step = 0
+            stats = _new_epoch_stats()
+            checkpoint(done=epoch >= cfg.epochs)
+        complete = True
 
-        if not evaluate:
-            return TrainOutcome("completed", None, model, history, run_dir, results_dir)
+    if not evaluate:
+        return TrainOutcome("completed", None, model, history, run_dir, results_dir)
 
-        log.info("%s: evaluating.", cfg.name)
-        t0 = time.perf_counter()
-        evaluation = run_evaluation(cfg, model, data, device, out=run_dir / EVALUATION_DIR,
-                                    checkpoint=str(ckpt_path), progress=progress)
-        eval_seconds = time.perf_counter() - t0
+    log.info("%s: evaluating.", cfg.name)
+    t0 = time.perf_counter()
+    evaluation = run_evaluation(cfg, model, data, device, out=run_dir / EVALUATION_DIR,
+                                checkpoint=str(ckpt_path), progress=progress)
+    eval_seconds = time.perf_counter() - t0
     result = {
         "evaluation": evaluation,
         "history": history,
@@ -592,8 +627,6 @@ def train(cfg: TrainConfig, *, run_dir: str | os.PathLike, results_dir: str | os
                  seed=cfg.seed, timing={"train_seconds": train_seconds, "eval_seconds": eval_seconds})
     if results_dir is not None:
         atomic_write_bytes(results_dir / RECORD_FILE, (run_dir / RECORD_FILE).read_bytes())
-    from separation.records import load_record
-
     rec = load_record(run_dir)
     log.info("%s: record written to %s%s.", cfg.name, run_dir / RECORD_FILE,
              f" and {results_dir / RECORD_FILE}" if results_dir is not None else "")

@@ -4,9 +4,9 @@
 nearest class, certifies each prediction exactly, and exposes a differentiable ``nn.Module``;
 ``python -m lipschitz_construct.verify`` checks every claim of the theorem on a dataset.
 """
-from .classifier import (LocallyLipschitzClassifier, NotFittedError, NotSeparatedError,
-                         astuteness_from, certified_fraction)
+from .classifier import (InvalidParameterError, LocallyLipschitzClassifier, NotFittedError,
+                         NotSeparatedError, astuteness_from, certified_fraction)
 from .lipschitz import lipschitz_check
 
-__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "astuteness_from",
-           "certified_fraction", "lipschitz_check"]
+__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "InvalidParameterError",
+           "astuteness_from", "certified_fraction", "lipschitz_check"]

@@ -28,6 +28,10 @@ class NotFittedError(ValueError, AttributeError):
     """A method that needs the training data was called before :meth:`fit` (as in scikit-learn)."""
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor argument has a wrong value or type (a ``ValueError``, as in scikit-learn)."""
+
+
 class NotSeparatedError(ValueError):
     """The training set has identical points with different labels: ``r = 0``, no theorem applies."""
 
@@ -35,13 +39,15 @@ class NotSeparatedError(ValueError):
 def _check_r(r):
     if isinstance(r, str):
         if r != "auto":
-            raise ValueError(f"r={r!r}: pass r='auto' (half the train--train separation) or a positive number.")
+            raise InvalidParameterError(
+                f"r={r!r}: pass r='auto' (half the train--train separation) or a positive number.")
         return r
     if isinstance(r, bool) or not isinstance(r, numbers.Real):
-        raise TypeError(f"r must be 'auto' or a positive number, got {type(r).__name__}.")
+        raise InvalidParameterError(
+            f"r must be 'auto' or a positive number (in [0, 1] pixel units), got {type(r).__name__}.")
     r = float(r)
     if not np.isfinite(r) or r <= 0:
-        raise ValueError(
+        raise InvalidParameterError(
             f"r={r:g} is not a valid radius: pass a positive finite number (in [0, 1] pixel units), "
             "or r='auto' to use half the train--train separation.")
     return r
@@ -52,10 +58,10 @@ def _check_engine(engine, norm: str):
 
     if isinstance(engine, Engine) or engine in ("auto", FUSED) or engine in ENGINES:
         if engine == FUSED and norm != "linf":
-            raise ValueError(f"engine='fused' computes l-inf distances only; for norm={norm!r} use "
+            raise InvalidParameterError(f"engine='fused' computes l-inf distances only; for norm={norm!r} use "
                              f"engine='auto' or one of {', '.join(ENGINES)}.")
         return engine
-    raise ValueError(f"Unknown engine {engine!r}. Use 'auto', 'fused' (l-inf, CPU) or one of "
+    raise InvalidParameterError(f"Unknown engine {engine!r}. Use 'auto', 'fused' (l-inf, CPU) or one of "
                      f"{', '.join(ENGINES)}.")
 
 
@@ -80,7 +86,10 @@ class LocallyLipschitzClassifier:
     """
 
     def __init__(self, *, norm: str = "linf", r="auto", engine="auto"):
-        self.norm = check_norm(norm)
+        try:
+            self.norm = check_norm(norm)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
         self.r = _check_r(r)
         self.engine = _check_engine(engine, norm)
 
@@ -91,7 +100,7 @@ class LocallyLipschitzClassifier:
     def set_params(self, **params) -> "LocallyLipschitzClassifier":
         bad = set(params) - {"norm", "r", "engine"}
         if bad:
-            raise ValueError(f"Unknown parameter(s) {', '.join(sorted(bad))}; valid: norm, r, engine.")
+            raise InvalidParameterError(f"Unknown parameter(s) {', '.join(sorted(bad))}; valid: norm, r, engine.")
         p = {**self.get_params(), **params}
         self.__init__(**p)
         return self
@@ -281,5 +290,5 @@ def certified_fraction(radius: np.ndarray, eps: Sequence[float]) -> np.ndarray:
     return np.array([float(np.mean(radius >= e)) for e in eps])
 
 
-__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "NORMS",
+__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "InvalidParameterError", "NORMS",
            "astuteness_from", "certified_fraction"]

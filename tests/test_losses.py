@@ -14,6 +14,15 @@ from analysis.losses import (LOSSES, RandomReplay, gr_loss, llr_inner_max, llr_l
 EPS = 0.1
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread is faster (and fair to a shared machine); restored afterwards."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
 class Tiny(nn.Module):
     """A small conv net on 1x8x8 images (smooth enough for finite differences, fast)."""
 
@@ -153,7 +162,7 @@ def test_trades_definition():
     torch.manual_seed(0)
     out6 = trades_loss(model, x, y, eps=EPS, beta=6.0)
     assert out6.parts["kl"] > 0
-    assert float(out6.loss) == pytest.approx(out6.parts["ce"] + 6 * out6.parts["kl"], rel=1e-5)
+    assert float(out6.loss.detach()) == pytest.approx(out6.parts["ce"] + 6 * out6.parts["kl"], rel=1e-5)
     with torch.no_grad():
         model.eval()
         p = F.softmax(model(x), 1)
@@ -169,12 +178,12 @@ def test_rst_definition_and_reductions():
     for lam in (0.5, 2.0):
         torch.manual_seed(1)
         out = make_loss("rst", {"lambda": lam}, eps=EPS)(model, x, y)
-        assert float(out.loss) == pytest.approx(out.parts["ce"] + lam * out.parts["ce_adv"], rel=1e-5)
+        assert float(out.loss.detach()) == pytest.approx(out.parts["ce"] + lam * out.parts["ce_adv"], rel=1e-5)
     torch.manual_seed(2)
     mean = make_loss("trades", {}, eps=EPS, reduction="mean")(model, x, y).loss
     torch.manual_seed(2)
     total = make_loss("trades", {}, eps=EPS, reduction="sum")(model, x, y).loss
-    assert float(total) == pytest.approx(len(x) * float(mean), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(len(x) * float(mean.detach()), rel=1e-5)
 
 
 def test_llr_intended_matches_its_formula():
@@ -190,7 +199,7 @@ def test_llr_intended_matches_its_formula():
     ce_adv = F.cross_entropy(model(out.x_adv), y, reduction="none")
     lin = (delta * g).flatten(1).sum(1)
     ref = (ce + 4 * (ce_adv - ce - lin).abs() + 3 * lin.abs()).mean()
-    assert float(out.loss) == pytest.approx(float(ref), rel=1e-9)
+    assert float(out.loss.detach()) == pytest.approx(float(ref), rel=1e-9)
     assert out.parts["lin"] > 0 and out.parts["gamma"] > 0
     # the regulariser reaches the weights through the input gradient (double back-prop)
     model.zero_grad()
@@ -206,7 +215,7 @@ def test_llr_official_variant_is_ce_at_a_weak_point():
     assert out.parts["lin"] == 0.0
     with torch.no_grad():
         ref = F.cross_entropy(model(x), y) + 4 * F.cross_entropy(model(out.x_adv), y)
-    assert float(out.loss) == pytest.approx(float(ref), rel=1e-5)
+    assert float(out.loss.detach()) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_gr_is_the_squared_directional_derivative():

@@ -13,8 +13,8 @@ import pytest
 from analysis import report
 from analysis.reporting import figures as figs
 from analysis.reporting.records import as_float, expected_missing, find_records
-from analysis.reporting.tables import (dropout_table, methods_table, separation_table, to_latex,
-                                       to_markdown, write_table)
+from analysis.reporting.tables import (dropout_table, evaluate_row, methods_table, separation_table,
+                                       to_markdown, training_row, write_table)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
@@ -111,9 +111,10 @@ def test_methods_table_cells(records):
     assert (trades["Adv test acc (PGD)"], trades["Adv test acc (MT)"], trades["Test Lip"]) == ("88.2", "87.1", "3.40")
     cert = rows["Constructed (certified)"]
     assert (cert["Train acc"], cert["Test acc"], cert["Certified test astuteness"]) == ("100.0", "96.2", "95.3")
-    assert cert["Lip bound 1/r (measured)"] == "2.71 (2.69)"
+    assert cert["Lipschitz bound (measured max)"] == "1/r = 2.71 (2.69)"
     att = rows["Constructed (attacked)"]
-    assert (att["Adv test acc (PGD)"], att["Test Lip"], att["Lip bound 1/r (measured)"]) == ("95.0", "1.90", "2.71 (2.20)")
+    assert (att["Adv test acc (PGD)"], att["Test Lip"]) == ("95.0", "1.90")
+    assert att["Lipschitz bound (measured max)"] == "10/r = 27.1 (2.20)"  # K = 10 classes
     assert att["Setting"] == "analysis.evaluate (500 pts)"
     d = t.data.set_index("run")
     assert d.loc["natural", "test_lipschitz_official"] == pytest.approx(22.5)
@@ -183,7 +184,8 @@ def test_closest_train_pairs_are_distinct():
 
 def test_cli_renders_everything_from_fixtures(tmp_path, caplog):
     out = tmp_path / "reports"
-    argv = ["all", "--results", str(FIXTURES), "--out", str(out), "--grid", str(tmp_path / "none.yaml")]
+    argv = ["all", "--results", str(FIXTURES), "--out", str(out), "--grid", str(tmp_path / "none.yaml"),
+            "--pairs", "3"]
     with caplog.at_level(logging.INFO):
         assert report.main(argv) == 0
     for stem in ("table1_separation", "table2_methods", "table3_dropout"):
@@ -201,11 +203,21 @@ def test_cli_renders_everything_from_fixtures(tmp_path, caplog):
     assert "python -m separation.compute --dataset cifar10 --norm linf --data-root DATA_ROOT" in readme
     sources = json.loads((out / "sources.json").read_text())
     assert any(s["record"].endswith("training/mnist_tiny/natural") for s in sources["tables/table2_methods"])
-    # rendering again gives byte-identical tables, README and figures
+    # rendering again gives byte-identical tables and README (the README keeps the list of
+    # skipped figures although this time no figure is rendered)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert report.main(argv) == 0
+    for cmd in ("separation", "methods", "dropout", "readme"):
+        assert report.main([cmd] + argv[1:]) == 0
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert [p for p in before if before[p] != after[p]] == []
+
+
+def test_figures_are_byte_identical_across_renderings(tmp_path, records):
+    rows = [training_row(r) for r in records.training] + [evaluate_row(r) for r in records.evaluate]
+    first = [p.read_bytes() for p in figs.lipschitz_vs_adversarial(rows, tmp_path / "a")]
+    second = [p.read_bytes() for p in figs.lipschitz_vs_adversarial(rows, tmp_path / "b")]
+    assert first == second and first[0][:4] == b"\x89PNG" and first[1][:4] == b"%PDF"
+    assert b"CreationDate" not in first[1]
 
 
 def test_missing_record_gives_the_command(tmp_path, caplog):

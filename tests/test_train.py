@@ -36,7 +36,7 @@ def synthetic(n_train=48, n_test=24, seed=0, size=8) -> Dataset:
 def tiny_config(**kw) -> TrainConfig:
     base = dict(dataset="synthetic", eps=0.1, arch="cnn001", method="at", dropout=0.5, epochs=2,
                 batch_size=16, optimizer="sgd", lr=0.05, momentum=0.9, schedule="multistep",
-                milestones=[1], monitor_size=8, monitor_steps=2, device="cpu",
+                milestones=[1], monitor_size=8, monitor_steps=2, device="cpu", num_threads=1,
                 method_params={"steps": 2}, evaluation={"attacks": ["pgd"], "lipschitz": ["ascent"],
                                                         "subset": 8})
     base.update(kw)
@@ -175,7 +175,7 @@ def test_cli_stop_and_resume(tmp_path, monkeypatch):
     pytest.importorskip("sklearn")
     cfg = tmp_path / "run.yaml"
     cfg.write_text("dataset: digits\nmethod: natural\ntrain_subset: 64\nepochs: 1\nbatch_size: 16\n"
-                   "arch: cnn001\ndevice: cpu\nmonitor_size: 8\nmonitor_steps: 1\n"
+                   "arch: cnn001\ndevice: cpu\nnum_threads: 1\nmonitor_size: 8\nmonitor_steps: 1\n"
                    "evaluation: {subset: 8, attacks: [pgd], lipschitz: [ascent]}\n")
     args = ["--config", str(cfg), "--checkpoint-root", str(tmp_path / "ck"), "--results-root",
             str(tmp_path / "res"), "--group", "g", "--no-progress"]

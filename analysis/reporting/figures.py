@@ -272,12 +272,18 @@ def load_record_dataset(rec: StoredRecord, data_root: str | os.PathLike | None):
     """The exact data ``rec`` was computed on (same subset), checked against its fingerprint;
     raises :class:`FigureSkipped` with a clear message otherwise."""
     from separation import load_dataset
-    from separation.datasets import DatasetNotFoundError
+    from separation.datasets import DatasetNotFoundError, default_data_root
 
     cfg = rec.config
     name = cfg.get("dataset")
     if not name:
         raise FigureSkipped(f"{rec.label}: the record does not name its dataset")
+    folder = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}.get(name)
+    root = Path(data_root) if data_root is not None else default_data_root()
+    if folder and not (root / folder).is_dir():
+        # fail fast, before torchvision is imported (seconds), when the folder is plainly absent
+        raise FigureSkipped(f"{name} images are not available: no {folder}/ under {root} (pass --data-root "
+                            "to a folder in torchvision's layout; make data creates ./data)")
     try:
         if name == "npz":
             ds = load_dataset("npz", npz_path=cfg.get("source"))

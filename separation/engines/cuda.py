@@ -41,149 +41,13 @@ def _triton():
         return None
 
 
-_KERNEL = None
-
-
-def _get_kernel():
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def nn_kernel(Q, D, YQ, YD, OUT_D, OUT_I, nq, nd, dim, sq, sd,
-                  IS_MAX: tl.constexpr, USE_LABELS: tl.constexpr, IS_INT: tl.constexpr,
-                  BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
-        pid = tl.program_id(0)
-        rm = pid * BM + tl.arange(0, BM)
-        m_ok = rm < nq
-        if IS_INT:
-            best = tl.full([BM], 2147483647, tl.int32)
-        else:
-            best = tl.full([BM], float("inf"), tl.float64)
-        besti = tl.full([BM], 2147483647, tl.int32)
-        if USE_LABELS:
-            yq = tl.load(YQ + rm, mask=m_ok, other=-1)
-        for n0 in range(0, nd, BN):
-            rn = n0 + tl.arange(0, BN)
-            n_ok = rn < nd
-            if IS_INT:
-                acc = tl.zeros([BM, BN], tl.int32)
-            else:
-                acc = tl.zeros([BM, BN], tl.float64)
-            for k0 in range(0, dim, BK):
-                rk = k0 + tl.arange(0, BK)
-                k_ok = rk < dim
-                a = tl.load(Q + rm[:, None].to(tl.int64) * sq + rk[None, :],
-                            mask=m_ok[:, None] & k_ok[None, :], other=0)
-                b = tl.load(D + rn[:, None].to(tl.int64) * sd + rk[None, :],
-                            mask=n_ok[:, None] & k_ok[None, :], other=0)
-                if IS_INT:
-                    a = a.to(tl.int32)
-                    b = b.to(tl.int32)
-                diff = tl.abs(a[:, None, :] - b[None, :, :])
-                if IS_MAX:
-                    acc = tl.maximum(acc, tl.max(diff, axis=2))
-                else:
-                    acc += tl.sum(diff, axis=2)
-            valid = n_ok[None, :]
-            if USE_LABELS:
-                yd = tl.load(YD + rn, mask=n_ok, other=-2)
-                valid = valid & (yq[:, None] != yd[None, :])
-            if IS_INT:
-                acc = tl.where(valid, acc, 2147483647)
-            else:
-                acc = tl.where(valid, acc, float("inf"))
-            m = tl.min(acc, axis=1)
-            cand = tl.where((acc == m[:, None]) & valid, rn[None, :], 2147483647)
-            mi = tl.min(cand, axis=1)
-            upd = m < best  # strictly: earlier tiles hold smaller indices
-            best = tl.where(upd, m, best)
-            besti = tl.where(upd, mi, besti)
-        tl.store(OUT_D + rm, best.to(tl.float64), mask=m_ok)
-        tl.store(OUT_I + rm, besti, mask=m_ok)
-
-    _KERNEL = nn_kernel
-    return _KERNEL
-
-
-_PAIR_KERNEL = None
 _MAX_KEY = 2**63 - 1
 
 
-def _get_pair_kernel():
-    """Integer-distance kernel with packed (distance << 32 | index) keys and ``atomic_min``.
+def _kernels():
+    from . import _triton_kernels
 
-    The lexicographic minimum of the keys is exactly 'smallest distance, then smallest index', so
-    rows *and* columns of a tile can be updated by any number of programs at once: train-train
-    runs each pair of points once (upper triangle). Tiles stop early, exactly, once no entry can
-    still beat or tie-win its row's (and column's) key read at the start.
-    """
-    global _PAIR_KERNEL
-    if _PAIR_KERNEL is not None:
-        return _PAIR_KERNEL
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def pair_kernel(X, Y, LX, LY, KEYX, KEYY, nx, ny, dim, sx, sy, x_off, y_off,
-                    IS_MAX: tl.constexpr, SYM: tl.constexpr, TRI: tl.constexpr,
-                    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, CHECK: tl.constexpr):
-        pid_m = tl.program_id(0)
-        pid_n = tl.program_id(1)
-        if TRI and pid_n < pid_m:
-            return
-        rm = pid_m * BM + tl.arange(0, BM)
-        rn = pid_n * BN + tl.arange(0, BN)
-        m_ok = rm < nx
-        n_ok = rn < ny
-        lx = tl.load(LX + rm, mask=m_ok, other=-1)
-        ly = tl.load(LY + rn, mask=n_ok, other=-2)
-        valid = m_ok[:, None] & n_ok[None, :] & (lx[:, None] != ly[None, :])
-        gx = (rm + x_off).to(tl.int64)
-        gy = (rn + y_off).to(tl.int64)
-        kx = tl.load(KEYX + rm + x_off, mask=m_ok, other=9223372036854775807)
-        bx = kx >> 32
-        ix = kx & 4294967295
-        if SYM:
-            ky = tl.load(KEYY + rn + y_off, mask=n_ok, other=9223372036854775807)
-            by = ky >> 32
-            iy = ky & 4294967295
-        acc = tl.zeros([BM, BN], tl.int32)
-        k0 = 0
-        alive = tl.sum(valid.to(tl.int32)) > 0
-        while (k0 < dim) & alive:
-            for kk in tl.static_range(CHECK):
-                rk = k0 + kk * BK + tl.arange(0, BK)
-                k_ok = rk < dim
-                a = tl.load(X + rm[:, None].to(tl.int64) * sx + rk[None, :],
-                            mask=m_ok[:, None] & k_ok[None, :], other=0).to(tl.int32)
-                b = tl.load(Y + rn[:, None].to(tl.int64) * sy + rk[None, :],
-                            mask=n_ok[:, None] & k_ok[None, :], other=0).to(tl.int32)
-                diff = tl.abs(a[:, None, :] - b[None, :, :])
-                if IS_MAX:
-                    acc = tl.maximum(acc, tl.max(diff, axis=2))
-                else:
-                    acc += tl.sum(diff, axis=2)
-            k0 += CHECK * BK
-            acc64 = acc.to(tl.int64)
-            live = valid & ((acc64 < bx[:, None]) | ((acc64 == bx[:, None]) & (gy[None, :] < ix[:, None])))
-            if SYM:
-                live = live | (valid & ((acc64 < by[None, :]) |
-                                        ((acc64 == by[None, :]) & (gx[:, None] < iy[None, :]))))
-            alive = tl.sum(live.to(tl.int32)) > 0
-        # partial sums of abandoned tiles are lower bounds whose keys exceed the keys read above,
-        # so the atomic minimum ignores them: no special case needed
-        acc64 = acc.to(tl.int64) << 32
-        row_key = tl.where(valid, acc64 | gy[None, :], 9223372036854775807)
-        tl.atomic_min(KEYX + rm + x_off, tl.min(row_key, axis=1), mask=m_ok)
-        if SYM:
-            col_key = tl.where(valid, acc64 | gx[:, None], 9223372036854775807)
-            tl.atomic_min(KEYY + rn + y_off, tl.min(col_key, axis=0), mask=n_ok)
-
-    _PAIR_KERNEL = pair_kernel
-    return _PAIR_KERNEL
+    return _triton_kernels
 
 
 class CUDAEngine(Engine):
@@ -193,17 +57,18 @@ class CUDAEngine(Engine):
 
     def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None,
                  tile: tuple[int, int, int] | None = None, num_warps: int = 4,
-                 pair_tile: tuple[int, int, int] = (32, 8, 8)):
+                 pair_tile: tuple[int, int, int] = (16, 16, 8), prune: bool = True):
         """``block_bytes``: bytes of queries (and of database points) on the GPU at once;
         ``tile``: Triton tile of the float kernel (queries, database points, features);
         ``pair_tile``: (points per side, features per step, steps between early-exit checks)
-        of the integer kernel."""
+        of the integer kernel; ``prune``: exact early exit in the integer kernel."""
         self.device = device
         self.block_bytes = block_bytes
         self.use_triton = use_triton
         self.tile = tile
         self.num_warps = num_warps
         self.pair_tile = pair_tile
+        self.prune = prune
 
     @classmethod
     def available(cls) -> bool:
@@ -241,7 +106,7 @@ class CUDAEngine(Engine):
 
         nq, dim = Qt.shape
         if self._triton_ok():
-            kernel = _get_kernel()
+            kernel = _kernels().nn_kernel
             out_d = torch.empty(nq, dtype=torch.float64, device=Qt.device)
             out_i = torch.empty(nq, dtype=torch.int32, device=Qt.device)
             BM, BN, BK = self.tile or ((32, 32, 8) if is_int else (32, 32, 4))
@@ -277,7 +142,7 @@ class CUDAEngine(Engine):
         """Integer data through the packed-key kernel: (distances, indices) in stored units."""
         import torch
 
-        kernel = _get_pair_kernel()
+        kernel = _kernels().pair_kernel
         dev = torch.device(self.device)
         BM = BN = self.pair_tile[0]
         BK, CHECK = self.pair_tile[1], self.pair_tile[2]
@@ -289,8 +154,8 @@ class CUDAEngine(Engine):
         keys_d = keys_q if same_set else torch.full((len(x_db),), _MAX_KEY, dtype=torch.int64, device=dev)
 
         def upload(a, lab, s):
-            return (torch.from_numpy(np.ascontiguousarray(a[s:s + rows])).to(dev),
-                    torch.from_numpy(lab[s:s + rows]).to(dev))
+            return (torch.from_numpy(np.ascontiguousarray(a[s:s + rows])).to(dev, copy=True),
+                    torch.from_numpy(lab[s:s + rows]).to(dev, copy=True))
 
         q_starts = range(0, len(x_query), rows)
         d_starts = range(0, len(x_db), rows)
@@ -304,6 +169,7 @@ class CUDAEngine(Engine):
                 grid = (triton_cdiv(len(Xt), BM), triton_cdiv(len(Yt), BN))
                 kernel[grid](Xt, Yt, LXt, LYt, keys_q, keys_d, len(Xt), len(Yt), dim, Xt.stride(0),
                              Yt.stride(0), qs, ds, IS_MAX=norm == "linf", SYM=same_set, TRI=tri,
+                             PRUNE=self.prune,
                              BM=BM, BN=BN, BK=BK, CHECK=CHECK, num_warps=self.num_warps)
         keys = keys_q.cpu().numpy()
         missing = keys == _MAX_KEY

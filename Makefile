@@ -1,0 +1,84 @@
+# Reports of "A Closer Look at Accuracy vs. Robustness" (Yang et al., NeurIPS 2020).
+#
+#   make reports     compute every record this machine can, then render reports/ (tables, figures,
+#                    README). Each step reuses a stored record made with the same config, so a second
+#                    run only renders; an interrupted training grid resumes from its checkpoints.
+#   make render      render reports/ from the stored records only (no computation)
+#   make status      list stored and missing records, with the command for each missing one
+#   make test        the test suite
+#
+# Variables (override on the command line, e.g. make reports DATA_ROOT=/tmp/data):
+#   DATA_ROOT        writable data folder in torchvision's layout. Default ./data, created by
+#                    `make data` as a copy of ../shared/data (torchvision unpacks the .gz files there).
+#   RESULTS, REPORTS where records are read/written and where the reports go.
+#   GRIDS            training grid files behind Tables 2 and 3.
+
+PYTHON ?= python
+SHARED_DATA ?= ../shared/data
+DATA_ROOT ?= data
+RESULTS ?= results
+REPORTS ?= reports
+GRIDS ?= configs/mnist_cpu.yaml
+SEPARATION_DATASETS ?= mnist fashion-mnist digits
+SEPARATION_NORMS ?= linf l2
+# the constructed classifier: dataset, norm and eps of lipschitz_construct.verify, and the number of
+# train/test points on which analysis.evaluate attacks it (it is fitted on those training points)
+CONSTRUCT_DATASET ?= mnist
+CONSTRUCT_NORM ?= linf
+CONSTRUCT_EPS ?= 0.1
+CONSTRUCTED_EVAL_SUBSET ?= 500
+PYTEST_ARGS ?=
+
+.PHONY: reports records data separation construct evaluate-constructed grids render status test test-reports
+
+reports:
+	$(MAKE) records
+	$(MAKE) render
+
+records: separation construct evaluate-constructed grids
+
+# a writable copy of ../shared/data in ./data (only for the default DATA_ROOT, only what is missing)
+data:
+	@if [ "$(DATA_ROOT)" = "data" ]; then \
+	  for d in MNIST FashionMNIST; do \
+	    if [ ! -d "data/$$d/raw" ] && [ -d "$(SHARED_DATA)/$$d/raw" ]; then \
+	      echo "copying $(SHARED_DATA)/$$d/raw to data/$$d/raw"; \
+	      mkdir -p "data/$$d" && cp -R "$(SHARED_DATA)/$$d/raw" "data/$$d/" && chmod -R u+w "data/$$d"; \
+	    fi; \
+	  done; \
+	fi
+
+separation: data
+	@set -e; for ds in $(SEPARATION_DATASETS); do for norm in $(SEPARATION_NORMS); do \
+	  echo "== separation $$ds $$norm"; \
+	  $(PYTHON) -m separation.compute --dataset $$ds --norm $$norm --data-root "$(DATA_ROOT)" \
+	    --out "$(RESULTS)/separation" --no-progress; \
+	done; done
+
+construct: data
+	$(PYTHON) -m lipschitz_construct.verify --dataset $(CONSTRUCT_DATASET) --norm $(CONSTRUCT_NORM) \
+	  --eps $(CONSTRUCT_EPS) --data-root "$(DATA_ROOT)" --out "$(RESULTS)/construct"
+
+evaluate-constructed: data
+	$(PYTHON) -m analysis.evaluate --model constructed --dataset $(CONSTRUCT_DATASET) --norm $(CONSTRUCT_NORM) \
+	  --eps $(CONSTRUCT_EPS) --subset $(CONSTRUCTED_EVAL_SUBSET) --data-root "$(DATA_ROOT)" --no-progress \
+	  --out "$(RESULTS)/evaluate/$(CONSTRUCT_DATASET)/constructed_$(CONSTRUCT_NORM)_eps$(CONSTRUCT_EPS)_subset$(CONSTRUCTED_EVAL_SUBSET)"
+
+grids: data
+	@set -e; for g in $(GRIDS); do \
+	  echo "== training grid $$g"; \
+	  $(PYTHON) -m analysis.grid $$g --data-root "$(DATA_ROOT)" --results-root "$(RESULTS)/training" --no-progress; \
+	done
+
+render:
+	$(PYTHON) -m analysis.report all --results "$(RESULTS)" --out "$(REPORTS)" --data-root "$(DATA_ROOT)" \
+	  $(addprefix --grid ,$(GRIDS))
+
+status:
+	$(PYTHON) -m analysis.report status --results "$(RESULTS)" --data-root "$(DATA_ROOT)" $(addprefix --grid ,$(GRIDS))
+
+test:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-reports:
+	$(PYTHON) -m pytest tests/test_report.py $(PYTEST_ARGS)

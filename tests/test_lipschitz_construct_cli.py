@@ -1,0 +1,118 @@
+"""``python -m lipschitz_construct.verify``: records, reuse, claims, and clear errors on bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lipschitz_construct.verify import main
+from separation.records import load_record
+
+FAST = ["--pairs", "100", "--adversarial-pairs", "20", "--gradient-steps", "2"]
+RESULT_KEYS = {"r", "lipschitz_bound", "train_accuracy", "train_astuteness_at_r", "test_accuracy",
+               "test_astuteness", "astuteness_curve", "certified_radius", "lipschitz_check", "claims",
+               "n_train", "n_test", "seconds"}
+
+
+def run_cli(tmp_path, *args, sep=None):
+    sep = sep or tmp_path / "no-separation-records"
+    return main(["--out", str(tmp_path / "out"), "--separation-records", str(sep), *FAST, *args])
+
+
+def test_digits_linf_record_and_claims(tmp_path, capsys):
+    assert run_cli(tmp_path, "--dataset", "digits", "--norm", "linf", "--eps", "0.1", "0.2") == 0
+    out = capsys.readouterr().out
+    assert out.count("[HELD]") == 3 and "FAILED" not in out and "record:" in out
+    folder = tmp_path / "out" / "digits" / "linf"
+    rec, arrays = load_record(folder, with_arrays=True)
+    res = rec["result"]
+    assert rec["kind"] == "lipschitz_construct"
+    assert RESULT_KEYS <= set(res)
+    assert res["r"] == 0.21875  # half the digits l-inf separation, 0.4375 (exact: 7/16)
+    assert res["lipschitz_bound"] == pytest.approx(1 / 0.21875)
+    assert res["train_accuracy"] == 1.0 and res["train_astuteness_at_r"] == 1.0
+    assert res["claims"] == {"train_accuracy_is_1": True, "train_astuteness_at_r_is_1": True,
+                             "lipschitz_bound_held": True}
+    assert set(res["test_astuteness"]) == {"0.1", "0.2"}
+    lc = res["lipschitz_check"]
+    assert {"random_max_ratio", "adversarial_max_ratio", "bound", "held"} <= set(lc)
+    assert set(res["certified_radius"]) == {"min", "mean", "quantiles"}
+    assert {"fit", "certify_test"} <= set(res["seconds"])
+    curve = res["astuteness_curve"]
+    assert len(curve["eps"]) == len(curve["astuteness"]) and 0.1 in curve["eps"]
+    assert all(a >= b for a, b in zip(curve["astuteness"], curve["astuteness"][1:]))  # non-increasing
+    assert {"test_pred", "test_certified_radius", "train_certified_radius"} <= set(arrays)
+    assert len(arrays["test_pred"]) == res["n_test"] == 450
+    # the recorded numbers follow from the recorded arrays
+    correct = arrays["test_pred"] == arrays["y_test"]
+    assert res["test_accuracy"] == pytest.approx(correct.mean())
+    assert res["test_astuteness"]["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
+    json.dumps(rec)  # plain JSON
+
+
+def test_matching_record_is_reused_unless_forced(tmp_path, capsys):
+    args = ("--dataset", "digits", "--norm", "l2", "--subset", "300")
+    assert run_cli(tmp_path, *args) == 0
+    folder = tmp_path / "out" / "digits" / "l2-subset300"
+    created = load_record(folder)["meta"]["created"]
+    stamp = (folder / "record.json").stat().st_mtime_ns
+    assert run_cli(tmp_path, *args) == 0
+    assert (folder / "record.json").stat().st_mtime_ns == stamp
+    assert run_cli(tmp_path, *args, "--force") == 0
+    assert (folder / "record.json").stat().st_mtime_ns != stamp or load_record(folder)["meta"]["created"] != created
+    res = load_record(folder)["result"]
+    assert res["n_train"] == 300 and res["engine"] != "fused"  # l2 goes through separation's engines
+    assert list(res["test_astuteness"]) == [str(res["r"])]  # default eps for l2: r itself
+
+
+def test_r_from_a_separation_record(tmp_path, capsys):
+    from separation.compute import main as separation_main
+
+    sep = tmp_path / "sep"
+    assert separation_main(["--dataset", "digits", "--norm", "linf", "--out", str(sep), "--no-progress"]) == 0
+    assert run_cli(tmp_path, "--dataset", "digits", sep=sep) == 0
+    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
+    assert "separation record" in res["r_source"] and res["r"] == 0.21875
+    assert res["r_crosscheck"]["equals_r"]
+
+
+def test_too_large_r_fails_a_claim_with_exit_1(tmp_path, capsys):
+    assert run_cli(tmp_path, "--dataset", "digits", "--r", "0.4") == 1
+    out = capsys.readouterr().out
+    assert "[FAILED] it is astute at radius r" in out
+    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
+    assert res["claims"]["train_astuteness_at_r_is_1"] is False and res["all_claims_held"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--norm", "l2", "--engine", "fused"], "l-inf distances only"),
+    (["--subset", "1"], "at least 2"),
+    (["--dataset", "mnist", "--data-root", "{tmp}/nothing"], "not found"),
+    (["--dataset", "npz", "--npz", "{tmp}/missing.npz"], "not found"),
+])
+def test_bad_input_exits_2_without_a_record(tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert run_cli(tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["--eps", "-1"], ["--eps", "0"], ["--pairs", "-3"], ["--r", "0"],
+                                  ["--norm", "l7"]])
+def test_bad_flags_are_argparse_errors(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(tmp_path, *args)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_not_separated_data_exit_2(tmp_path, capsys):
+    x = np.zeros((4, 1, 2, 2), dtype=np.uint8)
+    x[2:] = 255
+    np.savez(tmp_path / "dup.npz", x_train=x, y_train=np.array([0, 1, 0, 1]))
+    assert run_cli(tmp_path, "--dataset", "npz", "--npz", str(tmp_path / "dup.npz")) == 2
+    err = capsys.readouterr().err
+    assert "not separated" in err and "--r" in err
+    assert not (tmp_path / "out").exists()

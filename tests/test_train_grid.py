@@ -1,0 +1,51 @@
+"""The grid runner on sklearn's digits: trains every run, then skips finished ones."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from analysis.grid import format_table, load_grid, main
+
+pytest.importorskip("sklearn")
+
+GRID = {
+    "grid": "tiny",
+    "base": {"dataset": "digits", "arch": "cnn001", "train_subset": 48, "epochs": 1, "batch_size": 16,
+             "optimizer": "adam", "lr": 1e-3, "device": "cpu", "num_threads": 1, "monitor_size": 8,
+             "monitor_steps": 1, "evaluation": {"subset": 8, "attacks": ["pgd"], "lipschitz": ["ascent"]}},
+    "vary": {"dropout": [0.0, 0.5]},
+    "runs": [{"method": "natural"}, {"method": "rst", "method_params": {"lambda": 0.5, "steps": 1}}],
+}
+
+
+def test_grid_trains_then_skips(tmp_path, capsys):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(GRID))
+    names = load_grid(path).names()
+    assert names == ["natural", "natural-drop0.5", "rst-l0.5", "rst-l0.5-drop0.5"]
+    roots = ["--checkpoint-root", str(tmp_path / "ck"), "--results-root", str(tmp_path / "res"),
+             "--no-progress"]
+    assert main([str(path), *roots, "--only", "natural,rst-l0.5-drop0.5"]) == 0
+    table = capsys.readouterr().out
+    assert "| natural | natural | 0 |" in table and "rst-l0.5-drop0.5" in table
+    for name in ("natural", "rst-l0.5-drop0.5"):
+        rec = json.loads((tmp_path / "res" / "tiny" / name / "record.json").read_text())
+        assert rec["kind"] == "training" and rec["config"]["name"] == name
+        assert (tmp_path / "ck" / "tiny" / name / "last.pt").is_file()
+    assert not (tmp_path / "res" / "tiny" / "natural-drop0.5").exists()
+    assert main([str(path), *roots, "--list"]) == 0
+    listing = dict(line.split("\t") for line in capsys.readouterr().out.strip().splitlines())
+    assert listing == {"natural": "finished", "natural-drop0.5": "to do", "rst-l0.5": "to do",
+                       "rst-l0.5-drop0.5": "finished"}
+    # finished runs are skipped: their records stay byte-identical
+    before = (tmp_path / "res" / "tiny" / "natural" / "record.json").read_bytes()
+    assert main([str(path), *roots, "--only", "natural"]) == 0
+    assert (tmp_path / "res" / "tiny" / "natural" / "record.json").read_bytes() == before
+    assert main([str(path), *roots, "--only", "nope"]) == 2
+
+
+def test_format_table_handles_missing_runs():
+    text = format_table([("a", None)])
+    assert "(not finished)" in text and text.count("\n") == 2
