@@ -235,6 +235,8 @@ def complete_method_params(method: str, params: Mapping[str, Any] | None) -> dic
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"method_params.{key}: must be a non-negative number, got {value!r}.")
             value = float(value)
+            if key in ("fd_step", "step_frac") and value <= 0:
+                raise ConfigError(f"method_params.{key}: must be > 0, got {value!r}.")
         elif isinstance(default, str):
             allowed = METHOD_PARAM_CHOICES.get(key, ())
             if value not in allowed:

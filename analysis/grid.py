@@ -195,6 +195,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="override a TrainConfig field in every run (e.g. device=cuda, epochs=1).")
     p.add_argument("--only", default=None, help="comma-separated run names to run (default: all).")
     p.add_argument("--list", action="store_true", help="list the runs and whether they are finished; exit.")
+    p.add_argument("--table", action="store_true", help="print the table of the finished records; exit.")
     p.add_argument("--checkpoint-root", type=Path, default=DEFAULT_CHECKPOINT_ROOT)
     p.add_argument("--results-root", type=Path, default=DEFAULT_RESULTS_ROOT)
     p.add_argument("--data-root", type=Path, default=None, help="dataset folder (torchvision layout).")
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, rec in current():
             sys.stdout.write(f"{name}\t{'finished' if rec else 'to do'}\n")
+        return 0
+    if args.table:
+        sys.stdout.write(format_table(current()) + "\n")
         return 0
     status = 0
     try:

@@ -144,8 +144,8 @@ class Report:
             recs = [r for r in shown if (r.config.get("norm") or r.result.get("norm")) == norm]
             if not recs:
                 self._skip(f"separation histograms ({norm})", "no separation record for this norm"
-                           + "".join(f"; {m.command}" for m in self._missing(["separation"], here=True)
-                                     if f"--norm {norm}" in m.command)[:400])
+                           + "".join(f"; {m.command}" for m in self._missing(["separation"])
+                                     if f"--norm {norm}" in m.command))
                 continue
             try:
                 self.written += figs.separation_histograms(recs, out, norm=norm)
@@ -161,7 +161,7 @@ class Report:
             drawn += 1
         except figs.FigureSkipped as exc:
             self._skip("Lipschitz vs adversarial accuracy figure",
-                       f"{exc}; " + "; ".join(m.command for m in self._missing(["training"], here=True)))
+                       f"{exc}; " + "; ".join(m.command for m in self._missing(["training"])))
         if self.args.no_images:
             self._skip("image grids of the closest pairs", "--no-images")
         else:
@@ -181,16 +181,33 @@ class Report:
                     self._source(f"figures/closest_pairs_{rec.config.get('dataset')}_{rec.folder.name}", [rec])
                     drawn += 1
                 except figs.FigureSkipped as exc:
-                    self._skip(what, str(exc))
+                    if not self._keep_previous(f"figures/closest_pairs_{rec.config.get('dataset')}_{rec.folder.name}",
+                                               rec, str(exc)):
+                        self._skip(what, str(exc))
         return drawn > 0
+
+    def _keep_previous(self, artefact: str, rec: StoredRecord, why: str) -> bool:
+        """Keep a figure rendered earlier from the very same record (same config key) when it
+        cannot be redrawn now (e.g. the data is absent); True if kept."""
+        prev = self._stored_sources().get(artefact)
+        out = self.args.out
+        if (isinstance(prev, list) and len(prev) == 1 and prev[0].get("record") == rec.label
+                and prev[0].get("config_key") == rec.record.get("config_key")
+                and all((out / f"{artefact}.{ext}").is_file() for ext in ("png", "pdf"))):
+            self.sources[artefact] = prev
+            log.info("kept %s.png/.pdf, rendered earlier from the same record (%s)", out / artefact, why)
+            return True
+        return False
 
     # -- README and sources ---------------------------------------------------------------------
     def render_readme(self) -> bool:
         from separation.records import atomic_write_bytes
 
         tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
-        skipped = self.skipped if self.figures_rendered else self._stored_sources().get(SKIPPED_KEY, [])
-        text = build_readme(self.args.out, tables, missing=self.missing, skipped=skipped,
+        sources = self.merged_sources()
+        figures = sorted(k.split("/", 1)[1] for k in sources if k.startswith("figures/"))
+        text = build_readme(self.args.out, tables, missing=self.missing, skipped=sources.get(SKIPPED_KEY, []),
+                            figures=figures,
                             problems=self.records.problems, results_root=self.args.results.as_posix())
         self.written.append(atomic_write_bytes(self.args.out / "README.md", text.encode()))
         log.info("wrote %s", self.args.out / "README.md")
@@ -206,15 +223,20 @@ class Report:
             data = {}
         return data if isinstance(data, dict) else {}
 
+    def merged_sources(self) -> dict[str, Any]:
+        """sources.json after this invocation: entries of artefacts it did not render are kept;
+        when it rendered the figures, the figure entries are replaced as a whole."""
+        merged = self._stored_sources()
+        if self.figures_rendered:
+            merged = {k: v for k, v in merged.items() if not k.startswith("figures/")}
+            merged[SKIPPED_KEY] = list(self.skipped)
+        merged.update(self.sources)
+        return dict(sorted(merged.items()))
+
     def write_sources(self) -> None:
         from separation.records import atomic_write_json
 
-        path = self.args.out / "sources.json"
-        merged = self._stored_sources()  # keep the entries of artefacts this invocation did not render
-        merged.update(self.sources)
-        if self.figures_rendered:
-            merged[SKIPPED_KEY] = list(self.skipped)
-        self.written.append(atomic_write_json(path, dict(sorted(merged.items()))))
+        self.written.append(atomic_write_json(self.args.out / "sources.json", self.merged_sources()))
 
     def status(self) -> int:
         lines = [f"records under {self.args.results}/:"]

@@ -36,8 +36,7 @@ MAX_PROBES = 64
 PROBE_STEP = 8  # probes between two "how many points are still alive" checks
 SEEDS_PER_CLASS = 8
 BIG_INT = np.iinfo(np.int64).max // 4
-#: probe keys pack (count, pixel) into one int64: at most this many features
-KEY_SHIFT = 1 << 16
+PROBE_BUCKETS = 64  # resolution of the probe ranking
 
 
 # -- flavour-specific pieces, chosen by argument types at compile time ------------------------------
@@ -208,22 +207,35 @@ def _limit(bi, c, top2):
 
 
 @nb.njit(cache=True, nogil=True)
-def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, keys):
-    """Write into ``out`` the pixels where most class points lie >= ``t_raw`` bytes from the query."""
+def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
+    """Write into ``out`` the pixels where most class points lie >= ``t_raw`` bytes from the query.
+
+    Pixels are ranked by that count, coarsened to ``PROBE_BUCKETS`` levels (a counting sort: cheap,
+    and the order only steers the pruning, never the result); ties keep pixel order.
+    """
     d = qlo8.shape[0]
     P = out.shape[0]
     if P == 0:
         return
+    bucket = scratch[:d]
+    order = scratch[d:2 * d]
+    cnt = scratch[2 * d:2 * d + PROBE_BUCKETS + 1]
+    cnt[:] = 0
     for k in range(d):
         a = np.int64(qlo8[k]) - t_raw + 1
         b = np.int64(qhi8[k]) + t_raw
-        lo_cnt = Hc[k, min(max(a, 0), 256)]
-        hi_cnt = nc - Hc[k, min(max(b, 0), 256)]
-        keys[k] = (lo_cnt + hi_cnt) * KEY_SHIFT + (KEY_SHIFT - 1 - k)
-    part = np.partition(keys, d - P)
-    top = np.sort(part[d - P:])
+        n_far = Hc[k, min(max(a, 0), 256)] + nc - Hc[k, min(max(b, 0), 256)]
+        lvl = (PROBE_BUCKETS - 1) - (n_far * PROBE_BUCKETS) // (nc + 1)  # 0 = most points far
+        bucket[k] = lvl
+        cnt[lvl + 1] += 1
+    for v in range(PROBE_BUCKETS):
+        cnt[v + 1] += cnt[v]
+    for k in range(d):
+        lvl = bucket[k]
+        order[cnt[lvl]] = k
+        cnt[lvl] += 1
     for t in range(P):
-        out[t] = KEY_SHIFT - 1 - (top[P - 1 - t] % KEY_SHIFT)
+        out[t] = order[t]
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -246,7 +258,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
         plo = np.zeros(P, np.uint8)
         pw = np.zeros(P, np.uint8)
         pok = np.zeros(P, np.bool_)
-        keys = np.empty(d, np.int64)
+        scratch = np.empty(2 * d + PROBE_BUCKETS + 1, np.int64)
         # 1) seeds: a few exact distances per class give every limit a finite start
         for i in range(q0, q1):
             q = QX[i]
@@ -276,7 +288,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                     continue
                 if new_class:
                     h = hist_of[c]
-                    _choose_probes(probes[li], QLO8[i], QHI8[i], H[h], counts[h], _raw_of(lim), keys)
+                    _choose_probes(probes[li], QLO8[i], QHI8[i], H[h], counts[h], _raw_of(lim), scratch)
                 alive_m[:n] = True
                 alive = n
                 t = 0

@@ -45,8 +45,6 @@ class FusedLinfSearch:
     name = "fused"
 
     def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int):
-        if support.shape[1] >= _kernels.KEY_SHIFT:
-            raise ValueError(f"the fused kernel handles fewer than {_kernels.KEY_SHIFT} features")
         t0 = time.perf_counter()
         self.n_classes = int(n_classes)
         self.support_u8 = support.dtype == np.uint8
@@ -76,7 +74,7 @@ class FusedLinfSearch:
         d = D.shape[1]
         per_class = self.n_classes * d * 257 * 4 <= HIST_BUDGET
         groups = [rc == c for c in range(self.n_classes)] if per_class else [np.ones(len(D), bool)]
-        H = np.zeros((len(groups), d, 257), dtype=np.int64)
+        H = np.zeros((len(groups), d, 257), dtype=np.int32)
         for h, sel in enumerate(groups):
             block = D8[sel]
             for k in range(d):
@@ -84,7 +82,7 @@ class FusedLinfSearch:
         self.H = H
         self.hist_of = (np.arange(self.n_classes, dtype=np.int64) if per_class
                         else np.zeros(self.n_classes, dtype=np.int64))
-        self.counts = H[:, 0, 256].copy()
+        self.counts = H[:, 0, 256].astype(np.int64)
         self.build_seconds = time.perf_counter() - t0
         self.last_stats: dict[str, float] = {}
 

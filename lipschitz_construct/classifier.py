@@ -119,18 +119,13 @@ class LocallyLipschitzClassifier:
         """(backend kind, separation engine or None, separation engine for compute_separation)."""
         from separation.engines import auto_engine_name, get_engine
 
-        from ._kernels import KEY_SHIFT
-
         engine = self.engine
         if engine == "auto":
             name = auto_engine_name()
-            if self.norm == "linf" and name == "cpu" and d < KEY_SHIFT:
+            if self.norm == "linf" and name == "cpu":
                 return FUSED, None, "auto"
             eng = get_engine(name)
         elif engine == FUSED:
-            if d >= KEY_SHIFT:
-                raise ValueError(f"engine='fused' handles fewer than {KEY_SHIFT} features per point "
-                                 f"(got {d}); use engine='auto'.")
             return FUSED, None, "auto"
         else:
             eng = get_engine(engine)

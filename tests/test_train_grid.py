@@ -39,6 +39,9 @@ def test_grid_trains_then_skips(tmp_path, capsys):
     listing = dict(line.split("\t") for line in capsys.readouterr().out.strip().splitlines())
     assert listing == {"natural": "finished", "natural-drop0.5": "to do", "rst-l0.5": "to do",
                        "rst-l0.5-drop0.5": "finished"}
+    assert main([str(path), *roots, "--table"]) == 0
+    table = capsys.readouterr().out
+    assert "| rst-l0.5 | (not finished) |" in table and "| natural | natural | 0 |" in table
     # finished runs are skipped: their records stay byte-identical
     before = (tmp_path / "res" / "tiny" / "natural" / "record.json").read_bytes()
     assert main([str(path), *roots, "--only", "natural"]) == 0

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .records import StoredRecord, as_float, dig, display_path
+from .records import StoredRecord, as_float, dig
 from .tables import DATASET_NAMES, METHOD_NAMES, METHOD_ORDER, NORM_NAMES, dataset_name
 
 log = logging.getLogger(__name__)
@@ -80,13 +79,16 @@ def _hist_panel(ax, d: np.ndarray, *, title: str, eps: float | None, color: str,
         ax.text(0.5, 0.5, "no finite distances", ha="center", va="center", transform=ax.transAxes)
         return
     mn = float(d.min())
-    ax.hist(d, bins=80, range=(0.0, hi), color=color, alpha=0.75, edgecolor="none")
+    # log counts: the few points near the minimum (what the theorem is about) stay visible
+    # next to bins of thousands
+    ax.hist(d, bins=80, range=(0.0, hi), color=color, alpha=0.75, edgecolor="none", log=True)
     ax.axvline(mn, color="#c00000", lw=1.6, label=f"min = {mn:.3f}")
     if eps:
         ax.axvline(2 * eps, color="black", lw=1.4, ls="--", label=f"2ε = {2 * eps:g}")
     ax.set_xlim(0.0, hi)
-    ax.set_ylabel("points")
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    ax.set_ylabel("points (log scale)")
+    ax.set_ylim(bottom=0.7)
+    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
     ax.grid(alpha=0.25, lw=0.5)
 
 
@@ -280,9 +282,10 @@ def load_record_dataset(rec: StoredRecord, data_root: str | os.PathLike | None):
         raise FigureSkipped(f"{rec.label}: the record does not name its dataset")
     folder = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}.get(name)
     root = Path(data_root) if data_root is not None else default_data_root()
+    where = data_root if data_root is not None else "the default data root (no --data-root given)"
     if folder and not (root / folder).is_dir():
         # fail fast, before torchvision is imported (seconds), when the folder is plainly absent
-        raise FigureSkipped(f"{name} images are not available: no {folder}/ under {root} (pass --data-root "
+        raise FigureSkipped(f"{name} images are not available: no {folder}/ under {where} (pass --data-root "
                             "to a folder in torchvision's layout; make data creates ./data)")
     try:
         if name == "npz":

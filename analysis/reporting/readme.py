@@ -17,17 +17,22 @@ PAPER_GRIDS = {"cifar10": "configs/cifar10_paper.yaml", "svhn": "configs/svhn_pa
                "restricted-imagenet": "configs/restricted_imagenet_paper.yaml"}
 
 
-def _figure_md(out_dir: Path, stem: str, caption: str) -> str | None:
-    png = out_dir / "figures" / f"{stem}.png"
-    if not png.is_file():
+def _figure_md(shown: set[str], stem: str, caption: str) -> str | None:
+    if stem not in shown:
         return None
     return (f"![{caption}](figures/{stem}.png)\n\n_{caption}_ "
             f"([PNG](figures/{stem}.png), [PDF](figures/{stem}.pdf))\n")
 
 
 def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missing: Sequence[Missing],
-                 skipped: Sequence[str], problems: Sequence[str], results_root: str = "results") -> str:
+                 skipped: Sequence[str], problems: Sequence[str], figures: Sequence[str] | None = None,
+                 results_root: str = "results") -> str:
+    """The README text. ``figures``: the figure stems to show (default: every PNG in
+    ``out_dir/figures``)."""
     out_dir = Path(out_dir)
+    if figures is None:
+        figures = sorted(p.stem for p in (out_dir / "figures").glob("*.png")) if (out_dir / "figures").is_dir() else []
+    shown = set(figures)
     t1, t2, t3 = tables.get("separation"), tables.get("methods"), tables.get("dropout")
     L: list[str] = []
     add = L.append
@@ -66,26 +71,26 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
         add("Files: [Markdown](tables/table1_separation.md), [CSV](tables/table1_separation.csv), "
             "[LaTeX](tables/table1_separation.tex).\n")
     for norm, name in (("linf", "ℓ∞"), ("l2", "ℓ2")):
-        f = _figure_md(out_dir, f"separation_hist_{norm}",
+        f = _figure_md(shown, f"separation_hist_{norm}",
                        f"Train–train and test–train {name} distance histograms; red: the minimum, dashed: 2ε.")
         if f:
             add(f)
-    grids = sorted((out_dir / "figures").glob("closest_pairs_*.png")) if (out_dir / "figures").is_dir() else []
+    grids = [g for g in figures if g.startswith("closest_pairs_")]
     if grids:
         add("Closest cross-class pairs and duplicates (upper image: the point; lower: its nearest training "
             "point of another class):\n")
         for g in grids:
-            add(f"- [{g.stem.replace('closest_pairs_', '')}](figures/{g.name}) ([PDF](figures/{g.stem}.pdf))")
+            add(f"- [{g.replace('closest_pairs_', '')}](figures/{g}.png) ([PDF](figures/{g}.pdf))")
         add("")
-        first = next((g for g in grids if "_mnist_linf" in g.name), grids[0])
-        add(f"![closest pairs](figures/{first.name})\n")
+        first = next((g for g in grids if g.startswith("closest_pairs_mnist_linf")), grids[0])
+        add(f"![closest pairs](figures/{first}.png)\n")
 
     add("## Table 2 – Methods\n")
     if t2 is not None:
         add(markdown_block(t2, heading=None))
         add("Files: [Markdown](tables/table2_methods.md), [CSV](tables/table2_methods.csv), "
             "[LaTeX](tables/table2_methods.tex).\n")
-    f = _figure_md(out_dir, "lipschitz_vs_adversarial",
+    f = _figure_md(shown, "lipschitz_vs_adversarial",
                    "Test local Lipschitz constant against adversarial test accuracy, one point per run.")
     if f:
         add(f)

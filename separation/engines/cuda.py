@@ -56,8 +56,8 @@ class CUDAEngine(Engine):
     name = "cuda"
 
     def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None,
-                 tile: tuple[int, int, int] | None = None, num_warps: int = 4,
-                 pair_tile: tuple[int, int, int] = (16, 16, 8), prune: bool = True):
+                 tile: tuple[int, int, int] | None = None, num_warps: int = 8,
+                 pair_tile: tuple[int, int, int] = (32, 8, 8), prune: bool = False):
         """``block_bytes``: bytes of queries (and of database points) on the GPU at once;
         ``tile``: Triton tile of the float kernel (queries, database points, features);
         ``pair_tile``: (points per side, features per step, steps between early-exit checks)
