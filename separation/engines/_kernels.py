@@ -22,7 +22,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 QUERY_BLOCK = 32  # query rows per parallel task
-CHUNK = 32  # features between two early-exit checks
+CHUNK = 32  # features before the first early-exit check; the chunk doubles after each check
 L2_CACHE_BYTES = 256 * 1024  # database block budget (half of the 512 KiB L2 per core)
 
 
@@ -106,8 +106,11 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                         m01 = zero
                         m10 = zero
                         m11 = zero
-                        for k0 in range(0, d, CHUNK):
-                            for k in range(np.uint64(k0), np.uint64(min(d, k0 + CHUNK))):
+                        k0 = 0
+                        ch = CHUNK
+                        while k0 < d:
+                            k1 = min(d, k0 + ch)
+                            for k in range(np.uint64(k0), np.uint64(k1)):
                                 m00 = _vmax(m00, _absdiff(qa[k], da[k]))
                                 m01 = _vmax(m01, _absdiff(qa[k], dbb[k]))
                                 m10 = _vmax(m10, _absdiff(qb[k], da[k]))
@@ -116,14 +119,19 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                                           i, i2, j, j2, gi, gi2, gj, gj2, row_best, row_idx, cb, ci,
                                           symmetric):
                                 break
+                            k0 = k1
+                            ch *= 2  # high-variance features come first: later chunks rarely prune
                         r00, r01, r10, r11 = acc_zero + m00, acc_zero + m01, acc_zero + m10, acc_zero + m11
                     else:
                         s00 = acc_zero
                         s01 = acc_zero
                         s10 = acc_zero
                         s11 = acc_zero
-                        for k0 in range(0, d, CHUNK):
-                            for k in range(np.uint64(k0), np.uint64(min(d, k0 + CHUNK))):
+                        k0 = 0
+                        ch = CHUNK
+                        while k0 < d:
+                            k1 = min(d, k0 + ch)
+                            for k in range(np.uint64(k0), np.uint64(k1)):
                                 s00 += _absdiff(qa[k], da[k])
                                 s01 += _absdiff(qa[k], dbb[k])
                                 s10 += _absdiff(qb[k], da[k])
@@ -131,6 +139,8 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                             if _tile_done(s00, s01, s10, s11, i, i2, j, j2, gi, gi2, gj, gj2,
                                           row_best, row_idx, cb, ci, symmetric):
                                 break
+                            k0 = k1
+                            ch *= 2
                         r00, r01, r10, r11 = s00, s01, s10, s11
                     if _better(r00, gj, row_best[i], row_idx[i]):
                         row_best[i] = r00
