@@ -372,6 +372,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--lip-eps", type=float, default=None, help="estimator ball radius (default --eps)")
     p.add_argument("--subset", type=int, default=None, help="evaluate a fixed random subset of N train and "
                                                             "N test points")
+    p.add_argument("--train-points", default="checkpoint", choices=["checkpoint", "all"],
+                   help="'checkpoint' (default): when the checkpoint's config records train_subset / "
+                        "subset_seed, the train split is the points it was trained on (analysis.train's "
+                        "rule); 'all': the dataset's whole training split")
     p.add_argument("--seed", type=int, default=0, help="seed of --subset, random starts and noise (default 0)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -441,6 +445,21 @@ def _constructed_model(ds, norm: str):
                     "n_fit": int(len(ds.x_train)), "classes": [int(c) for c in classes]}
 
 
+def restrict_to_training_points(dataset, config: Mapping[str, Any]):
+    """The train split restricted to the points a checkpoint was trained on, when its config says
+    (``train_subset``, ``subset_seed``: ``sort(default_rng(subset_seed).choice(n, train_subset))``,
+    the rule of ``analysis.train``). Returns ``(dataset, description or None)``."""
+    k = config.get("train_subset")
+    n = len(dataset.x_train)
+    if k is None or int(k) >= n:
+        return dataset, None
+    seed = int(config.get("subset_seed", 0) or 0)
+    idx = np.sort(np.random.default_rng(seed).choice(n, int(k), replace=False))
+    log.info("train split: the checkpoint's %d training points (subset_seed %d)", len(idx), seed)
+    return (dataclasses.replace(dataset, x_train=dataset.x_train[idx], y_train=dataset.y_train[idx]),
+            {"train_subset": int(k), "subset_seed": seed})
+
+
 def run_cli(args: argparse.Namespace) -> Evaluation:
     from separation.datasets import DEFAULT_EPS, load_dataset
 
@@ -466,13 +485,13 @@ def run_cli(args: argparse.Namespace) -> Evaluation:
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {args.checkpoint} not found.")
     ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz)
-    ds = ds.subset(args.subset, seed=args.seed)
     c, h, w = ds.image_shape
     if h != w:
         raise ValueError(f"{args.dataset}: images are {h}x{w}; the architectures expect square images.")
     num_classes = int(max(len(ds.classes), int(ds.y_train.max()) + 1))
     extra: dict[str, Any] = {}
     if args.model == "constructed":
+        ds = ds.subset(args.subset, seed=args.seed)
         model, info = _constructed_model(ds, args.norm)
         base, arch, ckpt, model_cfg = "constructed", "constructed", None, info
     else:
@@ -480,6 +499,9 @@ def run_cli(args: argparse.Namespace) -> Evaluation:
                                                  num_classes=num_classes, input_size=h)
         base, arch, ckpt = Path(args.checkpoint).stem, model_cfg["arch"], str(args.checkpoint)
         extra["checkpoint_sha256"] = file_sha256(args.checkpoint)
+        if args.train_points == "checkpoint":
+            ds, extra["train_points"] = restrict_to_training_points(ds, model_cfg)
+        ds = ds.subset(args.subset, seed=args.seed)
     name = args.name or base
     if args.out:
         out = Path(args.out)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from analysis.reporting import figures as figs
 from analysis.reporting.readme import build_readme
 from analysis.reporting.records import (DEFAULT_GRID_FILES, Missing, RecordSet, StoredRecord,
-                                        expected_missing, find_records)
+                                        expected_missing, find_records, write_artefact)
 from analysis.reporting.tables import (Table, dropout_table, evaluate_row, methods_table,
                                        select_separation, separation_table, training_row, write_table)
 
@@ -201,15 +201,13 @@ class Report:
 
     # -- README and sources ---------------------------------------------------------------------
     def render_readme(self) -> bool:
-        from separation.records import atomic_write_bytes
-
         tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
         sources = self.merged_sources()
         figures = sorted(k.split("/", 1)[1] for k in sources if k.startswith("figures/"))
         text = build_readme(self.args.out, tables, missing=self.missing, skipped=sources.get(SKIPPED_KEY, []),
                             figures=figures,
                             problems=self.records.problems, results_root=self.args.results.as_posix())
-        self.written.append(atomic_write_bytes(self.args.out / "README.md", text.encode()))
+        self.written.append(write_artefact(self.args.out / "README.md", text))
         log.info("wrote %s", self.args.out / "README.md")
         return True
 
@@ -234,9 +232,10 @@ class Report:
         return dict(sorted(merged.items()))
 
     def write_sources(self) -> None:
-        from separation.records import atomic_write_json
+        import json
 
-        self.written.append(atomic_write_json(self.args.out / "sources.json", self.merged_sources()))
+        text = json.dumps(self.merged_sources(), indent=2, ensure_ascii=False) + "\n"
+        self.written.append(write_artefact(self.args.out / "sources.json", text))
 
     def status(self) -> int:
         lines = [f"records under {self.args.results}/:"]

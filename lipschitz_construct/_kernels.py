@@ -34,7 +34,7 @@ QUERY_BLOCK = 16  # queries per parallel task; they share each support block whi
 SUPPORT_BLOCK = 2048  # support points per block (blocks never straddle classes)
 MAX_PROBES = 64
 PROBE_STEP = 8  # probes between two "how many points are still alive" checks
-SEEDS_PER_CLASS = 8
+SEEDS_PER_CLASS = 48  # exact distances per class computed first: early, tight limits
 BIG_INT = np.iinfo(np.int64).max // 4
 PROBE_BUCKETS = 64  # resolution of the probe ranking
 
@@ -308,7 +308,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                     alive = 0
                     for jj in range(n):
                         alive += alive_m[jj]
-                    if alive * 16 <= n:
+                    if alive * 32 <= n:  # few enough left: exact distances are cheaper
                         break
                 stats[i, 0] += t
                 if alive == 0:

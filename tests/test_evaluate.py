@@ -339,3 +339,19 @@ def test_cli_on_real_mnist(tmp_path, shared_data_root, capsys):
     res = load_record(out)["result"]
     assert res["dataset"] == "mnist" and res["eps"] == 0.1 and res["train"]["n"] == 16
     assert res["model"]["n_params"] == 1_199_882
+
+
+def test_cli_uses_the_checkpoints_training_points(tmp_path, cnn, digits):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model=cnn, config={"arch": "cnn001", "train_subset": 50, "subset_seed": 3})
+    out = tmp_path / "o"
+    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(out), *FAST,
+                 "--lipschitz", "none"]) == 0
+    rec, arrays = load_record(out, with_arrays=True)
+    assert rec["config"]["train_points"] == {"train_subset": 50, "subset_seed": 3}
+    idx = np.sort(np.random.default_rng(3).choice(len(digits.x_train), 50, replace=False))
+    np.testing.assert_array_equal(arrays["train_labels"], digits.y_train[idx])
+    assert rec["result"]["test"]["n"] == len(digits.x_test)
+    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(out), *FAST,
+                 "--lipschitz", "none", "--train-points", "all", "--subset", "60"]) == 0
+    assert load_record(out)["result"]["train"]["n"] == 60

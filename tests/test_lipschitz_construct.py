@@ -244,8 +244,9 @@ def test_methods_before_fit_raise_not_fitted():
 
 @pytest.mark.parametrize("r", [0, -0.5, 0.0, float("nan"), float("inf"), "big", True, None])
 def test_bad_r_is_rejected_with_a_fix(r):
-    with pytest.raises(ValueError, match="r='auto'|positive"):
+    with pytest.raises(InvalidParameterError, match="r='auto'|positive"):
         LocallyLipschitzClassifier(r=r)
+    assert issubclass(InvalidParameterError, ValueError)
 
 
 def test_bad_norm_and_engine_are_rejected():

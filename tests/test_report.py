@@ -110,7 +110,7 @@ def test_methods_table_cells(records):
     trades = rows["TRADES (β=6)"]
     assert (trades["Adv test acc (PGD)"], trades["Adv test acc (MT)"], trades["Test Lip"]) == ("88.2", "87.1", "3.40")
     cert = rows["Constructed (certified)"]
-    assert (cert["Train acc"], cert["Test acc"], cert["Certified test astuteness"]) == ("100.0", "96.2", "95.3")
+    assert (cert["Train acc"], cert["Test acc"], cert["Certified test astuteness"]) == ("100.0", "96.2", "95.3 (ε=0.1)")
     assert cert["Lipschitz bound (measured max)"] == "1/r = 2.71 (2.69)"
     att = rows["Constructed (attacked)"]
     assert (att["Adv test acc (PGD)"], att["Test Lip"]) == ("95.0", "1.90")
@@ -210,6 +210,27 @@ def test_cli_renders_everything_from_fixtures(tmp_path, caplog):
         assert report.main([cmd] + argv[1:]) == 0
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert [p for p in before if before[p] != after[p]] == []
+
+
+def test_image_grid_of_an_unchanged_record_is_kept_without_data(tmp_path, monkeypatch):
+    shutil.copytree(FIXTURES / "separation" / "digits", tmp_path / "results" / "separation" / "digits")
+    out = tmp_path / "reports"
+    argv = ["figures", "--results", str(tmp_path / "results"), "--out", str(out), "--grid",
+            str(tmp_path / "none.yaml"), "--pairs", "2"]
+    assert report.main(argv) == 0
+    grid = out / "figures" / "closest_pairs_digits_linf-subset60.png"
+    first = grid.read_bytes()
+
+    def no_data(rec, data_root):
+        raise figs.FigureSkipped("no data here")
+
+    monkeypatch.setattr(figs, "load_record_dataset", no_data)
+    assert report.main(argv) == 0
+    sources = json.loads((out / "sources.json").read_text())
+    assert "figures/closest_pairs_digits_linf-subset60" in sources  # kept: same record, same config key
+    assert "figures/separation_hist_linf" in sources
+    assert not any("closest-pairs" in s for s in sources["_skipped"])
+    assert grid.read_bytes() == first
 
 
 def test_figures_are_byte_identical_across_renderings(tmp_path, records):

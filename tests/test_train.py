@@ -200,3 +200,17 @@ def test_mnist_subset_one_epoch(tmp_path):
     out = train(cfg, run_dir=tmp_path / "run", data_root=root, progress=False, evaluate=False)
     assert out.history[0]["epoch"] == 1 and out.history[0]["loss"] > 0
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)["config"]["input_size"] == 28
+
+
+@pytest.mark.gpu
+def test_cuda_interrupted_run_resumes_to_identical_weights(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    ds = synthetic()
+    cfg = tiny_config(method="llr", method_params={}, device="cuda", deterministic=True)
+    ref = train(cfg, run_dir=tmp_path / "ref", dataset=ds, progress=False, evaluate=False)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run_dir=tmp_path / "cut", dataset=ds, progress=False, evaluate=False, stop_after_steps=4)
+    res = train(cfg, run_dir=tmp_path / "cut", dataset=ds, progress=False, evaluate=False)
+    _assert_same(_weights(ref.model), _weights(res.model))
+    assert next(res.model.parameters()).is_cuda

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .records import StoredRecord, as_float, dig
+from .records import StoredRecord, as_float, dig, write_artefact
 from .tables import DATASET_NAMES, METHOD_NAMES, METHOD_ORDER, NORM_NAMES, dataset_name
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,12 @@ def new_figure(width: float, height: float):
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, dpi: int = 150) -> list[Path]:
     """``<stem>.png`` and ``<stem>.pdf``, atomically, without creation dates in the metadata."""
-    from separation.records import atomic_write_bytes
-
     out = []
     for fmt, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None,
                                                            "Creator": None})):
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
-        out.append(atomic_write_bytes(Path(out_dir) / f"{stem}.{fmt}", buf.getvalue()))
+        out.append(write_artefact(Path(out_dir) / f"{stem}.{fmt}", buf.getvalue()))
     log.info("wrote %s.png/.pdf", Path(out_dir) / stem)
     return out
 

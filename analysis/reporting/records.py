@@ -199,6 +199,18 @@ def find_records(root: str | os.PathLike = "results") -> RecordSet:
     return out
 
 
+def write_artefact(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Atomic write (:func:`separation.records.atomic_write_bytes`) with the ordinary permissions
+    of a new file (the temporary file it renames is private, 0600)."""
+    from separation.records import atomic_write_bytes
+
+    path = atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
+
+
 # -- expected records and the commands that produce them ---------------------------------------
 
 def _cmd(prefix: str, *parts: Any) -> str:
