@@ -273,3 +273,30 @@ def test_status_and_absent_results_folder(tmp_path, capsys):
     assert "training     5" in out and "python -m separation.compute --dataset fashion-mnist --norm l2" in out
     assert report.main(["all", "--results", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_image_grid_shows_duplicates(tmp_path):
+    """A record with a cross-class duplicate pair and a test image found in the training set."""
+    import types
+
+    import numpy as np
+
+    from analysis.reporting.records import StoredRecord
+
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (6, 1, 5, 5), dtype=np.uint8)
+    x_train[1] = x_train[0]
+    x_test = rng.integers(0, 256, (3, 1, 5, 5), dtype=np.uint8)
+    x_test[2] = x_train[4]
+    ds = types.SimpleNamespace(x_train=x_train, y_train=np.array([0, 1, 0, 1, 0, 1]), x_test=x_test,
+                               y_test=np.array([0, 1, 1]), classes=["zero", "one"])
+    arrays = {"train_distances": np.array([0.0, 0.0, 0.5, 0.6, 0.7, 0.8]),
+              "train_neighbors": np.array([1, 0, 3, 2, 5, 4]), "test_distances": np.array([0.4, 0.3, 0.2]),
+              "test_neighbors": np.array([1, 0, 4]), "test_train_duplicates": np.array([[2, 4]])}
+    dup = {"index": 0, "neighbor": 1, "label": 0, "neighbor_label": 1, "distance": 0.0}
+    rec = StoredRecord("separation", tmp_path / "toy" / "linf",
+                       {"config": {"dataset": "toy", "norm": "linf"},
+                        "result": {"train": {"cross_class_duplicates": [dup]}, "test": {"cross_class_duplicates": []}}},
+                       arrays)
+    png, pdf = figs.closest_pairs_grid(rec, ds, tmp_path, k=2)
+    assert png.name == "closest_pairs_toy_linf.png" and png.stat().st_size > 0 and pdf.stat().st_size > 0

@@ -352,6 +352,11 @@ def closest_pairs_grid(rec: StoredRecord, dataset, out_dir: str | os.PathLike, *
         blocks.append((f"Test images that also occur in the training set: {len(same)} in all",
                        [(f"test #{t}\n{cname(int(dataset.y_test[t]))}", dataset.x_test[t],
                          f"train #{s}\n{cname(int(ytr[s]))}", xtr[s], "identical") for t, s in same[:k]]))
+    absent = []
+    if not dups:
+        absent.append("no cross-class duplicates (identical images with different labels)")
+    if ttd is not None and not len(ttd):
+        absent.append("no test image identical to a training image")
     ncol = max(len(b[1]) for b in blocks)
     heights = []
     for _ in blocks:
@@ -378,9 +383,11 @@ def closest_pairs_grid(rec: StoredRecord, dataset, out_dir: str | os.PathLike, *
                 if rr == 2:
                     ax.set_xlabel(dist, fontsize=8)
         row += 3
+    if absent:
+        fig.supxlabel("Duplicates: " + "; ".join(absent) + ".", fontsize=9)
     norm = rec.config.get("norm") or rec.result.get("norm")
     ds_name = dataset_name(rec.config.get("dataset"))
-    fig.suptitle(f"{ds_name}, {NORM_NAMES.get(norm, norm)}: nearest points of different classes "
+    fig.suptitle(f"{ds_name}, {NORM_NAMES.get(norm, norm)}: nearest points of different classes\n"
                  "(upper: the point, lower: its nearest other-class training point)", fontsize=10)
     ds_key = rec.config.get("dataset") or rec.folder.parent.name
     return save_figure(fig, out_dir, f"closest_pairs_{ds_key}_{rec.folder.name}", dpi=110)

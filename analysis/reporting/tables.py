@@ -690,13 +690,20 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
 
 
 def _uniquify_labels(rows: list[dict]) -> None:
-    seen: dict[tuple, int] = {}
+    """Rows that would read alike get the part of their record folder's name that differs."""
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["dataset"], r["setting"], r["method_label"], r.get("dropout"))
-        seen[key] = seen.get(key, 0) + 1
-    for r in rows:
-        if seen[(r["dataset"], r["setting"], r["method_label"], r.get("dropout"))] > 1:
-            r["method_label"] += f" [{r['run']}]"
+        groups.setdefault((r["dataset"], r["setting"], r["method_label"], r.get("dropout")), []).append(r)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        names = [str(r["run"]) for r in group]
+        prefix = os.path.commonprefix(names)
+        if len(prefix) < max(map(len, names)):  # cut back to a separator, keep whole words
+            cut = max(prefix.rfind(c) for c in "_-/")
+            prefix = prefix[:cut + 1] if cut >= 0 else ""
+        for r, n in zip(group, names):
+            r["method_label"] += f" [{n[len(prefix):].strip('_-/') or n}]"
 
 
 def training_budget(records: Sequence[StoredRecord], rows: Sequence[dict]) -> list[str]:

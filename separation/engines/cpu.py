@@ -41,8 +41,13 @@ class CPUEngine(Engine):
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True):
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe"):
+        """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
+        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1)."""
+        if linf not in ("probe", "tiled"):
+            raise ValueError(f"linf must be 'probe' or 'tiled', got {linf!r}")
         self.reorder_features = reorder_features
+        self.linf = linf
 
     @classmethod
     def available(cls) -> bool:
@@ -87,6 +92,9 @@ class CPUEngine(Engine):
             from .gemm import gemm_nearest
 
             return gemm_nearest(queries, database)
+        if norm == "linf" and self.linf == "probe":
+            return self._linf_probe(queries, np.full(len(queries), -1, np.int64), database,
+                                    np.zeros(len(database), np.int64))
         perm = self._order(queries, database)
         if perm is not None:
             queries, database = queries[:, perm], database[:, perm]
@@ -102,6 +110,16 @@ class CPUEngine(Engine):
             from .gemm import gemm_cross_class
 
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress)
+        if norm == "linf" and self.linf == "probe":
+            d, i = self._linf_probe(x_query, y_query, x_db, y_db)
+            if progress is not None:
+                progress(int(len(x_query)) * int(len(x_db)))
+            return d, i
+        return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
+                                       progress=progress)
+
+    def _tiled_cross_class(self, x_query, y_query, x_db, y_db, *, norm, same_set, progress):
+        """The register-tiled kernel over pairs of classes (l1, and l-inf with ``linf="tiled"``)."""
         perm = self._order(x_query, x_db)
         d_order = np.argsort(y_db, kind="stable")
         D = np.ascontiguousarray(x_db[d_order][:, perm] if perm is not None else x_db[d_order])
@@ -143,6 +161,19 @@ class CPUEngine(Engine):
         res_i = np.empty_like(out_i)
         res_d[q_order], res_i[q_order] = out_d, out_i
         return res_d, res_i
+
+
+    @staticmethod
+    def _linf_probe(x_query, y_query, x_db, y_db):
+        """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned
+        pass over the training set (see ``probe``)."""
+        from .probe import FusedLinfSearch
+
+        classes, y_idx = np.unique(y_db, return_inverse=True)
+        pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
+        own = np.where(classes[pos] == y_query, pos, -1)
+        index = FusedLinfSearch(x_db, y_idx.astype(np.int64), len(classes))
+        return index.other_class(x_query, own, raw=True)
 
 
 __all__ = ["CPUEngine", "merge_better"]

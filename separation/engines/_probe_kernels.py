@@ -184,17 +184,34 @@ def _ov_raw_of(lim):
 
 # -- shared pieces ---------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
-def _limit(bi, c, top2):
-    """Prune a class-``c`` support point iff its distance is >= the returned value."""
-    bc = bi[c]
+def _limit(bi, ub, c, top2, own):
+    """Prune a class-``c`` support point iff its distance is >= the returned value.
+
+    ``bi[c]``: the smallest distance met so far *in scan order* (index order within a class), so a
+    later point that only ties it loses on its index and can go. ``ub``: upper bounds of every
+    class minimum (seed points included, met out of order): a point that ties one may still win on
+    a smaller index, so those bounds only prune *strictly* larger distances. ``own >= 0``
+    (cross-class search): only the classes other than ``own`` matter.
+    """
+    lim = bi[c]
+    u = _just_above(ub[c])
+    if u < lim:
+        lim = u
+    if own >= 0:
+        m = ub[c]
+        for cc in range(ub.shape[0]):
+            if cc != own and ub[cc] < m:
+                m = ub[cc]
+        u = _just_above(m)
+        return lim if lim < u else u
     if not top2:
-        return bc
-    f = bi[0]
-    s = bi[1]
+        return lim
+    f = ub[0]
+    s = ub[1]
     if s < f:
         f, s = s, f
-    for cc in range(2, bi.shape[0]):
-        v = bi[cc]
+    for cc in range(2, ub.shape[0]):
+        v = ub[cc]
         if v < f:
             s = f
             f = v
@@ -202,8 +219,8 @@ def _limit(bi, c, top2):
             s = v
     # the two smallest class minima and the (smallest-index) argmin class can only change through a
     # distance < s -- or == s when s ties the smallest one
-    lim = s if s > f else _just_above(s)
-    return bc if bc < lim else lim
+    t = s if s > f else _just_above(s)
+    return lim if lim < t else t
 
 
 @nb.njit(cache=True, nogil=True)
@@ -240,11 +257,15 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls, seed_rows,
-         best, bidx, top2, pmax, stats):
+         best, bidx, top2, pmax, stats, own):
     """Update ``best``/``bidx`` ``(nq, n_classes)`` in place (see the module docstring).
 
+    ``best[i, c]``/``bidx[i, c]``: the class-``c`` minimum and its smallest support position; in
+    ``top2`` mode ``best`` holds upper bounds of every class minimum, exact for the two smallest.
+
     ``QX``: exact queries (uint8 with byte support, else float64); ``QLO8/QHI8``: byte floor/ceil
-    of ``255 q`` for choosing probes; ``DT``/``D``: the class-sorted support, column- and row-major.
+    of ``255 q`` for choosing probes; ``DT``/``D``: the class-sorted support, column- and row-major;
+    ``own`` ``(nq,)``: a class index whose blocks a query skips, for cross-class search (else -1).
     """
     nq, d = QX.shape
     nblk = blk_cls.shape[0]
@@ -259,18 +280,19 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
         pw = np.zeros(P, np.uint8)
         pok = np.zeros(P, np.bool_)
         scratch = np.empty(2 * d + PROBE_BUCKETS + 1, np.int64)
-        # 1) seeds: a few exact distances per class give every limit a finite start
+        # 1) seeds: a few exact distances per class give every limit a finite start (as upper
+        #    bounds only: seeds come out of index order)
+        ubm = np.empty((q1 - q0, best.shape[1]), best.dtype)
         for i in range(q0, q1):
             q = QX[i]
-            bi = best[i]
-            ii = bidx[i]
+            ub = ubm[i - q0]
+            ub[:] = best[i]
             for s in range(seed_rows.shape[0]):
                 j = seed_rows[s]
                 c = row_cls[j]
                 dist = _exact(q, D[j])
-                if dist < bi[c]:
-                    bi[c] = dist
-                    ii[c] = j
+                if dist < ub[c]:
+                    ub[c] = dist
         # 2) blocks of one class each, in class order
         for bb in range(nblk):
             j0 = blk_start[bb]
@@ -283,7 +305,11 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                 q = QX[i]
                 bi = best[i]
                 ii = bidx[i]
-                lim = _limit(bi, c, top2)
+                ub = ubm[li]
+                oc = own[i]
+                if oc == c:
+                    continue
+                lim = _limit(bi, ub, c, top2, oc)
                 if lim <= 0:  # every distance is >= 0: nothing in this block can matter
                     continue
                 if new_class:
@@ -333,6 +359,11 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                     if dist < bi[c]:
                         bi[c] = dist
                         ii[c] = j
-                        lim = _limit(bi, c, top2)
+                        if dist < ub[c]:
+                            ub[c] = dist
+                        lim = _limit(bi, ub, c, top2, oc)
                         for tt in range(t):
                             plo[tt], pw[tt], pok[tt] = _bounds(q[pr[tt]], lim, DT)
+        if top2:  # the two smallest class minima are exact in the bounds (seeds included)
+            for i in range(q0, q1):
+                best[i, :] = ubm[i - q0]

@@ -1,0 +1,138 @@
+"""Exact l-inf search with query-specific pixel probes (the kernels are in ``_probe_kernels``).
+
+:class:`FusedLinfSearch` indexes a labelled support set once and answers, in one pass over it,
+for every query: the nearest point of every class (``all``), the two smallest class distances
+(``top2``, for nearest-class classifiers), or the nearest point of *another* class than the query's
+own (``other_class``, for separation). All exact: equal to a float64 brute force, ties to the
+smallest support index. Distances are float64 in [0, 1] pixel units.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _probe_kernels
+
+#: stored byte value -> [0, 1] pixel units (the divisor ``separation`` uses)
+BYTE = 255.0
+#: budget for the per-class probe histograms (bytes); above it one shared histogram is used
+HIST_BUDGET = 256 << 20
+
+
+class FusedLinfSearch:
+    """Per-class exact l-inf search in one pass over the support, with query-specific probes.
+
+    ``support``: ``(n, d)`` uint8 (raw bytes, value/255 in pixel units) or float64 in [0, 1];
+    ``labels``: ``(n,)`` class indices ``0..n_classes-1``.
+    """
+
+    name = "fused"
+
+    def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int):
+        t0 = time.perf_counter()
+        self.n_classes = int(n_classes)
+        self.support_u8 = support.dtype == np.uint8
+        order = np.argsort(labels, kind="stable")
+        self.order = order
+        D = np.ascontiguousarray(support[order])
+        self.D = D
+        self.DT = np.ascontiguousarray(D.T)
+        rc = np.ascontiguousarray(labels[order], dtype=np.int64)
+        self.row_cls = rc
+        starts, cls, seeds = [], [], []
+        for c in range(self.n_classes):
+            s, e = int(np.searchsorted(rc, c, "left")), int(np.searchsorted(rc, c, "right"))
+            if e == s:
+                raise ValueError(f"class index {c} has no support points")
+            for a in range(s, e, _probe_kernels.SUPPORT_BLOCK):
+                starts.append(a)
+                cls.append(c)
+            k = min(_probe_kernels.SEEDS_PER_CLASS, e - s)
+            seeds.extend(np.linspace(s, e - 1, k).round().astype(np.int64).tolist())
+        starts.append(len(D))
+        self.blk_start = np.asarray(starts, dtype=np.int64)
+        self.blk_cls = np.asarray(cls, dtype=np.int64)
+        self.seed_rows = np.unique(np.asarray(seeds, dtype=np.int64))
+        # probe histograms: H[h, k, v] = #{support points of group h with byte value < v at pixel k}
+        D8 = D if self.support_u8 else np.rint(D * 255.0).astype(np.uint8)
+        d = D.shape[1]
+        per_class = self.n_classes * d * 257 * 4 <= HIST_BUDGET
+        groups = [rc == c for c in range(self.n_classes)] if per_class else [np.ones(len(D), bool)]
+        H = np.zeros((len(groups), d, 257), dtype=np.int32)
+        for h, sel in enumerate(groups):
+            block = D8[sel]
+            for k in range(d):
+                H[h, k, 1:] = np.cumsum(np.bincount(block[:, k], minlength=256))
+        self.H = H
+        self.hist_of = (np.arange(self.n_classes, dtype=np.int64) if per_class
+                        else np.zeros(self.n_classes, dtype=np.int64))
+        self.counts = H[:, 0, 256].astype(np.int64)
+        self.build_seconds = time.perf_counter() - t0
+        self.last_stats: dict[str, float] = {}
+
+    def _prepare(self, q: np.ndarray):
+        """Kernel flavour, exact queries and byte bounds for probe choice, for queries from
+        ``as_points`` (uint8 bytes, or float64 in [0, 1])."""
+        if q.dtype == np.uint8:
+            if self.support_u8:
+                q8 = np.ascontiguousarray(q)
+                return "u8", q8, q8, q8
+            q = q.astype(np.float64) / BYTE
+        qf = np.ascontiguousarray(q, dtype=np.float64)
+        lo = np.floor(qf * 255.0).clip(0, 255).astype(np.uint8)
+        hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
+        return ("f64u8" if self.support_u8 else "f64"), qf, lo, hi
+
+    def _run(self, q: np.ndarray, top2: bool, own: np.ndarray | None = None, raw: bool = False):
+        kind, QX, QLO8, QHI8 = self._prepare(q)
+        m = len(QX)
+        if kind == "u8":
+            best = np.full((m, self.n_classes), _probe_kernels.BIG_INT, dtype=np.int64)
+        else:
+            best = np.full((m, self.n_classes), np.inf)
+        bidx = np.full((m, self.n_classes), -1, dtype=np.int64)
+        stats = np.zeros((m, 2), dtype=np.int64)
+        t0 = time.perf_counter()
+        if own is None:
+            own = np.full(m, -1, dtype=np.int64)
+        _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
+                            self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
+                            _probe_kernels.MAX_PROBES, stats, own)
+        self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
+                           "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
+                           "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}
+        # bytes -> pixel units exactly as ``separation`` reports them (k / 255, correctly rounded)
+        dist = best.astype(np.float64) / (1.0 if raw else BYTE) if kind == "u8" else best
+        return dist, bidx
+
+    def all(self, q: np.ndarray):
+        """``(dist (m, C) float64 in [0, 1], idx (m, C))``; ``idx`` are positions in the support as given."""
+        dist, bidx = self._run(q, top2=False)
+        return dist, self.order[bidx]
+
+    def top2(self, q: np.ndarray):
+        """``(pred class index (m,), smallest (m,), second smallest (m,))`` class distances."""
+        dist, _ = self._run(q, top2=True)
+        return top2_from_all(dist)
+
+    def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False):
+        """Nearest support point of a class other than ``own`` (``(m,)`` class indices, -1: any):
+        ``(distances (m,), indices (m,))``, ties to the smallest support index. Distances are in
+        pixel units, or in stored units (bytes for uint8 data) with ``raw``."""
+        own = np.ascontiguousarray(own, dtype=np.int64)
+        dist, bidx = self._run(q, top2=False, own=own, raw=raw)
+        cls = np.arange(self.n_classes)
+        dist = np.where(cls[None, :] == own[:, None], np.inf, dist)
+        idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], np.iinfo(np.int64).max)
+        best = dist.min(axis=1)
+        pick = np.where(dist == best[:, None], idx, np.iinfo(np.int64).max).min(axis=1)
+        pick[~np.isfinite(best)] = -1
+        return best, pick
+
+
+def top2_from_all(dist: np.ndarray):
+    """(argmin class, smallest, second smallest) of each row; argmin ties to the smaller index."""
+    pred = np.argmin(dist, axis=1)
+    part = np.partition(dist, 1, axis=1)
+    return pred, part[:, 0].copy(), part[:, 1].copy()
