@@ -15,13 +15,17 @@ U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 
 
 def _exact_sq(Q, D, rows, cols):
-    """Exact squared distances of the pairs (rows[k], cols[k]) -- torch tensors on Q's device."""
+    """Exact squared distances of the pairs (rows[k], cols[k]) -- torch tensors on Q's device.
+
+    Bytes in int32 (at most 65025 per feature: exact below 33,000 features), else float64.
+    """
     out = torch.empty(len(rows), dtype=torch.float64, device=Q.device)
+    wide = torch.int32 if (Q.dtype == torch.uint8 and Q.shape[1] < 33000) else torch.float64
     step = max(1, (32 << 20) // max(1, Q.shape[1] * 8))
     for s in range(0, len(rows), step):
-        a = Q[rows[s:s + step]].to(torch.float64)
-        b = D[cols[s:s + step]].to(torch.float64)
-        out[s:s + step] = (a - b).square_().sum(dim=1)  # integers below 2**53 for uint8: exact
+        a = Q[rows[s:s + step]].to(wide)
+        b = D[cols[s:s + step]].to(wide)
+        out[s:s + step] = (a - b).square_().sum(dim=1, dtype=torch.int64 if wide == torch.int32 else None)
     return out
 
 
@@ -47,46 +51,39 @@ class _Side:
         self.idx[local[better]] = gidx[better]
 
 
-def _block(Qt, Dt, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
-    """Process one (query block, database block) pair on the tensors' device."""
+def _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """Process one (query block, database block) pair on the tensors' device.
+
+    ``Qf``/``Df`` are the float32 copies of ``Qt``/``Dt``; ``qn``/``dn`` exact squared norms.
+    """
     dim = Qt.shape[1]
-    dev = Qt.device
-    g = Qt.to(torch.float32) @ Dt.to(torch.float32).T
-    d2 = (qn.to(torch.float32)[:, None] + dn.to(torch.float32)[None, :]).sub_(g, alpha=2.0)
+    d2 = Qf @ Df.T
+    d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
     qnorm = qn.sqrt()
     dnorm = dn.sqrt()
+    dnorm_max = dnorm.max()
     gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
     # rigorous bound on |d2_float32 - d2_exact| per row (and per column) of the block
-    row_tol = 2 * gamma * qnorm * dnorm.max() + 4 * U32 * (qn + dn.max() + 2 * qnorm * dnorm.max())
-    col_tol = 2 * gamma * dnorm * qnorm.max() + 4 * U32 * (dn + qn.max() + 2 * dnorm * qnorm.max())
+    row_tol = 2 * gamma * qnorm * dnorm_max + 4 * U32 * (qn + dn.max() + 2 * qnorm * dnorm_max)
     nq, nd = d2.shape
-    ar_q = torch.arange(nq, device=dev)
-    ar_d = torch.arange(nd, device=dev)
-
-    def _offer_rows(rows, cols):
-        ex = _exact_sq(Qt, Dt, rows, cols).cpu().numpy()
-        r, c = rows.cpu().numpy(), cols.cpu().numpy()
-        q_side.offer(r + q_off, ex, d_gidx[c])
-        if d_side is not None:
-            d_side.offer(c + d_off, ex, q_gidx[r])
-
-    # 1) the float32 argmin of every row (and column) gives a first exact best
-    j = d2.argmin(dim=1)
-    if d_side is not None:
-        i = d2.argmin(dim=0)
-        _offer_rows(torch.cat([ar_q, i]), torch.cat([j, ar_d]))
-    else:
-        _offer_rows(ar_q, j)
-    # 2) every pair that could still beat (or tie) a best, by the rounding bound
+    dev = Qt.device
+    # the true nearest point j* of a row has d2(j*) <= d*^2 + tol <= exact(argmin) + tol
+    # <= min(d2) + 2 tol, and <= best exact so far + tol: every such pair is rechecked exactly
     rb = torch.as_tensor(q_side.best[q_off:q_off + nq], device=dev)
-    lim = ((rb + row_tol) * (1 + 8 * U32)).to(torch.float32)
-    mask = d2 <= lim[:, None]
+    lim = torch.minimum(d2.amin(dim=1).double() + 2 * row_tol, rb + row_tol) * (1 + 8 * U32)
+    mask = d2 <= lim.to(torch.float32)[:, None]
     if d_side is not None:
+        qnorm_max = qnorm.max()
+        col_tol = 2 * gamma * dnorm * qnorm_max + 4 * U32 * (dn + qn.max() + 2 * dnorm * qnorm_max)
         cb = torch.as_tensor(d_side.best[d_off:d_off + nd], device=dev)
-        clim = ((cb + col_tol) * (1 + 8 * U32)).to(torch.float32)
-        mask |= d2 <= clim[None, :]
+        clim = torch.minimum(d2.amin(dim=0).double() + 2 * col_tol, cb + col_tol) * (1 + 8 * U32)
+        mask |= d2 <= clim.to(torch.float32)[None, :]
     rows, cols = torch.nonzero(mask, as_tuple=True)
-    _offer_rows(rows, cols)
+    ex = _exact_sq(Qt, Dt, rows, cols).cpu().numpy()
+    r, c = rows.cpu().numpy(), cols.cpu().numpy()
+    q_side.offer(r + q_off, ex, d_gidx[c])
+    if d_side is not None:
+        d_side.offer(c + d_off, ex, q_gidx[r])
 
 
 def _norms(t):
@@ -105,18 +102,26 @@ def _block_rows(dim, device):
 def _gemm_rows(queries, database, q_side, d_gidx, device, d_side=None, q_gidx=None,
                q_off=0, d_off=0):
     rows = _block_rows(queries.shape[1], device)
-    dblocks = _blocks(len(database), rows)
-    d_tensors = None
-    if device.type == "cpu":
-        d_tensors = [torch.from_numpy(database[a:b]) for a, b in dblocks]
+    dblocks = []
+    for a, b in _blocks(len(database), rows):  # converted once, reused by every query block
+        Dt = torch.from_numpy(database[a:b]).to(device)
+        dblocks.append((a, b, Dt, Dt.to(torch.float32), _norms(Dt)))
+        if device.type == "cuda" and len(dblocks) * rows * database.shape[1] * 5 > (4 << 30):
+            dblocks = None  # too large to keep on the GPU: stream them per query block instead
+            break
     for qa, qb in _blocks(len(queries), rows):
         Qt = torch.from_numpy(queries[qa:qb]).to(device)
-        qn = _norms(Qt)
-        for k, (da, db) in enumerate(dblocks):
-            Dt = d_tensors[k] if d_tensors is not None else torch.from_numpy(database[da:db]).to(device)
-            _block(Qt, Dt, qn, _norms(Dt), q_side, q_off + qa, d_gidx[da:db],
+        Qf, qn = Qt.to(torch.float32), _norms(Qt)
+        for da, db, Dt, Df, dn in (dblocks if dblocks is not None else _stream(database, rows, device)):
+            _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off + qa, d_gidx[da:db],
                    d_side=d_side, d_off=d_off + da,
                    q_gidx=None if q_gidx is None else q_gidx[qa:qb])
+
+
+def _stream(database, rows, device):
+    for a, b in _blocks(len(database), rows):
+        Dt = torch.from_numpy(database[a:b]).to(device)
+        yield a, b, Dt, Dt.to(torch.float32), _norms(Dt)
 
 
 def _finish(side):
