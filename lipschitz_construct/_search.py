@@ -6,7 +6,7 @@ Two backends answer the same two questions on ``(m, d)`` query arrays:
 * ``top2`` -- only the smallest and second-smallest class distance and the argmin class (ties to the
   smaller class index). Enough for :meth:`predict` and :meth:`certified_radius`, and much cheaper.
 
-:class:`FusedLinfSearch` is this package's numba kernel (l-inf only, CPU, see :mod:`._kernels`);
+:class:`FusedLinfSearch` is the probe-pruned numba kernel of :mod:`separation.engines.probe` (l-inf, CPU);
 :class:`EngineSearch` calls :func:`separation.nearest_neighbors` once per class with any
 ``separation`` engine and norm. Both are exact; distances are float64 in [0, 1] pixel units.
 """
