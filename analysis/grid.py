@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import ConfigError, TrainConfig, build_config, default_run_name, load_mapping
+from .config import ConfigError, TrainConfig, build_config, load_mapping
 from .train import (DEFAULT_CHECKPOINT_ROOT, DEFAULT_RESULTS_ROOT, CheckpointMismatch,
                     TrainingInterrupted, setup_logging, summarize, train)
 

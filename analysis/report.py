@@ -31,7 +31,8 @@ from analysis.reporting.readme import build_readme
 from analysis.reporting.records import (DEFAULT_GRID_FILES, Missing, RecordSet, StoredRecord,
                                         expected_missing, find_records, write_artefact)
 from analysis.reporting.tables import (Table, dropout_table, evaluate_row, methods_table,
-                                       select_separation, separation_table, training_row, write_table)
+                                       select_separation, separation_table, training_row, uniquify_labels,
+                                       write_table)
 
 log = logging.getLogger("analysis.report")
 
@@ -155,6 +156,7 @@ class Report:
                 self._skip(f"separation histograms ({norm})", str(exc))
         # every training run (with and without dropout) and every evaluated model
         rows = [training_row(r) for r in self.records.training] + [evaluate_row(r) for r in self.records.evaluate]
+        uniquify_labels(rows)
         try:
             self.written += figs.lipschitz_vs_adversarial(rows, out)
             self._source("figures/lipschitz_vs_adversarial", list(self.records.training) + list(self.records.evaluate))

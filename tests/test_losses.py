@@ -199,7 +199,7 @@ def test_llr_intended_matches_its_formula():
     ce_adv = F.cross_entropy(model(out.x_adv), y, reduction="none")
     lin = (delta * g).flatten(1).sum(1)
     ref = (ce + 4 * (ce_adv - ce - lin).abs() + 3 * lin.abs()).mean()
-    assert float(out.loss.detach()) == pytest.approx(float(ref), rel=1e-9)
+    assert float(out.loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-9)
     assert out.parts["lin"] > 0 and out.parts["gamma"] > 0
     # the regulariser reaches the weights through the input gradient (double back-prop)
     model.zero_grad()

@@ -15,6 +15,7 @@ byte-identical files.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .records import StoredRecord, as_float, dig, write_artefact
-from .tables import DATASET_NAMES, METHOD_NAMES, METHOD_ORDER, NORM_NAMES, dataset_name
+from .tables import DATASET_NAMES, METHOD_MAIN_PARAM, METHOD_NAMES, METHOD_ORDER, NORM_NAMES, dataset_name
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _place_labels(fig, ax, items: list[tuple[float, float, str, str]], fontsize:
     placed: list[tuple[float, float, float, float]] = []
     pts = [tuple(ax.transData.transform((x, y))) for x, y, _, _ in items]
     for (px, py) in pts:  # the markers themselves are obstacles too
-        placed.append((px - 5, py - 5, px + 5, py + 5))
+        placed.append((px - 7, py - 7, px + 7, py + 7))
     order = sorted(range(len(items)), key=lambda i: (-pts[i][1], pts[i][0]))
     for i in order:
         x, y, text, color = items[i]
@@ -196,7 +197,7 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
                 panels[k].extend(extra)
     keys = sorted(panels, key=lambda k: (list(DATASET_NAMES).index(k[0]) if k[0] in DATASET_NAMES else 99,
                                          str(k[1])))
-    fig = new_figure(7.5 * len(keys), 5.4)
+    fig = new_figure(9.5 * len(keys), 6.4)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys):
         items = []
@@ -207,8 +208,18 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
             color = METHOD_COLORS.get(m, "#7f7f7f")
             ax.scatter([x], [y], s=170 if m == "constructed" else 60, marker=METHOD_MARKERS.get(m, "o"),
                        facecolors="none" if drop else color, edgecolors=color, linewidths=1.5, zorder=3)
-            label = r["method_label"].replace("Constructed (attacked)", "constructed") + (" +do" if drop else "")
-            items.append((x, y, label, color))
+            # colour, marker and fill say the method and dropout (legend); the label only says what
+            # they cannot: the variant's parameter, or the name of a model from outside the grid
+            if m in METHOD_MAIN_PARAM:
+                key_, sym = METHOD_MAIN_PARAM[m]
+                v = as_float(json.loads(r.get("method_params") or "{}").get(key_))
+                label = f"{sym}={v:g}" if v is not None else ""
+            elif m in METHOD_COLORS:
+                label = ""
+            else:
+                label = str(r["method_label"])
+            if label:
+                items.append((x, y, label, color))
         xs = [float(r["test_lipschitz"]) for r in panels[key]]
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 1.5, max(xs) * 2.5)
@@ -219,7 +230,8 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
         ax.set_xlabel("test local Lipschitz constant (mean over test points, log scale)")
         ax.set_ylabel("adversarial test accuracy (%)")
         ds, setting = key
-        ax.set_title(f"{dataset_name(ds)}" + (f" – grid {setting}" if setting else ""), fontsize=11)
+        ax.set_title(f"{dataset_name(ds)}" + (f": grid {setting} (labels: RST λ, TRADES β)" if setting else ""),
+                     fontsize=11)
         ax.grid(alpha=0.3, lw=0.5, which="both")
         ax._report_items = items  # labels are placed once the layout is final
     from matplotlib.lines import Line2D
@@ -228,9 +240,12 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
                       label=METHOD_NAMES.get(m, "Constructed (attacked)"))
                for m in list(METHOD_ORDER) + ["constructed"]
                if any(str(r["method"]) == m for p in panels.values() for r in p)]
+    if any(str(r["method"]) not in METHOD_COLORS for p in panels.values() for r in p):
+        handles.append(Line2D([], [], ls="", marker="o", color="#7f7f7f", markersize=7,
+                              label="other evaluated model (named)"))
     handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color="#555555",
-                          label="open marker: with dropout (+do)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8,
+                          label="open marker: with dropout"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=9,
                frameon=False)
     fig.suptitle("Test local Lipschitz constant vs adversarial test accuracy\n(one point per model; "
                  "accuracy: worst case over the attacks run)", fontsize=10.5)

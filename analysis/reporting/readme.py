@@ -131,5 +131,10 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
     add("- `tables/`: each table as Markdown (with notes and budget), CSV (full precision, fractions in "
         "[0, 1], more columns) and LaTeX (booktabs).\n"
         "- `figures/`: PNG for reading, PDF for papers.\n"
-        "- `sources.json`: the record folders (and their config keys) behind each artefact.\n")
+        "- `sources.json`: the record folders (and their config keys) behind each artefact, and the figures "
+        "the last rendering skipped.\n")
+    others = sorted(p.name for p in out_dir.iterdir() if p.is_dir() and p.name not in ("tables", "figures")) \
+        if out_dir.is_dir() else []
+    if others:
+        add("Not written by `python -m analysis.report`: " + ", ".join(f"`{o}/`" for o in others) + ".\n")
     return "\n".join(L).rstrip() + "\n"

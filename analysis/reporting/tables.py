@@ -689,7 +689,7 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
                                        r.get("dropout") or 0.0, str(r["run"])))
 
 
-def _uniquify_labels(rows: list[dict]) -> None:
+def uniquify_labels(rows: list[dict]) -> None:
     """Rows that would read alike get the part of their record folder's name that differs."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -810,6 +810,21 @@ _METHOD_NOTES = [
 ]
 
 
+def noise_note(rows: Sequence[dict], *, delta: bool = False) -> str | None:
+    """How large a difference sampling alone can make, for the smallest evaluation in ``rows``."""
+    ns = [n for n in (finite(r.get("n_test_eval")) for r in rows if r.get("source") == "training") if n]
+    ns += [n for n in (finite(r.get("n_train_eval")) for r in rows if r.get("source") == "training") if n]
+    if not ns:
+        return None
+    n = min(ns)
+    se = 50.0 / math.sqrt(n)  # percentage points: sqrt(p(1-p)/n) <= 0.5/sqrt(n)
+    text = (f"Sampling noise: with {fmt_int(n)} evaluated points per split, an accuracy's standard error is up "
+            f"to {se:.1f} pp and a gap's (a difference of two accuracies) up to {se * math.sqrt(2):.1f} pp")
+    if delta:
+        text += f", a Δ gap's up to {se * 2:.1f} pp"
+    return text + "; smaller differences between rows are within that noise."
+
+
 def methods_table(training: Sequence[StoredRecord], construct: Sequence[StoredRecord] = (),
                   evaluate: Sequence[StoredRecord] = (), *, missing: Sequence[Missing] = (),
                   include_dropout: bool = False) -> Table:
@@ -822,7 +837,7 @@ def methods_table(training: Sequence[StoredRecord], construct: Sequence[StoredRe
     other_pairs = [(r, construct_row(r)) for r in construct] + [(r, evaluate_row(r)) for r in evaluate]
     pairs = train_pairs + other_pairs
     rows = [p[1] for p in pairs]
-    _uniquify_labels(rows)
+    uniquify_labels(rows)
     order = _sort_rows(rows)
     index = {id(r): i for i, r in enumerate(rows)}
     pairs = [pairs[index[id(r)]] for r in order]
@@ -838,6 +853,9 @@ def methods_table(training: Sequence[StoredRecord], construct: Sequence[StoredRe
         disp.append(d)
     data = pd.DataFrame(rows)
     notes = list(_METHOD_NOTES)
+    noise = noise_note(rows)
+    if noise:
+        notes.append(noise)
     if other_pairs:
         notes.append(
             "Constructed: the classifier of the paper's proof, f_i(x) = dist(x, X_i)/r with r half the "
@@ -884,7 +902,7 @@ def dropout_table(training: Sequence[StoredRecord], *, missing: Sequence[Missing
         b["delta_gap_clean"] = b["delta_gap_adv"] = None
         kept.extend([base[0]] + drop)
     rows = [k[1] for k in kept]
-    _uniquify_labels(rows)
+    uniquify_labels(rows)
     order = _sort_rows(rows)
     index = {id(r): i for i, r in enumerate(rows)}
     kept = [kept[index[id(r)]] for r in order]
@@ -900,6 +918,9 @@ def dropout_table(training: Sequence[StoredRecord], *, missing: Sequence[Missing
         "Dropout: the rate of the architecture's dropout layers (none: the same run without dropout). "
         "Δ gap: the gap with dropout minus the gap of the same method without it, in percentage points "
         "(negative: dropout narrowed the gap)."]
+    noise = noise_note(rows, delta=True)
+    if noise:
+        notes.append(noise)
     if unpaired:
         notes.append("Runs without a partner (with/without dropout) are left out: " + ", ".join(sorted(unpaired)) + ".")
     return Table(TABLE_KEYS["dropout"],
