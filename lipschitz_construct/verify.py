@@ -32,7 +32,7 @@ import numpy as np
 from separation._validation import NORMS
 from separation.datasets import DATASET_NAMES, DEFAULT_EPS, DatasetNotFoundError, load_dataset
 from separation.engines import ENGINES
-from separation.records import ARRAYS_FILE, find_reusable, load_record, write_record
+from separation.records import load_record, reusable_record, write_record
 
 from .classifier import (FUSED, LocallyLipschitzClassifier, NotSeparatedError, astuteness_from,
                          certified_fraction)
@@ -158,15 +158,12 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     config = {"dataset": args.dataset, "norm": args.norm, "subset": args.subset, "seed": args.seed,
               "eps": args.eps, "engine": args.engine, "r": args.r, "pairs": args.pairs,
               "adversarial_pairs": args.adversarial_pairs, "gradient_steps": args.gradient_steps,
-              "lipschitz_eps": args.lipschitz_eps, "data_fingerprint": ds.fingerprint(),
-              "image_shape": list(ds.image_shape), "n_train": int(len(ds.x_train)),
-              "n_test": int(len(ds.x_test)) if has_test else 0, "source": ds.source}
+              "lipschitz_eps": args.lipschitz_eps, **ds.describe(with_test=has_test)}
     folder = record_folder(args.out, args.dataset, args.norm, args.subset, args.seed)
-    if not args.force:
-        rec = find_reusable(folder, config)
-        if rec is not None and (folder / ARRAYS_FILE).is_file():
-            log.info("reusing the record in %s (use --force to recompute)", folder)
-            return rec, folder
+    rec = reusable_record(folder, config, force=args.force)
+    if rec is not None:
+        log.info("reusing the record in %s (use --force to recompute)", folder)
+        return rec, folder
 
     seconds: dict[str, float] = {}
     r_arg, r_source = args.r, "given (--r)"

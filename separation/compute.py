@@ -18,7 +18,7 @@ from ._validation import NORMS
 from .core import SeparationResult, compute_separation
 from .datasets import DATASET_NAMES, DEFAULT_EPS, DatasetNotFoundError, load_dataset
 from .engines import ENGINES
-from .records import ARRAYS_FILE, find_reusable, load_record, write_record
+from .records import load_record, reusable_record, write_record
 
 log = logging.getLogger("separation.compute")
 
@@ -95,15 +95,12 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     with_test = args.splits == "train,test" and ds.x_test is not None
     config = {"dataset": args.dataset, "norm": args.norm, "splits": "train,test" if with_test else "train",
               "subset": args.subset, "seed": args.seed, "eps": eps, "exclude_below": args.exclude_below,
-              "near_duplicates": args.near_duplicates, "data_fingerprint": ds.fingerprint(),
-              "image_shape": list(ds.image_shape), "n_train": int(len(ds.x_train)),
-              "n_test": int(len(ds.x_test)) if with_test else 0, "source": ds.source}
+              "near_duplicates": args.near_duplicates, **ds.describe(with_test=with_test)}
     folder = record_folder(args.out, args.dataset, args.norm, args.subset, args.seed)
-    if not args.force:
-        rec = find_reusable(folder, config)
-        if rec is not None and (folder / ARRAYS_FILE).is_file():
-            log.info("reusing the record in %s (use --force to recompute)", folder)
-            return rec, folder
+    rec = reusable_record(folder, config, force=args.force)
+    if rec is not None:
+        log.info("reusing the record in %s (use --force to recompute)", folder)
+        return rec, folder
     res = compute_separation(ds.x_train, ds.y_train, ds.x_test if with_test else None,
                              ds.y_test if with_test else None, norm=args.norm, engine=args.engine,
                              exclude_below=args.exclude_below, progress=not args.no_progress)

@@ -56,6 +56,13 @@ class Dataset:
                 h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
+    def describe(self, *, with_test: bool = True) -> dict:
+        """What a result record stores about its data: fingerprint, shape, sizes, source."""
+        return {"data_fingerprint": self.fingerprint(), "image_shape": list(self.image_shape),
+                "n_train": int(len(self.x_train)),
+                "n_test": int(len(self.x_test)) if with_test and self.x_test is not None else 0,
+                "source": self.source}
+
     def subset(self, n: int | None, *, seed: int = 0) -> "Dataset":
         """A fixed random subset of ``n`` training and ``n`` test points (sorted indices)."""
         if n is None:

@@ -163,3 +163,14 @@ def find_reusable(folder: str | os.PathLike, config: dict[str, Any]):
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return rec if rec.get("config_key") == config_key(config) else None
+
+
+def reusable_record(folder: str | os.PathLike, config: dict[str, Any], *, force: bool = False):
+    """The complete record in ``folder`` made with exactly ``config`` (JSON and arrays), unless
+    ``force``; else None. CLIs call this before recomputing."""
+    if force:
+        return None
+    rec = find_reusable(folder, config)
+    if rec is None or not (Path(folder) / ARRAYS_FILE).is_file():
+        return None
+    return rec

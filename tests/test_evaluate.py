@@ -26,13 +26,7 @@ ARRAY_KEYS = {"train_lipschitz", "test_lipschitz", "train_correct", "test_correc
 FAST = ["--attacks", "pgd", "--pgd-steps", "3", "--lip-steps", "3", "--no-progress", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and robust to a busy shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

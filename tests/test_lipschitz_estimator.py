@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 from analysis.lipschitz import estimate_local_lipschitz
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and robust to a busy shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _linear(w: torch.Tensor) -> nn.Module:

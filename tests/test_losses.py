@@ -14,13 +14,7 @@ from analysis.losses import (LOSSES, RandomReplay, gr_loss, llr_inner_max, llr_l
 EPS = 0.1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster (and fair to a shared machine); restored afterwards."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Tiny(nn.Module):
