@@ -242,6 +242,7 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
         a = np.int64(qlo8[k]) - t_raw + 1
         b = np.int64(qhi8[k]) + t_raw
         n_far = Hc[k, min(max(a, 0), 256)] + nc - Hc[k, min(max(b, 0), 256)]
+        n_far = min(max(n_far, 0), nc)  # a > b (a threshold below one grey level) overcounts
         lvl = (PROBE_BUCKETS - 1) - (n_far * PROBE_BUCKETS) // (nc + 1)  # 0 = most points far
         bucket[k] = lvl
         cnt[lvl + 1] += 1
