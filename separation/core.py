@@ -10,6 +10,7 @@ import numpy as np
 
 from ._validation import as_labels, as_points, check_norm, common_storage
 from .engines import Engine, get_engine
+from .engines.base import cross_pairs
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
     seconds: dict[str, float] = {}
 
     n = len(xtr)
-    bar, upd = _progress_bar(n * n // 2, f"train-train ({eng.name}, {norm})", progress)
+    bar, upd = _progress_bar(cross_pairs(ytr, ytr), f"train-train ({eng.name}, {norm})", progress)
     t0 = time.perf_counter()
     d_tr, i_tr = eng.cross_class(xtr, ytr, xtr, ytr, norm=norm, same_set=True, progress=upd)
     seconds["train_train"] = time.perf_counter() - t0
@@ -222,7 +223,7 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
                               train_distances=d_tr / divisor, train_neighbors=i_tr,
                               seconds=seconds, exclude_below=float(exclude_below))
     if have_test:
-        bar, upd = _progress_bar(len(xte) * n, f"test-train ({eng.name}, {norm})", progress)
+        bar, upd = _progress_bar(cross_pairs(yte, ytr), f"test-train ({eng.name}, {norm})", progress)
         t0 = time.perf_counter()
         d_te, i_te = eng.cross_class(xte, yte, xtr, ytr, norm=norm, same_set=False, progress=upd)
         seconds["test_train"] = time.perf_counter() - t0

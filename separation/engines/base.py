@@ -26,6 +26,14 @@ def merge_better(best_d, best_i, d, i):
     return best_d, best_i
 
 
+def cross_pairs(y_query, y_db) -> int:
+    """Number of (query, database point) pairs with different labels: the unit of progress."""
+    classes, inv = np.unique(np.concatenate([y_query, y_db]), return_inverse=True)
+    nq = np.bincount(inv[:len(y_query)], minlength=len(classes))
+    nd = np.bincount(inv[len(y_query):], minlength=len(classes))
+    return int((nq * (len(y_db) - nd)).sum())
+
+
 class Engine(abc.ABC):
     """Exact nearest-neighbour engine. Subclasses implement :meth:`nearest`; they may override
     :meth:`cross_class` with something faster (e.g. computing each pair of classes once)."""

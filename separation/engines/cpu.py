@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Engine, merge_better
+from .base import Engine, cross_pairs, merge_better
 
 _SENTINEL_INT = np.iinfo(np.int64).max
 
@@ -113,7 +113,7 @@ class CPUEngine(Engine):
         if norm == "linf" and self.linf == "probe":
             d, i = self._linf_probe(x_query, y_query, x_db, y_db)
             if progress is not None:
-                progress(int(len(x_query)) * int(len(x_db)))
+                progress(cross_pairs(y_query, y_db))
             return d, i
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
                                        progress=progress)
@@ -135,7 +135,7 @@ class CPUEngine(Engine):
                 self._run(norm, D[s:e], D[e:], d_order[s:e], d_order[e:], best[s:e], idx[s:e],
                           col=(best[e:], idx[e:]))
                 if progress is not None:
-                    progress(int(e - s) * int(len(D) - e))
+                    progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
             out_d, out_i = _finish(best, idx)
             res_d = np.empty_like(out_d)
             res_i = np.empty_like(out_i)

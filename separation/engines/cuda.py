@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from .base import Engine, merge_better
+from .base import Engine, cross_pairs, merge_better
 
 log = logging.getLogger(__name__)
 
@@ -199,5 +199,5 @@ class CUDAEngine(Engine):
         else:
             d, i = self._search(x_query, y_query, x_db, y_db, norm)
         if progress is not None:
-            progress(int(len(x_query)) * int(len(x_db)))
+            progress(cross_pairs(y_query, y_db))
         return d, i

@@ -158,7 +158,7 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
             _gemm_rows(D[s:e], D[e:], side, d_order[e:], device, d_side=side,
                        q_gidx=d_order[s:e], q_off=s, d_off=e)
             if progress is not None:
-                progress(int(e - s) * int(len(D) - e))
+                progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
         d, i = _finish(side)
         out_d, out_i = np.empty_like(d), np.empty_like(i)
         out_d[d_order], out_i[d_order] = d, i
