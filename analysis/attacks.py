@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models._utils import (batches, check_attack_norm, check_eps, eval_mode, flat_norm, project,
+from .models._utils import (ascent_step, batches, check_attack_norm, check_eps, eval_mode, flat_norm, project,
                             project_exact, to_labels)
 
 log = logging.getLogger(__name__)
@@ -82,19 +82,13 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Gener
 
 def _pgd_once(model, x, y, *, eps, norm, steps, step_size, random_start, loss, targeted, generator):
     x_adv = _random_start(x, eps, norm, generator) if random_start else x.clone()
-    view = (-1, *([1] * (x.dim() - 1)))
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
             obj = _loss(model(x_adv), y, loss, targeted).sum()
             (grad,) = torch.autograd.grad(obj, [x_adv])
         with torch.no_grad():
-            if norm == "linf":
-                x_adv = x_adv + step_size * grad.sign()
-            else:
-                gn = flat_norm(grad, "l2").view(view)
-                x_adv = x_adv + step_size * torch.where(gn > 0, grad / gn.clamp_min(1e-30), torch.zeros_like(grad))
-            x_adv = project(x_adv, x, eps, norm)
+            x_adv = ascent_step(x_adv, grad, x, eps, norm, step_size)
     return x_adv.detach()
 
 

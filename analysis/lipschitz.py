@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .models._utils import (batches, check_eps, eval_mode, flat_norm, model_device_dtype, project,
+from .models._utils import (ascent_step, batches, check_eps, eval_mode, flat_norm, model_device_dtype, project,
                             to_unit_tensor)
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
             break
         (grad,) = torch.autograd.grad(ratio.sum(), [xp])
         with torch.no_grad():
-            if norm == "linf":
-                xp = xp + step_size * grad.sign()
-            else:
-                gn = flat_norm(grad, "l2").view(view)
-                xp = xp + step_size * torch.where(gn > 0, grad / gn.clamp_min(1e-30), torch.zeros_like(grad))
-            xp = project(xp, x, eps, norm)
+            xp = ascent_step(xp, grad, x, eps, norm, step_size)
     return best, best_x
 
 

@@ -212,7 +212,6 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
         raise ValueError(f"Engine {eng.name!r} does not support norm {norm!r}.")
     seconds: dict[str, float] = {}
 
-    n = len(xtr)
     bar, upd = _progress_bar(cross_pairs(ytr, ytr), f"train-train ({eng.name}, {norm})", progress)
     t0 = time.perf_counter()
     d_tr, i_tr = eng.cross_class(xtr, ytr, xtr, ytr, norm=norm, same_set=True, progress=upd)

@@ -102,6 +102,18 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
     return x_adv.clamp(0.0, 1.0)
 
 
+def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
+                step_size: float) -> torch.Tensor:
+    """One steepest-ascent step for ``norm`` (signed gradient for linf, normalised gradient for
+    l2; a zero gradient does not move), projected back onto the eps-ball and [0, 1]."""
+    if norm == "linf":
+        x_adv = x_adv + step_size * grad.sign()
+    else:
+        gn = flat_norm(grad, "l2").view(-1, *([1] * (x.dim() - 1)))
+        x_adv = x_adv + step_size * torch.where(gn > 0, grad / gn.clamp_min(1e-30), torch.zeros_like(grad))
+    return project(x_adv, x, eps, norm)
+
+
 def project_exact(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Like :func:`project`, then repaired so that, measured exactly (float64 differences of the
     stored values), ``||x_adv - x|| <= eps`` and ``0 <= x_adv <= 1`` hold despite float rounding."""
