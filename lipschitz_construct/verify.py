@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from separation._validation import NORMS
-from separation.datasets import DATASET_NAMES, DEFAULT_EPS, DatasetNotFoundError, load_dataset
+from separation.cli import add_data_arguments, add_record_arguments
+from separation.compute import record_folder
+from separation.datasets import DEFAULT_EPS, DatasetNotFoundError, load_dataset
 from separation.engines import ENGINES
 from separation.records import load_record, reusable_record, write_record
 
@@ -73,20 +74,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         prog="python -m lipschitz_construct.verify",
         description="Build the locally Lipschitz nearest-class classifier of the proof on a dataset "
                     "and check each claim of the theorem exactly.", add_help=add_help)
-    p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
-                   help="dataset name (default: digits, embedded in scikit-learn, no download)")
-    p.add_argument("--npz", default=None, help="file for --dataset npz: x_train, y_train[, x_test, y_test]")
-    p.add_argument("--norm", default="linf", choices=NORMS, help="distance (default: linf)")
+    add_data_arguments(p, seed_help="seed of --subset and of the pair sampling (default 0)")
     p.add_argument("--eps", type=_positive_float, nargs="+", default=None,
                    help="radii for the certified test astuteness, in [0, 1] pixel units (default: the "
                         "paper's l-inf eps for the dataset; r for l2 / l1)")
-    p.add_argument("--data-root", default=None,
-                   help="data folder in torchvision's layout (default: $SEPARATION_DATA_ROOT or "
-                        "~/.cache/separation/data)")
-    p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use a fixed random subset of N train and N test points")
-    p.add_argument("--seed", type=int, default=0, help="seed of --subset and of the pair sampling (default 0)")
     p.add_argument("--engine", default="auto", choices=["auto", FUSED, *ENGINES],
                    help="exact search: auto (default: the fused l-inf kernel on a CPU-only machine, "
                         "else the fastest separation engine), fused, or a separation engine")
@@ -107,18 +98,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="gradient-ascent steps of the adversarial Lipschitz check (default 10; 0: off)")
     p.add_argument("--lipschitz-eps", type=_positive_float, default=None,
                    help="pair distance of the Lipschitz check (default: the largest --eps)")
-    p.add_argument("--out", default="results/construct",
-                   help="folder for records (default results/construct); the record goes to "
-                        "OUT/<dataset>/<norm>[-subsetN]")
-    p.add_argument("--force", action="store_true", help="recompute even if a matching record exists")
-    p.add_argument("--verbose", "-v", action="store_true")
+    add_record_arguments(p, out="results/construct")
     return p
-
-
-def record_folder(out: str | Path, dataset: str, norm: str, subset: int | None, seed: int = 0) -> Path:
-    """``OUT/<dataset>/<norm>[-subsetN[-seedS]]`` -- the same layout as ``separation.compute``."""
-    name = norm + (f"-subset{subset}" + (f"-seed{seed}" if seed else "") if subset else "")
-    return Path(out) / dataset / name
 
 
 def _radius_summary(radius: np.ndarray) -> dict:

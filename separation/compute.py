@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from ._validation import NORMS
+from .cli import add_data_arguments, add_record_arguments
 from .core import SeparationResult, compute_separation
-from .datasets import DATASET_NAMES, DEFAULT_EPS, DatasetNotFoundError, load_dataset
+from .datasets import DEFAULT_EPS, DatasetNotFoundError, load_dataset
 from .engines import ENGINES
 from .records import load_record, reusable_record, write_record
 
@@ -27,34 +27,20 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Exact train-train and test-train separation (distance from every point to the "
                     "nearest training point of another class).", add_help=add_help)
-    p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
-                   help="dataset name (default: digits, embedded in scikit-learn, no download)")
-    p.add_argument("--norm", default="linf", choices=NORMS, help="distance (default: linf)")
-    p.add_argument("--data-root", default=None,
-                   help="data folder in torchvision's layout (default: $SEPARATION_DATA_ROOT or "
-                        "~/.cache/separation/data)")
-    p.add_argument("--npz", default=None, help="file for --dataset npz: x_train, y_train[, x_test, y_test]")
-    p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    add_data_arguments(p)
     p.add_argument("--splits", default="train,test", choices=["train", "train,test"],
                    help="'train' (train-train only) or 'train,test' (default)")
     p.add_argument("--eps", type=float, nargs="+", default=None,
                    help="attack radii to compare with (default: the paper's eps for the dataset)")
     p.add_argument("--engine", default="auto", choices=["auto", *ENGINES],
                    help="nearest-neighbour engine (default: auto = fastest available)")
-    p.add_argument("--subset", type=int, default=None,
-                   help="use a fixed random subset of N train and N test points")
-    p.add_argument("--seed", type=int, default=0, help="seed of --subset (default 0)")
     p.add_argument("--exclude-below", type=float, default=0.0,
                    help="pairs at or below this distance count as duplicates and are left out of "
                         "the '*_excluding_duplicates' statistics (default 0: exact duplicates)")
     p.add_argument("--near-duplicates", type=float, default=None,
                    help="also list cross-class pairs closer than this distance")
-    p.add_argument("--out", default="results/separation",
-                   help="folder for records (default results/separation); the record goes to "
-                        "OUT/<dataset>/<norm>[-subsetN]")
-    p.add_argument("--force", action="store_true", help="recompute even if a matching record exists")
+    add_record_arguments(p, out="results/separation")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 

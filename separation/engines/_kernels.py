@@ -55,6 +55,14 @@ def _better(d, g, best, bidx):
 
 
 @nb.njit(inline="always")
+def _offer(best, idx, k, d, g):
+    """Take (distance d, global index g) for slot k if it beats what is there."""
+    if _better(d, g, best[k], idx[k]):
+        best[k] = d
+        idx[k] = g
+
+
+@nb.njit(inline="always")
 def _hopeless(partial, g, best, bidx):
     """A partial distance that can no longer beat or win a tie against (best, bidx)."""
     return partial > best or (partial >= best and g > bidx)
@@ -142,28 +150,12 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                             k0 = k1
                             ch *= 2
                         r00, r01, r10, r11 = s00, s01, s10, s11
-                    if _better(r00, gj, row_best[i], row_idx[i]):
-                        row_best[i] = r00
-                        row_idx[i] = gj
-                    if _better(r01, gj2, row_best[i], row_idx[i]):
-                        row_best[i] = r01
-                        row_idx[i] = gj2
-                    if _better(r10, gj, row_best[i2], row_idx[i2]):
-                        row_best[i2] = r10
-                        row_idx[i2] = gj
-                    if _better(r11, gj2, row_best[i2], row_idx[i2]):
-                        row_best[i2] = r11
-                        row_idx[i2] = gj2
+                    _offer(row_best, row_idx, i, r00, gj)
+                    _offer(row_best, row_idx, i, r01, gj2)
+                    _offer(row_best, row_idx, i2, r10, gj)
+                    _offer(row_best, row_idx, i2, r11, gj2)
                     if symmetric:
-                        if _better(r00, gi, cb[j], ci[j]):
-                            cb[j] = r00
-                            ci[j] = gi
-                        if _better(r10, gi2, cb[j], ci[j]):
-                            cb[j] = r10
-                            ci[j] = gi2
-                        if _better(r01, gi, cb[j2], ci[j2]):
-                            cb[j2] = r01
-                            ci[j2] = gi
-                        if _better(r11, gi2, cb[j2], ci[j2]):
-                            cb[j2] = r11
-                            ci[j2] = gi2
+                        _offer(cb, ci, j, r00, gi)
+                        _offer(cb, ci, j, r10, gi2)
+                        _offer(cb, ci, j2, r01, gi)
+                        _offer(cb, ci, j2, r11, gi2)
