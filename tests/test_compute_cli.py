@@ -46,20 +46,60 @@ def test_cli_npz_and_engines_agree(tmp_path, rng):
         np.testing.assert_array_equal(outs[engine].train_neighbors, outs["reference"].train_neighbors)
 
 
+def _bad_npz(path, kind):
+    """A .npz file with one of the documented bad inputs."""
+    x = np.random.default_rng(0).integers(0, 256, (6, 1, 3, 3), dtype=np.uint8)
+    y = np.arange(6) % 2
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:2], "y_test": y[:2]}
+    if kind == "lengths":
+        arrays["y_train"] = y[:5]
+    elif kind == "one-class":
+        arrays["y_train"] = np.zeros(6, int)
+    elif kind == "empty-test":
+        arrays["x_test"], arrays["y_test"] = x[:0], y[:0]
+    elif kind == "nan":
+        arrays["x_train"] = np.full((6, 4), np.nan)
+    elif kind == "range":
+        arrays["x_train"] = np.full((6, 4), 7.0)
+    elif kind == "shapes":
+        arrays["x_test"] = x[:2, :, :2, :2]
+    elif kind == "labels-float":
+        arrays["y_train"] = y + 0.5
+    np.savez(path, **arrays)
+    return path
+
+
+# the bad inputs the README lists for separation.compute, each: exit code 2, one line, no record
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "cifar10"], "not found"),
+    (["--dataset", "mnist"], "--download"),
     (["--dataset", "npz"], "needs a file"),
-    (["--dataset", "npz", "--npz", "BAD"], "BAD"),
+    (["--dataset", "npz", "--npz", "{tmp}/missing.npz"], "not found"),
+    (["--dataset", "npz", "--npz", "NPZ:lengths"], "same length"),
+    (["--dataset", "npz", "--npz", "NPZ:one-class"], "two classes"),
+    (["--dataset", "npz", "--npz", "NPZ:empty-test"], "empty"),
+    (["--dataset", "npz", "--npz", "NPZ:nan"], "NaN"),
+    (["--dataset", "npz", "--npz", "NPZ:range"], "must lie in"),
+    (["--dataset", "npz", "--npz", "NPZ:shapes"], "same shape"),
+    (["--dataset", "npz", "--npz", "NPZ:labels-float"], "integer class labels"),
+    (["--dataset", "digits", "--subset", "1"], "at least 2"),
 ])
-def test_cli_bad_input_exits_nonzero_without_record(tmp_path, capsys, args, message):
-    args = [a.replace("BAD", str(tmp_path / "bad.npz")) for a in args]
-    if "bad.npz" in " ".join(args):
-        np.savez(tmp_path / "bad.npz", x_train=np.full((4, 3), 7.0), y_train=np.arange(4) % 2)
-        message = "must lie in"
+def test_cli_bad_input_exits_2_without_record(tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    args = [str(_bad_npz(tmp_path / "bad.npz", a[4:])) if a.startswith("NPZ:") else a for a in args]
     rc = main([*args, "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "out"), "--no-progress"])
-    assert rc != 0
-    assert message in capsys.readouterr().err
-    assert not list((tmp_path / "out").rglob(RECORD_FILE)) if (tmp_path / "out").exists() else True
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err and err.startswith("error: ") and "Traceback" not in err
+    assert not list(tmp_path.rglob(RECORD_FILE))
+
+
+@pytest.mark.parametrize("argv", [["--norm", "l3"], ["--dataset", "imagenet21k"], ["--engine", "abacus"],
+                                  ["--subset", "many"], ["--eps", "wide"]])
+def test_cli_argparse_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
 
 
 def test_cli_unknown_norm_is_an_argparse_error():

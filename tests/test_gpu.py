@@ -24,7 +24,8 @@ def test_cuda_engine_matches_reference(norm, levels, use_triton):
                                                                        block_bytes=64 * 300))
     np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
     np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
-    np.testing.assert_allclose(res.train_distances, ref.train_distances, rtol=1e-6 if norm == "l2" else 0)
+    np.testing.assert_array_equal(res.train_distances, ref.train_distances)  # exact recheck: bit for bit
+    np.testing.assert_array_equal(res.test_distances, ref.test_distances)
 
 
 def test_cuda_engine_float_data():
@@ -33,10 +34,13 @@ def test_cuda_engine_float_data():
     rng = np.random.default_rng(0)
     x = rng.random((300, 50)) * 0.7
     y = rng.integers(0, 4, 300)
-    ref = compute_separation(x, y, norm="linf", engine="reference")
-    res = compute_separation(x, y, norm="linf", engine=CUDAEngine())
+    xt, yt = rng.random((40, 50)), rng.integers(0, 4, 40)
+    ref = compute_separation(x, y, xt, yt, norm="linf", engine="reference")
+    res = compute_separation(x, y, xt, yt, norm="linf", engine=CUDAEngine())
     np.testing.assert_array_equal(res.train_distances, ref.train_distances)
     np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+    np.testing.assert_array_equal(res.test_distances, ref.test_distances)
+    np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
 
 
 def test_faiss_gpu_if_present():

@@ -90,14 +90,24 @@ def test_scores_equal_float64_brute_force(data, norm, seed):
     rng = np.random.default_rng(seed)
     q_grid = x[rng.integers(0, len(x), 5)]  # on the training grid (uint8 stays uint8)
     q_float = rng.uniform(0, 1, (6, x.shape[1]))  # arbitrary floats
-    for q in (q_grid, q_float, x):
+    labels = np.unique(y)
+    for q, on_grid in ((q_grid, True), (q_float, False), (x, True)):
         want = brute_class_dist(q, x, y, norm)
-        assert_dist_equal(clf.class_distances(q), want, norm)
+        got = clf.class_distances(q)
+        assert_dist_equal(got, want, norm)
         assert_dist_equal(clf.scores(q), want / clf.r_, norm)
-        # top-2 path (predict / certify) agrees with the brute force too
         s = np.sort(want, axis=1)
-        np.testing.assert_array_equal(clf.predict(q), np.unique(y)[np.argmin(want, axis=1)])
         np.testing.assert_allclose(clf.certified_radius(q), (s[:, 1] - s[:, 0]) / 2, rtol=1e-12, atol=1e-15)
+        pred = clf.predict(q)
+        # the documented tie rule, on the classifier's own distances: the smallest class index
+        # among the classes at the smallest distance (the top-2 path agrees with the full one)
+        np.testing.assert_array_equal(pred, labels[np.argmin(got, axis=1)])
+        if on_grid:  # exact arithmetic (bytes, or multiples of 1/64): ties are exact, the rule is exact
+            np.testing.assert_array_equal(pred, labels[np.argmin(want, axis=1)])
+        else:  # l1/l2 sums of arbitrary floats round in each summation order: classes tied in exact
+            # arithmetic may come out in either order, so compare where the two best are apart
+            apart = s[:, 1] - s[:, 0] > 64 * np.finfo(np.float64).eps * s[:, 1]
+            np.testing.assert_array_equal(pred[apart], labels[np.argmin(want, axis=1)][apart])
 
 
 @PROPS
@@ -217,6 +227,49 @@ def test_astuteness_counts_correct_and_certified():
         astuteness_from(pred, rad, y, -0.1)
 
 
+def test_lipschitz_check_fails_on_a_bound_that_is_too_small():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 8), dtype=np.uint8)
+    y = rng.integers(0, 3, 60)
+    clf = LocallyLipschitzClassifier(norm="linf").fit(x, y)
+    out = lipschitz_check(clf, x, eps=0.3, n_random=50, n_adversarial=20, gradient_steps=0,
+                          bound=0.5 / clf.r_)  # the constant of a classifier twice as robust
+    assert not out["held"]
+    assert out["adversarial_max_ratio"] > out["bound"]
+
+
+def test_lipschitz_check_catches_scores_that_are_not_lipschitz():
+    """A classifier whose class distances are squared (not 1-Lipschitz) fails the check."""
+
+    class Squared(LocallyLipschitzClassifier):
+        def class_distances(self, q, *, return_indices=False):
+            out = super().class_distances(q, return_indices=return_indices)
+            if return_indices:
+                return 4 * out[0] ** 2, out[1]
+            return 4 * out ** 2
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (40, 6), dtype=np.uint8)
+    y = rng.integers(0, 2, 40)
+    clf = Squared(norm="l2").fit(x, y)
+    out = lipschitz_check(clf, x, eps=0.5, n_random=200, n_adversarial=20, gradient_steps=0)
+    assert not out["held"]
+
+
+def test_adversarial_pairs_move_towards_the_runner_up_class():
+    """From a training point (distance 0 to its own class) only a move towards the nearest point
+    of the *second* nearest class gives pairs: along it that distance falls at rate 1, the ratio
+    is exactly 1/r, on every pair."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (30, 5), dtype=np.uint8)
+    y = np.arange(30) % 3
+    clf = LocallyLipschitzClassifier(norm="l1").fit(x, y)
+    out = lipschitz_check(clf, x, eps=0.05, n_random=0, n_adversarial=25, gradient_steps=0)
+    assert out["n_adversarial"] == 25
+    assert out["adversarial_toward_nearest_max_ratio"] == pytest.approx(1 / clf.r_, rel=1e-9)
+    assert out["held"]
+
+
 @pytest.mark.parametrize("norm", NORMS)
 def test_lipschitz_check_holds_and_is_tight(norm):
     rng = np.random.default_rng(0)
@@ -333,10 +386,22 @@ def test_torch_module_runs_under_the_attacks_and_lipschitz_estimator():
     clf = LocallyLipschitzClassifier(norm="linf").fit(x, y)
     module = clf.as_torch_module()
     xt = torch.from_numpy(x[:10]).float() / 255
-    lip = analysis_lip.estimate_local_lipschitz(module, xt, eps=0.05, norm="linf", steps=3)
-    # l1 norm of the logit change over the l-inf input change: at most n_classes / r
-    assert np.all(lip <= 3 / clf.r_ * (1 + 1e-5))
-    adv = attacks.pgd(module, xt, torch.from_numpy(y[:10]), eps=0.05, norm="linf", steps=3)
+    lip, pts = analysis_lip.estimate_local_lipschitz(module, xt, eps=0.05, norm="linf", steps=3,
+                                                     generator=torch.Generator().manual_seed(0),
+                                                     return_points=True)
+    # ||f(x) - f(x')||_1 / ||x - x'||_inf over K = 3 logits -dist/r, each (1/r)-Lipschitz: at most
+    # 3/r in exact arithmetic. The module computes in float32: each logit is off by at most
+    # 3 u/r (u = 2^-24: the rounding of the nearest point, of the difference and of the
+    # division), so the ratio is off by at most 2 * 3 * 3u / (r ||x - x'||) plus relative rounding
+    u = np.finfo(np.float32).eps / 2
+    sep = np.abs(pts.double().numpy() - xt.double().numpy()).reshape(10, -1).max(axis=1)
+    bound = 3 / clf.r_ * (1 + 8 * u) + 2 * 3 * 3 * u / (clf.r_ * sep)
+    assert np.all(lip <= bound)
+    # and the exact (float64) ratio at the returned points respects 3/r with float64 rounding only
+    exact = np.abs(clf.scores(pts.double().numpy()) - clf.scores(xt.double().numpy())).sum(1) / sep
+    assert np.all(exact <= 3 / clf.r_ * (1 + 1e-12))
+    adv = attacks.pgd(module, xt, torch.from_numpy(y[:10]), eps=0.05, norm="linf", steps=3,
+                      generator=torch.Generator().manual_seed(0))
     pred_adv = clf.predict(adv.double().numpy())
     _, rad = clf.predict_with_radius(xt.double().numpy())
     certified = rad > 0.05 + 1e-6

@@ -116,3 +116,20 @@ def test_not_separated_data_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not separated" in err and "--r" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_separation_record_of_other_data_is_not_used(tmp_path, capsys):
+    """A record at the place verify looks, but computed on other data (its fingerprint differs):
+    r is recomputed, not read from it."""
+    from separation.compute import main as separation_main
+
+    sep = tmp_path / "sep"
+    assert separation_main(["--dataset", "digits", "--norm", "linf", "--out", str(sep), "--no-progress"]) == 0
+    path = sep / "digits" / "linf" / "record.json"
+    rec = json.loads(path.read_text())
+    rec["config"]["data_fingerprint"] = "0" * 64
+    rec["result"]["r"] = 0.001
+    path.write_text(json.dumps(rec))
+    assert run_cli(tmp_path, "--dataset", "digits", sep=sep) == 0
+    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
+    assert res["r"] == 0.21875 and res["r_source"].startswith("computed")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.distance import cdist
 
 from lipschitz_construct import LocallyLipschitzClassifier, lipschitz_check
 
@@ -37,32 +38,40 @@ def fitted(mnist_subset):
     return ds, LocallyLipschitzClassifier(norm="linf").fit(ds.x_train, ds.y_train)
 
 
-def test_theorem_claims_on_mnist_subset(fitted):
-    from separation import compute_separation
+def _flat(x):
+    return x.reshape(len(x), -1).astype(np.float64)
 
+
+def scipy_class_distances(q, x, y):
+    """dist(q, X_c) for every class, from scipy's chebyshev matrix (independent of this package)."""
+    full = cdist(_flat(q), _flat(x), "chebyshev") / 255.0
+    return np.stack([full[:, y == c].min(axis=1) for c in np.unique(y)], axis=1)
+
+
+def test_theorem_claims_on_mnist_subset(fitted):
     ds, clf = fitted
-    sep = compute_separation(ds.x_train, ds.y_train, norm="linf", engine="cpu")
-    assert clf.r_ == sep.r > 0
+    full = cdist(_flat(ds.x_train), _flat(ds.x_train), "chebyshev") / 255.0
+    full[ds.y_train[:, None] == ds.y_train[None, :]] = np.inf
+    separation = full.min(axis=1)
+    assert clf.r_ == separation.min() / 2 > 0
     pred, rad = clf.predict_with_radius(ds.x_train)
     np.testing.assert_array_equal(pred, ds.y_train)  # 100% train accuracy
     assert rad.min() == clf.r_  # every training point certified at r, the closest pair exactly at r
-    np.testing.assert_array_equal(rad * 2, sep.train_distances)  # own class at 0: radius = separation / 2
+    np.testing.assert_array_equal(rad * 2, separation)  # own class at 0: radius = separation / 2
     assert clf.astuteness(ds.x_train, ds.y_train, clf.r_) == 1.0
     test_pred, test_rad = clf.predict_with_radius(ds.x_test)
     assert (test_pred == ds.y_test).mean() > 0.4  # l-inf nearest class on 3000 points: ~55%, chance 10%
     assert 0 <= clf.astuteness(ds.x_test, ds.y_test, 0.1) <= (test_pred == ds.y_test).mean()
 
 
-def test_exact_against_separation_engine(fitted):
-    from separation import nearest_neighbors
-
+def test_exact_against_an_independent_implementation(fitted):
     ds, clf = fitted
     q = ds.x_test[:40]
     rng = np.random.default_rng(0)
     qf = np.clip(q / 255.0 + rng.uniform(-0.03, 0.03, q.shape), 0, 1)
-    for queries in (q, qf):
-        want = np.stack([nearest_neighbors(queries, ds.x_train[ds.y_train == c], norm="linf", engine="cpu")[0]
-                         for c in clf.classes_], axis=1)
+    for queries, want in ((q, scipy_class_distances(q, ds.x_train, ds.y_train)),
+                          (qf, np.stack([cdist(_flat(qf), _flat(ds.x_train[ds.y_train == c]) / 255.0,
+                                               "chebyshev").min(axis=1) for c in clf.classes_], axis=1))):
         np.testing.assert_array_equal(clf.class_distances(queries), want)
         s = np.sort(want, axis=1)
         np.testing.assert_array_equal(clf.certified_radius(queries), (s[:, 1] - s[:, 0]) / 2)

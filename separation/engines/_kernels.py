@@ -21,10 +21,6 @@ from numba.core import types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-QUERY_BLOCK = 32  # query rows per parallel task
-CHUNK = 32  # features before the first early-exit check; the chunk doubles after each check
-L2_CACHE_BYTES = 256 * 1024  # database block budget (half of the 512 KiB L2 per core)
-
 
 def _absdiff(a, b):  # pragma: no cover - replaced by the overload below inside numba
     return abs(a - b)
@@ -84,15 +80,18 @@ def _tile_done(p00, p01, p10, p11, i, i2, j, j2, gi, gi2, gj, gj2, row_best, row
 
 @nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmetric, is_max,
-              acc_zero):
+              acc_zero, query_block, chunk, db_bytes):
+    """``query_block``: query rows per parallel task; ``chunk``: features before the first
+    early-exit check (it doubles after each check); ``db_bytes``: database block budget (about
+    half of a core's L2 cache). They change speed only, never the result."""
     nq, d = Q.shape
     nd = D.shape[0]
-    db = max(2, L2_CACHE_BYTES // max(1, d * Q.itemsize))
-    nblocks = (nq + QUERY_BLOCK - 1) // QUERY_BLOCK
+    db = max(2, db_bytes // max(1, d * Q.itemsize))
+    nblocks = (nq + query_block - 1) // query_block
     zero = Q[0, 0] - Q[0, 0]  # zero in the input dtype
     for blk in nb.prange(nblocks):
-        q0 = blk * QUERY_BLOCK
-        q1 = min(nq, q0 + QUERY_BLOCK)
+        q0 = blk * query_block
+        q1 = min(nq, q0 + query_block)
         cb = col_best[blk]  # (nd,) when symmetric, else an empty row
         ci = col_idx[blk]
         for d0 in range(0, nd, db):
@@ -115,7 +114,7 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                         m10 = zero
                         m11 = zero
                         k0 = 0
-                        ch = CHUNK
+                        ch = chunk
                         while k0 < d:
                             k1 = min(d, k0 + ch)
                             for k in range(np.uint64(k0), np.uint64(k1)):
@@ -136,7 +135,7 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                         s10 = acc_zero
                         s11 = acc_zero
                         k0 = 0
-                        ch = CHUNK
+                        ch = chunk
                         while k0 < d:
                             k1 = min(d, k0 + ch)
                             for k in range(np.uint64(k0), np.uint64(k1)):

@@ -30,11 +30,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-QUERY_BLOCK = 16  # queries per parallel task; they share each support block while it is in cache
-SUPPORT_BLOCK = 2048  # support points per block (blocks never straddle classes)
-MAX_PROBES = 64
-PROBE_STEP = 8  # probes between two "how many points are still alive" checks
-SEEDS_PER_CLASS = 48  # exact distances per class computed first: early, tight limits
+# Block sizes (queries per parallel task, support points per block, probes between two "how many
+# points are still alive" checks, ...) are arguments, set by ``CPUBlocks``: they change speed only.
 BIG_INT = np.iinfo(np.int64).max // 4
 PROBE_BUCKETS = 64  # resolution of the probe ranking
 
@@ -258,7 +255,7 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls, seed_rows,
-         best, bidx, top2, pmax, stats, own):
+         best, bidx, top2, pmax, stats, own, query_block, probe_step):
     """Update ``best``/``bidx`` ``(nq, n_classes)`` in place (see the module docstring).
 
     ``best[i, c]``/``bidx[i, c]``: the class-``c`` minimum and its smallest support position; in
@@ -267,15 +264,20 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
     ``QX``: exact queries (uint8 with byte support, else float64); ``QLO8/QHI8``: byte floor/ceil
     of ``255 q`` for choosing probes; ``DT``/``D``: the class-sorted support, column- and row-major;
     ``own`` ``(nq,)``: a class index whose blocks a query skips, for cross-class search (else -1).
+    ``query_block``: queries per parallel task (they share each support block while it is in
+    cache); ``probe_step``: probes between two counts of the points still alive.
     """
     nq, d = QX.shape
     nblk = blk_cls.shape[0]
     P = min(pmax, d)
-    nqb = (nq + QUERY_BLOCK - 1) // QUERY_BLOCK
+    nqb = (nq + query_block - 1) // query_block
+    max_block = 0
+    for bb in range(nblk):
+        max_block = max(max_block, blk_start[bb + 1] - blk_start[bb])
     for b in nb.prange(nqb):
-        q0 = b * QUERY_BLOCK
-        q1 = min(nq, q0 + QUERY_BLOCK)
-        alive_m = np.ones(SUPPORT_BLOCK, np.bool_)
+        q0 = b * query_block
+        q1 = min(nq, q0 + query_block)
+        alive_m = np.ones(max_block, np.bool_)
         probes = np.zeros((q1 - q0, P), np.int64)  # always valid pixel indices
         plo = np.zeros(P, np.uint8)
         pw = np.zeros(P, np.uint8)
@@ -321,7 +323,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                 t = 0
                 pr = probes[li]
                 while t < P:
-                    te = min(P, t + PROBE_STEP)
+                    te = min(P, t + probe_step)
                     useful = False
                     for tt in range(t, te):
                         k = pr[tt]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Engine, cross_pairs, merge_better
+from .blocks import DEFAULT_BLOCKS, CPUBlocks
 
 _SENTINEL_INT = np.iinfo(np.int64).max
 
@@ -41,13 +42,18 @@ class CPUEngine(Engine):
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True, linf: str = "probe"):
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe",
+                 blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
-        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1)."""
+        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``blocks``: the
+        kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise ValueError(f"linf must be 'probe' or 'tiled', got {linf!r}")
+        if not isinstance(blocks, CPUBlocks):
+            raise TypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
         self.reorder_features = reorder_features
         self.linf = linf
+        self.blocks = blocks
 
     @classmethod
     def available(cls) -> bool:
@@ -72,16 +78,18 @@ class CPUEngine(Engine):
         kernel = _kernels.nn_kernel
         is_max = norm == "linf"
         zero = _acc_zero(Q.dtype)
-        nblocks = (len(Q) + _kernels.QUERY_BLOCK - 1) // _kernels.QUERY_BLOCK
+        b = self.blocks
+        sizes = (b.tiled_query_block, b.tiled_chunk, b.tiled_db_bytes)
+        nblocks = (len(Q) + b.tiled_query_block - 1) // b.tiled_query_block
         if col is None:
             empty_b = np.empty((nblocks, 0), dtype=row_best.dtype)
             empty_i = np.empty((nblocks, 0), dtype=np.int64)
-            kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, empty_b, empty_i, False, is_max, zero)
+            kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, empty_b, empty_i, False, is_max, zero, *sizes)
             return
         col_best, col_idx = col
         cb = np.repeat(col_best[None, :], nblocks, axis=0)
         ci = np.repeat(col_idx[None, :], nblocks, axis=0)
-        kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, cb, ci, True, is_max, zero)
+        kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, cb, ci, True, is_max, zero, *sizes)
         # reduce the per-block column bests: smallest distance, then smallest index
         m = cb.min(axis=0)
         i = np.where(cb == m[None, :], ci, _SENTINEL_INT).min(axis=0)
@@ -91,7 +99,7 @@ class CPUEngine(Engine):
         if norm == "l2":
             from .gemm import gemm_nearest
 
-            return gemm_nearest(queries, database)
+            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows)
         if norm == "linf" and self.linf == "probe":
             return self._linf_probe(queries, np.full(len(queries), -1, np.int64), database,
                                     np.zeros(len(database), np.int64))
@@ -109,7 +117,8 @@ class CPUEngine(Engine):
         if norm == "l2":
             from .gemm import gemm_cross_class
 
-            return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress)
+            return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
+                                    block_rows=self.blocks.gemm_rows)
         if norm == "linf" and self.linf == "probe":
             d, i = self._linf_probe(x_query, y_query, x_db, y_db)
             if progress is not None:
@@ -163,8 +172,7 @@ class CPUEngine(Engine):
         return res_d, res_i
 
 
-    @staticmethod
-    def _linf_probe(x_query, y_query, x_db, y_db):
+    def _linf_probe(self, x_query, y_query, x_db, y_db):
         """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned
         pass over the training set (see ``probe``)."""
         from .probe import FusedLinfSearch
@@ -172,7 +180,7 @@ class CPUEngine(Engine):
         classes, y_idx = np.unique(y_db, return_inverse=True)
         pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
         own = np.where(classes[pos] == y_query, pos, -1)
-        index = FusedLinfSearch(x_db, y_idx.astype(np.int64), len(classes))
+        index = FusedLinfSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
         return index.other_class(x_query, own, raw=True)
 
 

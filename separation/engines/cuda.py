@@ -58,7 +58,9 @@ class CUDAEngine(Engine):
     def __init__(self, *, device: str = "cuda", block_bytes: int = 1 << 30, use_triton: bool | None = None,
                  tile: tuple[int, int, int] | None = None, num_warps: int = 8,
                  pair_tile: tuple[int, int, int] = (32, 8, 8), prune: bool = False):
-        """``block_bytes``: bytes of queries (and of database points) on the GPU at once;
+        """``device``: a torch device (``"cpu"`` runs the same blocked code on the host, which is how
+        the tests check it without a GPU); ``block_bytes``: bytes of queries (and of database
+        points) on the device at once;
         ``tile``: Triton tile of the float kernel (queries, database points, features);
         ``pair_tile``: (points per side, features per step, steps between early-exit checks)
         of the integer kernel; ``prune``: exact early exit in the integer kernel."""
@@ -88,7 +90,7 @@ class CUDAEngine(Engine):
         big = np.iinfo(np.int64).max
         best_d = np.full(nq, np.inf)
         best_i = np.full(nq, big, dtype=np.int64)
-        rows = max(1024, self.block_bytes // max(1, dim * queries.itemsize))
+        rows = max(1, self.block_bytes // max(1, dim * queries.itemsize))
         for d0 in range(0, len(database), rows):
             Dt = torch.from_numpy(np.ascontiguousarray(database[d0:d0 + rows])).to(dev)
             yd = torch.from_numpy(y_db[d0:d0 + rows].astype(np.int32)).to(dev) if use_labels else None

@@ -95,13 +95,14 @@ def _blocks(n, size):
 
 
 def _block_rows(dim, device):
+    """Rows per GEMM block from a memory budget (1 GiB on a GPU, 96 MiB on a CPU)."""
     budget = (1 << 30) if device.type == "cuda" else (96 << 20)
     return max(256, min(8192, budget // max(1, 4 * max(dim, 2048))))
 
 
 def _gemm_rows(queries, database, q_side, d_gidx, device, d_side=None, q_gidx=None,
-               q_off=0, d_off=0):
-    rows = _block_rows(queries.shape[1], device)
+               q_off=0, d_off=0, rows=None):
+    rows = rows or _block_rows(queries.shape[1], device)
     dblocks = []
     for a, b in _blocks(len(database), rows):  # converted once, reused by every query block
         Dt = torch.from_numpy(database[a:b]).to(device)
@@ -133,15 +134,18 @@ def _finish(side):
     return d, idx
 
 
-def gemm_nearest(queries, database, *, device="cpu"):
-    """Exact l2 1-NN of each query in ``database``: ``(distances, indices)`` in stored units."""
+def gemm_nearest(queries, database, *, device="cpu", block_rows=None):
+    """Exact l2 1-NN of each query in ``database``: ``(distances, indices)`` in stored units.
+
+    ``block_rows``: rows per GEMM block (default: from a memory budget; speed only)."""
     device = torch.device(device)
     side = _Side(len(queries))
-    _gemm_rows(queries, database, side, np.arange(len(database), dtype=np.int64), device)
+    _gemm_rows(queries, database, side, np.arange(len(database), dtype=np.int64), device, rows=block_rows)
     return _finish(side)
 
 
-def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu"):
+def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu",
+                     block_rows=None):
     """Exact l2 nearest *differently-labelled* database point of every query (pairs of classes once)."""
     device = torch.device(device)
     d_order = np.argsort(y_db, kind="stable")
@@ -156,7 +160,7 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
                 continue
             # rows: class c (side positions s..e); columns: all later classes (positions e..)
             _gemm_rows(D[s:e], D[e:], side, d_order[e:], device, d_side=side,
-                       q_gidx=d_order[s:e], q_off=s, d_off=e)
+                       q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows)
             if progress is not None:
                 progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
         d, i = _finish(side)
@@ -174,7 +178,7 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
             continue
         for lo, hi in ((0, s), (e, len(D))):
             if hi > lo:
-                _gemm_rows(Q[qs:qe], D[lo:hi], side, d_order[lo:hi], device, q_off=qs)
+                _gemm_rows(Q[qs:qe], D[lo:hi], side, d_order[lo:hi], device, q_off=qs, rows=block_rows)
         if progress is not None:
             progress(int(qe - qs) * int(len(D) - (e - s)))
     d, i = _finish(side)

@@ -13,24 +13,25 @@ import time
 import numpy as np
 
 from . import _probe_kernels
+from .blocks import DEFAULT_BLOCKS, CPUBlocks
 
 #: stored byte value -> [0, 1] pixel units (the divisor ``separation`` uses)
 BYTE = 255.0
-#: budget for the per-class probe histograms (bytes); above it one shared histogram is used
-HIST_BUDGET = 256 << 20
 
 
 class FusedLinfSearch:
     """Per-class exact l-inf search in one pass over the support, with query-specific probes.
 
     ``support``: ``(n, d)`` uint8 (raw bytes, value/255 in pixel units) or float64 in [0, 1];
-    ``labels``: ``(n,)`` class indices ``0..n_classes-1``.
+    ``labels``: ``(n,)`` class indices ``0..n_classes-1``; ``blocks``: kernel block sizes.
     """
 
     name = "fused"
 
-    def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int):
+    def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *,
+                 blocks: CPUBlocks = DEFAULT_BLOCKS):
         t0 = time.perf_counter()
+        self.blocks = blocks
         self.n_classes = int(n_classes)
         self.support_u8 = support.dtype == np.uint8
         order = np.argsort(labels, kind="stable")
@@ -45,11 +46,12 @@ class FusedLinfSearch:
             s, e = int(np.searchsorted(rc, c, "left")), int(np.searchsorted(rc, c, "right"))
             if e == s:
                 raise ValueError(f"class index {c} has no support points")
-            for a in range(s, e, _probe_kernels.SUPPORT_BLOCK):
+            for a in range(s, e, blocks.probe_support_block):
                 starts.append(a)
                 cls.append(c)
-            k = min(_probe_kernels.SEEDS_PER_CLASS, e - s)
-            seeds.extend(np.linspace(s, e - 1, k).round().astype(np.int64).tolist())
+            k = min(blocks.probe_seeds, e - s)
+            if k:
+                seeds.extend(np.linspace(s, e - 1, k).round().astype(np.int64).tolist())
         starts.append(len(D))
         self.blk_start = np.asarray(starts, dtype=np.int64)
         self.blk_cls = np.asarray(cls, dtype=np.int64)
@@ -57,7 +59,7 @@ class FusedLinfSearch:
         # probe histograms: H[h, k, v] = #{support points of group h with byte value < v at pixel k}
         D8 = D if self.support_u8 else np.rint(D * 255.0).astype(np.uint8)
         d = D.shape[1]
-        per_class = self.n_classes * d * 257 * 4 <= HIST_BUDGET
+        per_class = self.n_classes * d * 257 * 4 <= blocks.probe_hist_bytes
         groups = [rc == c for c in range(self.n_classes)] if per_class else [np.ones(len(D), bool)]
         H = np.zeros((len(groups), d, 257), dtype=np.int32)
         for h, sel in enumerate(groups):
@@ -98,7 +100,8 @@ class FusedLinfSearch:
             own = np.full(m, -1, dtype=np.int64)
         _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
                             self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
-                            _probe_kernels.MAX_PROBES, stats, own)
+                            self.blocks.probe_max, stats, own, self.blocks.probe_query_block,
+                            self.blocks.probe_step)
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}

@@ -1,0 +1,52 @@
+"""Block and chunk sizes of the CPU kernels: they change speed and memory, never a result.
+
+The defaults suit a machine with about 512 KiB of L2 cache per core. Tests set them small so that
+every multi-block, multi-chunk, remainder and class-spanning path of every kernel runs on data of a
+few dozen points.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class CPUBlocks:
+    """Sizes used by :class:`~separation.engines.CPUEngine` and the l-inf class search.
+
+    Probe kernel (l-inf): ``probe_query_block`` queries per parallel task,
+    ``probe_support_block`` support points per block (a block never straddles two classes),
+    ``probe_seeds`` exact distances per class computed first, at most ``probe_max`` probe pixels
+    per query and class, ``probe_step`` probes between two counts of the points still alive,
+    ``probe_hist_bytes`` for the per-class probe histograms (above it one shared histogram).
+
+    Tiled kernel (l1, and l-inf with ``linf="tiled"``): ``tiled_query_block`` query rows per
+    parallel task, ``tiled_chunk`` features before the first early-exit check (the chunk doubles
+    after each check), ``tiled_db_bytes`` bytes of database rows per block.
+
+    GEMM (l2): ``gemm_rows`` rows per float32 GEMM block (``None``: from a memory budget).
+    """
+
+    probe_query_block: int = 16
+    probe_support_block: int = 2048
+    probe_seeds: int = 48
+    probe_max: int = 64
+    probe_step: int = 8
+    probe_hist_bytes: int = 256 << 20
+    tiled_query_block: int = 32
+    tiled_chunk: int = 32
+    tiled_db_bytes: int = 256 * 1024
+    gemm_rows: int | None = None
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "gemm_rows" and v is None:
+                continue
+            minimum = 0 if f.name in ("probe_seeds", "probe_max", "probe_hist_bytes") else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ValueError(f"CPUBlocks.{f.name} must be an integer >= {minimum}, got {v!r}.")
+
+
+DEFAULT_BLOCKS = CPUBlocks()
+
+__all__ = ["CPUBlocks", "DEFAULT_BLOCKS"]

@@ -1,0 +1,36 @@
+"""Engines configured so that every block, chunk and remainder path runs on small data.
+
+Each entry builds an engine whose results must equal the float64 reference exactly; the small
+sizes force many support blocks per class, blocks that end mid-class, chunks that end before the
+last feature, several GEMM blocks and several device blocks of the CUDA engine's torch path.
+"""
+from __future__ import annotations
+
+from separation.engines import CPUEngine, CUDAEngine, FaissEngine, available_engines
+from separation.engines.blocks import CPUBlocks
+
+#: sizes small enough that 30-point inputs already span many blocks
+SMALL = CPUBlocks(probe_query_block=3, probe_support_block=4, probe_seeds=2, probe_max=3, probe_step=1,
+                  tiled_query_block=3, tiled_chunk=2, tiled_db_bytes=8, gemm_rows=5)
+#: no seeds and no probes: every distance is computed exactly from the first block on
+NO_PROBES = CPUBlocks(probe_query_block=1, probe_support_block=1, probe_seeds=0, probe_max=0,
+                      tiled_query_block=1, tiled_chunk=1, tiled_db_bytes=1, gemm_rows=1)
+
+
+def variants() -> dict[str, object]:
+    """name -> engine (a fresh instance per call)."""
+    out = {
+        "cpu": CPUEngine(),
+        "cpu-small": CPUEngine(blocks=SMALL),
+        "cpu-no-probes": CPUEngine(blocks=NO_PROBES),
+        "cpu-tiled-small": CPUEngine(linf="tiled", blocks=SMALL),
+        "cpu-unordered-small": CPUEngine(reorder_features=False, blocks=SMALL),
+        "torch-blocks-on-cpu": CUDAEngine(device="cpu", use_triton=False, block_bytes=40),
+    }
+    if "faiss" in available_engines():
+        out["faiss-k1"] = FaissEngine(k=1, use_gpu=False)
+        out["faiss"] = FaissEngine(use_gpu=False)
+    return out
+
+
+VARIANT_NAMES = tuple(variants())

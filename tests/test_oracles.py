@@ -1,0 +1,86 @@
+"""The float64 reference is itself checked against an independent implementation:
+``scipy.spatial.distance.cdist`` (chebyshev, euclidean, cityblock), on several database blocks,
+with ties across block boundaries (the smallest index must win)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+from separation import compute_separation, nearest_neighbors
+from separation.engines import ReferenceEngine, pairwise_float64
+
+SCIPY = {"linf": "chebyshev", "l2": "euclidean", "l1": "cityblock"}
+NORMS = tuple(SCIPY)
+
+
+def scipy_nearest(q, db, norm):
+    """(distance, smallest index among ties) per query, from scipy's full distance matrix."""
+    full = cdist(q.astype(np.float64), db.astype(np.float64), SCIPY[norm])
+    return full.min(axis=1), full.argmin(axis=1)  # argmin: first occurrence
+
+
+def scipy_cross_class(q, yq, db, ydb, norm):
+    full = cdist(q.astype(np.float64), db.astype(np.float64), SCIPY[norm])
+    full[yq[:, None] == ydb[None, :]] = np.inf
+    d = full.min(axis=1)
+    i = np.where(np.isfinite(d), full.argmin(axis=1), -1)
+    return d, i
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_pairwise_float64_equals_scipy(norm, rng):
+    a = rng.integers(0, 256, (23, 17)).astype(np.uint8)
+    b = rng.integers(0, 256, (31, 17)).astype(np.uint8)
+    np.testing.assert_allclose(pairwise_float64(a, b, norm), cdist(a.astype(float), b.astype(float), SCIPY[norm]),
+                               rtol=1e-13, atol=0)
+    f, g = rng.random((9, 5)), rng.random((4, 5))
+    np.testing.assert_allclose(pairwise_float64(f, g, norm), cdist(f, g, SCIPY[norm]), rtol=1e-13, atol=0)
+
+
+# block_bytes=1: every query block and every database block holds one point, so each tie
+# between two database points is decided across a block boundary
+@pytest.mark.parametrize("block_bytes", [1, 8 * 5 * 3, 64 << 20])
+@pytest.mark.parametrize("norm", NORMS)
+def test_reference_nearest_with_ties_across_blocks(norm, block_bytes, rng):
+    q = rng.integers(0, 3, (37, 5)).astype(np.uint8)  # 3 levels: ties everywhere
+    db = rng.integers(0, 3, (29, 5)).astype(np.uint8)
+    d, i = ReferenceEngine(block_bytes=block_bytes).nearest(q, db, norm=norm)
+    sd, si = scipy_nearest(q, db, norm)
+    np.testing.assert_array_equal(i, si)
+    np.testing.assert_allclose(d, sd, rtol=1e-14, atol=0)
+    assert (np.bincount(si, minlength=len(db)) > 0).sum() < len(q)  # the data really has ties
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 60), m=st.integers(1, 25), d=st.integers(1, 12),
+       k=st.integers(2, 5), levels=st.sampled_from([2, 3, 256]), block_bytes=st.sampled_from([1, 200, 1 << 20]),
+       as_float=st.booleans(), norm=st.sampled_from(NORMS))
+def test_reference_cross_class_equals_scipy(seed, n, m, d, k, levels, block_bytes, as_float, norm):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, (n, d)).astype(np.uint8)
+    y = rng.integers(0, k, n)
+    y[:2] = [0, 1]
+    xt = np.concatenate([x[: min(m, n)], rng.integers(0, levels, (m, d)).astype(np.uint8)])[:m]
+    yt = rng.integers(0, k, m)
+    if as_float:  # dyadic values: every float64 difference and sum is exact, so ties stay ties
+        x, xt = x / 256.0, xt / 256.0
+    res = compute_separation(x, y, xt, yt, norm=norm, engine=ReferenceEngine(block_bytes=block_bytes))
+    scale = 1.0 if as_float else 255.0
+    for q, yq, dist, nbr in ((x, y, res.train_distances, res.train_neighbors),
+                             (xt, yt, res.test_distances, res.test_neighbors)):
+        sd, si = scipy_cross_class(q, yq, x, y, norm)
+        np.testing.assert_array_equal(nbr, si)
+        np.testing.assert_allclose(dist, sd / scale, rtol=1e-13, atol=0)
+
+
+def test_nearest_neighbors_public_function_equals_scipy(rng):
+    q = rng.integers(0, 4, (50, 9)).astype(np.uint8)
+    db = rng.integers(0, 4, (70, 9)).astype(np.uint8)
+    for norm in NORMS:
+        d, i = nearest_neighbors(q, db, norm=norm, engine="reference")
+        sd, si = scipy_nearest(q, db, norm)
+        np.testing.assert_array_equal(i, si)
+        np.testing.assert_allclose(d, sd / 255.0, rtol=1e-14, atol=0)
