@@ -28,11 +28,12 @@ from typing import Any, Mapping
 
 import yaml
 
+from separation.paper import ATTACK_NORMS, DEFAULT_EPS, METHODS
+
 log = logging.getLogger(__name__)
 
-METHODS = ("natural", "gr", "llr", "at", "rst", "trades")
 ARCHS = ("cnn001", "cnn002", "wrn-40-10", "resnet50")
-NORMS = ("linf", "l2")
+NORMS = ATTACK_NORMS
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine")
 AUGMENTATIONS = ("none", "crop", "flip", "crop_flip")
@@ -52,8 +53,9 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
     # CE(x) + lambda * CE(x_adv), same inner attack as AT
     "rst": {"lambda": 1.0, "steps": 10, "step_frac": 0.2, "random_start": True,
             "attack_mode": "train"},
-    # Zhang et al. 2019: CE(x) + beta * KL(f(x) || f(x_adv)), KL maximised by signed steps
-    "trades": {"beta": 6.0, "steps": 10, "step_frac": 0.2, "init_std": 0.001},
+    # Zhang et al. 2019: CE(x) + beta * KL(f(x) || f(x_adv)), KL maximised by signed steps; the
+    # official code does not clip its noisy start (clip_start: false in the paper profile)
+    "trades": {"beta": 6.0, "steps": 10, "step_frac": 0.2, "init_std": 0.001, "clip_start": True},
 }
 
 #: Allowed values of string-valued method parameters.
@@ -64,8 +66,6 @@ METHOD_PARAM_CHOICES = {"direction": ("l2", "dual"), "variant": ("intended", "of
 #: :meth:`TrainConfig.identity` (used to decide whether a finished run can be reused).
 RUNTIME_FIELDS = ("device", "num_threads")
 
-_DEFAULT_EPS = {"mnist": 0.1, "fashion-mnist": 0.1, "cifar10": 0.031, "cifar100": 0.031,
-                "svhn": 0.031, "restricted-imagenet": 0.005, "digits": 0.1, "npz": 0.031}
 
 
 class ConfigError(ValueError):
@@ -123,7 +123,7 @@ class TrainConfig:
     def __post_init__(self):
         self._validate()
         if self.eps is None:
-            self.eps = _DEFAULT_EPS.get(self.dataset)
+            self.eps = DEFAULT_EPS.get(self.dataset)
             if self.eps is None:
                 raise ConfigError(f"eps: no default radius for dataset {self.dataset!r}; set eps.")
         self.method_params = complete_method_params(self.method, self.method_params)

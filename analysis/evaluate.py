@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .attacks import ATTACK_NAMES, attack_spec, run_attacks
+from .attack_suite import ATTACK_NAMES, attack_spec, run_attacks
 from .lipschitz import MODES as LIP_MODES
 from .lipschitz import PAPER_STEP_SIZE, PAPER_STEPS, estimate_local_lipschitz
 from .models import check_model, count_parameters
-from .models._utils import check_attack_norm, check_eps, eval_mode, to_unit_tensor
+from ._utils import check_eps, eval_mode, threat, to_unit_tensor
 
 log = logging.getLogger("analysis.evaluate")
 
@@ -143,7 +143,7 @@ def run_evaluation(model: nn.Module, dataset, *, eps: float, norm: str = "linf",
     """
     t_start = time.perf_counter()
     eps = check_eps(eps)
-    norm = check_attack_norm(norm)
+    norm = threat(norm, eps).norm
     specs = [attack_spec(a) for a in attacks]
     modes = _lipschitz_modes(lipschitz)
     lip_eps = eps if lipschitz_eps is None else check_eps(lipschitz_eps, "lipschitz_eps")
@@ -461,7 +461,8 @@ def restrict_to_training_points(dataset, config: Mapping[str, Any]):
 
 
 def run_cli(args: argparse.Namespace) -> Evaluation:
-    from separation.datasets import DEFAULT_EPS, load_dataset
+    from separation.datasets import load_dataset
+    from separation.paper import default_eps
 
     from .checkpoints import file_sha256, model_from_checkpoint
 
@@ -477,7 +478,7 @@ def run_cli(args: argparse.Namespace) -> Evaluation:
         if args.threads < 1:
             raise ValueError(f"--threads must be positive, got {args.threads}.")
         torch.set_num_threads(args.threads)
-    eps = args.eps if args.eps is not None else DEFAULT_EPS.get(args.dataset, 0.031)
+    eps = args.eps if args.eps is not None else default_eps(args.dataset)
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"--eps must be a finite number >= 0, got {eps}.")
     specs = _attack_specs_from_args(args)

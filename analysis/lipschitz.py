@@ -21,11 +21,13 @@ Two modes:
     ``loss = -mean(ratio)`` but *adds* ``step_size * sign(grad loss)``, i.e. it steps **down** the
     ratio; it adds 1e-6 to every coordinate of ``x - x'`` before taking the norm; it always clips
     ``x' - x`` coordinate-wise to [-eps, eps] (also for l2); it does not project the random start;
-    and it reports the ratio at the *last* iterate. The noise is drawn from torch's global CPU
-    generator (or ``generator``) in chunks of 16 examples, like the official data loader, so with
-    the same seed and data order it reproduces the official values.
+    and it reports the ratio at the *last* iterate. It consumes random numbers exactly as the
+    official code does: creating the official ``DataLoader``'s iterator draws one int64 from the
+    generator (its ``_base_seed``), then the start noise ``0.001 * randn`` is drawn on the CPU per
+    loader batch of 16 examples -- from ``generator``, or torch's global generator. So after
+    ``torch.manual_seed(s)`` it returns the official values for seed ``s``, point for point.
 
-See ``docs_snippets/analysis_evaluate.md`` for a measured comparison of the two modes.
+Ascent mode projects and steps with :class:`separation.ThreatModel` (a zero gradient does not move).
 """
 from __future__ import annotations
 
@@ -35,8 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .models._utils import (ascent_step, batches, check_eps, eval_mode, flat_norm, model_device_dtype, project,
-                            to_unit_tensor)
+from ._utils import batches, check_eps, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ def _output_norm(v: torch.Tensor, top_norm) -> torch.Tensor:
     return flat_norm(v, {1: 1.0, 2: 2.0, "l1": 1.0, "l2": 2.0, "linf": float("inf")}.get(top_norm, top_norm))
 
 
+def dataloader_seed_draw(generator: torch.Generator | None = None) -> int:
+    """The one int64 that iterating a ``torch.utils.data.DataLoader`` draws before its first batch
+    (``_BaseDataLoaderIter._base_seed``), from ``generator`` or torch's global generator."""
+    return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+
+
 def _paper_noise(shape, generator: torch.Generator | None) -> torch.Tensor:
     """0.001 * randn, drawn in chunks of 16 examples on the CPU (float32), as the official code."""
     chunks = []
@@ -63,6 +70,7 @@ def _paper_noise(shape, generator: torch.Generator | None) -> torch.Tensor:
 
 
 def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, clip_start=True):
+    tm = threat(norm, eps)
     view = (-1, *([1] * (x.dim() - 1)))
     with torch.no_grad():
         fx = model(x)
@@ -70,7 +78,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
         noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
     else:
         noise = torch.randn(x.shape, dtype=x.dtype)
-    xp = project(x + PAPER_NOISE * noise.to(x.device), x, eps, norm)
+    xp = tm.project(x + PAPER_NOISE * noise.to(x.device), x)
     best = torch.zeros(len(x), dtype=x.dtype, device=x.device)
     best_x = xp.detach().clone()
     for t in range(steps + 1):
@@ -86,7 +94,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
             # size -- the linf maximiser of a locally linear f has this form
             with torch.no_grad():
                 d = xp.detach() - x
-                xv = project(x + flat_norm(d, "linf").view(view) * d.sign(), x, eps, norm)
+                xv = tm.project(x + flat_norm(d, "linf").view(view) * d.sign(), x)
                 dv = flat_norm(x - xv, norm)
                 nv = _output_norm(fx - model(xv), top_norm)
                 cands.append((torch.where(dv > 0, nv / dv.clamp_min(1e-30), torch.zeros_like(nv)), xv))
@@ -98,7 +106,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
             break
         (grad,) = torch.autograd.grad(ratio.sum(), [xp])
         with torch.no_grad():
-            xp = ascent_step(xp, grad, x, eps, norm, step_size)
+            xp = tm.ascent_step(xp, grad, x, step_size)
     return best, best_x
 
 
@@ -170,6 +178,8 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     x = to_unit_tensor(x, device="cpu", dtype=mdtype)
     if mode == "paper" and batch_size % PAPER_CHUNK:
         batch_size = (batch_size // PAPER_CHUNK + 1) * PAPER_CHUNK
+    if mode == "paper":
+        dataloader_seed_draw(generator)  # the official DataLoader's draw before its first batch
     run = _ascent_batch if mode == "ascent" else _paper_batch
     values, points = [], []
     it = list(batches(len(x), batch_size))
@@ -191,4 +201,4 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     return out
 
 
-__all__ = ["MODES", "PAPER_STEPS", "PAPER_STEP_SIZE", "estimate_local_lipschitz"]
+__all__ = ["MODES", "PAPER_STEPS", "PAPER_STEP_SIZE", "dataloader_seed_draw", "estimate_local_lipschitz"]

@@ -12,7 +12,11 @@ at         CE(f(x_adv), y); x_adv: PGD on CE, ``steps`` steps of ``step_frac``·
            uniform random start, attack in train mode like the official code (``attack_mode``)
 rst        CE(f(x), y) + λ·CE(f(x_adv), y), the same inner attack as ``at``
 trades     CE(f(x), y) + β·KL(f(x) ‖ f(x_adv)); x_adv maximises the KL by ``steps`` signed steps
-           of ``step_frac``·ε (10 of 2ε/10) from x + 0.001·N(0, I), attack in eval mode
+           of ``step_frac``·ε (10 of 2ε/10) from x + 0.001·N(0, I), attack in eval mode. The start
+           noise is drawn on the CPU and the KL is computed as the official code does
+           (``F.kl_div`` of log-softmax and softmax, summed); ``clip_start`` (default true) projects
+           the noisy start onto the ball and [0, 1] -- the official code does not (``clip_start:
+           false``, the ``paper`` profile's setting), so its first gradient is taken off the box
 llr        Qin et al. 2019: ℓ(x) + λ·γ(ε, x) + μ·|δᵀ∇ℓ(x)|, γ(ε, x) = max_δ |ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)|,
            δ found by ``steps`` signed steps of ``step_frac``·ε in eval mode (2 of ε/2 by default);
            the training term back-propagates through ∇ℓ(x) (double back-prop).
@@ -29,6 +33,9 @@ gr         TULIP (Finlay & Oberman 2019): ℓ(x) + λ/2·((ℓ(x + h·v) − ℓ
 With dropout, the two forward passes that a finite difference compares (``gr``; ``llr``'s
 ℓ(x + δ) − ℓ(x)) draw the same dropout masks (``same_dropout_mask=True``): otherwise the
 difference measures the masks, not the function.
+
+Projections and steps are :class:`separation.ThreatModel`'s: a zero gradient does not move (the
+official LLR variant keeps its own rule, a random direction, as the official code has it).
 """
 from __future__ import annotations
 
@@ -41,7 +48,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import METHOD_PARAMS, NORMS, complete_method_params
+from ._utils import threat
+from .config import METHOD_PARAMS, complete_method_params
 
 log = logging.getLogger(__name__)
 
@@ -109,33 +117,6 @@ def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
-def project_ball(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project onto the ε-ball around ``x`` (l∞: clip; l2: rescale), then clip to [0, 1]."""
-    delta = x_adv - x
-    if norm == "linf":
-        delta = delta.clamp(-eps, eps)
-    elif norm == "l2":
-        n = delta.flatten(1).norm(p=2, dim=1)
-        factor = torch.where(n > eps, eps / n.clamp_min(1e-12), torch.ones_like(n))
-        delta = delta * _bview(factor, x)
-    else:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
-    return (x + delta).clamp(0.0, 1.0)
-
-
-def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
-    """One steepest-ascent step: l∞ signed gradient, l2 normalised gradient (random if zero)."""
-    if norm == "linf":
-        return x_adv + step_size * grad.sign()
-    n = grad.flatten(1).norm(p=2, dim=1)
-    zero = n == 0
-    if bool(zero.any()):
-        grad = grad.clone()
-        grad[zero] = torch.randn_like(grad[zero])
-        n = grad.flatten(1).norm(p=2, dim=1)
-    return x_adv + step_size * grad / _bview(n, grad)
-
-
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y, reduction="none")
 
@@ -151,15 +132,14 @@ def _avg(t: torch.Tensor) -> float:
     return float(t.detach().mean())
 
 
-def _check(eps: float, norm: str) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}.")
-
-
 def _device(x: torch.Tensor) -> torch.device:
     return x.device
+
+
+def _cpu_randn(x: torch.Tensor) -> torch.Tensor:
+    """N(0, I) noise like ``x``, drawn on the CPU (torch's global CPU generator) and moved to
+    ``x``'s device: the official code's draw, the same numbers on every device."""
+    return torch.randn(x.shape, dtype=x.dtype).to(x.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,36 +170,45 @@ def pgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
 
     if attack_mode not in ("train", "eval"):
         raise ValueError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}.")
-    _check(eps, norm)
-    if eps == 0:
+    tm = threat(norm, eps)
+    if tm.eps == 0:
         return x.detach().clone()
     target = model
     if attack_mode == "train":
         target = _KeepMode(model)
     with module_mode(model, train=attack_mode == "train"):
-        x_adv = pgd(target, x, y, eps=eps, norm=norm, steps=steps, step_size=step_frac * eps,
+        x_adv = pgd(target, x, y, eps=tm.eps, norm=norm, steps=steps, step_size=step_frac * tm.eps,
                     restarts=1, random_start=random_start, loss="ce")
     return x_adv.detach()
 
 
+def trades_kl(logits_adv: torch.Tensor, logits_nat: torch.Tensor) -> torch.Tensor:
+    """Summed KL(softmax(nat) ‖ softmax(adv)), computed as the official code's
+    ``nn.KLDivLoss(size_average=False)(log_softmax(adv), softmax(nat))``."""
+    return F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_nat, dim=1), reduction="sum")
+
+
 def trades_inner_max(model: nn.Module, x: torch.Tensor, *, eps: float, norm: str = "linf",
-                     steps: int = 10, step_frac: float = 0.2, init_std: float = 0.001) -> torch.Tensor:
-    """TRADES' inner maximisation of KL(f(x) ‖ f(x')) over the ε-ball ∩ [0, 1], in eval mode."""
-    _check(eps, norm)
+                     steps: int = 10, step_frac: float = 0.2, init_std: float = 0.001,
+                     clip_start: bool = True) -> torch.Tensor:
+    """TRADES' inner maximisation of KL(f(x) ‖ f(x')) over the ε-ball ∩ [0, 1], in eval mode, from
+    ``x + init_std·N(0, I)`` (projected onto the ball and [0, 1] only with ``clip_start``)."""
+    tm = threat(norm, eps)
     x = x.detach()
-    if eps == 0:
+    if tm.eps == 0:
         return x.clone()
-    step = step_frac * eps
+    step = step_frac * tm.eps
     with module_mode(model, train=False):
         with torch.no_grad():
             logits_nat = model(x)
-        x_adv = project_ball(x + init_std * torch.randn_like(x), x, eps, norm)
+        x_adv = x + init_std * _cpu_randn(x)
+        if clip_start:
+            x_adv = tm.project(x_adv, x)
         for _ in range(steps):
             x_adv.requires_grad_(True)
             with torch.enable_grad():
-                kl = _kl_rows(logits_nat, model(x_adv)).sum()
-                grad, = torch.autograd.grad(kl, [x_adv])
-            x_adv = project_ball(ascent_step(x_adv.detach(), grad, step, norm), x, eps, norm)
+                grad, = torch.autograd.grad(trades_kl(model(x_adv), logits_nat), [x_adv])
+            x_adv = tm.ascent_step(x_adv.detach(), grad, x, step)
     return x_adv.detach()
 
 
@@ -227,24 +216,24 @@ def llr_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
                   norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
                   init_std: float = 0.001) -> torch.Tensor:
     """δ ≈ argmax_{‖δ‖≤ε, x+δ∈[0,1]} |ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)| (eval mode); returns x + δ."""
-    _check(eps, norm)
+    tm = threat(norm, eps)
     x = x.detach()
-    if eps == 0:
+    if tm.eps == 0:
         return x.clone()
-    step = step_frac * eps
+    step = step_frac * tm.eps
     with module_mode(model, train=False), torch.enable_grad():
         x0 = x.clone().requires_grad_(True)
         l0 = _ce(model(x0), y)
         g0, = torch.autograd.grad(l0.sum(), [x0])
         l0, g0 = l0.detach(), g0.detach()
-        x_adv = project_ball(x + init_std * torch.randn_like(x), x, eps, norm)
+        x_adv = tm.project(x + init_std * torch.randn_like(x), x)
         for _ in range(steps):
             x_adv.requires_grad_(True)
             delta = x_adv - x
             lin = (delta * g0).flatten(1).sum(1)
             gap = (_ce(model(x_adv), y) - l0 - lin).abs()
             grad, = torch.autograd.grad(gap.sum(), [x_adv])
-            x_adv = project_ball(ascent_step(x_adv.detach(), grad, step, norm), x, eps, norm)
+            x_adv = tm.ascent_step(x_adv.detach(), grad, x, step)
     return x_adv.detach()
 
 
@@ -252,9 +241,10 @@ def llr_official_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
                            norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
                            init_std: float = 0.001) -> torch.Tensor:
     """The official code's LLR search with its zeroed input gradient: maximise the CE itself by
-    gradient steps normalised by their own ``norm`` (``step_frac``·ε each), clip to [0, 1], then
-    *rescale* δ into the ball (``torch.renorm``), in eval mode; returns x + δ."""
-    _check(eps, norm)
+    gradient steps normalised by their own ``norm`` (``step_frac``·ε each; a zero gradient becomes
+    a random direction, as in the official code), clip to [0, 1], then *rescale* δ into the ball
+    (``torch.renorm``), in eval mode; returns x + δ."""
+    eps = threat(norm, eps).eps
     x = x.detach()
     p = float("inf") if norm == "linf" else 2.0
     step = step_frac * eps
@@ -312,9 +302,9 @@ def rst_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
 
 def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                 norm: str = "linf", beta: float = 6.0, steps: int = 10, step_frac: float = 0.2,
-                init_std: float = 0.001, reduction: str = "mean") -> LossOutput:
+                init_std: float = 0.001, clip_start: bool = True, reduction: str = "mean") -> LossOutput:
     x_adv = trades_inner_max(model, x, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
-                             init_std=init_std)
+                             init_std=init_std, clip_start=clip_start)
     logits = model(x)
     logits_adv = model(x_adv)
     ce = _ce(logits, y)
@@ -400,7 +390,7 @@ LOSSES: dict[str, tuple[LossFn, dict[str, str]]] = {
     "rst": (rst_loss, {"lambda": "lam", "steps": "steps", "step_frac": "step_frac",
                        "random_start": "random_start", "attack_mode": "attack_mode"}),
     "trades": (trades_loss, {"beta": "beta", "steps": "steps", "step_frac": "step_frac",
-                             "init_std": "init_std"}),
+                             "init_std": "init_std", "clip_start": "clip_start"}),
 }
 assert set(LOSSES) == set(METHOD_PARAMS)
 

@@ -368,7 +368,7 @@ def run_evaluation(cfg: TrainConfig, model: nn.Module, data: TrainData, device: 
 # ---------------------------------------------------------------------------------------------
 def _monitor(cfg: TrainConfig, model: nn.Module, data: TrainData, device: torch.device) -> tuple[float, float]:
     """(clean, PGD) accuracy on the fixed monitor subset of training points, eval mode."""
-    from .attacks import run_attacks
+    from .attack_suite import run_attacks
 
     if cfg.monitor_size == 0:
         return float("nan"), float("nan")

@@ -7,6 +7,7 @@ nearest class, certifies each prediction exactly, and exposes a differentiable `
 from .classifier import (InvalidParameterError, LocallyLipschitzClassifier, NotFittedError,
                          NotSeparatedError, astuteness_from, certified_fraction)
 from .lipschitz import lipschitz_check
+from .records import LipschitzCheck, VerificationRecord
 
-__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "InvalidParameterError",
-           "astuteness_from", "certified_fraction", "lipschitz_check"]
+__all__ = ["InvalidParameterError", "LipschitzCheck", "LocallyLipschitzClassifier", "NotFittedError",
+           "NotSeparatedError", "VerificationRecord", "astuteness_from", "certified_fraction", "lipschitz_check"]

@@ -17,11 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from separation._validation import NORMS, as_labels, as_points, check_norm, common_storage
+from separation import ClassIndex, compute_separation
+from separation.arrays import as_labels, as_points, check_norm
+from separation.engines import ENGINES, Engine
 
 log = logging.getLogger(__name__)
-
-FUSED = "fused"
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -53,16 +53,11 @@ def _check_r(r):
     return r
 
 
-def _check_engine(engine, norm: str):
-    from separation.engines import ENGINES, Engine
-
-    if isinstance(engine, Engine) or engine in ("auto", FUSED) or engine in ENGINES:
-        if engine == FUSED and norm != "linf":
-            raise InvalidParameterError(f"engine='fused' computes l-inf distances only; for norm={norm!r} use "
-                             f"engine='auto' or one of {', '.join(ENGINES)}.")
+def _check_engine(engine):
+    if isinstance(engine, Engine) or engine == "auto" or engine in ENGINES:
         return engine
-    raise InvalidParameterError(f"Unknown engine {engine!r}. Use 'auto', 'fused' (l-inf, CPU) or one of "
-                     f"{', '.join(ENGINES)}.")
+    raise InvalidParameterError(f"Unknown engine {engine!r}. Use 'auto' or one of {', '.join(ENGINES)} "
+                                "(or a separation.engines.Engine).")
 
 
 class LocallyLipschitzClassifier:
@@ -72,14 +67,15 @@ class LocallyLipschitzClassifier:
         norm: ``"linf"``, ``"l2"`` or ``"l1"``; distances are in [0, 1] pixel units (uint8 / 255).
         r: the radius of the theorem. ``"auto"``: half the train--train separation, computed exactly
             by :func:`separation.compute_separation` at :meth:`fit` time; or a positive number.
-        engine: exact nearest-neighbour search. ``"auto"``: this package's fused l-inf kernel on a
-            CPU-only machine, else the fastest ``separation`` engine; ``"fused"`` (l-inf only) or a
-            ``separation`` engine name (``"cpu"``, ``"faiss"``, ``"cuda"``, ``"reference"``).
+        engine: exact search behind :class:`separation.ClassIndex`: ``"auto"`` (the fastest
+            available: on a CPU the one-pass probe-pruned l-inf kernel), an engine name (``"cpu"``,
+            ``"faiss"``, ``"cuda"``, ``"reference"``) or a :class:`separation.engines.Engine`.
 
     Attributes after :meth:`fit`: ``classes_`` (sorted labels; column ``i`` of :meth:`scores` is
     ``classes_[i]``), ``r_``, ``lipschitz_bound_`` (``1 / r_``), ``n_features_in_``,
-    ``input_shape_``, ``separation_`` (the :class:`~separation.SeparationResult` when ``r="auto"``),
-    ``search_engine_`` (the engine used for queries), ``fit_seconds_``.
+    ``input_shape_``, ``index_`` (the fitted :class:`separation.ClassIndex`), ``separation_`` (the
+    :class:`~separation.SeparationResult` when ``r="auto"``), ``search_engine_`` (the engine's
+    name), ``fit_seconds_``.
 
     Ties: :meth:`predict` returns the class of smallest index (smallest label) among the classes at
     the smallest distance.
@@ -91,7 +87,7 @@ class LocallyLipschitzClassifier:
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
         self.r = _check_r(r)
-        self.engine = _check_engine(engine, norm)
+        self.engine = _check_engine(engine)
 
     # -- scikit-learn style plumbing -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
@@ -109,33 +105,14 @@ class LocallyLipschitzClassifier:
         return f"LocallyLipschitzClassifier(norm={self.norm!r}, r={self.r!r}, engine={self.engine!r})"
 
     def _check_fitted(self, what: str):
-        if not hasattr(self, "_search"):
+        if not hasattr(self, "index_"):
             raise NotFittedError(
                 f"This LocallyLipschitzClassifier is not fitted yet: call fit(x_train, y_train) "
                 f"before {what}().")
 
     # -- fit --------------------------------------------------------------------------------------
-    def _resolve_engine(self, dtype, d: int):
-        """(backend kind, separation engine or None, separation engine for compute_separation)."""
-        from separation.engines import auto_engine_name, get_engine
-
-        engine = self.engine
-        if engine == "auto":
-            name = auto_engine_name()
-            if self.norm == "linf" and name == "cpu":
-                return FUSED, None, "auto"
-            eng = get_engine(name)
-        elif engine == FUSED:
-            return FUSED, None, "auto"
-        else:
-            eng = get_engine(engine)
-        if not eng.supports(self.norm, dtype):
-            raise ValueError(f"Engine {eng.name!r} does not support norm {self.norm!r}; use "
-                             "engine='auto' or another engine.")
-        return "separation", eng, eng
-
     def fit(self, x, y) -> "LocallyLipschitzClassifier":
-        """Store the class supports and set ``r_``.
+        """Index the class supports and set ``r_``.
 
         Args:
             x: ``(n, *shape)`` uint8 (0..255) or float in [0, 1]; numpy or torch.
@@ -143,29 +120,22 @@ class LocallyLipschitzClassifier:
         Raises:
             NotSeparatedError: ``r="auto"`` and two identical points carry different labels.
         """
-        from separation import compute_separation
-
-        from ._search import EngineSearch, FusedLinfSearch
-
-        for attr in ("_search", "separation_"):
+        for attr in ("index_", "separation_"):
             self.__dict__.pop(attr, None)
         arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
         X = as_points(x, "x")
         labels = as_labels(y, len(X), "y")
-        classes = np.unique(labels)
-        if classes.size < 2:
+        if np.unique(labels).size < 2:
             raise ValueError("y has fewer than two classes: the nearest-class classifier needs at least two.")
-        (X,), divisor = common_storage(X)
-        kind, eng, sep_engine = self._resolve_engine(X.dtype, X.shape[1])
         seconds: dict[str, float] = {}
         if self.r == "auto":
             t0 = time.perf_counter()
-            sep = compute_separation(X, labels, norm=self.norm, engine=sep_engine)
+            sep = compute_separation(X, labels, norm=self.norm, engine=self.engine)
             seconds["separation"] = time.perf_counter() - t0
             if not sep.r > 0:
                 dups = sep.cross_class_pairs("train", below=0.0)
-                ex = ", ".join(f"#{p['index']} (label {p['label']}) = #{p['neighbor']} "
-                               f"(label {p['neighbor_label']})" for p in dups[:3])
+                ex = ", ".join(f"#{p.index} (label {p.label}) = #{p.neighbor} (label {p.neighbor_label})"
+                               for p in dups[:3])
                 raise NotSeparatedError(
                     f"The training set is not separated: {len(dups)} pair(s) of identical points have "
                     f"different labels (e.g. {ex}), so r = 0 and the theorem does not apply. Remove "
@@ -174,26 +144,18 @@ class LocallyLipschitzClassifier:
             self.separation_ = sep
         else:
             r = self.r
-        y_idx = np.searchsorted(classes, labels)
-        t0 = time.perf_counter()
-        if kind == FUSED:
-            search = FusedLinfSearch(X, y_idx, classes.size)
-        else:
-            search = EngineSearch(X, y_idx, classes.size, norm=self.norm, engine=eng)
-        seconds["index"] = time.perf_counter() - t0
-        self.classes_ = classes
+        index = ClassIndex(X, labels, norm=self.norm, engine=self.engine)
+        seconds["index"] = index.build_seconds_
+        self.index_ = index
+        self.classes_ = index.classes_
         self.r_ = float(r)
         self.lipschitz_bound_ = 1.0 / self.r_
-        self.n_features_in_ = int(X.shape[1])
+        self.n_features_in_ = index.n_features_in_
         self.input_shape_ = tuple(arr.shape[1:])
-        self.search_engine_ = search.name
+        self.search_engine_ = index.engine_
         self.fit_seconds_ = seconds
-        self._support = X
-        self._support_labels = y_idx
-        self._divisor = divisor
-        self._search = search
         log.info("fitted %s: %d points, %d classes, r=%.6g, search=%s", self.norm, len(X),
-                 classes.size, self.r_, search.name)
+                 len(self.classes_), self.r_, index.engine_)
         return self
 
     # -- queries ----------------------------------------------------------------------------------
@@ -210,11 +172,10 @@ class LocallyLipschitzClassifier:
         """Exact ``dist(x, X_i)`` for every class: ``(n, n_classes)`` float64 in [0, 1] units.
 
         With ``return_indices``, also ``(n, n_classes)`` int64 training-set indices of a nearest
-        point of each class (any one of them when several are equally near).
+        point of each class (the smallest index among equally near ones).
         """
         q = self._queries(x, "class_distances")
-        dist, idx = self._search.all(q)
-        return (dist, idx) if return_indices else dist
+        return self.index_.distances(q, return_indices=return_indices)
 
     def scores(self, x) -> np.ndarray:
         """``f_i(x) = dist(x, X_i) / r``: ``(n, n_classes)`` float64, exact; lower is more likely."""
@@ -223,7 +184,7 @@ class LocallyLipschitzClassifier:
 
     def _top2(self, x, what: str):
         q = self._queries(x, what)
-        return self._search.top2(q)
+        return self.index_.top2(q)
 
     def predict(self, x) -> np.ndarray:
         """``argmin_i f_i(x)`` as labels ``(n,)``; ties go to the smaller class index."""
@@ -285,5 +246,5 @@ def certified_fraction(radius: np.ndarray, eps: Sequence[float]) -> np.ndarray:
     return np.array([float(np.mean(radius >= e)) for e in eps])
 
 
-__all__ = ["LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError", "InvalidParameterError", "NORMS",
+__all__ = ["InvalidParameterError", "LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError",
            "astuteness_from", "certified_fraction"]

@@ -19,7 +19,10 @@ import time
 
 import numpy as np
 
-from separation._validation import as_points
+from separation import ThreatModel
+from separation.arrays import to_unit_float
+
+from .records import LipschitzCheck
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +36,6 @@ def _pnorm(v: np.ndarray, norm: str) -> np.ndarray:
     return np.sqrt(np.square(a).sum(axis=1))
 
 
-def sample_ball(rng: np.random.Generator, n: int, d: int, eps: float, norm: str) -> np.ndarray:
-    """``n`` points uniform in the ``eps``-ball of ``norm`` in ``R^d`` (float64, ``(n, d)``)."""
-    if norm == "linf":
-        return rng.uniform(-eps, eps, size=(n, d))
-    if norm == "l2":
-        g = rng.standard_normal((n, d))
-        g /= np.linalg.norm(g, axis=1, keepdims=True)
-        return g * (eps * rng.uniform(size=(n, 1)) ** (1.0 / d))
-    e = rng.exponential(size=(n, d + 1))
-    simplex = e[:, :d] / e.sum(axis=1, keepdims=True)
-    return simplex * rng.choice([-1.0, 1.0], size=(n, d)) * eps
-
-
-def _as_unit_float(x) -> np.ndarray:
-    q = as_points(x, "x")
-    return q.astype(np.float64) / 255.0 if q.dtype == np.uint8 else q
-
-
 def _ratios(clf, x1: np.ndarray, x2: np.ndarray, d1=None):
     """Per pair ``max_i |dist(x1, X_i) - dist(x2, X_i)| / |x1 - x2|`` (= ratio * r); pairs at 0 dropped."""
     sep = _pnorm(x1 - x2, clf.norm)
@@ -62,55 +47,36 @@ def _ratios(clf, x1: np.ndarray, x2: np.ndarray, d1=None):
     return np.abs(a - b).max(axis=1) / sep[keep]
 
 
-def _gradient_pairs(clf, x1: np.ndarray, d1: np.ndarray, eps: float, steps: int, rng) -> np.ndarray:
+def _gradient_pairs(clf, x1: np.ndarray, d1: np.ndarray, threat: ThreatModel, steps: int, rng) -> np.ndarray:
     """Projected gradient ascent on the Lipschitz ratio; returns the best ``x'`` found per point."""
     import torch
 
-    norm = clf.norm
     module = clf.as_torch_module()
     X1 = torch.from_numpy(x1)
     F1 = torch.from_numpy(d1)
-    delta = torch.from_numpy(sample_ball(rng, len(x1), x1.shape[1], eps, norm))
+    x2 = threat.project(X1 + torch.from_numpy(threat.sample(rng, len(x1), x1.shape[1])), X1)
     best_val = np.full(len(x1), -np.inf)
     best_x2 = x1.copy()
-    alpha = eps / 4
-
-    def project(dl):
-        if norm == "linf":
-            return dl.clamp(-eps, eps)
-        n = dl.abs().sum(1, keepdim=True) if norm == "l1" else dl.norm(dim=1, keepdim=True)
-        return dl * torch.clamp(eps / n.clamp_min(1e-300), max=1.0)
-
-    for _ in range(steps + 1):
-        x2 = (X1 + delta).clamp(0.0, 1.0).detach().requires_grad_(True)
-        dist = module.distances(x2)
-        gap = x2 - X1
-        if norm == "linf":
-            sep = gap.abs().amax(1)
-        elif norm == "l1":
-            sep = gap.abs().sum(1)
-        else:
-            sep = gap.norm(dim=1)
-        ratio = (dist - F1).abs().amax(1) / sep.clamp_min(1e-300)
+    for t in range(steps + 1):
+        x2 = x2.detach().requires_grad_(True)
+        sep = threat.norm_of(x2 - X1)
+        ratio = (module.distances(x2) - F1).abs().amax(1) / sep.clamp_min(1e-300)
         val = ratio.detach().numpy().copy()
         val[sep.detach().numpy() == 0] = -np.inf
         better = val > best_val
         best_val[better] = val[better]
         best_x2[better] = x2.detach().numpy()[better]
-        ratio.sum().backward()
-        g = x2.grad
+        if t == steps:
+            break
+        (grad,) = torch.autograd.grad(ratio.sum(), [x2])
         with torch.no_grad():
-            if norm == "linf":
-                step = alpha * g.sign()
-            else:
-                step = alpha * g / g.norm(dim=1, keepdim=True).clamp_min(1e-300)
-            delta = project((x2 - X1) + step)
+            x2 = threat.ascent_step(x2, grad, X1, threat.eps / 4)
     return best_x2
 
 
 def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: int = 200,
                     gradient_steps: int = 10, seed: int = 0, tol: float = 1e-9,
-                    bound: float | None = None) -> dict:
+                    bound: float | None = None) -> LipschitzCheck:
     """Check ``|f_i(x) - f_i(x')| <= L |x - x'|`` on random and adversarial pairs.
 
     Args:
@@ -120,28 +86,30 @@ def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: 
         n_random, n_adversarial: numbers of pairs of each kind; gradient_steps: ascent steps (0: off).
         bound: the constant ``L`` to check; default the theorem's ``1/r``.
     Returns:
-        dict with ``random_max_ratio``, ``adversarial_max_ratio``, ``bound`` (``L``), ``held``,
-        the per-kind maxima, ``*_times_r`` (ratio times ``r``: at most ``L r``), counts and seconds.
+        :class:`~lipschitz_construct.records.LipschitzCheck`: ``random_max_ratio``,
+        ``adversarial_max_ratio``, ``bound`` (``L``), ``held``, the per-kind maxima, ``*_times_r``
+        (ratio times ``r``: at most ``L r``), counts and seconds.
     """
     clf._check_fitted("lipschitz_check")
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps={eps!r} must be a positive number.")
     if bound is not None and not (np.isfinite(bound) and bound > 0):
         raise ValueError(f"bound={bound!r} must be a positive number.")
-    X = _as_unit_float(x)
+    X = to_unit_float(x)
     if X.shape[1] != clf.n_features_in_:
         raise ValueError(f"x has {X.shape[1]} features per point, the classifier {clf.n_features_in_}.")
     rng = np.random.default_rng(seed)
+    threat = ThreatModel(clf.norm, eps)
     r = clf.r_
     bound = 1.0 / r if bound is None else float(bound)
-    out: dict = {"bound": bound, "eps": float(eps), "tolerance": tol, "seconds": {}}
+    seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
     idx = rng.choice(len(X), n_random, replace=n_random > len(X))
     x1 = X[idx]
-    x2 = np.clip(x1 + sample_ball(rng, len(x1), X.shape[1], eps, clf.norm), 0.0, 1.0)
+    x2 = np.clip(x1 + threat.sample(rng, len(x1), X.shape[1]), 0.0, 1.0)
     rr = _ratios(clf, x1, x2)
-    out["seconds"]["random"] = time.perf_counter() - t0
+    seconds["random"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     idx = rng.choice(len(X), n_adversarial, replace=n_adversarial > len(X))
@@ -149,39 +117,31 @@ def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: 
     d1, i1 = clf.class_distances(x1, return_indices=True)
     second = np.argsort(d1, axis=1, kind="stable")[:, 1]
     rows = np.arange(len(x1))
-    z = clf._support[i1[rows, second]].astype(np.float64)
-    if clf._support.dtype == np.uint8:
-        z /= 255.0
+    z = clf.index_.points(i1[rows, second])
     dz = d1[rows, second]
     t = np.where(dz > 0, np.minimum(eps, dz) / np.where(dz > 0, dz, 1.0), 0.0)
     x2 = x1 + t[:, None] * (z - x1)
     rt = _ratios(clf, x1, x2, d1=d1)
-    out["seconds"]["toward_nearest"] = time.perf_counter() - t0
+    seconds["toward_nearest"] = time.perf_counter() - t0
 
     rg = np.empty(0)
     if gradient_steps > 0 and n_adversarial > 0:
         t0 = time.perf_counter()
-        x2 = _gradient_pairs(clf, x1, d1, eps, gradient_steps, rng)
+        x2 = _gradient_pairs(clf, x1, d1, threat, gradient_steps, rng)
         rg = _ratios(clf, x1, x2, d1=d1)
-        out["seconds"]["gradient"] = time.perf_counter() - t0
+        seconds["gradient"] = time.perf_counter() - t0
 
     def mx(a):
         return float(a.max()) if a.size else 0.0
 
     rand_r, near_r, grad_r = mx(rr), mx(rt), mx(rg)
     adv_r = max(near_r, grad_r)
-    out.update({
-        "random_max_ratio": rand_r / r,
-        "adversarial_max_ratio": adv_r / r,
-        "adversarial_toward_nearest_max_ratio": near_r / r,
-        "adversarial_gradient_max_ratio": grad_r / r,
-        "random_max_ratio_times_r": rand_r,
-        "adversarial_max_ratio_times_r": adv_r,
-        "n_random": int(rr.size), "n_adversarial": int(rt.size + rg.size),
-        "gradient_steps": int(gradient_steps),
-    })
-    out["held"] = bool(max(rand_r, adv_r) <= bound * r * (1.0 + tol))
+    out = LipschitzCheck(
+        bound=bound, eps=float(eps), tolerance=tol, random_max_ratio=rand_r / r, adversarial_max_ratio=adv_r / r,
+        adversarial_toward_nearest_max_ratio=near_r / r, adversarial_gradient_max_ratio=grad_r / r,
+        random_max_ratio_times_r=rand_r, adversarial_max_ratio_times_r=adv_r,
+        n_random=int(rr.size), n_adversarial=int(rt.size + rg.size), gradient_steps=int(gradient_steps),
+        held=bool(max(rand_r, adv_r) <= bound * r * (1.0 + tol)), seconds=seconds)
     log.info("Lipschitz check: random max %.6g, adversarial max %.6g, bound %.6g (%s)",
-             out["random_max_ratio"], out["adversarial_max_ratio"], out["bound"],
-             "held" if out["held"] else "VIOLATED")
+             out.random_max_ratio, out.adversarial_max_ratio, out.bound, "held" if out.held else "VIOLATED")
     return out

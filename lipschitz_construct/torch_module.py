@@ -23,11 +23,11 @@ class NearestClassLogits(nn.Module):
         super().__init__()
         self._clf = clf  # a plain attribute, not a submodule
         # a floating buffer first: tools that read a model's device/dtype from its first floating
-        # buffer (analysis.models._utils.model_device_dtype) then see float32 and follow .to()
+        # buffer (e.g. analysis' model_device_dtype) then see float32 and follow .to()
         self.register_buffer("inv_r", torch.tensor(1.0 / float(clf.r_), dtype=torch.float32),
                              persistent=False)
-        self.register_buffer("support", torch.from_numpy(clf._support), persistent=False)
-        self.is_bytes = clf._support.dtype.name == "uint8"
+        self.register_buffer("support", torch.from_numpy(clf.index_.support_), persistent=False)
+        self.is_bytes = clf.index_.support_.dtype.name == "uint8"
         self.norm = clf.norm
         self.r = float(clf.r_)
         self.n_classes = int(len(clf.classes_))

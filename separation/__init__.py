@@ -1,15 +1,27 @@
-"""Exact dataset separation: distance from every point to the nearest differently-labelled training point."""
-from .core import SeparationResult, compute_separation, nearest_neighbors
+"""Exact dataset separation: distance from every point to the nearest differently-labelled training point.
+
+Public API (everything else is private):
+
+- :func:`compute_separation`, :func:`nearest_neighbors`, :class:`SeparationResult`;
+- :class:`SeparationRecord` (what ``python -m separation.compute`` writes), with
+  :class:`SeparationConfig` and :class:`SeparationSummary`;
+- :class:`ClassIndex`: exact distances from queries to every class of a labelled set;
+- :class:`ThreatModel`: the eps-ball of a norm intersected with [0, 1]^d (projection, steps, sampling);
+- :func:`load_dataset`, :class:`Dataset`, :data:`DATASET_NAMES`;
+- :func:`get_engine`, :func:`available_engines` (the engines live in :mod:`separation.engines`);
+- the modules :mod:`separation.paper` (the paper's constants), :mod:`separation.arrays` (input
+  conventions) and :mod:`separation.records` (result records).
+"""
+from ._compute import compute_separation, nearest_neighbors
+from ._result import SeparationResult
+from ._summary import SeparationConfig, SeparationRecord, SeparationSummary, SplitSummary
+from .datasets import DATASET_NAMES, Dataset, load_dataset
 from .engines import available_engines, get_engine
+from .index import ClassIndex
+from .threat import ThreatModel
 
-__all__ = ["SeparationResult", "compute_separation", "nearest_neighbors", "available_engines",
-           "get_engine", "load_dataset", "DATASETS"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-
-def __getattr__(name):  # datasets import torchvision lazily
-    if name in ("load_dataset", "DATASETS"):
-        from . import datasets
-
-        return getattr(datasets, name)
-    raise AttributeError(name)
+__all__ = ["ClassIndex", "DATASET_NAMES", "Dataset", "SeparationConfig", "SeparationRecord", "SeparationResult",
+           "SeparationSummary", "SplitSummary", "ThreatModel", "__version__", "available_engines",
+           "compute_separation", "get_engine", "load_dataset", "nearest_neighbors"]

@@ -14,11 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .records import DataSpec
 
-#: The attack radii (l-inf) the paper compares the separation with.
-DEFAULT_EPS = {"mnist": 0.1, "fashion-mnist": 0.1, "cifar10": 0.031, "cifar100": 0.031,
-               "svhn": 0.031, "restricted-imagenet": 0.005, "digits": 0.1, "npz": 0.031}
+log = logging.getLogger(__name__)
 
 #: Restricted ImageNet: super-class -> inclusive ranges of ImageNet class indices (sorted WordNet ids).
 RESTRICTED_IMAGENET_RANGES = {
@@ -47,21 +45,27 @@ class Dataset:
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    def fingerprint(self) -> str:
-        """sha256 over the arrays: identifies the exact data a record was computed on."""
+    def fingerprint(self, *, train_only: bool = False) -> str:
+        """sha256 over the arrays (shapes, dtypes and bytes): identifies the exact data a record
+        was computed on; ``train_only``: over the training split alone."""
         h = hashlib.sha256()
-        for a in (self.x_train, self.y_train, self.x_test, self.y_test):
+        arrays = (self.x_train, self.y_train) + (() if train_only else (self.x_test, self.y_test))
+        for a in arrays:
             if a is not None:
                 h.update(str(a.shape).encode() + str(a.dtype).encode())
                 h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
-    def describe(self, *, with_test: bool = True) -> dict:
-        """What a result record stores about its data: fingerprint, shape, sizes, source."""
-        return {"data_fingerprint": self.fingerprint(), "image_shape": list(self.image_shape),
-                "n_train": int(len(self.x_train)),
-                "n_test": int(len(self.x_test)) if with_test and self.x_test is not None else 0,
-                "source": self.source}
+    def spec(self, *, with_test: bool = True, subset: int | None = None, seed: int = 0,
+             labels: str = "given") -> DataSpec:
+        """What a record says about its data: the fingerprint (over the arrays actually used; the
+        test split counts only ``with_test``), shape and sizes, and how the data was derived."""
+        test = with_test and self.x_test is not None
+        data = self if test else dataclasses.replace(self, x_test=None, y_test=None)
+        return DataSpec(dataset=self.name, fingerprint=data.fingerprint(), image_shape=tuple(self.image_shape),
+                        n_train=int(len(self.x_train)), n_test=int(len(self.x_test)) if test else 0,
+                        subset=subset, seed=int(seed), labels=labels,
+                        train_fingerprint=self.fingerprint(train_only=True))
 
     def subset(self, n: int | None, *, seed: int = 0) -> "Dataset":
         """A fixed random subset of ``n`` training and ``n`` test points (sorted indices)."""

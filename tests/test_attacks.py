@@ -8,8 +8,8 @@ import torch.nn as nn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.attacks import (attack_spec, autoattack, margins, multitargeted, pgd, predict,
-                              run_attacks)
+from analysis.attack_suite import attack_spec, predict, run_attacks
+from analysis.attacks import autoattack, margins, multitargeted, pgd
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

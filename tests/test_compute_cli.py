@@ -1,36 +1,52 @@
 """``python -m separation.compute``: records, reuse, exit codes, no half-written records."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from conftest import only_record, record_folders
+from separation import SeparationRecord
 from separation.compute import load_result, main
-from separation.records import RECORD_FILE
+from separation.records import RECORD_FILE, load_record
 
 
 def test_cli_digits_writes_and_reuses_a_record(tmp_path, capsys):
     out = tmp_path / "res"
-    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
-                 "--no-progress", "--eps", "0.1", "0.2"]) == 0
-    folder = out / "digits" / "linf-subset300"
-    rec = json.loads((folder / RECORD_FILE).read_text())
-    assert rec["kind"] == "separation" and rec["config"]["n_train"] == 300
-    assert {"versions", "git_commit", "hardware", "seed"} <= set(rec["meta"])
-    assert rec["timing"]["train_train"] >= 0
+    argv = ["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out), "--no-progress",
+            "--eps", "0.1", "0.2"]
+    assert main(argv) == 0
+    folder = only_record(out)
+    assert folder.parent == out / "digits" and folder.name.startswith("linf-subset300-")
+    rec = load_record(folder, SeparationRecord)
+    assert rec.config.data.n_train == 300 and rec.config.eps == (0.1, 0.2)
+    assert rec.meta.toolkit_version and rec.meta.versions["numpy"] and rec.meta.hardware.cpus
+    assert rec.timing["train_train"] >= 0 and rec.arrays.sha256
     res = load_result(folder)
-    assert res.train_distances.min() == rec["result"]["train"]["min"]
-    assert "separation/2eps" in capsys.readouterr().out
+    assert res.train_distances.min() == rec.result.train.min
+    printed = capsys.readouterr().out
+    assert "separation/2eps" in printed and f"record: {folder}" in printed
     mtime = (folder / RECORD_FILE).stat().st_mtime_ns
-    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
-                 "--no-progress", "--eps", "0.1", "0.2"]) == 0
+    assert main(argv) == 0
     assert (folder / RECORD_FILE).stat().st_mtime_ns == mtime  # reused, not recomputed
-    assert main(["--dataset", "digits", "--norm", "linf", "--subset", "300", "--out", str(out),
-                 "--no-progress", "--eps", "0.1", "0.2", "--force"]) == 0
+    assert f"reused the record computed {rec.meta.created}" in capsys.readouterr().out
+    assert main(argv + ["--force"]) == 0
     assert (folder / RECORD_FILE).stat().st_mtime_ns != mtime
+    # another configuration goes to another folder: the first record stays
+    assert main(argv[:-2] + ["0.3"]) == 0
+    assert len(record_folders(out)) == 2 and (folder / RECORD_FILE).stat().st_mtime_ns != mtime
+
+
+def test_test_test_split(tmp_path, capsys):
+    assert main(["--dataset", "digits", "--norm", "l2", "--subset", "200", "--splits", "train", "test", "test-test",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    rec = load_record(only_record(tmp_path), SeparationRecord)
+    assert rec.config.splits == ("train", "test", "test-test") and rec.result.test_test.n == 200
+    arrays = rec.load_arrays()
+    assert (arrays["y_test"][arrays["test_test_neighbors"]] != arrays["y_test"]).all()
+    assert "test-test" in capsys.readouterr().out
 
 
 def test_cli_npz_and_engines_agree(tmp_path, rng):
@@ -41,7 +57,7 @@ def test_cli_npz_and_engines_agree(tmp_path, rng):
     for engine in ("cpu", "faiss", "reference"):
         assert main(["--dataset", "npz", "--npz", str(path), "--norm", "l2", "--engine", engine,
                      "--out", str(tmp_path / engine), "--no-progress"]) == 0
-        outs[engine] = load_result(tmp_path / engine / "npz" / "l2")
+        outs[engine] = load_result(only_record(tmp_path / engine))
     for engine in ("cpu", "faiss"):
         np.testing.assert_array_equal(outs[engine].train_neighbors, outs["reference"].train_neighbors)
 
@@ -82,12 +98,17 @@ def _bad_npz(path, kind):
     (["--dataset", "npz", "--npz", "NPZ:range"], "must lie in"),
     (["--dataset", "npz", "--npz", "NPZ:shapes"], "same shape"),
     (["--dataset", "npz", "--npz", "NPZ:labels-float"], "integer class labels"),
-    (["--dataset", "digits", "--subset", "1"], "at least 2"),
+    (["--dataset", "digits", "--subset", "5000"], "larger than the 1347 training points"),
+    (["--dataset", "digits", "--eps", "1.5"], "exceeds the linf diameter"),
+    (["--dataset", "digits", "--out", "{tmp}/afile"], "is a file; pass a folder"),
+    (["--dataset", "npz", "--npz", "NPZ:lengths", "--splits", "train", "test-test"], "same length"),
 ])
 def test_cli_bad_input_exits_2_without_record(tmp_path, capsys, args, message):
+    (tmp_path / "afile").write_text("not a folder")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     args = [str(_bad_npz(tmp_path / "bad.npz", a[4:])) if a.startswith("NPZ:") else a for a in args]
-    rc = main([*args, "--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "out"), "--no-progress"])
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    rc = main([*args, "--data-root", str(tmp_path / "nodata"), *out, "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert message in err and err.startswith("error: ") and "Traceback" not in err
@@ -95,7 +116,10 @@ def test_cli_bad_input_exits_2_without_record(tmp_path, capsys, args, message):
 
 
 @pytest.mark.parametrize("argv", [["--norm", "l3"], ["--dataset", "imagenet21k"], ["--engine", "abacus"],
-                                  ["--subset", "many"], ["--eps", "wide"]])
+                                  ["--subset", "many"], ["--subset", "1"], ["--eps", "wide"], ["--eps", "0"],
+                                  ["--eps", "-1"], ["--eps", "nan"], ["--eps", "inf"], ["--exclude-below", "nan"],
+                                  ["--exclude-below", "-0.1"], ["--near-duplicates", "0"], ["--seed", "-2"],
+                                  ["--splits", "valid"]])
 def test_cli_argparse_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

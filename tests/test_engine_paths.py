@@ -86,11 +86,10 @@ def test_duplicate_indices_are_the_first_ones():
     res = compute_separation(x, y, xt, yt, norm="linf", engine="cpu")
     np.testing.assert_array_equal(res.test_train_duplicates, [[0, 1], [1, 0]])
     s = res.summary()
-    assert s["test_train_duplicates"] == [{"test_index": 0, "train_index": 1},
-                                          {"test_index": 1, "train_index": 0}]
-    pairs = {(p["index"], p["neighbor"]) for p in s["train"]["cross_class_duplicates"]}
+    assert [(d.test_index, d.train_index) for d in s.test_train_duplicates] == [(0, 1), (1, 0)]
+    pairs = {(p.index, p.neighbor) for p in s.train.cross_class_duplicates}
     assert pairs == {(0, 2), (1, 3), (4, 0)}  # 2 -> 0 is the pair (0, 2) seen from the other side
-    test_dups = [(p["index"], p["neighbor"]) for p in s["test"]["cross_class_duplicates"]]
+    test_dups = [(p.index, p.neighbor) for p in s.test.cross_class_duplicates]
     assert test_dups == [(0, 3), (1, 0)]  # test #0 (label 1) = train #3 (label 0); #1 = train #0
 
 

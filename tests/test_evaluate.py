@@ -86,7 +86,7 @@ def test_evaluate_model_record_layout(tmp_path, cnn, digits):
             arrays[f"{split}_adv_correct_multitargeted"]
         np.testing.assert_array_equal(arrays[f"{split}_adv_correct"], robust)
         # the same attacks run directly on the same points (the subset, the seed, the batches)
-        from analysis.attacks import run_attacks
+        from analysis.attack_suite import run_attacks
 
         sub = digits.subset(40, seed=0)
         xs = torch.tensor(getattr(sub, f"x_{split}"), dtype=torch.float32)

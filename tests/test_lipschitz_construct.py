@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lipschitz_construct import (InvalidParameterError, LocallyLipschitzClassifier, NotFittedError,
                                  NotSeparatedError, astuteness_from, lipschitz_check)
-from lipschitz_construct.lipschitz import sample_ball
+from separation import ThreatModel
 from separation.engines import pairwise_float64
 
 NORMS = ("linf", "l2", "l1")
@@ -117,7 +117,7 @@ def test_each_score_is_lipschitz_with_constant_one_over_r(data, norm, seed):
     clf = LocallyLipschitzClassifier(norm=norm).fit(x, y)
     rng = np.random.default_rng(seed)
     a = rng.uniform(0, 1, (20, x.shape[1]))
-    b = np.clip(a + sample_ball(rng, 20, x.shape[1], rng.uniform(0.01, 1.0), norm), 0, 1)
+    b = np.clip(a + ThreatModel(norm, rng.uniform(0.01, 1.0)).sample(rng, 20, x.shape[1]), 0, 1)
     b[:5] = rng.uniform(0, 1, (5, x.shape[1]))  # and some far-apart pairs
     lhs = np.abs(clf.scores(a) - clf.scores(b))
     rhs = pnorm(a - b, norm)[:, None] / clf.r_
@@ -137,7 +137,7 @@ def test_no_point_within_its_certified_radius_changes_class(data, norm, seed):
         d = q.shape[1]
         # brute force: many directions (random, axes, towards every training point) at radii up to
         # just below the certificate; the prediction is recomputed by brute force
-        dirs = [sample_ball(rng, 40, d, 1.0, norm)]
+        dirs = [ThreatModel(norm, 1.0).sample(rng, 40, d)]
         dirs.append(np.concatenate([np.eye(d), -np.eye(d)]))
         dirs.append(unit(x) - q[i])
         dirs = np.concatenate(dirs)
@@ -171,7 +171,7 @@ def test_ties_go_to_the_smaller_class_index():
         assert clf.certified_radius(np.array([[0.5]]))[0] == 0.0
 
 
-# -- the fused l-inf kernel against the reference, at a size with several blocks, ties and seeds -------
+# -- the probe-pruned l-inf kernel against the reference, at a size with several blocks, ties and seeds -------
 @pytest.fixture(scope="module")
 def blocky():
     rng = np.random.default_rng(7)
@@ -184,13 +184,13 @@ def blocky():
 
 
 @pytest.mark.parametrize("query_kind", ["bytes", "floats"])
-def test_fused_kernel_equals_reference_engine(blocky, query_kind):
+def test_probe_kernel_equals_reference_engine(blocky, query_kind):
     x, y = blocky
     rng = np.random.default_rng(3)
     q = x[rng.integers(0, len(x), 60)]
     if query_kind == "floats":
         q = np.clip(q / 255.0 + rng.uniform(-0.02, 0.02, q.shape), 0, 1)
-    fused = LocallyLipschitzClassifier(norm="linf", r=0.1, engine="fused").fit(x, y)
+    fused = LocallyLipschitzClassifier(norm="linf", r=0.1, engine="cpu").fit(x, y)
     ref = LocallyLipschitzClassifier(norm="linf", r=0.1, engine="reference").fit(x, y)
     d_f, i_f = fused.class_distances(q, return_indices=True)
     d_r = ref.class_distances(q)
@@ -206,12 +206,12 @@ def test_fused_kernel_equals_reference_engine(blocky, query_kind):
     np.testing.assert_array_equal(rad_f, rad_r)
 
 
-def test_fused_kernel_float_support_equals_reference(blocky):
+def test_probe_kernel_float_support_equals_reference(blocky):
     x, y = blocky
     xf = (x[:1500] / 255.0 + 1e-3).clip(0, 1)  # floats off the byte grid
     rng = np.random.default_rng(4)
     q = rng.uniform(0, 1, (30, x.shape[1]))
-    fused = LocallyLipschitzClassifier(norm="linf", r=0.1, engine="fused").fit(xf, y[:1500])
+    fused = LocallyLipschitzClassifier(norm="linf", r=0.1, engine="cpu").fit(xf, y[:1500])
     np.testing.assert_array_equal(fused.class_distances(q), brute_class_dist(q, xf, y[:1500], "linf"))
 
 
@@ -234,8 +234,8 @@ def test_lipschitz_check_fails_on_a_bound_that_is_too_small():
     clf = LocallyLipschitzClassifier(norm="linf").fit(x, y)
     out = lipschitz_check(clf, x, eps=0.3, n_random=50, n_adversarial=20, gradient_steps=0,
                           bound=0.5 / clf.r_)  # the constant of a classifier twice as robust
-    assert not out["held"]
-    assert out["adversarial_max_ratio"] > out["bound"]
+    assert not out.held
+    assert out.adversarial_max_ratio > out.bound
 
 
 def test_lipschitz_check_catches_scores_that_are_not_lipschitz():
@@ -253,7 +253,7 @@ def test_lipschitz_check_catches_scores_that_are_not_lipschitz():
     y = rng.integers(0, 2, 40)
     clf = Squared(norm="l2").fit(x, y)
     out = lipschitz_check(clf, x, eps=0.5, n_random=200, n_adversarial=20, gradient_steps=0)
-    assert not out["held"]
+    assert not out.held
 
 
 def test_adversarial_pairs_move_towards_the_runner_up_class():
@@ -265,9 +265,9 @@ def test_adversarial_pairs_move_towards_the_runner_up_class():
     y = np.arange(30) % 3
     clf = LocallyLipschitzClassifier(norm="l1").fit(x, y)
     out = lipschitz_check(clf, x, eps=0.05, n_random=0, n_adversarial=25, gradient_steps=0)
-    assert out["n_adversarial"] == 25
-    assert out["adversarial_toward_nearest_max_ratio"] == pytest.approx(1 / clf.r_, rel=1e-9)
-    assert out["held"]
+    assert out.n_adversarial == 25
+    assert out.adversarial_toward_nearest_max_ratio == pytest.approx(1 / clf.r_, rel=1e-9)
+    assert out.held
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -277,11 +277,11 @@ def test_lipschitz_check_holds_and_is_tight(norm):
     y = rng.integers(0, 3, 60)
     clf = LocallyLipschitzClassifier(norm=norm).fit(x, y)
     out = lipschitz_check(clf, x, eps=0.3, n_random=100, n_adversarial=20, gradient_steps=3)
-    assert out["held"]
-    assert out["bound"] == pytest.approx(1 / clf.r_)
-    assert out["random_max_ratio"] <= out["bound"] * (1 + 1e-9)
+    assert out.held
+    assert out.bound == pytest.approx(1 / clf.r_)
+    assert out.random_max_ratio <= out.bound * (1 + 1e-9)
     # moving towards the nearest point of a class shrinks that distance at rate 1: tight
-    assert out["adversarial_max_ratio"] == pytest.approx(out["bound"], rel=1e-9)
+    assert out.adversarial_max_ratio == pytest.approx(out.bound, rel=1e-9)
 
 
 # -- bad input ---------------------------------------------------------------------------------------
@@ -305,8 +305,6 @@ def test_bad_r_is_rejected_with_a_fix(r):
 def test_bad_norm_and_engine_are_rejected():
     with pytest.raises(ValueError, match="Use one of linf, l2, l1"):
         LocallyLipschitzClassifier(norm="l3")
-    with pytest.raises(ValueError, match="l-inf distances only"):
-        LocallyLipschitzClassifier(norm="l2", engine="fused")
     with pytest.raises(ValueError, match="Unknown engine"):
         LocallyLipschitzClassifier(engine="gpu-magic")
     if not torch.cuda.is_available():

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from conftest import only_record, record_folders
+from lipschitz_construct.records import VerificationRecord
 from lipschitz_construct.verify import main
 from separation.records import load_record
 
-FAST = ["--pairs", "100", "--adversarial-pairs", "20", "--gradient-steps", "2"]
-RESULT_KEYS = {"r", "lipschitz_bound", "train_accuracy", "train_astuteness_at_r", "test_accuracy",
-               "test_astuteness", "astuteness_curve", "certified_radius", "lipschitz_check", "claims",
-               "n_train", "n_test", "seconds"}
+FAST = ["--pairs", "100", "--adversarial-pairs", "20", "--gradient-steps", "2", "--no-progress"]
 
 
 def run_cli(tmp_path, *args, sep=None):
@@ -20,50 +19,52 @@ def run_cli(tmp_path, *args, sep=None):
     return main(["--out", str(tmp_path / "out"), "--separation-records", str(sep), *FAST, *args])
 
 
+def verification(tmp_path) -> VerificationRecord:
+    return load_record(only_record(tmp_path / "out"), VerificationRecord)
+
+
 def test_digits_linf_record_and_claims(tmp_path, capsys):
     assert run_cli(tmp_path, "--dataset", "digits", "--norm", "linf", "--eps", "0.1", "0.2") == 0
     out = capsys.readouterr().out
     assert out.count("[HELD]") == 3 and "FAILED" not in out and "record:" in out
-    folder = tmp_path / "out" / "digits" / "linf"
-    rec, arrays = load_record(folder, with_arrays=True)
-    res = rec["result"]
-    assert rec["kind"] == "lipschitz_construct"
-    assert RESULT_KEYS <= set(res)
-    assert res["r"] == 0.21875  # half the digits l-inf separation, 0.4375 (exact: 7/16)
-    assert res["lipschitz_bound"] == pytest.approx(1 / 0.21875)
-    assert res["train_accuracy"] == 1.0 and res["train_astuteness_at_r"] == 1.0
-    assert res["claims"] == {"train_accuracy_is_1": True, "train_astuteness_at_r_is_1": True,
-                             "lipschitz_bound_held": True}
-    assert set(res["test_astuteness"]) == {"0.1", "0.2"}
-    lc = res["lipschitz_check"]
-    assert {"random_max_ratio", "adversarial_max_ratio", "bound", "held"} <= set(lc)
-    assert set(res["certified_radius"]) == {"min", "mean", "quantiles"}
-    assert {"fit", "certify_test"} <= set(res["seconds"])
-    curve = res["astuteness_curve"]
-    assert len(curve["eps"]) == len(curve["astuteness"]) and 0.1 in curve["eps"]
-    assert all(a >= b for a, b in zip(curve["astuteness"], curve["astuteness"][1:]))  # non-increasing
+    rec = verification(tmp_path)
+    res = rec.result
+    assert rec.folder.parent == tmp_path / "out" / "digits" and rec.folder.name.startswith("linf-")
+    assert res.r == 0.21875  # half the digits l-inf separation, 0.4375 (exact: 7/16)
+    assert res.lipschitz_bound == pytest.approx(1 / 0.21875)
+    assert res.train_accuracy == 1.0 and res.train_astuteness_at_r == 1.0
+    assert res.claims == {"train_accuracy_is_1": True, "train_astuteness_at_r_is_1": True,
+                          "lipschitz_bound_held": True}
+    assert set(res.test_astuteness) == {"0.1", "0.2"}
+    assert res.lipschitz_check.held and res.lipschitz_check.bound == res.lipschitz_bound
+    assert {"fit", "certify_test", "lipschitz_check"} <= set(rec.timing)
+    curve = res.astuteness_curve
+    assert len(curve.eps) == len(curve.astuteness) and 0.1 in curve.eps
+    assert all(a >= b for a, b in zip(curve.astuteness, curve.astuteness[1:]))  # non-increasing
+    arrays = rec.load_arrays()
     assert {"test_pred", "test_certified_radius", "train_certified_radius"} <= set(arrays)
-    assert len(arrays["test_pred"]) == res["n_test"] == 450
+    assert len(arrays["test_pred"]) == res.n_test == 450
     # the recorded numbers follow from the recorded arrays
     correct = arrays["test_pred"] == arrays["y_test"]
-    assert res["test_accuracy"] == pytest.approx(correct.mean())
-    assert res["test_astuteness"]["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
-    json.dumps(rec)  # plain JSON
+    assert res.test_accuracy == pytest.approx(correct.mean())
+    assert res.test_astuteness["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
+    json.dumps(rec.to_json())  # plain JSON
 
 
 def test_matching_record_is_reused_unless_forced(tmp_path, capsys):
     args = ("--dataset", "digits", "--norm", "l2", "--subset", "300")
     assert run_cli(tmp_path, *args) == 0
-    folder = tmp_path / "out" / "digits" / "l2-subset300"
-    created = load_record(folder)["meta"]["created"]
+    folder = only_record(tmp_path / "out")
     stamp = (folder / "record.json").stat().st_mtime_ns
     assert run_cli(tmp_path, *args) == 0
-    assert (folder / "record.json").stat().st_mtime_ns == stamp
+    assert (folder / "record.json").stat().st_mtime_ns == stamp and "reused the record" in capsys.readouterr().out
     assert run_cli(tmp_path, *args, "--force") == 0
-    assert (folder / "record.json").stat().st_mtime_ns != stamp or load_record(folder)["meta"]["created"] != created
-    res = load_record(folder)["result"]
-    assert res["n_train"] == 300 and res["engine"] != "fused"  # l2 goes through separation's engines
-    assert list(res["test_astuteness"]) == [str(res["r"])]  # default eps for l2: r itself
+    assert (folder / "record.json").stat().st_mtime_ns != stamp
+    res = verification(tmp_path).result
+    assert res.n_train == 300 and res.engine == "cpu"
+    assert list(res.test_astuteness) == [str(res.r)]  # default eps for l2: r itself
+    assert run_cli(tmp_path, *args, "--eps", "0.5") == 0  # another configuration: another folder
+    assert len(record_folders(tmp_path / "out")) == 2
 
 
 def test_r_from_a_separation_record(tmp_path, capsys):
@@ -72,22 +73,22 @@ def test_r_from_a_separation_record(tmp_path, capsys):
     sep = tmp_path / "sep"
     assert separation_main(["--dataset", "digits", "--norm", "linf", "--out", str(sep), "--no-progress"]) == 0
     assert run_cli(tmp_path, "--dataset", "digits", sep=sep) == 0
-    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
-    assert "separation record" in res["r_source"] and res["r"] == 0.21875
-    assert res["r_crosscheck"]["equals_r"]
+    res = verification(tmp_path).result
+    assert "separation record" in res.r_source and res.r == 0.21875
+    assert res.r_equals_min_train_radius
 
 
 def test_too_large_r_fails_a_claim_with_exit_1(tmp_path, capsys):
     assert run_cli(tmp_path, "--dataset", "digits", "--r", "0.4") == 1
     out = capsys.readouterr().out
     assert "[FAILED] it is astute at radius r" in out
-    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
-    assert res["claims"]["train_astuteness_at_r_is_1"] is False and res["all_claims_held"] is False
+    res = verification(tmp_path).result
+    assert res.claims["train_astuteness_at_r_is_1"] is False and res.all_claims_held is False
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--norm", "l2", "--engine", "fused"], "l-inf distances only"),
-    (["--subset", "1"], "at least 2"),
+    (["--subset", "9999"], "larger than"),
+    (["--eps", "3"], "exceeds the linf diameter"),
     (["--dataset", "mnist", "--data-root", "{tmp}/nothing"], "not found"),
     (["--dataset", "npz", "--npz", "{tmp}/missing.npz"], "not found"),
 ])
@@ -99,8 +100,8 @@ def test_bad_input_exits_2_without_a_record(tmp_path, capsys, args, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args", [["--eps", "-1"], ["--eps", "0"], ["--pairs", "-3"], ["--r", "0"],
-                                  ["--norm", "l7"]])
+@pytest.mark.parametrize("args", [["--eps", "-1"], ["--eps", "0"], ["--eps", "nan"], ["--pairs", "-3"], ["--r", "0"],
+                                  ["--norm", "l7"], ["--engine", "fused"], ["--subset", "1"]])
 def test_bad_flags_are_argparse_errors(tmp_path, capsys, args):
     with pytest.raises(SystemExit) as exc:
         run_cli(tmp_path, *args)
@@ -119,17 +120,22 @@ def test_not_separated_data_exit_2(tmp_path, capsys):
 
 
 def test_a_separation_record_of_other_data_is_not_used(tmp_path, capsys):
-    """A record at the place verify looks, but computed on other data (its fingerprint differs):
-    r is recomputed, not read from it."""
+    """A verified separation record of other data (another training set) gives no r; an edited
+    one (its r changed by hand) fails its digest check and gives none either."""
     from separation.compute import main as separation_main
 
     sep = tmp_path / "sep"
+    assert separation_main(["--dataset", "digits", "--norm", "linf", "--subset", "500", "--out", str(sep),
+                            "--no-progress"]) == 0
+    assert run_cli(tmp_path, "--dataset", "digits", sep=sep) == 0  # the full set: not the subset's record
+    res = verification(tmp_path).result
+    assert res.r == 0.21875 and res.r_source.startswith("computed")
     assert separation_main(["--dataset", "digits", "--norm", "linf", "--out", str(sep), "--no-progress"]) == 0
-    path = sep / "digits" / "linf" / "record.json"
+    full = [f for f in record_folders(sep) if "subset" not in f.name][0]
+    path = full / "record.json"
     rec = json.loads(path.read_text())
-    rec["config"]["data_fingerprint"] = "0" * 64
     rec["result"]["r"] = 0.001
     path.write_text(json.dumps(rec))
-    assert run_cli(tmp_path, "--dataset", "digits", sep=sep) == 0
-    res = load_record(tmp_path / "out" / "digits" / "linf")["result"]
-    assert res["r"] == 0.21875 and res["r_source"].startswith("computed")
+    assert run_cli(tmp_path, "--dataset", "digits", "--force", sep=sep) == 0
+    res = verification(tmp_path).result
+    assert res.r == 0.21875 and res.r_source.startswith("computed")

@@ -85,4 +85,4 @@ def test_module_and_lipschitz_check_on_mnist(fitted):
     assert logits.shape == (16, 10)
     np.testing.assert_array_equal(logits.argmax(1).numpy(), clf.predict(ds.x_test[:16]))
     out = lipschitz_check(clf, ds.x_test[:200], eps=0.1, n_random=100, n_adversarial=20, gradient_steps=2)
-    assert out["held"] and out["adversarial_max_ratio"] == pytest.approx(out["bound"], rel=1e-9)
+    assert out.held and out.adversarial_max_ratio == pytest.approx(out.bound, rel=1e-9)

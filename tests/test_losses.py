@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from analysis.config import ConfigError
 from analysis.losses import (LOSSES, RandomReplay, gr_loss, llr_inner_max, llr_loss,
-                             llr_official_inner_max, make_loss, natural_loss, pgd_ce, project_ball,
-                             trades_inner_max, trades_loss)
+                             llr_official_inner_max, make_loss, natural_loss, pgd_ce, trades_inner_max,
+                             trades_loss)
+from separation import ThreatModel
 
 EPS = 0.1
 
@@ -263,4 +264,47 @@ def test_eps_zero_means_no_perturbation():
     torch.manual_seed(0)
     assert torch.equal(pgd_ce(model, x, y, eps=0.0), x)
     assert torch.equal(trades_inner_max(model, x, eps=0.0), x)
-    assert torch.equal(project_ball(x + 0.3, x, 0.0, "linf"), x)
+    assert torch.equal(ThreatModel("linf", 0.0).project(x + 0.3, x), x)
+
+
+def _official_trades_loss(model, x_natural, y, *, step_size, epsilon, perturb_steps, beta):
+    """The official TRADES loss (yaodongyu/TRADES, trades.py, l-inf), inline: the start noise drawn
+    on the CPU and not clipped, the KL through nn.KLDivLoss(size_average=False)."""
+    criterion_kl = nn.KLDivLoss(reduction="sum")
+    model.eval()
+    batch_size = len(x_natural)
+    x_adv = x_natural.detach() + 0.001 * torch.randn(x_natural.shape).detach()
+    for _ in range(perturb_steps):
+        x_adv.requires_grad_()
+        with torch.enable_grad():
+            loss_kl = criterion_kl(F.log_softmax(model(x_adv), dim=1), F.softmax(model(x_natural), dim=1))
+        grad = torch.autograd.grad(loss_kl, [x_adv])[0]
+        x_adv = x_adv.detach() + step_size * torch.sign(grad.detach())
+        x_adv = torch.min(torch.max(x_adv, x_natural - epsilon), x_natural + epsilon)
+        x_adv = torch.clamp(x_adv, 0.0, 1.0)
+    model.train()
+    x_adv = torch.clamp(x_adv, 0.0, 1.0).requires_grad_(False)
+    logits = model(x_natural)
+    loss_natural = F.cross_entropy(logits, y)
+    loss_robust = (1.0 / batch_size) * criterion_kl(F.log_softmax(model(x_adv), dim=1),
+                                                    F.softmax(model(x_natural), dim=1))
+    return loss_natural + beta * loss_robust, x_adv
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trades_with_the_unclipped_start_is_the_official_loss(seed):
+    """clip_start=False (the paper profile): the inner maximiser equals the official code's bit for
+    bit on the same seed, points near 0 included (the official first gradient is taken at points
+    below 0, which a clipped start never sees), and the loss equals it up to float rounding."""
+    model = _model(seed)
+    x, y = _batch(32, seed=seed)
+    x[:8] = torch.where(x[:8] < 0.5, torch.zeros_like(x[:8]), x[:8])  # MNIST-like: many zero pixels
+    torch.manual_seed(seed)
+    ours = trades_loss(model, x, y, eps=0.1, beta=6.0, steps=10, step_frac=0.2, clip_start=False)
+    torch.manual_seed(seed)
+    ref_loss, ref_adv = _official_trades_loss(model, x, y, step_size=0.02, epsilon=0.1, perturb_steps=10, beta=6.0)
+    assert torch.equal(ours.x_adv, ref_adv)
+    assert float(ours.loss.detach()) == pytest.approx(float(ref_loss.detach()), rel=1e-6)
+    torch.manual_seed(seed)
+    clipped = trades_inner_max(model, x, eps=0.1, steps=10, step_frac=0.2, clip_start=True)
+    assert not torch.equal(clipped, ref_adv)  # the default (clipped) start takes another path

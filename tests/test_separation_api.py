@@ -24,15 +24,16 @@ def test_result_fields_and_summary(rng):
     # distances are exact multiples of 1/255 for 8-bit data
     np.testing.assert_array_equal(np.rint(res.train_distances * 255) / 255, res.train_distances)
     s = res.summary(eps=[0.1, 0.3])
-    assert s["r"] == pytest.approx(res.train_distances.min() / 2)
-    assert s["train"]["min"] == res.train_distances.min()
-    assert set(s["train"]["per_class_min"]) == {"0", "1"}
-    cp = s["train"]["closest_pair"]
-    assert res.train_distances[cp["index"]] == cp["distance"] and cp["label"] != cp["neighbor_label"]
-    assert s["test"]["eps"]["0.1"]["ratio_to_2eps"] == pytest.approx(res.test_distances.min() / 0.2)
-    frac = s["train"]["eps"]["0.3"]["fraction_below_2eps"]
+    assert s.r == pytest.approx(res.train_distances.min() / 2)
+    assert s.train.min == res.train_distances.min()
+    assert set(s.train.per_class_min) == {"0", "1"}
+    cp = s.train.closest_pair
+    assert res.train_distances[cp.index] == cp.distance and cp.label != cp.neighbor_label
+    assert s.test.eps["0.1"].ratio_to_2eps == pytest.approx(res.test_distances.min() / 0.2)
+    assert s.test.eps_stat(0.1) is s.test.eps["0.1"] and s.test.eps_stat(0.7) is None
+    frac = s.train.eps["0.3"].fraction_below_2eps
     assert frac == pytest.approx(np.mean(res.train_distances < 0.6))
-    assert len(s["test_train_duplicates"]) == 10  # test points copied from train
+    assert len(s.test_train_duplicates) == 10  # test points copied from train
 
 
 def test_duplicates_are_reported_and_excluded(rng):
@@ -40,13 +41,13 @@ def test_duplicates_are_reported_and_excluded(rng):
     x[5] = x[0]  # label 1 copy of a label 0 point: a cross-class exact duplicate
     res = compute_separation(x, y, norm="l2", engine="cpu")
     s = res.summary(near_duplicate_threshold=0.01)
-    dups = s["train"]["cross_class_duplicates"]
-    assert len(dups) == 1 and {dups[0]["index"], dups[0]["neighbor"]} == {0, 5}
-    assert s["train"]["min"] == 0.0
-    assert s["train"]["n_excluded"] == 2
-    assert s["train"]["min_excluding_duplicates"] > 0
-    near = s["train"]["near_duplicates"]  # everything closer than 0.01: here the exact pair only
-    assert [(p["index"], p["neighbor"]) for p in near] == [(dups[0]["index"], dups[0]["neighbor"])]
+    dups = s.train.cross_class_duplicates
+    assert len(dups) == 1 and {dups[0].index, dups[0].neighbor} == {0, 5}
+    assert s.train.min == 0.0
+    assert s.train.n_excluded == 2
+    assert s.train.min_excluding_duplicates > 0
+    near = s.train.near_duplicates  # everything closer than 0.01: here the exact pair only
+    assert [(p.index, p.neighbor) for p in near] == [(dups[0].index, dups[0].neighbor)]
 
 
 def test_torch_and_float_inputs_agree_with_uint8(rng):
@@ -71,7 +72,7 @@ def test_round_trip_arrays(rng):
     res = compute_separation(x, y, x[:5], y[:5], norm="linf")
     back = SeparationResult.from_arrays(res.arrays(), norm="linf", engine=res.engine)
     np.testing.assert_array_equal(back.test_neighbors, res.test_neighbors)
-    assert back.summary()["train"]["min"] == res.summary()["train"]["min"]
+    assert back.summary() == res.summary()
 
 
 def test_nearest_neighbors_units(rng):

@@ -166,7 +166,7 @@ def check_model(model: nn.Module, x: torch.Tensor, *, num_classes: int | None = 
     (randomness makes gradient attacks and the Lipschitz estimate unreliable). Raises ValueError
     when the output is not ``(n, num_classes)``.
     """
-    from ._utils import eval_mode
+    from .._utils import eval_mode
 
     msgs = []
     training = [name or "<model>" for name, m in model.named_modules() if m.training]

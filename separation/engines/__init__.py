@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from .base import Engine, merge_better
+from .base import Engine, PerClassSearch, merge_better
+from .blocks import CPUBlocks
 from .cpu import CPUEngine
 from .cuda import CUDAEngine, cuda_available
 from .faiss_engine import FaissEngine, num_gpus
@@ -61,6 +62,6 @@ def get_engine(engine: str | Engine = "auto") -> Engine:
     return cls()
 
 
-__all__ = ["Engine", "ENGINES", "available_engines", "auto_engine_name", "get_engine",
-           "merge_better", "pairwise_float64", "CPUEngine", "CUDAEngine", "FaissEngine",
-           "ReferenceEngine"]
+__all__ = ["CPUBlocks", "CPUEngine", "CUDAEngine", "ENGINES", "Engine", "FaissEngine", "PerClassSearch",
+           "ReferenceEngine", "auto_engine_name", "available_engines", "get_engine", "merge_better",
+           "pairwise_float64"]

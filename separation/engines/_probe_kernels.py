@@ -201,7 +201,7 @@ def _limit(bi, ub, c, top2, own):
                 m = ub[cc]
         u = _just_above(m)
         return lim if lim < u else u
-    if not top2:
+    if not top2 or ub.shape[0] < 2:  # one class: its minimum is all that matters
         return lim
     f = ub[0]
     s = ub[1]

@@ -3,7 +3,9 @@
 Every engine answers two questions on ``(n, d)`` arrays (uint8 raw bytes or float64):
 
 * :meth:`Engine.nearest` -- for each query, the exact nearest database point;
-* :meth:`Engine.cross_class` -- for each query, the exact nearest database point *with another label*.
+* :meth:`Engine.cross_class` -- for each query, the exact nearest database point *with another label*;
+* :meth:`Engine.class_search` -- an index answering, for queries, the nearest point of *every* class
+  (what :class:`separation.ClassIndex` and the nearest-class classifier are built on).
 
 Distances come back as float64 in *stored units* (raw byte values for uint8); callers scale them.
 Ties are broken towards the smallest database index, in every engine, so that all engines return
@@ -76,5 +78,76 @@ class Engine(abc.ABC):
                 progress(int(q_idx.size) * int(db_idx.size))
         return best_d, best_i
 
+    def class_search(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
+        """An index of ``support`` ``(n, d)`` (stored units) with class indices ``labels`` in
+        ``0..n_classes-1``: see :class:`PerClassSearch` for the interface. Engines with a faster
+        fused search override this; the default runs :meth:`nearest` once per class."""
+        return PerClassSearch(self, support, labels, n_classes, norm=norm)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _storage(q: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Queries and support in one storage type (uint8 when both are, else float64 in [0, 1])."""
+    if q.dtype == np.uint8 and like.dtype == np.uint8:
+        return q, like, 255.0
+    f = (lambda a: a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a)
+    return f(q), f(like), 1.0
+
+
+class PerClassSearch:
+    """Exact class distances by one :meth:`Engine.nearest` call per class.
+
+    ``all(q)`` -> ``(dist (m, C), idx (m, C))``: for every class the distance (float64, [0, 1]
+    pixel units) to its nearest support point and that point's position in the support (smallest
+    position among ties); ``top2(q)`` -> ``(argmin class, smallest, second smallest)``;
+    ``other_class(q, own)`` -> the nearest support point of a class other than ``own`` ``(m,)``
+    (-1: any). ``q``: ``(m, d)`` uint8 or float64 in [0, 1], as from :func:`separation.arrays.as_points`.
+    """
+
+    def __init__(self, engine: Engine, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
+        self.engine = engine
+        self.name = engine.name
+        self.norm = norm
+        self.n_classes = int(n_classes)
+        self.class_index = [np.flatnonzero(labels == c) for c in range(self.n_classes)]
+        self.class_support = [np.ascontiguousarray(support[i]) for i in self.class_index]
+        self.last_stats: dict = {}
+
+    def all(self, q: np.ndarray):
+        dist = np.empty((len(q), self.n_classes))
+        idx = np.empty((len(q), self.n_classes), dtype=np.int64)
+        for c, (where, Xc) in enumerate(zip(self.class_index, self.class_support)):
+            qq, db, divisor = _storage(q, Xc)
+            d, i = self.engine.nearest(qq, db, norm=self.norm)
+            dist[:, c] = d / divisor
+            idx[:, c] = where[i]
+        return dist, idx
+
+    def top2(self, q: np.ndarray):
+        return top2_from_all(self.all(q)[0])
+
+    def other_class(self, q: np.ndarray, own: np.ndarray):
+        return other_class_from_all(*self.all(q), own)
+
+
+def top2_from_all(dist: np.ndarray):
+    """(argmin class, smallest, second smallest) of each row; argmin ties to the smaller index."""
+    pred = np.argmin(dist, axis=1)
+    if dist.shape[1] == 1:
+        return pred, dist[:, 0].copy(), np.full(len(dist), np.inf)
+    part = np.partition(dist, 1, axis=1)
+    return pred, part[:, 0].copy(), part[:, 1].copy()
+
+
+def other_class_from_all(dist: np.ndarray, idx: np.ndarray, own: np.ndarray):
+    """The nearest point of a class other than ``own`` (per row; -1: any class) from the per-class
+    ``(dist, idx)``: ``(distances, indices)``, ties to the smallest support index; inf/-1 if none."""
+    big = np.iinfo(np.int64).max
+    cls = np.arange(dist.shape[1])
+    dist = np.where(cls[None, :] == np.asarray(own)[:, None], np.inf, dist)
+    best = dist.min(axis=1)
+    pick = np.where(dist == best[:, None], np.where(idx >= 0, idx, big), big).min(axis=1)
+    pick[~np.isfinite(best)] = -1
+    return best, pick

@@ -172,15 +172,24 @@ class CPUEngine(Engine):
         return res_d, res_i
 
 
+    def class_search(self, support, labels, n_classes, *, norm):
+        """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);
+        l2 / l1: one exact nearest-neighbour call per class."""
+        if norm == "linf" and self.linf == "probe":
+            from .probe import ProbeSearch
+
+            return ProbeSearch(support, labels, n_classes, blocks=self.blocks)
+        return super().class_search(support, labels, n_classes, norm=norm)
+
     def _linf_probe(self, x_query, y_query, x_db, y_db):
         """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned
-        pass over the training set (see ``probe``)."""
-        from .probe import FusedLinfSearch
+        pass over the training set (see ``probe``); distances in stored units."""
+        from .probe import ProbeSearch
 
         classes, y_idx = np.unique(y_db, return_inverse=True)
         pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
         own = np.where(classes[pos] == y_query, pos, -1)
-        index = FusedLinfSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
+        index = ProbeSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
         return index.other_class(x_query, own, raw=True)
 
 

@@ -1,6 +1,6 @@
 """Exact l-inf search with query-specific pixel probes (the kernels are in ``_probe_kernels``).
 
-:class:`FusedLinfSearch` indexes a labelled support set once and answers, in one pass over it,
+:class:`ProbeSearch` indexes a labelled support set once and answers, in one pass over it,
 for every query: the nearest point of every class (``all``), the two smallest class distances
 (``top2``, for nearest-class classifiers), or the nearest point of *another* class than the query's
 own (``other_class``, for separation). All exact: equal to a float64 brute force, ties to the
@@ -13,20 +13,22 @@ import time
 import numpy as np
 
 from . import _probe_kernels
+from .base import other_class_from_all, top2_from_all
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
 
 #: stored byte value -> [0, 1] pixel units (the divisor ``separation`` uses)
 BYTE = 255.0
 
 
-class FusedLinfSearch:
-    """Per-class exact l-inf search in one pass over the support, with query-specific probes.
+class ProbeSearch:
+    """Per-class exact l-inf search in one pass over the support, with query-specific probes (the
+    CPU engine's :meth:`~separation.engines.CPUEngine.class_search` for l-inf).
 
     ``support``: ``(n, d)`` uint8 (raw bytes, value/255 in pixel units) or float64 in [0, 1];
     ``labels``: ``(n,)`` class indices ``0..n_classes-1``; ``blocks``: kernel block sizes.
     """
 
-    name = "fused"
+    name = "cpu"
 
     def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *,
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
@@ -125,17 +127,5 @@ class FusedLinfSearch:
         pixel units, or in stored units (bytes for uint8 data) with ``raw``."""
         own = np.ascontiguousarray(own, dtype=np.int64)
         dist, bidx = self._run(q, top2=False, own=own, raw=raw)
-        cls = np.arange(self.n_classes)
-        dist = np.where(cls[None, :] == own[:, None], np.inf, dist)
-        idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], np.iinfo(np.int64).max)
-        best = dist.min(axis=1)
-        pick = np.where(dist == best[:, None], idx, np.iinfo(np.int64).max).min(axis=1)
-        pick[~np.isfinite(best)] = -1
-        return best, pick
-
-
-def top2_from_all(dist: np.ndarray):
-    """(argmin class, smallest, second smallest) of each row; argmin ties to the smaller index."""
-    pred = np.argmin(dist, axis=1)
-    part = np.partition(dist, 1, axis=1)
-    return pred, part[:, 0].copy(), part[:, 1].copy()
+        idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
+        return other_class_from_all(dist, idx, own)

@@ -1,9 +1,11 @@
-"""Input validation shared by the public API: arrays in, clear errors out."""
+"""The toolkit's array conventions: points are ``(n, *features)`` uint8 (0..255) or floats in [0, 1];
+labels are integers. Inputs in, clear errors out; every package validates through these.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-NORMS = ("linf", "l2", "l1")
+from .paper import NORMS
 
 #: Divisor from stored values to reported [0, 1] pixel units for 8-bit data (d / 255, correctly
 #: rounded: an l-inf distance of k grey levels is reported as the float64 nearest to k/255).
@@ -11,6 +13,7 @@ UINT8_DIVISOR = 255.0
 
 
 def check_norm(norm: str) -> str:
+    """``norm`` if it is one of :data:`~separation.paper.NORMS`, else a ValueError that lists them."""
     if norm not in NORMS:
         raise ValueError(
             f"Unknown norm {norm!r}. Use one of {', '.join(NORMS)} (e.g. norm='linf')."
@@ -67,6 +70,7 @@ def as_points(x, name: str = "x") -> np.ndarray:
 
 
 def as_labels(y, n: int, name: str = "y") -> np.ndarray:
+    """``y`` as a contiguous int64 ``(n,)`` array (integer-valued floats accepted)."""
     arr = _to_numpy(y, name)
     if arr.ndim != 1:
         arr = arr.reshape(-1)
@@ -90,3 +94,12 @@ def common_storage(*arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
     if all(a.dtype == np.uint8 for a in arrays):
         return list(arrays), UINT8_DIVISOR
     return [a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a for a in arrays], 1.0
+
+
+def to_unit_float(x, name: str = "x") -> np.ndarray:
+    """``x`` as float64 ``(n, d)`` in [0, 1] pixel units (uint8 values are divided by 255)."""
+    q = as_points(x, name)
+    return q.astype(np.float64) / UINT8_DIVISOR if q.dtype == np.uint8 else q
+
+
+__all__ = ["NORMS", "UINT8_DIVISOR", "as_labels", "as_points", "check_norm", "common_storage", "to_unit_float"]

@@ -1,4 +1,7 @@
-"""Helpers shared by the attacks, the Lipschitz estimator and the evaluation."""
+"""Helpers shared by the attacks, the Lipschitz estimator, the losses and the evaluation (torch).
+
+The geometry of the threat model (projection, steps, random starts) is :class:`separation.ThreatModel`.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,13 +12,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-ATTACK_NORMS = ("linf", "l2")
+from separation import ThreatModel
+from separation.paper import ATTACK_NORMS
 
 
-def check_attack_norm(norm: str) -> str:
+def threat(norm: str, eps: float) -> ThreatModel:
+    """The :class:`~separation.ThreatModel` of an attack: ``norm`` must be one of the attack norms."""
     if norm not in ATTACK_NORMS:
-        raise ValueError(f"Unknown norm {norm!r}: use 'linf' or 'l2'.")
-    return norm
+        raise ValueError(f"Unknown norm {norm!r}: use {' or '.join(map(repr, ATTACK_NORMS))}.")
+    return ThreatModel(norm, check_eps(eps))
+
+
+def flat_norm(v: torch.Tensor, norm: str | float) -> torch.Tensor:
+    """Per-sample norm of a batch (``linf``/``l2``/``l1`` or a p as number)."""
+    p = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}.get(norm, norm)
+    return torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
 
 
 def check_eps(eps: float, name: str = "eps") -> float:
@@ -71,6 +82,21 @@ def to_unit_tensor(x, *, device=None, dtype: torch.dtype = torch.float32, name: 
     return x.clamp(0, 1)
 
 
+def check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """``x`` (detached) if it is a non-empty float batch in [0, 1], else a TypeError/ValueError that says how to fix it."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of images in [0, 1], got {type(x).__name__}.")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor in [0, 1] (got {x.dtype}); divide uint8 images by 255.")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty batch (n, ...), got shape {tuple(x.shape)}.")
+    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        raise ValueError(f"{name} must lie in [0, 1]; got values in [{float(x.min()):.4g}, "
+                         f"{float(x.max()):.4g}]. Wrap models trained on normalised inputs with "
+                         "analysis.models.Normalize and pass raw [0, 1] images.")
+    return x.detach()
+
+
 def to_labels(y, *, n: int, device=None) -> torch.Tensor:
     if isinstance(y, np.ndarray):
         y = torch.from_numpy(np.ascontiguousarray(y))
@@ -84,70 +110,8 @@ def to_labels(y, *, n: int, device=None) -> torch.Tensor:
     return y.to(device=device, dtype=torch.long)
 
 
-def flat_norm(v: torch.Tensor, norm: str | float) -> torch.Tensor:
-    """Per-sample norm of a batch (``linf``/``l2``/``l1`` or a p as number)."""
-    p = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}.get(norm, norm)
-    return torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
-
-
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Projection onto the eps-ball around ``x`` (linf or l2), then onto [0, 1]."""
-    if norm == "linf":
-        x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
-    else:
-        delta = x_adv - x
-        n = flat_norm(delta, "l2").clamp_min(1e-30)
-        factor = torch.clamp(eps / n, max=1.0).view(-1, *([1] * (x.dim() - 1)))
-        x_adv = x + delta * factor
-    return x_adv.clamp(0.0, 1.0)
-
-
-def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
-                step_size: float) -> torch.Tensor:
-    """One steepest-ascent step for ``norm`` (signed gradient for linf, normalised gradient for
-    l2; a zero gradient does not move), projected back onto the eps-ball and [0, 1]."""
-    if norm == "linf":
-        x_adv = x_adv + step_size * grad.sign()
-    else:
-        gn = flat_norm(grad, "l2").view(-1, *([1] * (x.dim() - 1)))
-        x_adv = x_adv + step_size * torch.where(gn > 0, grad / gn.clamp_min(1e-30), torch.zeros_like(grad))
-    return project(x_adv, x, eps, norm)
-
-
-def project_exact(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Like :func:`project`, then repaired so that, measured exactly (float64 differences of the
-    stored values), ``||x_adv - x|| <= eps`` and ``0 <= x_adv <= 1`` hold despite float rounding."""
-    x_adv = project(x_adv.detach(), x, eps, norm)
-    xd = x.double()
-    view = (-1, *([1] * (x.dim() - 1)))
-    ulp = torch.finfo(x.dtype).eps  # rounding a value in [0, 1] moves it by at most ulp / 2
-    tau = ulp * max(1, x[0].numel()) ** 0.5
-    for _ in range(30):
-        d = x_adv.double() - xd
-        if norm == "linf":
-            bad = d.abs() > eps
-            if not bool(bad.any()):
-                break
-            # the representable value nearest to x + clip(d), moved one step towards x if still outside
-            target = (xd + d.clamp(-eps, eps)).to(x.dtype)
-            target = torch.where((target.double() - xd).abs() > eps, torch.nextafter(target, x), target)
-            x_adv = torch.where(bad, target, x_adv)
-        else:
-            n = flat_norm(d, "l2")
-            bad = n > eps
-            if not bool(bad.any()):
-                break
-            # aim below eps by more than the rounding of x + d can add
-            goal = max(eps - tau, 0.0)
-            shrink = torch.where(bad, goal / n.clamp_min(1e-300), torch.ones_like(n))
-            x_adv = (xd + d * shrink.view(view)).to(x.dtype).clamp(0, 1)
-            tau *= 2
-    else:  # pragma: no cover - the loop converges in one or two rounds
-        raise RuntimeError("could not project the adversarial examples into the eps-ball exactly.")
-    return x_adv
-
-
 def batches(n: int, batch_size: int):
+    """Slices of ``range(n)`` of at most ``batch_size``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     for start in range(0, n, batch_size):

@@ -1,0 +1,165 @@
+"""Records of :mod:`lipschitz_construct`: the theorem's check on a dataset (kind ``lipschitz_construct``)."""
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from typing import Any
+
+from separation.records import DataSpec, Record, upgrade_envelope
+
+
+@dataclasses.dataclass
+class RadiusSummary:
+    """Certified radii of a split: minimum, mean, quantiles (pixel units)."""
+
+    min: float
+    mean: float
+    quantiles: dict[str, float]
+
+
+@dataclasses.dataclass
+class Curve:
+    """Certified astuteness at each radius."""
+
+    eps: list[float]
+    astuteness: list[float]
+
+
+@dataclasses.dataclass
+class LipschitzCheck:
+    """What :func:`~lipschitz_construct.lipschitz_check` found: the largest ratios
+    ``|f_i(x) - f_i(x')| / |x - x'|`` on each kind of pair and whether they respect ``bound``."""
+
+    bound: float
+    eps: float
+    tolerance: float
+    random_max_ratio: float
+    adversarial_max_ratio: float
+    adversarial_toward_nearest_max_ratio: float
+    adversarial_gradient_max_ratio: float
+    random_max_ratio_times_r: float
+    adversarial_max_ratio_times_r: float
+    n_random: int
+    n_adversarial: int
+    gradient_steps: int
+    held: bool
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    """Each claim of the theorem, checked exactly, with the numbers behind it."""
+
+    r: float
+    lipschitz_bound: float
+    r_source: str
+    engine: str
+    n_classes: int
+    train_accuracy: float
+    train_astuteness_at_r: float
+    train_certified_radius: RadiusSummary
+    min_train_certified_radius: float
+    r_equals_min_train_radius: bool
+    lipschitz_check: LipschitzCheck
+    claims: dict[str, bool]
+    all_claims_held: bool
+    n_train: int
+    n_test: int
+    test_accuracy: float | None = None
+    test_astuteness: dict[str, float] = dataclasses.field(default_factory=dict)
+    test_certified_fraction: dict[str, float] = dataclasses.field(default_factory=dict)
+    test_astuteness_at_r: float | None = None
+    astuteness_curve: Curve = dataclasses.field(default_factory=lambda: Curve([], []))
+    certified_radius: RadiusSummary | None = None
+    certify_test_search: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def astuteness_at(self, eps: float) -> float | None:
+        """Certified test astuteness at ``eps`` (from the ``--eps`` values or the curve)."""
+        for k, v in self.test_astuteness.items():
+            if abs(float(k) - eps) <= 1e-12 * max(1.0, eps):
+                return v
+        for e, a in zip(self.astuteness_curve.eps, self.astuteness_curve.astuteness):
+            if abs(e - eps) <= 1e-12 * max(1.0, eps):
+                return a
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyConfig:
+    """The settings of ``python -m lipschitz_construct.verify`` that change its result (the search
+    engine does not: every engine is exact). ``r=None``: half the train--train separation;
+    ``eps=None``: the paper's for l-inf, ``r`` for l2/l1; ``lipschitz_eps=None``: the largest eps."""
+
+    data: DataSpec
+    norm: str
+    r: float | None = None
+    eps: tuple[float, ...] | None = None
+    pairs: int = 1000
+    adversarial_pairs: int = 200
+    gradient_steps: int = 10
+    lipschitz_eps: float | None = None
+
+
+@dataclasses.dataclass
+class VerificationRecord(Record):
+    """Kind ``lipschitz_construct``: predictions and certified radii in ``arrays.npz``
+    (``train_pred``, ``train_certified_radius`` and, with a test split, ``test_pred``,
+    ``test_certified_radius``, ``y_test``)."""
+
+    KIND = "lipschitz_construct"
+
+    config: VerifyConfig
+    result: VerifyResult
+
+    @classmethod
+    def folder_name(cls, config: VerifyConfig, key: str) -> str:
+        d = config.data
+        name = config.norm + (f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "") if d.subset else "")
+        return f"{d.dataset}/{name}-{key[:8]}"
+
+    def command(self) -> str:
+        c = self.config
+        return verify_command(c.data.dataset, c.norm, eps=c.eps, subset=c.data.subset, seed=c.data.seed, r=c.r)
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        c, res = data["config"], dict(data["result"])
+        r = c.get("r", "auto")
+        config = {"data": {"dataset": c["dataset"], "fingerprint": c["data_fingerprint"],
+                           "image_shape": c["image_shape"], "n_train": c["n_train"], "n_test": c["n_test"],
+                           "subset": c.get("subset"), "seed": c.get("seed", 0)},
+                  "norm": c["norm"], "r": None if r == "auto" else r, "eps": c.get("eps"),
+                  "pairs": c.get("pairs", 1000), "adversarial_pairs": c.get("adversarial_pairs", 200),
+                  "gradient_steps": c.get("gradient_steps", 10), "lipschitz_eps": c.get("lipschitz_eps")}
+        cross = res.pop("r_crosscheck", {})
+        res["min_train_certified_radius"] = cross.get("min_train_certified_radius")
+        res["r_equals_min_train_radius"] = cross.get("equals_r")
+        res.pop("seconds", None)
+        if res.get("astuteness_curve") is None:
+            res["astuteness_curve"] = {"eps": [], "astuteness": []}
+        lip = dict(res["lipschitz_check"])
+        lip.setdefault("seconds", {k[len("lipschitz_"):]: v for k, v in (data.get("timing") or {}).items()
+                                   if k.startswith("lipschitz_") and k != "lipschitz_check"})
+        res["lipschitz_check"] = lip
+        return upgrade_envelope(data, config, res)
+
+
+def verify_command(dataset: str, norm: str, *, eps=None, subset: int | None = None, seed: int = 0,
+                   r: float | None = None, data_root: str | None = "DATA_ROOT", out: str | None = None) -> str:
+    """The command line of ``python -m lipschitz_construct.verify`` for these settings."""
+    parts: list[Any] = ["python", "-m", "lipschitz_construct.verify", "--dataset", dataset, "--norm", norm]
+    if eps:
+        parts += ["--eps", *[f"{e:g}" for e in eps]]
+    if subset:
+        parts += ["--subset", subset] + (["--seed", seed] if seed else [])
+    if r is not None:
+        parts += ["--r", f"{r:g}"]
+    if dataset not in ("digits", "npz") and data_root:
+        parts += ["--data-root", data_root]
+    if out:
+        parts += ["--out", out]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+__all__ = ["Curve", "LipschitzCheck", "RadiusSummary", "VerificationRecord", "VerifyConfig", "VerifyResult",
+           "verify_command"]

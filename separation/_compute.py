@@ -1,0 +1,131 @@
+"""``compute_separation`` and ``nearest_neighbors``: exact separation and 1-NN on arrays."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ._result import SeparationResult
+from .arrays import as_labels, as_points, check_norm, common_storage
+from .engines import Engine, get_engine
+from .engines.base import cross_pairs
+
+log = logging.getLogger("separation")
+
+
+def _exact_row_duplicates(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) with a[i] byte-identical to b[j] (first matching j), by hashing rows; ``a`` and
+    ``b`` have the same width and dtype."""
+    va = np.ascontiguousarray(a).view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+    vb = np.ascontiguousarray(b).view(np.dtype((np.void, b.dtype.itemsize * b.shape[1]))).ravel()
+    lookup: dict[bytes, int] = {}
+    for j, row in enumerate(vb.tolist()):
+        lookup.setdefault(row, j)
+    hits = [(i, lookup[row]) for i, row in enumerate(va.tolist()) if row in lookup]
+    ii, jj = np.array(hits, dtype=np.int64).reshape(-1, 2).T
+    return ii, jj
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="pair", unit_scale=True, leave=False)
+    return bar, bar.update
+
+
+def _split(x, y, name: str, n_features: int | None):
+    xs = as_points(x, f"x_{name}")
+    ys = as_labels(y, len(xs), f"y_{name}")
+    if n_features is not None and xs.shape[1] != n_features:
+        raise ValueError(f"x_{name} has {xs.shape[1]} features per point but x_train has {n_features}: "
+                         "train and test images must have the same shape.")
+    return xs, ys
+
+
+def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str = "linf",
+                       engine: str | Engine = "auto", exclude_below: float = 0.0, test_test: bool = False,
+                       progress: bool = False) -> SeparationResult:
+    """Exact train--train, test--train and (optionally) test--test separation.
+
+    Args:
+        x_train: ``(n, *image_shape)`` uint8 (0..255) or float in [0, 1]; numpy or torch.
+        y_train: ``(n,)`` integer labels; at least two classes.
+        x_test, y_test: optional test split, same image shape.
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+        engine: ``"auto"`` (fastest available), ``"cpu"``, ``"faiss"``, ``"cuda"``, ``"reference"``
+            or an :class:`~separation.engines.Engine` instance.
+        exclude_below: distance (pixel units) at or below which a pair counts as a duplicate and is
+            left out of the ``*_excluding_duplicates`` statistics (0: exact duplicates only).
+        test_test: also the distance from each test point to the nearest test point of another class.
+        progress: show tqdm progress bars.
+
+    Returns:
+        :class:`SeparationResult` (distances in [0, 1] pixel units, exact).
+    """
+    check_norm(norm)
+    xtr, ytr = _split(x_train, y_train, "train", None)
+    if np.unique(ytr).size < 2:
+        raise ValueError("y_train has fewer than two classes: separation needs at least two labels.")
+    have_test = x_test is not None or y_test is not None
+    if have_test and (x_test is None or y_test is None):
+        raise ValueError("Pass both x_test and y_test (or neither).")
+    if test_test and not have_test:
+        raise ValueError("test_test=True needs x_test and y_test.")
+    if have_test:
+        xte, yte = _split(x_test, y_test, "test", xtr.shape[1])
+        (xtr, xte), divisor = common_storage(xtr, xte)
+    else:
+        (xtr,), divisor = common_storage(xtr)
+    if not (exclude_below >= 0 and np.isfinite(exclude_below)):
+        raise ValueError(f"exclude_below must be a finite number >= 0, got {exclude_below!r}.")
+    eng = get_engine(engine)
+    if not eng.supports(norm, xtr.dtype):
+        raise ValueError(f"Engine {eng.name!r} does not support norm {norm!r}.")
+    seconds: dict[str, float] = {}
+
+    def one_pass(label, xq, yq, xd, yd, same_set):
+        bar, upd = _progress_bar(cross_pairs(yq, yd), f"{label} ({eng.name}, {norm})", progress)
+        t0 = time.perf_counter()
+        try:
+            d, i = eng.cross_class(xq, yq, xd, yd, norm=norm, same_set=same_set, progress=upd)
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds[label.replace("-", "_")] = time.perf_counter() - t0
+        return d / divisor, i
+
+    d_tr, i_tr = one_pass("train-train", xtr, ytr, xtr, ytr, True)
+    result = SeparationResult(norm=norm, engine=eng.name, y_train=ytr, train_distances=d_tr,
+                              train_neighbors=i_tr, seconds=seconds, exclude_below=float(exclude_below))
+    if have_test:
+        result.y_test = yte
+        result.test_distances, result.test_neighbors = one_pass("test-train", xte, yte, xtr, ytr, False)
+        dup_i, dup_j = _exact_row_duplicates(xte, xtr)
+        result.test_train_duplicates = np.stack([dup_i, dup_j], axis=1)
+        if test_test:
+            result.test_test_distances, result.test_test_neighbors = one_pass("test-test", xte, yte, xte, yte, True)
+    log.info("separation (%s, %s): train min %.6g%s in %.2fs", norm, eng.name, result.train_distances.min(),
+             f", test min {result.test_distances.min():.6g}" if have_test else "", sum(seconds.values()))
+    return result
+
+
+def nearest_neighbors(queries, database, *, norm: str = "linf", engine: str | Engine = "auto"):
+    """Exact 1-NN of every query in ``database``: ``(distances, indices)``, distances in [0, 1] units.
+
+    Shapes: ``queries (m, *s)``, ``database (n, *s)`` -> ``(m,)`` float64, ``(m,)`` int64.
+    Ties go to the smallest database index.
+    """
+    check_norm(norm)
+    q = as_points(queries, "queries")
+    db = as_points(database, "database")
+    if q.shape[1] != db.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} features per point but database has {db.shape[1]}.")
+    (q, db), divisor = common_storage(q, db)
+    d, i = get_engine(engine).nearest(q, db, norm=norm)
+    return d / divisor, i
+
+
+__all__ = ["compute_separation", "nearest_neighbors"]

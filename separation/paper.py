@@ -1,0 +1,33 @@
+"""The constants of "A Closer Look at Accuracy vs. Robustness" (Yang et al., NeurIPS 2020), in one place.
+
+Every other module reads them from here: the attack radius per dataset, the norms, the order of
+datasets and training methods in the paper's tables.
+"""
+from __future__ import annotations
+
+#: The paper's l-inf attack radius per dataset, in [0, 1] pixel units (Table 1).
+PAPER_EPS: dict[str, float] = {"mnist": 0.1, "fashion-mnist": 0.1, "cifar10": 0.031, "cifar100": 0.031,
+                               "svhn": 0.031, "restricted-imagenet": 0.005}
+
+#: The radius used when none is given: the paper's for its datasets; 0.1 for sklearn's 8x8 digits
+#: (16 grey levels, like MNIST's scale) and 0.031 (8/255) for a user's .npz arrays.
+DEFAULT_EPS: dict[str, float] = {**PAPER_EPS, "digits": 0.1, "npz": 0.031}
+
+#: Distances the separation engines compute exactly.
+NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+#: Threat models of the attacks, the training losses and the local Lipschitz estimate.
+ATTACK_NORMS: tuple[str, ...] = ("linf", "l2")
+
+#: The paper's datasets in the order of its tables, then the toolkit's own.
+DATASET_ORDER: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "svhn", "restricted-imagenet",
+                                  "cifar100", "digits", "npz")
+#: Training methods in the order of the paper's Tables 2 and 3.
+METHODS: tuple[str, ...] = ("natural", "gr", "llr", "at", "rst", "trades")
+
+
+def default_eps(dataset: str) -> float:
+    """The attack radius for ``dataset`` when none is given (see :data:`DEFAULT_EPS`)."""
+    return DEFAULT_EPS.get(dataset, DEFAULT_EPS["npz"])
+
+
+__all__ = ["ATTACK_NORMS", "DATASET_ORDER", "DEFAULT_EPS", "METHODS", "NORMS", "PAPER_EPS", "default_eps"]
