@@ -62,9 +62,10 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
 METHOD_PARAM_CHOICES = {"direction": ("l2", "dual"), "variant": ("intended", "official"),
                         "attack_mode": ATTACK_MODES}
 
-#: Config fields that say where/how a run executes but not what it computes; they are left out of
-#: :meth:`TrainConfig.identity` (used to decide whether a finished run can be reused).
-RUNTIME_FIELDS = ("device", "num_threads")
+#: Config fields that say where a run executes but not what it computes; they are left out of
+#: :meth:`TrainConfig.identity` (used to decide whether a run can be resumed or reused). The thread
+#: count is *not* one: it changes floating-point results, so it is part of a run's identity.
+RUNTIME_FIELDS = ("device",)
 
 
 

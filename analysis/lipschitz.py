@@ -88,6 +88,9 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
             num = _output_norm(fx - model(xp), top_norm)
             den = flat_norm(x - xp, norm)
             ratio = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(num))
+        if not bool(torch.isfinite(ratio).all()):
+            raise FloatingPointError("the model's outputs are not finite (NaN or inf) inside the eps-ball: "
+                                     "no Lipschitz estimate can be made (a broken or diverged model?).")
         cands = [(ratio.detach(), xp.detach())]
         if norm == "linf" and t > 0:
             # the vertex companion x + ||d||_inf sign(d): same denominator, every coordinate at full

@@ -220,6 +220,11 @@ class TrainingRecord(Record):
     result: TrainResult
 
     @classmethod
+    def key_for(cls, config: Any, version: str | None = None) -> str:
+        """Keyed by the configuration's identity: where the run executes (``device``) does not count."""
+        return super().key_for(config.identity() if isinstance(config, TrainConfig) else config, version)
+
+    @classmethod
     def folder_name(cls, config: TrainConfig, key: str) -> str:
         return config.name
 

@@ -26,13 +26,18 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from analysis.reporting import figures as figs
-from analysis.reporting.readme import build_readme
-from analysis.reporting.records import (DEFAULT_GRID_FILES, Missing, RecordSet, StoredRecord,
-                                        expected_missing, find_records, write_artefact)
-from analysis.reporting.tables import (Table, dropout_table, evaluate_row, methods_table,
-                                       select_separation, separation_table, training_row, uniquify_labels,
-                                       write_table)
+from separation.records import Record
+
+from .reporting import fig_histograms, fig_lipschitz, fig_pairs
+from .reporting.collect import (DEFAULT_GRID_FILES, Missing, ReportRecords, expected_missing, load_report_records,
+                                write_artefact)
+from .reporting.fig_base import FigureSkipped
+from .reporting.readme import build_readme
+from .reporting.rows import evaluate_row, training_row
+from .reporting.table_dropout import dropout_table
+from .reporting.table_methods import methods_table, uniquify_labels
+from .reporting.table_separation import select_separation, separation_table
+from .reporting.writers import Table, write_table
 
 log = logging.getLogger("analysis.report")
 
@@ -69,7 +74,7 @@ class Report:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.records: RecordSet = find_records(args.results)
+        self.records: ReportRecords = load_report_records(args.results)
         grids = args.grids if args.grids is not None else list(DEFAULT_GRID_FILES)
         # two versions of the missing list: concrete commands for the terminal, the DATA_ROOT
         # placeholder for the committed files (no machine-specific paths in reports/)
@@ -120,16 +125,12 @@ class Report:
         self._source(f"tables/{t.key}", [self._find(label) for label in t.sources])
         return True
 
-    def _find(self, label: str) -> StoredRecord | None:
-        for kind in ("separation", "construct", "evaluate", "training"):
-            for r in self.records.of(kind):
-                if r.label == label:
-                    return r
-        return None
+    def _find(self, label: str) -> Record | None:
+        return next((r for r in self.records.all.records if r.label == label), None)
 
-    def _source(self, artefact: str, recs: Sequence[StoredRecord | None]) -> None:
-        self.sources[artefact] = [{"record": r.label, "kind": r.kind, "config_key": r.record.get("config_key"),
-                                   "created": r.meta.get("created")} for r in recs if r is not None]
+    def _source(self, artefact: str, recs: Sequence[Record | None]) -> None:
+        self.sources[artefact] = [{"record": r.label, "kind": r.KIND, "key": r.key,
+                                   "created": r.meta.created if r.meta else None} for r in recs if r is not None]
 
     # -- figures --------------------------------------------------------------------------------
     def _skip(self, what: str, why: str) -> None:
@@ -142,26 +143,26 @@ class Report:
         shown, _ = select_separation(self.records.separation)
         drawn = 0
         for norm in ("linf", "l2"):
-            recs = [r for r in shown if (r.config.get("norm") or r.result.get("norm")) == norm]
+            recs = [r for r in shown if r.config.norm == norm]
             if not recs:
                 self._skip(f"separation histograms ({norm})", "no separation record for this norm"
                            + "".join(f"; {m.command}" for m in self._missing(["separation"])
                                      if f"--norm {norm}" in m.command))
                 continue
             try:
-                self.written += figs.separation_histograms(recs, out, norm=norm)
+                self.written += fig_histograms.separation_histograms(recs, out, norm=norm)
                 self._source(f"figures/separation_hist_{norm}", recs)
                 drawn += 1
-            except figs.FigureSkipped as exc:
+            except FigureSkipped as exc:
                 self._skip(f"separation histograms ({norm})", str(exc))
         # every training run (with and without dropout) and every evaluated model
         rows = [training_row(r) for r in self.records.training] + [evaluate_row(r) for r in self.records.evaluate]
         uniquify_labels(rows)
         try:
-            self.written += figs.lipschitz_vs_adversarial(rows, out)
+            self.written += fig_lipschitz.lipschitz_vs_adversarial(rows, out)
             self._source("figures/lipschitz_vs_adversarial", list(self.records.training) + list(self.records.evaluate))
             drawn += 1
-        except figs.FigureSkipped as exc:
+        except FigureSkipped as exc:
             self._skip("Lipschitz vs adversarial accuracy figure",
                        f"{exc}; " + "; ".join(m.command for m in self._missing(["training"])))
         if self.args.no_images:
@@ -169,32 +170,31 @@ class Report:
         else:
             cache: dict[tuple, Any] = {}
             for rec in shown:
-                key = (rec.config.get("dataset"), rec.config.get("subset"), rec.config.get("seed"))
-                what = f"closest-pairs image grid for {rec.label}"
+                key = (rec.config.data.dataset, rec.config.data.subset, rec.config.data.seed, rec.config.data.fingerprint)
+                artefact = f"figures/{fig_pairs.pairs_stem(rec)}"
                 try:
                     if key not in cache:
                         try:
-                            cache[key] = figs.load_record_dataset(rec, self.args.data_root)
-                        except figs.FigureSkipped as exc:
+                            cache[key] = fig_pairs.load_record_dataset(rec, self.args.data_root)
+                        except FigureSkipped as exc:
                             cache[key] = exc
                     if isinstance(cache[key], Exception):
                         raise cache[key]
-                    self.written += figs.closest_pairs_grid(rec, cache[key], out, k=self.args.pairs)
-                    self._source(f"figures/closest_pairs_{rec.config.get('dataset')}_{rec.folder.name}", [rec])
+                    self.written += fig_pairs.closest_pairs_grid(rec, cache[key], out, k=self.args.pairs)
+                    self._source(artefact, [rec])
                     drawn += 1
-                except figs.FigureSkipped as exc:
-                    if not self._keep_previous(f"figures/closest_pairs_{rec.config.get('dataset')}_{rec.folder.name}",
-                                               rec, str(exc)):
-                        self._skip(what, str(exc))
+                except FigureSkipped as exc:
+                    if not self._keep_previous(artefact, rec, str(exc)):
+                        self._skip(f"closest-pairs image grid for {rec.label}", str(exc))
         return drawn > 0
 
-    def _keep_previous(self, artefact: str, rec: StoredRecord, why: str) -> bool:
-        """Keep a figure rendered earlier from the very same record (same config key) when it
-        cannot be redrawn now (e.g. the data is absent); True if kept."""
+    def _keep_previous(self, artefact: str, rec: Record, why: str) -> bool:
+        """Keep a figure rendered earlier from the very same record (same key and creation time)
+        when it cannot be redrawn now (e.g. the data is absent); True if kept."""
         prev = self._stored_sources().get(artefact)
         out = self.args.out
         if (isinstance(prev, list) and len(prev) == 1 and prev[0].get("record") == rec.label
-                and prev[0].get("config_key") == rec.record.get("config_key")
+                and prev[0].get("created") == (rec.meta.created if rec.meta else None)
                 and all((out / f"{artefact}.{ext}").is_file() for ext in ("png", "pdf"))):
             self.sources[artefact] = prev
             log.info("kept %s.png/.pdf, rendered earlier from the same record (%s)", out / artefact, why)

@@ -18,10 +18,8 @@ process so that its peak memory can be reported.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing as mp
-import os
 import platform
 import resource
 import sys

@@ -4,7 +4,8 @@ Public API (everything else is private):
 
 - :func:`compute_separation`, :func:`nearest_neighbors`, :class:`SeparationResult`;
 - :class:`SeparationRecord` (what ``python -m separation.compute`` writes), with
-  :class:`SeparationConfig` and :class:`SeparationSummary`;
+  :class:`SeparationConfig` and :class:`SeparationSummary` (of :class:`SplitSummary`, :class:`Pair`,
+  :class:`EpsStat`, :class:`DupPair`);
 - :class:`ClassIndex`: exact distances from queries to every class of a labelled set;
 - :class:`ThreatModel`: the eps-ball of a norm intersected with [0, 1]^d (projection, steps, sampling);
 - :func:`load_dataset`, :class:`Dataset`, :data:`DATASET_NAMES`;
@@ -14,7 +15,7 @@ Public API (everything else is private):
 """
 from ._compute import compute_separation, nearest_neighbors
 from ._result import SeparationResult
-from ._summary import SeparationConfig, SeparationRecord, SeparationSummary, SplitSummary
+from ._summary import DupPair, EpsStat, Pair, SeparationConfig, SeparationRecord, SeparationSummary, SplitSummary
 from .datasets import DATASET_NAMES, Dataset, load_dataset
 from .engines import available_engines, get_engine
 from .index import ClassIndex
@@ -22,6 +23,6 @@ from .threat import ThreatModel
 
 __version__ = "0.2.0"
 
-__all__ = ["ClassIndex", "DATASET_NAMES", "Dataset", "SeparationConfig", "SeparationRecord", "SeparationResult",
+__all__ = ["ClassIndex", "DATASET_NAMES", "Dataset", "DupPair", "EpsStat", "Pair", "SeparationConfig", "SeparationRecord", "SeparationResult",
            "SeparationSummary", "SplitSummary", "ThreatModel", "__version__", "available_engines",
            "compute_separation", "get_engine", "load_dataset", "nearest_neighbors"]

@@ -139,6 +139,9 @@ class SeparationRecord(Record):
             name += f"-labels-{d.labels}"
         return f"{d.dataset}/{name}-{key[:8]}"
 
+    #: the command line for given settings (for records not made yet)
+    command_for = staticmethod(separation_command)
+
     def command(self) -> str:
         d = self.config.data
         return separation_command(d.dataset, self.config.norm, subset=d.subset, seed=d.seed,

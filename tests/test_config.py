@@ -9,7 +9,7 @@ import yaml
 
 from analysis.config import (METHOD_PARAMS, ConfigError, TrainConfig, build_config, default_run_name,
                              load_config, parse_override, profile_defaults)
-from analysis.grid import expand_grid, load_grid
+from analysis.grids import expand_grid, load_grid
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

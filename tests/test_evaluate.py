@@ -1,8 +1,8 @@
 """analysis.evaluate and analysis.checkpoints: records, the CLI, checkpoint loading and its errors."""
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +12,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-import analysis
-from analysis.checkpoints import (CheckpointError, load_checkpoint, model_from_checkpoint,
-                                  save_checkpoint)
-from analysis.evaluate import evaluate_model, main, run_evaluation
+from analysis.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from analysis.evaluate import main
+from analysis.evaluation import EvalConfig, evaluate
 from analysis.models import build_model
+from analysis.records import EvaluationRecord, ModelSpec
+from conftest import only_record, record_folders
 from separation.records import load_record
 
 REPO = Path(__file__).resolve().parents[1]
-RESULT_SPLIT_KEYS = {"n", "clean_acc", "adv_acc", "adv_acc_per_attack", "lipschitz_mean", "lipschitz_paper_mean"}
 ARRAY_KEYS = {"train_lipschitz", "test_lipschitz", "train_correct", "test_correct", "train_adv_correct",
               "test_adv_correct"}
 FAST = ["--attacks", "pgd", "--pgd-steps", "3", "--lip-steps", "3", "--no-progress", "--threads", "1"]
@@ -63,25 +63,23 @@ def ckpt(tmp_path, cnn):
 
 # -- the library -----------------------------------------------------------------------------------
 
-def test_evaluate_model_record_layout(tmp_path, cnn, digits):
-    out = tmp_path / "rec"
-    res = evaluate_model(cnn, digits, eps=0.1, subset=40, lipschitz_steps=3, batch_size=16,
-                         attacks=["pgd", {"name": "multitargeted", "steps": 3}], out=out, name="tiny",
-                         arch="cnn001")
-    assert set(res) >= {"model", "dataset", "norm", "eps", "attacks", "train", "test", "gaps"}
-    assert set(res["model"]) == {"name", "arch", "checkpoint", "n_params"}
-    assert res["model"]["n_params"] == sum(p.numel() for p in cnn.parameters())
-    assert res["attacks"] == ["pgd", "multitargeted"] and res["dataset"] == "digits" and res["eps"] == 0.1
-    rec, arrays = load_record(out, with_arrays=True)
-    assert rec["kind"] == "evaluate" and rec["result"] == json.loads(json.dumps(res))
-    assert "torchattacks" in rec["meta"]["versions"] and rec["timing"]["total"] > 0
+def test_evaluate_record_layout(tmp_path, cnn, digits):
+    config = EvalConfig(eps=0.1, subset=40, lipschitz_steps=3, batch_size=16,
+                        attacks=("pgd", {"name": "multitargeted", "steps": 3}))
+    ev = evaluate(cnn, digits, config, out=tmp_path, name="tiny", model_spec=ModelSpec("tiny", arch="cnn001"))
+    res = ev.result
+    assert res.model.n_params == sum(p.numel() for p in cnn.parameters()) and res.model.arch == "cnn001"
+    assert res.attacks == ["pgd", "multitargeted"] and res.dataset == "digits" and res.eps == 0.1
+    rec = load_record(only_record(tmp_path), EvaluationRecord)
+    assert rec.result == res and rec.config.data.subset == 40 and rec.config.lipschitz.modes == ("ascent", "paper")
+    assert "torchattacks" in rec.meta.versions and rec.timing["total"] > 0
+    arrays = rec.load_arrays()
     assert set(arrays) >= ARRAY_KEYS | {"train_lipschitz_paper", "test_lipschitz_paper"}
     for split in ("train", "test"):
-        s = res[split]
-        assert set(s) >= RESULT_SPLIT_KEYS and s["n"] == 40
-        assert set(s["adv_acc_per_attack"]) == {"pgd", "multitargeted"}
-        assert s["clean_acc"] == pytest.approx(arrays[f"{split}_correct"].mean())
-        assert s["adv_acc"] == pytest.approx(arrays[f"{split}_adv_correct"].mean())
+        s = res.split(split)
+        assert s.n == 40 and set(s.adv_acc_per_attack) == {"pgd", "multitargeted"}
+        assert s.clean_acc == pytest.approx(arrays[f"{split}_correct"].mean())
+        assert s.adv_acc == pytest.approx(arrays[f"{split}_adv_correct"].mean())
         robust = arrays[f"{split}_correct"] & arrays[f"{split}_adv_correct_pgd"] & \
             arrays[f"{split}_adv_correct_multitargeted"]
         np.testing.assert_array_equal(arrays[f"{split}_adv_correct"], robust)
@@ -94,57 +92,87 @@ def test_evaluate_model_record_layout(tmp_path, cnn, digits):
                              attacks=["pgd", {"name": "multitargeted", "steps": 3}], num_classes=10)
         for name in ("pgd", "multitargeted"):
             np.testing.assert_array_equal(arrays[f"{split}_adv_correct_{name}"], direct.per_attack_correct[name])
-        assert s["lipschitz_mean"] == pytest.approx(arrays[f"{split}_lipschitz"].mean())
-        assert s["lipschitz_paper_mean"] == pytest.approx(arrays[f"{split}_lipschitz_paper"].mean())
-        assert (arrays[f"{split}_adv_correct"] <= arrays[f"{split}_correct"]).all()
-    g = res["gaps"]
-    assert g["clean"] == pytest.approx(res["train"]["clean_acc"] - res["test"]["clean_acc"])
-    assert g["adv"] == pytest.approx(res["train"]["adv_acc"] - res["test"]["adv_acc"])
-    assert g["lipschitz"] == pytest.approx(res["test"]["lipschitz_mean"] - res["train"]["lipschitz_mean"])
+        assert s.lipschitz_mean == pytest.approx(arrays[f"{split}_lipschitz"].mean())
+        assert s.lipschitz_paper_mean == pytest.approx(arrays[f"{split}_lipschitz_paper"].mean())
+    g = res.gaps
+    assert g.clean == pytest.approx(res.train.clean_acc - res.test.clean_acc)
+    assert g.adv == pytest.approx(res.train.adv_acc - res.test.adv_acc)
+    assert g.lipschitz == pytest.approx(res.test.lipschitz_mean - res.train.lipschitz_mean)
+    frame = ev.to_frame()
+    assert len(frame) == 80 and {"split", "label", "correct", "adv_correct", "lipschitz"} <= set(frame.columns)
+    assert "Evaluation(model='tiny'" in repr(ev) and len(repr(ev)) < 400 and "<table" in ev._repr_html_()
 
 
-def test_reuse_and_force(tmp_path, cnn, digits):
-    kw = dict(eps=0.1, subset=20, attacks=["pgd"], lipschitz=["ascent"], lipschitz_steps=2, out=tmp_path / "r")
-    first = run_evaluation(cnn, digits, **kw)
-    again = run_evaluation(cnn, digits, **kw)
-    assert not first.reused and again.reused and again.result == json.loads(json.dumps(first.result))
-    assert not run_evaluation(cnn, digits, force=True, **kw).reused
-    assert not run_evaluation(cnn, digits, **{**kw, "eps": 0.2}).reused  # another config
+def test_reuse_force_and_one_folder_per_configuration(tmp_path, cnn, digits):
+    config = EvalConfig(eps=0.1, subset=20, attacks=("pgd",), lipschitz=("ascent",), lipschitz_steps=2)
+    first = evaluate(cnn, digits, config, out=tmp_path)
+    again = evaluate(cnn, digits, config, out=tmp_path)
+    assert not first.reused and again.reused and again.result == first.result
+    assert not evaluate(cnn, digits, config, out=tmp_path, force=True).reused
+    other = evaluate(cnn, digits, dataclasses.replace(config, eps=0.2), out=tmp_path)
+    assert not other.reused and other.folder != first.folder
+    steps = evaluate(cnn, digits, dataclasses.replace(config, attacks=({"name": "pgd", "steps": 3},)), out=tmp_path)
+    assert steps.folder != first.folder  # attack settings are part of the configuration
+    assert len(record_folders(tmp_path)) == 3
 
 
-def test_analysis_evaluate_is_callable_and_writes_the_default_folder(tmp_path, monkeypatch, cnn, digits):
-    monkeypatch.chdir(tmp_path)
-    ev = analysis.evaluate(cnn, digits, eps=0.1, subset=10, attacks=["pgd"], lipschitz=False, name="small")
-    assert ev.folder == Path("results/evaluate/digits/small")
-    assert (tmp_path / ev.folder / "record.json").is_file()
-    assert ev.result["train"]["lipschitz_mean"] is None and ev.result["gaps"]["lipschitz"] is None
-    import analysis.evaluate as module
+def test_official_lipschitz_rng_reproduces_the_official_procedure(digits, cnn):
+    """lipschitz_rng='official': the paper-mode values are the official procedure's after
+    torch.manual_seed(seed) -- seed for seed -- and torch's global generator is left as it was."""
+    import sys
 
-    assert callable(module) and module.evaluate_model is evaluate_model
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_lipschitz_estimator import _official_reference
+
+    config = EvalConfig(eps=0.1, subset=32, attacks=(), lipschitz=("paper",), lipschitz_rng="official", seed=5,
+                        splits=("test",))
+    state = torch.get_rng_state()
+    ev = evaluate(cnn, digits, config)
+    assert torch.equal(torch.get_rng_state(), state)
+    x = torch.tensor(digits.subset(32, seed=5).x_test, dtype=torch.float32)
+    torch.manual_seed(5)
+    ref = _official_reference(cnn, x, eps=0.1, norm="linf", steps=10, step_size=0.003)
+    np.testing.assert_array_equal(ev.arrays["test_lipschitz_paper"], ref)
 
 
 def test_train_mode_model_warns_and_is_restored(cnn, digits):
     model = build_model("cnn001", in_channels=1, num_classes=10, input_size=8, dropout=True).train()
     with pytest.warns(UserWarning, match="train mode"):
-        res = evaluate_model(model, digits, eps=0.1, subset=8, attacks=[], lipschitz=["paper"], lipschitz_steps=1)
+        ev = evaluate(model, digits, EvalConfig(eps=0.1, subset=8, attacks=(), lipschitz=("paper",), lipschitz_steps=1))
     assert all(m.training for m in model.modules())
-    assert any("train mode" in w for w in res["warnings"])
-    assert res["train"]["adv_acc"] is None and res["gaps"]["adv"] is None
-    assert res["train"]["lipschitz_mean"] is None and res["train"]["lipschitz_paper_mean"] > 0
+    assert any("train mode" in w for w in ev.result.warnings)
+    assert ev.result.train.adv_acc is None and ev.result.gaps.adv is None
+    assert ev.result.train.lipschitz_mean is None and ev.result.train.lipschitz_paper_mean > 0
 
 
 def test_library_input_errors(cnn, digits):
+    def run(**kw):
+        return evaluate(cnn, digits, EvalConfig(**{"eps": 0.1, "subset": 5, "attacks": (), "lipschitz": (), **kw}))
+
     with pytest.raises(ValueError, match="Unknown attack"):
-        evaluate_model(cnn, digits, eps=0.1, attacks=["fgsm"])
+        run(attacks=("fgsm",))
     with pytest.raises(ValueError, match="Lipschitz mode"):
-        evaluate_model(cnn, digits, eps=0.1, lipschitz=["upwards"])
+        run(lipschitz=("upwards",))
     with pytest.raises(ValueError, match="norm"):
-        evaluate_model(cnn, digits, eps=0.1, norm="l1")
+        run(norm="l1")
+    with pytest.raises(ValueError, match="lipschitz_rng"):
+        run(lipschitz=("paper",), lipschitz_rng="mine")
     with pytest.raises(TypeError, match="Dataset"):
-        evaluate_model(cnn, (digits.x_train, digits.y_train), eps=0.1)
+        evaluate(cnn, (digits.x_train, digits.y_train), EvalConfig(eps=0.1))
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
-    with pytest.raises(ValueError, match="labels up to 9"):
-        evaluate_model(wrong, digits, eps=0.1, subset=5, attacks=[], lipschitz=False)
+    with pytest.raises(ValueError, match=r"labels in \[0, \d\] but the model returns 3 logits"):
+        evaluate(wrong, digits, EvalConfig(eps=0.1, subset=5, attacks=(), lipschitz=()))
+
+
+def test_negative_labels_and_nan_models_are_refused(cnn, digits):
+    bad = dataclasses.replace(digits, y_test=digits.y_test - 1)
+    with pytest.raises(ValueError, match=r"labels in \[-1, 8\]"):
+        evaluate(cnn, bad, EvalConfig(eps=0.1, subset=10, attacks=(), lipschitz=()))
+    broken = build_model("cnn001", in_channels=1, num_classes=10, input_size=8)
+    with torch.no_grad():
+        broken.fc2.weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="not finite"):
+        evaluate(broken.eval(), digits, EvalConfig(eps=0.1, subset=10))
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -235,19 +263,23 @@ def test_missing_checkpoint(tmp_path):
 
 # -- the command line ------------------------------------------------------------------------------
 
+def evaluation(root) -> EvaluationRecord:
+    return load_record(only_record(root), EvaluationRecord)
+
+
 def test_cli_evaluates_a_checkpoint(tmp_path, ckpt, capsys):
     out = tmp_path / "rec"
     argv = ["--checkpoint", str(ckpt), "--dataset", "digits", "--subset", "24", "--out", str(out), *FAST]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "cnn001" in printed and f"record: {out}" in printed
-    rec, arrays = load_record(out, with_arrays=True)
-    res = rec["result"]
-    assert res["model"]["name"] == "cnn001_digits" and res["model"]["arch"] == "cnn001"
-    assert res["model"]["checkpoint"] == str(ckpt) and res["eps"] == 0.1  # the paper's default eps
-    assert res["train"]["lipschitz_mean"] > 0 and res["train"]["lipschitz_paper_mean"] > 0
-    assert rec["config"]["checkpoint_sha256"] and set(arrays) >= ARRAY_KEYS
-    assert main(argv) == 0 and "reused" in capsys.readouterr().out
+    rec = evaluation(out)
+    assert "cnn001" in printed and f"record: {rec.folder}" in printed
+    res = rec.result
+    assert res.model.name == "cnn001_digits" and res.model.arch == "cnn001"
+    assert res.model.checkpoint == str(ckpt) and res.eps == 0.1  # the paper's default eps
+    assert res.train.lipschitz_mean > 0 and res.train.lipschitz_paper_mean > 0
+    assert rec.config.model.checkpoint_sha256 and set(rec.load_arrays()) >= ARRAY_KEYS
+    assert main(argv) == 0 and "reused the record" in capsys.readouterr().out
     assert main(argv + ["--force"]) == 0 and "reused" not in capsys.readouterr().out
 
 
@@ -258,7 +290,8 @@ def test_cli_default_folder_and_bare_state_dict(tmp_path, monkeypatch, cnn, caps
     assert "--arch" in capsys.readouterr().err
     assert main(["--checkpoint", "weights.pt", "--arch", "cnn001", "--dataset", "digits", "--subset", "10",
                  "--eps", "0.05", *FAST]) == 0
-    assert (tmp_path / "results/evaluate/digits/weights_linf_eps0.05_subset10/record.json").is_file()
+    folder = only_record(tmp_path / "runs" / "evaluate")
+    assert folder.parent.name == "digits" and folder.name.startswith("weights_linf_eps0.05_subset10-")
 
 
 @pytest.mark.parametrize("kind", ["html", "truncated", "pickled"])
@@ -272,19 +305,28 @@ def test_cli_bad_checkpoint_exits_with_a_clear_message(tmp_path, cnn, capsys, ki
 
 @pytest.mark.parametrize("extra, msg", [
     (["--attacks", "fgsm"], "Unknown attack 'fgsm'"),
-    (["--subset", "1"], "--subset must be at least 2"),
-    (["--eps", "-1"], "--eps must be a finite number >= 0"),
     (["--lipschitz", "upwards"], "Unknown Lipschitz mode"),
-    (["--batch-size", "0"], "--batch-size must be positive"),
     (["--device", "tpu:7"], "Unknown device"),
     (["--arch", "cnn002"], "contradicts"),
     (["--arch", "vgg"], "Unknown architecture"),
+    (["--subset", "5000"], "larger than"),
+    (["--out", "{ckpt}"], "is a file"),
 ])
 def test_cli_bad_input(tmp_path, ckpt, capsys, extra, msg):
-    argv = ["--checkpoint", str(ckpt), "--dataset", "digits", "--subset", "5", "--out", str(tmp_path / "o"),
-            *FAST, *extra]
+    extra = [e.replace("{ckpt}", str(ckpt)) for e in extra]
+    out = [] if "--out" in extra else ["--out", str(tmp_path / "o")]
+    argv = ["--checkpoint", str(ckpt), "--dataset", "digits", "--subset", "5", *out, *FAST, *extra]
     assert main(argv) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["--norm", "l7"], ["--subset", "1"], ["--eps", "-1"], ["--eps", "nan"],
+                                  ["--batch-size", "0"], ["--pgd-restarts", "0"], ["--lipschitz-rng", "x"]])
+def test_cli_argparse_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -298,12 +340,6 @@ def test_cli_bad_model_arguments(tmp_path, monkeypatch, capsys, argv, msg):
     assert msg in capsys.readouterr().err
 
 
-def test_cli_argparse_errors_exit_nonzero(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--norm", "l7"])
-    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
-
-
 def test_python_dash_m_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "analysis.evaluate", "--checkpoint", str(tmp_path / "no.pt"),
                            "--dataset", "digits"], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -314,17 +350,14 @@ def test_python_dash_m_entry_point(tmp_path):
 # -- the constructed classifier and real data ------------------------------------------------------
 
 def test_cli_constructed_classifier(tmp_path, capsys):
-    lc = pytest.importorskip("lipschitz_construct")
-    if not hasattr(lc, "LocallyLipschitzClassifier"):
-        pytest.skip("lipschitz_construct.LocallyLipschitzClassifier is not available in this checkout yet")
     out = tmp_path / "constructed"
     assert main(["--model", "constructed", "--dataset", "digits", "--subset", "40", "--out", str(out),
                  *FAST]) == 0, capsys.readouterr().err
-    rec, arrays = load_record(out, with_arrays=True)
-    res, cfg = rec["result"], rec["config"]
-    assert res["model"]["arch"] == "constructed" and res["model"]["checkpoint"] is None
-    r = cfg["model"]["config"]["r"]
-    assert r > 0 and res["train"]["clean_acc"] == 1.0  # nearest class on its own training points
+    rec = evaluation(out)
+    res, arrays = rec.result, rec.load_arrays()
+    assert rec.constructed and res.model.checkpoint is None and rec.config.data.subset == 40
+    r = rec.config.model.config["r"]
+    assert r > 0 and res.train.clean_acc == 1.0  # nearest class on its own training points
     bound = 10 / r  # ||f(x) - f(x')||_1 <= n_classes / r * ||x - x'||
     for split in ("train", "test"):
         assert (arrays[f"{split}_lipschitz"] <= bound * (1 + 1e-4)).all()
@@ -340,22 +373,21 @@ def test_cli_on_real_mnist(tmp_path, shared_data_root, capsys):
     out = tmp_path / "mnist"
     assert main(["--checkpoint", str(path), "--dataset", "mnist", "--data-root", str(shared_data_root),
                  "--subset", "16", "--out", str(out), *FAST]) == 0, capsys.readouterr().err
-    res = load_record(out)["result"]
-    assert res["dataset"] == "mnist" and res["eps"] == 0.1 and res["train"]["n"] == 16
-    assert res["model"]["n_params"] == 1_199_882
+    res = evaluation(out).result
+    assert res.dataset == "mnist" and res.eps == 0.1 and res.train.n == 16
+    assert res.model.n_params == 1_199_882
 
 
 def test_cli_uses_the_checkpoints_training_points(tmp_path, cnn, digits):
     path = tmp_path / "c.pt"
     save_checkpoint(path, model=cnn, config={"arch": "cnn001", "train_subset": 50, "subset_seed": 3})
-    out = tmp_path / "o"
-    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(out), *FAST,
+    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(tmp_path / "a"), *FAST,
                  "--lipschitz", "none"]) == 0
-    rec, arrays = load_record(out, with_arrays=True)
-    assert rec["config"]["train_points"] == {"train_subset": 50, "subset_seed": 3}
+    rec = evaluation(tmp_path / "a")
+    assert rec.config.train_points == {"train_subset": 50, "subset_seed": 3}
     idx = np.sort(np.random.default_rng(3).choice(len(digits.x_train), 50, replace=False))
-    np.testing.assert_array_equal(arrays["train_labels"], digits.y_train[idx])
-    assert rec["result"]["test"]["n"] == len(digits.x_test)
-    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(out), *FAST,
+    np.testing.assert_array_equal(rec.load_arrays()["train_labels"], digits.y_train[idx])
+    assert rec.result.test.n == len(digits.x_test)
+    assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(tmp_path / "b"), *FAST,
                  "--lipschitz", "none", "--train-points", "all", "--subset", "60"]) == 0
-    assert load_record(out)["result"]["train"]["n"] == 60
+    assert evaluation(tmp_path / "b").result.train.n == 60

@@ -172,3 +172,11 @@ def test_constructed_classifier_never_exceeds_n_classes_over_r(norm):
         v = estimate_local_lipschitz(module, x, eps=0.1, norm=norm, mode=mode,
                                      generator=torch.Generator().manual_seed(0))
         assert (v <= bound * (1 + 1e-4)).all(), (mode, v.max(), bound)
+
+
+def test_a_nan_model_is_an_error_not_a_zero():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="not finite"):
+        estimate_local_lipschitz(model, torch.rand(4, 1, 4, 4), eps=0.1)

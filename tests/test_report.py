@@ -2,6 +2,7 @@
 tests/fixtures/records (regenerate them with ``python tests/fixtures/records/_generate.py``)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -11,10 +12,17 @@ import pandas as pd
 import pytest
 
 from analysis import report
-from analysis.reporting import figures as figs
-from analysis.reporting.records import as_float, expected_missing, find_records
-from analysis.reporting.tables import (dropout_table, evaluate_row, methods_table, separation_table,
-                                       to_markdown, training_row, write_table)
+from analysis.reporting import fig_pairs
+from analysis.reporting.collect import expected_missing, load_report_records
+from analysis.reporting.fig_base import FigureSkipped
+from analysis.reporting.fig_lipschitz import lipschitz_vs_adversarial
+from analysis.reporting.format import finite, fmt_pp
+from analysis.reporting.rows import evaluate_row, training_row
+from analysis.reporting.table_dropout import dropout_table
+from analysis.reporting.table_methods import methods_table
+from analysis.reporting.table_separation import separation_table
+from analysis.reporting.writers import to_markdown, write_table
+from separation.records import load_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
@@ -23,7 +31,7 @@ GRID = REPO / "configs" / "mnist_cpu.yaml"
 
 @pytest.fixture(scope="module")
 def records():
-    return find_records(FIXTURES)
+    return load_report_records(FIXTURES)
 
 
 def by(table, *keys):
@@ -39,9 +47,10 @@ def test_finds_every_fixture_record(records):
     assert records.problems == []
 
 
-def test_numbers_from_records():
-    assert as_float("inf") == float("inf") and as_float(3) == 3.0 and as_float(None) is None
-    assert as_float("abc") is None and as_float(True) is None
+def test_finite_numbers_and_signed_points():
+    assert finite(3) == 3.0 and finite(None) is None and finite(float("nan")) is None
+    assert finite(float("inf")) is None and finite("abc") is None and finite(True) is None
+    assert fmt_pp(-0.002, signed=True) == "−0.2" and fmt_pp(0.004, signed=True) == "+0.4" and fmt_pp(None) == "—"
 
 
 def test_unreadable_record_is_reported_not_raised(tmp_path):
@@ -49,9 +58,12 @@ def test_unreadable_record_is_reported_not_raised(tmp_path):
     bad = tmp_path / "separation" / "cifar10" / "linf"
     bad.mkdir(parents=True)
     (bad / "record.json").write_text("{not json")
-    rs = find_records(tmp_path)
-    assert len(rs.separation) == 2
-    assert len(rs.problems) == 1 and "cifar10/linf" in rs.problems[0]
+    edited = tmp_path / "separation" / "mnist" / "l2" / "record.json"
+    edited.write_text(edited.read_text().replace('"min": 2.5019', '"min": 2.4'))  # digest no longer matches
+    rs = load_report_records(tmp_path)
+    assert [r.config.norm for r in rs.separation] == ["linf"]
+    assert len(rs.problems) == 2
+    assert any("cifar10/linf" in p for p in rs.problems) and any("mnist/l2" in p and "digest" in p for p in rs.problems)
 
 
 # -- Table 1 -------------------------------------------------------------------------------------
@@ -84,13 +96,13 @@ def test_separation_table_cells(records):
 def test_separation_prefers_the_full_dataset(tmp_path):
     src = FIXTURES / "separation" / "mnist" / "linf"
     shutil.copytree(src, tmp_path / "separation" / "mnist" / "linf")
-    sub = tmp_path / "separation" / "mnist" / "linf-subset50"
-    shutil.copytree(src, sub)
-    rec = json.loads((sub / "record.json").read_text())
-    rec["config"]["subset"] = 50
-    rec["result"]["train"]["min"] = 0.9
-    (sub / "record.json").write_text(json.dumps(rec))
-    t = separation_table(find_records(tmp_path).separation)
+    full = load_record(src)
+    data = dataclasses.replace(full.config.data, subset=50)
+    train = dataclasses.replace(full.result.train, min=0.9)
+    sub = dataclasses.replace(full, config=dataclasses.replace(full.config, data=data),
+                              result=dataclasses.replace(full.result, train=train), key=None, digest=None)
+    write_record(tmp_path / "separation" / "mnist" / "linf-subset50", sub, full.load_arrays())
+    t = separation_table(load_report_records(tmp_path).separation)
     assert list(t.display["Train–train min"]) == ["0.737"]
     assert any("linf-subset50" in n for n in t.notes)
 
@@ -156,20 +168,20 @@ def test_writers(tmp_path, records):
 # -- figures -------------------------------------------------------------------------------------
 
 def test_image_grid_without_data_is_skipped_with_a_message(tmp_path, records):
-    rec = next(r for r in records.separation if r.config["dataset"] == "mnist")
-    with pytest.raises(figs.FigureSkipped, match="mnist images are not available"):
-        figs.load_record_dataset(rec, tmp_path)
+    rec = next(r for r in records.separation if r.config.data.dataset == "mnist")
+    with pytest.raises(FigureSkipped, match="mnist images are not available"):
+        fig_pairs.load_record_dataset(rec, tmp_path)
 
 
 def test_image_grid_checks_the_fingerprint(tmp_path):
-    shutil.copytree(FIXTURES / "separation" / "digits", tmp_path / "separation" / "digits")
-    path = tmp_path / "separation" / "digits" / "linf-subset60" / "record.json"
-    rec = json.loads(path.read_text())
-    rec["config"]["data_fingerprint"] = "0" * 64
-    path.write_text(json.dumps(rec))
-    stored = find_records(tmp_path).separation[0]
-    with pytest.raises(figs.FigureSkipped, match="fingerprint differs"):
-        figs.load_record_dataset(stored, None)
+    src = FIXTURES / "separation" / "digits" / "linf-subset60"
+    rec = load_record(src)
+    other = dataclasses.replace(rec, config=dataclasses.replace(
+        rec.config, data=dataclasses.replace(rec.config.data, fingerprint="0" * 64)), key=None, digest=None)
+    write_record(tmp_path / "separation" / "digits" / "linf-subset60", other, rec.load_arrays())
+    stored = load_report_records(tmp_path).separation[0]
+    with pytest.raises(FigureSkipped, match="fingerprint differs"):
+        fig_pairs.load_record_dataset(stored, None)
 
 
 def test_closest_train_pairs_are_distinct():
@@ -177,7 +189,7 @@ def test_closest_train_pairs_are_distinct():
 
     d = np.array([0.5, 0.5, 0.7, 0.9])
     nbr = np.array([1, 0, 3, 2])
-    assert figs.closest_train_pairs(d, nbr, 3) == [(0, 1, 0.5), (2, 3, 0.7)]
+    assert fig_pairs.closest_train_pairs(d, nbr, 3) == [(0, 1, 0.5), (2, 3, 0.7)]
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -222,9 +234,9 @@ def test_image_grid_of_an_unchanged_record_is_kept_without_data(tmp_path, monkey
     first = grid.read_bytes()
 
     def no_data(rec, data_root):
-        raise figs.FigureSkipped("no data here")
+        raise FigureSkipped("no data here")
 
-    monkeypatch.setattr(figs, "load_record_dataset", no_data)
+    monkeypatch.setattr(fig_pairs, "load_record_dataset", no_data)
     assert report.main(argv) == 0
     sources = json.loads((out / "sources.json").read_text())
     assert "figures/closest_pairs_digits_linf-subset60" in sources  # kept: same record, same config key
@@ -235,8 +247,8 @@ def test_image_grid_of_an_unchanged_record_is_kept_without_data(tmp_path, monkey
 
 def test_figures_are_byte_identical_across_renderings(tmp_path, records):
     rows = [training_row(r) for r in records.training] + [evaluate_row(r) for r in records.evaluate]
-    first = [p.read_bytes() for p in figs.lipschitz_vs_adversarial(rows, tmp_path / "a")]
-    second = [p.read_bytes() for p in figs.lipschitz_vs_adversarial(rows, tmp_path / "b")]
+    first = [p.read_bytes() for p in lipschitz_vs_adversarial(rows, tmp_path / "a")]
+    second = [p.read_bytes() for p in lipschitz_vs_adversarial(rows, tmp_path / "b")]
     assert first == second and first[0][:4] == b"\x89PNG" and first[1][:4] == b"%PDF"
     assert b"CreationDate" not in first[1]
 
@@ -262,7 +274,7 @@ def test_missing_training_records_name_the_grid_command(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert report.main(argv) == 1
     assert "python -m lipschitz_construct.verify --dataset mnist --norm linf --eps 0.1" in caplog.text
-    missing = expected_missing(find_records(tmp_path / "results"), grid_files=[GRID])
+    missing = expected_missing(load_report_records(tmp_path / "results"), grid_files=[GRID])
     grid = [m for m in missing if m.kind == "training"]
     assert grid and "python -m analysis.grid" in grid[0].command and "20 of 20 training runs" in grid[0].what
 
@@ -281,7 +293,7 @@ def test_image_grid_shows_duplicates(tmp_path):
 
     import numpy as np
 
-    from analysis.reporting.records import StoredRecord
+    from separation import Pair
 
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, (6, 1, 5, 5), dtype=np.uint8)
@@ -293,10 +305,11 @@ def test_image_grid_shows_duplicates(tmp_path):
     arrays = {"train_distances": np.array([0.0, 0.0, 0.5, 0.6, 0.7, 0.8]),
               "train_neighbors": np.array([1, 0, 3, 2, 5, 4]), "test_distances": np.array([0.4, 0.3, 0.2]),
               "test_neighbors": np.array([1, 0, 4]), "test_train_duplicates": np.array([[2, 4]])}
-    dup = {"index": 0, "neighbor": 1, "label": 0, "neighbor_label": 1, "distance": 0.0}
-    rec = StoredRecord("separation", tmp_path / "toy" / "linf",
-                       {"config": {"dataset": "toy", "norm": "linf"},
-                        "result": {"train": {"cross_class_duplicates": [dup]}, "test": {"cross_class_duplicates": []}}},
-                       arrays)
-    png, pdf = figs.closest_pairs_grid(rec, ds, tmp_path, k=2)
-    assert png.name == "closest_pairs_toy_linf.png" and png.stat().st_size > 0 and pdf.stat().st_size > 0
+    base = load_record(FIXTURES / "separation" / "mnist" / "linf")
+    train = dataclasses.replace(base.result.train, cross_class_duplicates=[Pair(0, 1, 0, 1, 0.0)])
+    test = dataclasses.replace(base.result.test, cross_class_duplicates=[])
+    rec = dataclasses.replace(base, result=dataclasses.replace(base.result, train=train, test=test),
+                              key=None, digest=None)
+    rec = write_record(tmp_path / "toy" / "linf", rec, arrays)
+    png, pdf = fig_pairs.closest_pairs_grid(rec, ds, tmp_path, k=2)
+    assert png.name == "closest_pairs_mnist_linf.png" and png.stat().st_size > 0 and pdf.stat().st_size > 0

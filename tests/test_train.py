@@ -1,7 +1,7 @@
 """Training: checkpoints, exact resume, records, CLI (tiny synthetic data, seconds each)."""
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from analysis.config import TrainConfig
-from analysis.train import (CHECKPOINT_FILE, CheckpointMismatch, TrainingInterrupted, augment,
-                            derive_seed, load_checkpoint, main, prepare_data, train)
+from analysis.checkpoints import load_checkpoint
+from analysis.train import main
+from analysis.training import (CHECKPOINT_FILE, CheckpointMismatch, TrainingInterrupted, augment, derive_seed,
+                               prepare_data, train)
+from separation.records import load_record
 from separation.datasets import Dataset
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -77,7 +80,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, method, stop):
         for name, t in v.items():
             assert torch.equal(t, b["optimizer"]["state"][k][name])
     assert a["scheduler"] == b["scheduler"]
-    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    strip = lambda h: [dataclasses.replace(e, seconds=0.0) for e in h]  # noqa: E731
     assert strip(ref.history) == strip(res.history)
 
 
@@ -87,32 +90,30 @@ def test_full_run_writes_records_and_is_reused(tmp_path):
     run_dir, res_dir = tmp_path / "ck" / "g" / "t3", tmp_path / "res" / "g" / "t3"
     out = train(cfg, run_dir=run_dir, results_dir=res_dir, dataset=ds, progress=False)
     assert out.status == "completed"
-    rec = json.loads((run_dir / "record.json").read_text())
     assert (res_dir / "record.json").read_bytes() == (run_dir / "record.json").read_bytes()
-    assert rec["kind"] == "training"
-    assert rec["config"] == cfg.to_dict() and rec["config"]["method_params"]["beta"] == 3.0
-    res = rec["result"]
-    assert res["epochs_completed"] == 2 and len(res["history"]) == 2
-    for entry in res["history"]:
-        assert {"epoch", "loss", "train_clean_acc", "train_adv_acc", "seconds"} <= set(entry)
-        assert 0 <= entry["train_clean_acc"] <= 1 and 0 <= entry["train_adv_acc"] <= entry["train_clean_acc"]
-    ev = res["evaluation"]
-    for split in ("train", "test"):
-        assert {"clean_acc", "adv_acc", "lipschitz_mean"} <= set(ev[split])
-    assert set(ev["gaps"]) >= {"clean", "adv", "lipschitz"}
-    assert ev["train"]["n"] == 8  # evaluation subset of the trained points
-    assert set(rec["timing"]) == {"train_seconds", "eval_seconds"}
-    assert (run_dir / "evaluation" / "arrays.npz").is_file()  # full evaluation record beside the checkpoint
+    rec = load_record(res_dir)  # the copy is a verified record too
+    assert rec.KIND == "training" and rec.config == cfg and rec.config.method_params["beta"] == 3.0
+    res = rec.result
+    assert res.epochs_completed == 2 and len(res.history) == 2
+    for entry in res.history:
+        assert 0 <= entry.train_clean_acc <= 1 and 0 <= entry.train_adv_acc <= entry.train_clean_acc
+    ev = res.evaluation
+    for split in (ev.train, ev.test):
+        assert split.clean_acc is not None and split.adv_acc is not None and split.lipschitz_mean is not None
+    assert ev.gaps.clean is not None and ev.gaps.lipschitz is not None
+    assert ev.train.n == 8  # evaluation subset of the trained points
+    assert set(rec.timing) == {"train_seconds", "eval_seconds"}
+    assert list((run_dir / "evaluation").rglob("arrays.npz"))  # full evaluation record beside the checkpoint
     # the checkpoint loads with weights_only=True and rebuilds the model on its own
     from analysis.checkpoints import model_from_checkpoint
 
     ckpt = torch.load(run_dir / CHECKPOINT_FILE, weights_only=True)
-    assert {"model", "config", "optimizer", "scheduler", "epoch", "rng"} <= set(ckpt)
+    assert {"model", "config", "optimizer", "scheduler", "epoch", "rng", "device"} <= set(ckpt)
     model, _ = model_from_checkpoint(run_dir / CHECKPOINT_FILE)
     _assert_same(_weights(model), _weights(out.model))
     # a second call reuses the record
     again = train(cfg, run_dir=run_dir, results_dir=res_dir, dataset=ds, progress=False)
-    assert again.status == "reused" and again.record["config_key"] == rec["config_key"]
+    assert again.status == "reused" and again.record.key == rec.key
     # ... also when only the checkpoint folder has it (the committed copy is restored)
     (res_dir / "record.json").unlink()
     assert train(cfg, run_dir=run_dir, results_dir=res_dir, dataset=ds, progress=False).status == "reused"
@@ -129,11 +130,14 @@ def test_changed_config_refuses_the_old_checkpoint(tmp_path):
         train(other, run_dir=tmp_path, dataset=ds, progress=False, evaluate=False)
     out = train(other, run_dir=tmp_path, dataset=ds, progress=False, evaluate=False, restart=True)
     assert len(out.history) == 2
-    # runtime fields (device, threads) do not invalidate a checkpoint
     import dataclasses
 
-    same = dataclasses.replace(other, num_threads=1)
+    # where the run executes does not invalidate a checkpoint; the thread count does (it changes
+    # floating-point results, so resuming with another one would break the bit-exact promise)
+    same = dataclasses.replace(other, device="auto")
     assert train(same, run_dir=tmp_path, dataset=ds, progress=False, evaluate=False).history == out.history
+    with pytest.raises(CheckpointMismatch, match="num_threads: 1 -> 2"):
+        train(dataclasses.replace(other, num_threads=2), run_dir=tmp_path, dataset=ds, progress=False, evaluate=False)
 
 
 def test_loss_reduction_sum_with_scaled_lr_matches_mean(tmp_path):
@@ -183,8 +187,8 @@ def test_cli_stop_and_resume(tmp_path, monkeypatch):
     state = load_checkpoint(tmp_path / "ck" / "g" / "natural" / CHECKPOINT_FILE)
     assert (state["epoch"], state["step"]) == (0, 2)
     assert main(args) == 0
-    rec = json.loads((tmp_path / "res" / "g" / "natural" / "record.json").read_text())
-    assert rec["result"]["epochs_completed"] == 1 and rec["config"]["train_subset"] == 64
+    rec = load_record(tmp_path / "res" / "g" / "natural")
+    assert rec.result.epochs_completed == 1 and rec.config.train_subset == 64
     assert main(args + ["--lr", "0.5"]) == 2  # a different config on the same checkpoint: refused
 
 
@@ -198,7 +202,7 @@ def test_mnist_subset_one_epoch(tmp_path):
                       optimizer="adam", lr=1e-3, monitor_size=16, monitor_steps=1, device="cpu",
                       channels_last=True)
     out = train(cfg, run_dir=tmp_path / "run", data_root=root, progress=False, evaluate=False)
-    assert out.history[0]["epoch"] == 1 and out.history[0]["loss"] > 0
+    assert out.history[0].epoch == 1 and out.history[0].loss > 0
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)["config"]["input_size"] == 28
 
 

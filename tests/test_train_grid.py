@@ -1,12 +1,13 @@
 """The grid runner on sklearn's digits: trains every run, then skips finished ones."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import yaml
 
-from analysis.grid import format_table, load_grid, main
+from analysis.grid import format_table, main
+from analysis.grids import load_grid
+from separation.records import load_record
 
 pytest.importorskip("sklearn")
 
@@ -31,8 +32,8 @@ def test_grid_trains_then_skips(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| natural | natural | 0 |" in table and "rst-l0.5-drop0.5" in table
     for name in ("natural", "rst-l0.5-drop0.5"):
-        rec = json.loads((tmp_path / "res" / "tiny" / name / "record.json").read_text())
-        assert rec["kind"] == "training" and rec["config"]["name"] == name
+        rec = load_record(tmp_path / "res" / "tiny" / name)
+        assert rec.KIND == "training" and rec.config.name == name
         assert (tmp_path / "ck" / "tiny" / name / "last.pt").is_file()
     assert not (tmp_path / "res" / "tiny" / "natural-drop0.5").exists()
     assert main([str(path), *roots, "--list"]) == 0

@@ -1,17 +1,18 @@
-"""Rendering the paper's tables and figures from stored result records (no recomputation).
+"""Rendering the paper's tables and figures from stored result records (no recomputation; torch-free).
 
 ``python -m analysis.report`` is the entry point (see :mod:`analysis.report`). The pieces:
 
-- :mod:`.records` -- finds the records under ``results/`` and says which expected ones are
+- :mod:`.collect` -- the typed records below a results root, and the expected ones that are
   missing, with the command that produces each;
-- :mod:`.tables` -- Table 1 (separation), Table 2 (methods), Table 3 (dropout) as pandas frames,
-  written as Markdown, CSV and LaTeX;
-- :mod:`.figures` -- distance histograms, test Lipschitz against adversarial accuracy, image grids
-  of the closest cross-class pairs (PNG and PDF);
+- :mod:`.rows` -- table rows from records; :mod:`.format` -- numbers and names;
+  :mod:`.provenance` -- budgets, hardware and dates in words; :mod:`.writers` -- Markdown, CSV, LaTeX;
+- :mod:`.table_separation`, :mod:`.table_methods`, :mod:`.table_dropout`, :mod:`.table_bounds` --
+  one module per table;
+- :mod:`.fig_histograms`, :mod:`.fig_lipschitz`, :mod:`.fig_pairs`, :mod:`.fig_bounds` -- the figures;
 - :mod:`.readme` -- ``reports/README.md``: every table with the budget that produced it.
 """
 from __future__ import annotations
 
-from .records import Missing, RecordSet, StoredRecord, find_records
+from .collect import Missing, ReportRecords, expected_missing, load_report_records
 
-__all__ = ["Missing", "RecordSet", "StoredRecord", "find_records"]
+__all__ = ["Missing", "ReportRecords", "expected_missing", "load_report_records"]

@@ -8,8 +8,16 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .records import DATA_ROOT_PLACEHOLDER, Missing, REMOTE_DATASETS, grid_command, separation_command
-from .tables import Table, dataset_name, markdown_block
+from separation import SeparationRecord
+
+from ..records import grid_command
+from .collect import DATA_ROOT_PLACEHOLDER, REMOTE_DATASETS, Missing
+from .format import dataset_name
+from .writers import Table, markdown_block
+
+
+def separation_command(dataset: str, norm: str) -> str:
+    return SeparationRecord.command_for(dataset, norm)
 
 log = logging.getLogger(__name__)
 
