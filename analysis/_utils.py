@@ -116,3 +116,7 @@ def batches(n: int, batch_size: int):
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     for start in range(0, n, batch_size):
         yield slice(start, min(n, start + batch_size))
+
+
+__all__ = ["batches", "check_eps", "check_images", "eval_mode", "flat_norm", "model_device_dtype", "threat",
+           "to_labels", "to_unit_tensor"]

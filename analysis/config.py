@@ -383,3 +383,9 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: list[str] |
     """A :class:`TrainConfig` from a YAML/JSON file (optional), then ``extra``, then overrides."""
     data = load_mapping(path) if path is not None else {}
     return build_config(data, extra, overrides=overrides)
+
+
+__all__ = ["ARCHS", "ATTACK_MODES", "AUGMENTATIONS", "ConfigError", "METHOD_PARAMS", "METHOD_PARAM_CHOICES", "NORMS",
+           "OPTIMIZERS", "REDUCTIONS", "RUNTIME_FIELDS", "SCHEDULES", "TrainConfig", "build_config",
+           "complete_method_params", "config_dirs", "deep_merge", "default_run_name", "find_profile", "load_config",
+           "load_mapping", "parse_override", "profile_defaults"]

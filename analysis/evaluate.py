@@ -31,9 +31,10 @@ DEFAULT_ATTACKS = ("pgd", "multitargeted")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    from separation.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS
+
     from .attack_suite import ATTACK_NAMES
     from .evaluation import LIPSCHITZ_RNGS
-    from .lipschitz import PAPER_STEP_SIZE, PAPER_STEPS
     from .models import ARCHITECTURES
     from .models.registry import SOURCES
 
@@ -66,9 +67,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="AutoAttack version (default standard)")
     p.add_argument("--lipschitz", default="ascent,paper",
                    help="Lipschitz modes: 'ascent,paper' (default), 'ascent', 'paper' or 'none'")
-    p.add_argument("--lip-steps", type=integer(0), default=PAPER_STEPS, help="estimator steps (default 10)")
-    p.add_argument("--lip-step-size", type=positive_float, default=PAPER_STEP_SIZE,
-                   help="estimator step (default 0.003)")
+    p.add_argument("--lip-steps", type=integer(0), default=LIPSCHITZ_STEPS, help="estimator steps (default %(default)s)")
+    p.add_argument("--lip-step-size", type=positive_float, default=LIPSCHITZ_STEP_SIZE,
+                   help="estimator step (default %(default)s)")
     p.add_argument("--lip-eps", type=positive_float, default=None, help="estimator ball radius (default --eps)")
     p.add_argument("--lipschitz-rng", default="generator", choices=LIPSCHITZ_RNGS,
                    help="random numbers of the estimator: 'generator' (default: a private generator seeded by "
@@ -185,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_main(work, (CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError, ValueError,
                            TypeError, UsageError, RecordError))
+
+
+__all__ = ["DEFAULT_ATTACKS", "attack_specs_from_args", "get_args_parser", "lipschitz_modes", "main",
+           "restrict_to_training_points", "run"]
 
 
 if __name__ == "__main__":

@@ -24,16 +24,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from separation.paper import default_eps
+from separation.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS, default_eps
 from separation.records import reusable, run_metadata, write_record
 
 from ._utils import check_eps, eval_mode, threat, to_unit_tensor
 from .attack_suite import attack_spec, run_attacks
 from .lipschitz import MODES as LIP_MODES
-from .lipschitz import PAPER_STEP_SIZE, PAPER_STEPS, estimate_local_lipschitz
+from .lipschitz import estimate_local_lipschitz
 from .models import check_model, count_parameters
-from .records import (EvalResult, EvaluationConfig, EvaluationRecord, Gaps, LipschitzSettings, ModelSpec,
-                      ModelSummary, SplitEvaluation)
+from .records import (EvalResult, EvaluationConfig, EvaluationRecord, Gaps, LipschitzSettings, ModelSpec, ModelSummary,
+                      SplitEvaluation)
 
 log = logging.getLogger("analysis.evaluation")
 
@@ -56,8 +56,8 @@ class EvalConfig:
     attacks: tuple = ("pgd", "multitargeted")
     lipschitz: tuple[str, ...] = ("ascent", "paper")
     lipschitz_eps: float | None = None
-    lipschitz_steps: int = PAPER_STEPS
-    lipschitz_step_size: float = PAPER_STEP_SIZE
+    lipschitz_steps: int = LIPSCHITZ_STEPS
+    lipschitz_step_size: float = LIPSCHITZ_STEP_SIZE
     lipschitz_rng: str = "generator"
     subset: int | None = None
     seed: int = 0

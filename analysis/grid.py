@@ -187,5 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r is None for r in records.values()) else 0
 
 
+__all__ = ["finished", "format_table", "get_args_parser", "main", "run_folders", "run_grid", "run_one", "select"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

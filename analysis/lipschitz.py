@@ -37,17 +37,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._utils import batches, check_eps, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor
+from separation.paper import (ATTACK_NORMS, LIPSCHITZ_START_STD, LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS)
+
+from ._utils import (batches, check_eps, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor)
 
 log = logging.getLogger(__name__)
 
 MODES = ("ascent", "paper")
-LIP_NORMS = ("linf", "l2")
-
-#: The official estimator's defaults (``estimate_local_lip_v2``).
-PAPER_STEPS = 10
-PAPER_STEP_SIZE = 0.003
-PAPER_NOISE = 0.001
 PAPER_CHUNK = 16  # the official loader's batch size: noise is drawn per 16 examples
 
 
@@ -66,7 +62,7 @@ def _paper_noise(shape, generator: torch.Generator | None) -> torch.Tensor:
     chunks = []
     for sl in batches(shape[0], PAPER_CHUNK):
         chunks.append(torch.randn((sl.stop - sl.start, *shape[1:]), generator=generator))
-    return PAPER_NOISE * torch.cat(chunks)
+    return LIPSCHITZ_START_STD * torch.cat(chunks)
 
 
 def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, clip_start=True):
@@ -78,7 +74,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator,
         noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
     else:
         noise = torch.randn(x.shape, dtype=x.dtype)
-    xp = tm.project(x + PAPER_NOISE * noise.to(x.device), x)
+    xp = tm.project(x + LIPSCHITZ_START_STD * noise.to(x.device), x)
     best = torch.zeros(len(x), dtype=x.dtype, device=x.device)
     best_x = xp.detach().clone()
     for t in range(steps + 1):
@@ -137,8 +133,8 @@ def _paper_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, 
         return _paper_ratio(model, x, x_adv, top_norm, btm_p), x_adv.detach()
 
 
-def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "linf", steps: int = 10,
-                             step_size: float = 0.003, mode: str = "ascent", batch_size: int = 128,
+def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "linf", steps: int = LIPSCHITZ_STEPS,
+                             step_size: float = LIPSCHITZ_STEP_SIZE, mode: str = "ascent", batch_size: int = 128,
                              device=None, generator: torch.Generator | None = None, top_norm=1,
                              progress: bool = False, return_points: bool = False,
                              clip_start: bool = False):
@@ -165,7 +161,7 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     """
     eps = check_eps(eps)
     step_size = check_eps(step_size, "step_size")
-    if norm not in LIP_NORMS:
+    if norm not in ATTACK_NORMS:
         raise ValueError(f"Unknown norm {norm!r} for the Lipschitz estimate: use 'linf' or 'l2'.")
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}: use 'ascent' (correct maximisation) or 'paper' "
@@ -204,4 +200,4 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     return out
 
 
-__all__ = ["MODES", "PAPER_STEPS", "PAPER_STEP_SIZE", "dataloader_seed_draw", "estimate_local_lipschitz"]
+__all__ = ["MODES", "dataloader_seed_draw", "estimate_local_lipschitz"]

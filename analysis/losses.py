@@ -39,17 +39,16 @@ official LLR variant keeps its own rule, a random direction, as the official cod
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._utils import threat
 from .config import METHOD_PARAMS, complete_method_params
+from .inner_max import batch_view, llr_inner_max, llr_official_inner_max, per_example_ce, pgd_ce, trades_inner_max
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +81,6 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
 
 
-@contextlib.contextmanager
-def module_mode(model: nn.Module, *, train: bool) -> Iterator[nn.Module]:
-    """Set every submodule to train/eval for the block; restore each module's own flag after."""
-    saved = [(m, m.training) for m in model.modules()]
-    model.train(train)
-    try:
-        yield model
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
 class RandomReplay:
     """Snapshot the RNG state; :meth:`replay` restores it so that the next forward pass draws the
     same dropout masks as the pass made right after the snapshot (same shapes, same draws)."""
@@ -113,14 +100,6 @@ class RandomReplay:
             torch.cuda.set_rng_state(self.cuda, self.device)
 
 
-def _bview(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
-
-
-def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="none")
-
-
 def _kl_rows(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
     """Per-example KL(softmax(p) ‖ softmax(q))."""
     logp = F.log_softmax(logits_p, dim=1)
@@ -136,142 +115,13 @@ def _device(x: torch.Tensor) -> torch.device:
     return x.device
 
 
-def _cpu_randn(x: torch.Tensor) -> torch.Tensor:
-    """N(0, I) noise like ``x``, drawn on the CPU (torch's global CPU generator) and moved to
-    ``x``'s device: the official code's draw, the same numbers on every device."""
-    return torch.randn(x.shape, dtype=x.dtype).to(x.device)
-
-
-# ---------------------------------------------------------------------------------------------
-# inner maximisations
-# ---------------------------------------------------------------------------------------------
-class _KeepMode(nn.Module):
-    """Hides a model from ``.eval()``/``.train()`` calls: the wrapped model keeps its mode.
-
-    :func:`analysis.attacks.pgd` always attacks in eval mode; wrapping lets AT/RST attack a model
-    in train mode, as the official code does (dropout active, BatchNorm on batch statistics).
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self._wrapped = (model,)  # a tuple: not a registered submodule
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._wrapped[0](x)
-
-
-def pgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-           steps: int = 10, step_frac: float = 0.2, random_start: bool = True,
-           attack_mode: str = "train") -> torch.Tensor:
-    """The AT/RST inner attack: :func:`analysis.attacks.pgd` on CE with ``steps`` steps of
-    ``step_frac``·ε and a uniform random start, with the model in ``attack_mode``
-    (``"train"``, the official code's choice, or ``"eval"``)."""
-    from .attacks import pgd
-
-    if attack_mode not in ("train", "eval"):
-        raise ValueError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}.")
-    tm = threat(norm, eps)
-    if tm.eps == 0:
-        return x.detach().clone()
-    target = model
-    if attack_mode == "train":
-        target = _KeepMode(model)
-    with module_mode(model, train=attack_mode == "train"):
-        x_adv = pgd(target, x, y, eps=tm.eps, norm=norm, steps=steps, step_size=step_frac * tm.eps,
-                    restarts=1, random_start=random_start, loss="ce")
-    return x_adv.detach()
-
-
-def trades_kl(logits_adv: torch.Tensor, logits_nat: torch.Tensor) -> torch.Tensor:
-    """Summed KL(softmax(nat) ‖ softmax(adv)), computed as the official code's
-    ``nn.KLDivLoss(size_average=False)(log_softmax(adv), softmax(nat))``."""
-    return F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_nat, dim=1), reduction="sum")
-
-
-def trades_inner_max(model: nn.Module, x: torch.Tensor, *, eps: float, norm: str = "linf",
-                     steps: int = 10, step_frac: float = 0.2, init_std: float = 0.001,
-                     clip_start: bool = True) -> torch.Tensor:
-    """TRADES' inner maximisation of KL(f(x) ‖ f(x')) over the ε-ball ∩ [0, 1], in eval mode, from
-    ``x + init_std·N(0, I)`` (projected onto the ball and [0, 1] only with ``clip_start``)."""
-    tm = threat(norm, eps)
-    x = x.detach()
-    if tm.eps == 0:
-        return x.clone()
-    step = step_frac * tm.eps
-    with module_mode(model, train=False):
-        with torch.no_grad():
-            logits_nat = model(x)
-        x_adv = x + init_std * _cpu_randn(x)
-        if clip_start:
-            x_adv = tm.project(x_adv, x)
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            with torch.enable_grad():
-                grad, = torch.autograd.grad(trades_kl(model(x_adv), logits_nat), [x_adv])
-            x_adv = tm.ascent_step(x_adv.detach(), grad, x, step)
-    return x_adv.detach()
-
-
-def llr_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                  norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
-                  init_std: float = 0.001) -> torch.Tensor:
-    """δ ≈ argmax_{‖δ‖≤ε, x+δ∈[0,1]} |ℓ(x+δ) − ℓ(x) − δᵀ∇ℓ(x)| (eval mode); returns x + δ."""
-    tm = threat(norm, eps)
-    x = x.detach()
-    if tm.eps == 0:
-        return x.clone()
-    step = step_frac * tm.eps
-    with module_mode(model, train=False), torch.enable_grad():
-        x0 = x.clone().requires_grad_(True)
-        l0 = _ce(model(x0), y)
-        g0, = torch.autograd.grad(l0.sum(), [x0])
-        l0, g0 = l0.detach(), g0.detach()
-        x_adv = tm.project(x + init_std * torch.randn_like(x), x)
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            delta = x_adv - x
-            lin = (delta * g0).flatten(1).sum(1)
-            gap = (_ce(model(x_adv), y) - l0 - lin).abs()
-            grad, = torch.autograd.grad(gap.sum(), [x_adv])
-            x_adv = tm.ascent_step(x_adv.detach(), grad, x, step)
-    return x_adv.detach()
-
-
-def llr_official_inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                           norm: str = "linf", steps: int = 2, step_frac: float = 0.5,
-                           init_std: float = 0.001) -> torch.Tensor:
-    """The official code's LLR search with its zeroed input gradient: maximise the CE itself by
-    gradient steps normalised by their own ``norm`` (``step_frac``·ε each; a zero gradient becomes
-    a random direction, as in the official code), clip to [0, 1], then *rescale* δ into the ball
-    (``torch.renorm``), in eval mode; returns x + δ."""
-    eps = threat(norm, eps).eps
-    x = x.detach()
-    p = float("inf") if norm == "linf" else 2.0
-    step = step_frac * eps
-    with module_mode(model, train=False), torch.enable_grad():
-        delta = init_std * torch.randn_like(x)
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            obj = _ce(model(x + delta), y).sum()
-            grad, = torch.autograd.grad(obj, [delta])
-            n = grad.flatten(1).norm(p=p, dim=1)
-            grad = grad / _bview(n, grad)
-            zero = n == 0
-            if bool(zero.any()):
-                grad[zero] = torch.randn_like(grad[zero])
-            delta = delta.detach() + step * grad
-            delta = (x + delta).clamp(0, 1) - x
-            delta = torch.renorm(delta, p=p, dim=0, maxnorm=eps)
-    return (x + delta).detach()
-
-
 # ---------------------------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------------------------
 def natural_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean",
                  **_: Any) -> LossOutput:
     logits = model(x)
-    ce = _ce(logits, y)
+    ce = per_example_ce(logits, y)
     return LossOutput(reduce(ce, reduction), clean_logits=logits.detach(),
                       parts={"ce": _avg(ce)})
 
@@ -282,7 +132,7 @@ def at_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, n
     x_adv = pgd_ce(model, x, y, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
                    random_start=random_start, attack_mode=attack_mode)
     logits_adv = model(x_adv)
-    ce_adv = _ce(logits_adv, y)
+    ce_adv = per_example_ce(logits_adv, y)
     return LossOutput(reduce(ce_adv, reduction), adv_logits=logits_adv.detach(), x_adv=x_adv,
                       parts={"ce_adv": _avg(ce_adv)})
 
@@ -294,7 +144,7 @@ def rst_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
                    random_start=random_start, attack_mode=attack_mode)
     logits = model(x)
     logits_adv = model(x_adv)
-    ce, ce_adv = _ce(logits, y), _ce(logits_adv, y)
+    ce, ce_adv = per_example_ce(logits, y), per_example_ce(logits_adv, y)
     return LossOutput(reduce(ce + lam * ce_adv, reduction), clean_logits=logits.detach(),
                       adv_logits=logits_adv.detach(), x_adv=x_adv,
                       parts={"ce": _avg(ce), "ce_adv": _avg(ce_adv)})
@@ -307,7 +157,7 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: floa
                              init_std=init_std, clip_start=clip_start)
     logits = model(x)
     logits_adv = model(x_adv)
-    ce = _ce(logits, y)
+    ce = per_example_ce(logits, y)
     kl = _kl_rows(logits, logits_adv)
     return LossOutput(reduce(ce + beta * kl, reduction), clean_logits=logits.detach(),
                       adv_logits=logits_adv.detach(), x_adv=x_adv,
@@ -323,7 +173,7 @@ def llr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
                                        step_frac=step_frac, init_std=init_std)
         logits = model(x)
         logits_adv = model(x_adv)
-        ce, ce_adv = _ce(logits, y), _ce(logits_adv, y)
+        ce, ce_adv = per_example_ce(logits, y), per_example_ce(logits_adv, y)
         return LossOutput(reduce(ce + lam * ce_adv, reduction), clean_logits=logits.detach(),
                           adv_logits=logits_adv.detach(), x_adv=x_adv,
                           parts={"ce": _avg(ce), "gamma": _avg(ce_adv), "lin": 0.0})
@@ -335,11 +185,11 @@ def llr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
     xg = x.detach().clone().requires_grad_(True)
     rng = RandomReplay(_device(x), enabled=same_dropout_mask)
     logits = model(xg)
-    ce = _ce(logits, y)
+    ce = per_example_ce(logits, y)
     grad, = torch.autograd.grad(ce.sum(), [xg], create_graph=True)
     rng.replay()
     logits_adv = model(x_adv)
-    ce_adv = _ce(logits_adv, y)
+    ce_adv = per_example_ce(logits_adv, y)
     lin = (delta * grad).flatten(1).sum(1)
     gamma = (ce_adv - ce - lin).abs()
     total = ce + lam * gamma + mu * lin.abs()
@@ -359,16 +209,16 @@ def gr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "
     xg = x.detach().clone().requires_grad_(True)
     rng = RandomReplay(_device(x), enabled=same_dropout_mask)
     logits = model(xg)
-    ce = _ce(logits, y)
+    ce = per_example_ce(logits, y)
     grad, = torch.autograd.grad(ce.sum(), [xg], retain_graph=True)
     grad = grad.detach()
     if direction == "dual" and norm == "linf":
         v = grad.sign()
     else:
         n = grad.flatten(1).norm(p=2, dim=1)
-        v = grad / _bview(torch.where(n > 0, n, torch.ones_like(n)), grad)
+        v = grad / batch_view(torch.where(n > 0, n, torch.ones_like(n)), grad)
     rng.replay()
-    ce_f = _ce(model(x.detach() + fd_step * v), y)
+    ce_f = per_example_ce(model(x.detach() + fd_step * v), y)
     dl = (ce_f - ce) / fd_step
     penalty = dl.pow(2) / 2
     return LossOutput(reduce(ce + lam * penalty, reduction), clean_logits=logits.detach(),
@@ -413,3 +263,7 @@ def make_loss(method: str, params: Mapping[str, Any] | None = None, *, eps: floa
     loss.__name__ = f"{method}_loss"
     loss.kwargs = dict(kwargs)  # type: ignore[attr-defined]
     return loss
+
+
+__all__ = ["LOSSES", "LossFn", "LossOutput", "RandomReplay", "at_loss", "gr_loss", "llr_loss", "make_loss",
+           "natural_loss", "reduce", "rst_loss", "trades_loss"]

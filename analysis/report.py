@@ -1,7 +1,7 @@
 """``python -m analysis.report``: the paper's tables and figures, rendered from stored records.
 
 Nothing is recomputed: every number comes from a record under ``results/`` (see
-:mod:`analysis.reporting.records`). A record that is absent is reported with the command that
+:mod:`analysis.reporting.collect`). A record that is absent is reported with the command that
 produces it.
 
 Commands (default ``all``)::
@@ -11,6 +11,7 @@ Commands (default ``all``)::
     python -m analysis.report methods                  # Table 2 -> reports/tables/table2_methods.*
     python -m analysis.report dropout                  # Table 3 -> reports/tables/table3_dropout.*
     python -m analysis.report figures --data-root D    # reports/figures/*.png and *.pdf
+    python -m analysis.report benchmarks               # reports/benchmarks/<name>.md from benchmark records
     python -m analysis.report readme                   # reports/README.md (tables inline)
     python -m analysis.report status                   # which records exist, which are missing
 
@@ -26,12 +27,14 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from separation.paper import TABLE1_NORMS
 from separation.records import Record
 
 from .reporting import fig_histograms, fig_lipschitz, fig_pairs
 from .reporting.collect import (DEFAULT_GRID_FILES, Missing, ReportRecords, expected_missing, load_report_records,
                                 write_artefact)
 from .reporting.fig_base import FigureSkipped
+from .reporting.page_benchmarks import benchmark_page
 from .reporting.readme import build_readme
 from .reporting.rows import evaluate_row, training_row
 from .reporting.table_dropout import dropout_table
@@ -42,7 +45,7 @@ from .reporting.writers import Table, write_table
 log = logging.getLogger("analysis.report")
 
 SKIPPED_KEY = "_skipped"  # sources.json: the figures skipped by the last rendering of the figures
-COMMANDS = ("all", "separation", "methods", "dropout", "figures", "readme", "status")
+COMMANDS = ("all", "separation", "methods", "dropout", "figures", "benchmarks", "readme", "status")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -142,7 +145,7 @@ class Report:
         out = self.args.out / "figures"
         shown, _ = select_separation(self.records.separation)
         drawn = 0
-        for norm in ("linf", "l2"):
+        for norm in TABLE1_NORMS:
             recs = [r for r in shown if r.config.norm == norm]
             if not recs:
                 self._skip(f"separation histograms ({norm})", "no separation record for this norm"
@@ -201,13 +204,25 @@ class Report:
             return True
         return False
 
+    # -- benchmark pages ------------------------------------------------------------------------
+    def render_benchmarks(self) -> bool:
+        for rec in self.records.benchmark:
+            artefact = f"benchmarks/{rec.config.name}"
+            self.written.append(write_artefact(self.args.out / f"{artefact}.md", benchmark_page(rec)))
+            self._source(artefact, [rec])
+        if not self.records.benchmark:
+            log.error("no benchmark records under %s/; run e.g. python benchmarks/separation_engines.py",
+                      self.args.results)
+        return bool(self.records.benchmark)
+
     # -- README and sources ---------------------------------------------------------------------
     def render_readme(self) -> bool:
         tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
         sources = self.merged_sources()
         figures = sorted(k.split("/", 1)[1] for k in sources if k.startswith("figures/"))
+        benchmarks = sorted(k.split("/", 1)[1] for k in sources if k.startswith("benchmarks/"))
         text = build_readme(self.args.out, tables, missing=self.missing, skipped=sources.get(SKIPPED_KEY, []),
-                            figures=figures,
+                            figures=figures, benchmarks=benchmarks,
                             problems=self.records.problems, results_root=self.args.results.as_posix())
         self.written.append(write_artefact(self.args.out / "README.md", text))
         log.info("wrote %s", self.args.out / "README.md")
@@ -241,7 +256,7 @@ class Report:
 
     def status(self) -> int:
         lines = [f"records under {self.args.results}/:"]
-        for kind in ("separation", "construct", "evaluate", "training"):
+        for kind in ("separation", "construct", "evaluate", "training", "benchmark"):
             recs = self.records.of(kind)
             lines.append(f"  {kind:<10} {len(recs):>3}" + (": " + ", ".join(r.label for r in recs[:8]) +
                                                           (", ..." if len(recs) > 8 else "") if recs else ""))
@@ -273,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
     if cmd in ("all", "figures"):
         drawn = rep.render_figures()
         ok &= drawn or cmd == "all"
+    if cmd in ("all", "benchmarks"):
+        ok &= rep.render_benchmarks() or cmd == "all"
     if cmd in ("all", "readme"):
         rep.render_readme()
     if rep.sources or rep.figures_rendered:
@@ -308,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return run(args)
+
+
+__all__ = ["COMMANDS", "Report", "SKIPPED_KEY", "get_args_parser", "main", "run"]
 
 
 if __name__ == "__main__":

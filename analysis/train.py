@@ -136,5 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+__all__ = ["DEFAULT_CHECKPOINT_ROOT", "DEFAULT_RESULTS_ROOT", "add_config_arguments", "config_from_args",
+           "get_args_parser", "main", "setup_logging", "summarize"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -40,4 +40,4 @@ with open("/tmp/best_tile", "w") as f:
 print("best", best)
 PY
 timeout 400 python3 benchmarks/separation_engines.py --data-root "$DATA" --engines cuda --competitors "" $(cat /tmp/best_tile) \
-  --cifar-compare 5000 --out "$OUT" --name separation_engines_gpu 2>&1 | grep -v faiss.loader | tail -30
+  --cifar-compare 5000 --out "$OUT/results" --page-out "$OUT" --name separation_engines_gpu 2>&1 | grep -v faiss.loader | tail -30

@@ -145,3 +145,6 @@ def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: 
     log.info("Lipschitz check: random max %.6g, adversarial max %.6g, bound %.6g (%s)",
              out.random_max_ratio, out.adversarial_max_ratio, out.bound, "held" if out.held else "VIOLATED")
     return out
+
+
+__all__ = ["lipschitz_check"]

@@ -74,3 +74,6 @@ class NearestClassLogits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -self.distances(x) / self.r
+
+
+__all__ = ["NearestClassLogits"]

@@ -268,5 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                            RecordError, UsageError, OSError))
 
 
+__all__ = ["CHUNK", "CLAIMS", "CURVE_POINTS", "QUANTILES", "format_summary", "get_args_parser", "main", "run",
+           "separation_r"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -128,5 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                            RecordError, UsageError, OSError))
 
 
+__all__ = ["SPLITS", "format_summary", "get_args_parser", "load_result", "main", "run"]
+
+
 if __name__ == "__main__":
     sys.exit(main())

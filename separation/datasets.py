@@ -322,3 +322,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         if x is not None and len(x) == 0:
             raise ValueError(f"{name}: the {split} split is empty under {root}.")
     return ds
+
+
+__all__ = ["DATASETS", "DATASET_NAMES", "Dataset", "DatasetNotFoundError", "RESTRICTED_IMAGENET_RANGES",
+           "default_data_root", "load_dataset", "load_npz"]

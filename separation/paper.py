@@ -15,12 +15,19 @@ DEFAULT_EPS: dict[str, float] = {**PAPER_EPS, "digits": 0.1, "npz": 0.031}
 
 #: Distances the separation engines compute exactly.
 NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+#: The norms of the paper's separation table (Table 1).
+TABLE1_NORMS: tuple[str, ...] = ("linf", "l2")
 #: Threat models of the attacks, the training losses and the local Lipschitz estimate.
 ATTACK_NORMS: tuple[str, ...] = ("linf", "l2")
 
 #: The paper's datasets in the order of its tables, then the toolkit's own.
 DATASET_ORDER: tuple[str, ...] = ("mnist", "fashion-mnist", "cifar10", "svhn", "restricted-imagenet",
                                   "cifar100", "digits", "npz")
+#: The official local Lipschitz estimate (``estimate_local_lip_v2``): gradient-ascent steps, their
+#: length, and the standard deviation of the Gaussian start, in [0, 1] pixel units.
+LIPSCHITZ_STEPS: int = 10
+LIPSCHITZ_STEP_SIZE: float = 0.003
+LIPSCHITZ_START_STD: float = 0.001
 #: Training methods in the order of the paper's Tables 2 and 3.
 METHODS: tuple[str, ...] = ("natural", "gr", "llr", "at", "rst", "trades")
 
@@ -30,4 +37,5 @@ def default_eps(dataset: str) -> float:
     return DEFAULT_EPS.get(dataset, DEFAULT_EPS["npz"])
 
 
-__all__ = ["ATTACK_NORMS", "DATASET_ORDER", "DEFAULT_EPS", "METHODS", "NORMS", "PAPER_EPS", "default_eps"]
+__all__ = ["ATTACK_NORMS", "DATASET_ORDER", "DEFAULT_EPS", "LIPSCHITZ_START_STD", "LIPSCHITZ_STEPS",
+           "LIPSCHITZ_STEP_SIZE", "METHODS", "NORMS", "PAPER_EPS", "TABLE1_NORMS", "default_eps"]

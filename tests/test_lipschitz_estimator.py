@@ -111,14 +111,15 @@ def test_paper_mode_matches_the_official_procedure(norm, seed):
 def test_paper_mode_noise_is_the_official_stream():
     """The documented fact: the start noise equals torch.manual_seed(s); one int64 draw; then
     randn chunk by chunk of 16."""
-    from analysis.lipschitz import PAPER_NOISE, _paper_noise, dataloader_seed_draw
+    from analysis.lipschitz import _paper_noise, dataloader_seed_draw
+    from separation.paper import LIPSCHITZ_START_STD
 
     torch.manual_seed(7)
     dataloader_seed_draw()
     ours = _paper_noise((40, 1, 2, 2), None)
     torch.manual_seed(7)
     torch.empty((), dtype=torch.int64).random_()
-    want = PAPER_NOISE * torch.cat([torch.randn(16, 1, 2, 2), torch.randn(16, 1, 2, 2), torch.randn(8, 1, 2, 2)])
+    want = LIPSCHITZ_START_STD * torch.cat([torch.randn(16, 1, 2, 2), torch.randn(16, 1, 2, 2), torch.randn(8, 1, 2, 2)])
     assert torch.equal(ours, want)
 
 

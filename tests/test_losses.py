@@ -7,9 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from analysis.config import ConfigError
-from analysis.losses import (LOSSES, RandomReplay, gr_loss, llr_inner_max, llr_loss,
-                             llr_official_inner_max, make_loss, natural_loss, pgd_ce, trades_inner_max,
-                             trades_loss)
+from analysis.inner_max import llr_inner_max, llr_official_inner_max, pgd_ce, trades_inner_max
+from analysis.losses import LOSSES, RandomReplay, gr_loss, llr_loss, make_loss, natural_loss, trades_loss
 from separation import ThreatModel
 
 EPS = 0.1

@@ -108,3 +108,6 @@ class CNN002(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.feature_extractor(x).reshape(-1, self._flat))
+
+
+__all__ = ["CNN001", "CNN002"]

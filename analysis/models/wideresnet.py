@@ -84,3 +84,6 @@ class WideResNet(nn.Module):
         out = self.relu(self.bn1(out))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.fc(out)
+
+
+__all__ = ["BasicBlock", "NetworkBlock", "WideResNet"]

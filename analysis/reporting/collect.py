@@ -14,7 +14,9 @@ from typing import Iterable
 
 from lipschitz_construct.records import VerificationRecord, verify_command
 from separation import SeparationRecord
+from separation.paper import TABLE1_NORMS
 from separation.records import RecordSet, find_records
+from separation.records.benchmark import BenchmarkRecord
 
 from ..records import EvaluationRecord, TrainingRecord, evaluate_command, grid_command
 
@@ -24,7 +26,6 @@ log = logging.getLogger(__name__)
 LOCAL_DATASETS = ("mnist", "fashion-mnist", "digits")
 #: Datasets of the paper that need data this machine does not have.
 REMOTE_DATASETS = ("cifar10", "svhn", "restricted-imagenet")
-SEPARATION_NORMS = ("linf", "l2")
 #: The training grids whose records the methods and dropout tables expect.
 DEFAULT_GRID_FILES = ("configs/mnist_cpu.yaml",)
 #: The constructed classifier checked on these (dataset, norm, eps).
@@ -44,6 +45,7 @@ class ReportRecords:
     construct: list[VerificationRecord]
     evaluate: list[EvaluationRecord]
     training: list[TrainingRecord]
+    benchmark: list[BenchmarkRecord]
     problems: list[str]
     all: RecordSet
 
@@ -59,7 +61,7 @@ def load_report_records(root: str | os.PathLike = "results") -> ReportRecords:
     ``problems``, never raised."""
     rs = find_records(root)
     return ReportRecords(Path(root), rs.of(SeparationRecord), rs.of(VerificationRecord), rs.of(EvaluationRecord),
-                         rs.of(TrainingRecord), list(rs.problems), rs)
+                         rs.of(TrainingRecord), rs.of(BenchmarkRecord), list(rs.problems), rs)
 
 
 def write_artefact(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -124,7 +126,7 @@ def expected_missing(records: ReportRecords, *, data_root: str | None = None,
     stored = {(r.config.data.dataset, r.config.norm) for r in records.separation}
     for local, datasets in ((True, LOCAL_DATASETS), (False, REMOTE_DATASETS)):
         for ds in datasets:
-            for norm in SEPARATION_NORMS:
+            for norm in TABLE1_NORMS:
                 if (ds, norm) not in stored:  # a subset record counts: the table shows it, marked
                     out.append(Missing(f"separation record for {ds} ({norm})", display_path(root / "separation" / ds),
                                        SeparationRecord.command_for(ds, norm, data_root=data, out=_out(root, "separation")),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from separation import SeparationRecord
+from separation.paper import TABLE1_NORMS
 
 from ..records import grid_command
 from .collect import DATA_ROOT_PLACEHOLDER, REMOTE_DATASETS, Missing
@@ -34,9 +35,9 @@ def _figure_md(shown: set[str], stem: str, caption: str) -> str | None:
 
 def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missing: Sequence[Missing],
                  skipped: Sequence[str], problems: Sequence[str], figures: Sequence[str] | None = None,
-                 results_root: str = "results") -> str:
+                 benchmarks: Sequence[str] = (), results_root: str = "results") -> str:
     """The README text. ``figures``: the figure stems to show (default: every PNG in
-    ``out_dir/figures``)."""
+    ``out_dir/figures``); ``benchmarks``: the benchmark pages to link."""
     out_dir = Path(out_dir)
     if figures is None:
         figures = sorted(p.stem for p in (out_dir / "figures").glob("*.png")) if (out_dir / "figures").is_dir() else []
@@ -66,7 +67,7 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
         "grids read data; without it they are skipped with a message. The `make reports` steps, each of "
         "which reuses an existing record with the same config:\n")
     add("```sh\n"
-        + "\n".join(separation_command(d, n) for d in ("mnist", "fashion-mnist", "digits") for n in ("linf", "l2"))
+        + "\n".join(separation_command(d, n) for d in ("mnist", "fashion-mnist", "digits") for n in TABLE1_NORMS)
         + "\npython -m lipschitz_construct.verify --dataset mnist --norm linf --eps 0.1 --data-root DATA_ROOT"
         + "\npython -m analysis.evaluate --model constructed --dataset mnist --norm linf --eps 0.1 --subset 500 "
           "--data-root DATA_ROOT"
@@ -131,18 +132,27 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
     lines = []
     for ds in REMOTE_DATASETS:
         lines.append(f"# {dataset_name(ds)}")
-        lines += [separation_command(ds, n) for n in ("linf", "l2")]
+        lines += [separation_command(ds, n) for n in TABLE1_NORMS]
         lines.append(grid_command(PAPER_GRIDS[ds]) + " --set device=cuda")
     add("```sh\n" + "\n".join(lines) + "\npython -m analysis.report all --data-root DATA_ROOT\n```\n")
+
+    if benchmarks:
+        add("## Benchmarks\n")
+        add("Competitors timed side by side in one run each (the page names the machine):\n")
+        add("\n".join(f"- [{b}](benchmarks/{b}.md)" for b in benchmarks) + "\n")
 
     add("## Files\n")
     add("- `tables/`: each table as Markdown (with notes and budget), CSV (full precision, fractions in "
         "[0, 1], more columns) and LaTeX (booktabs).\n"
         "- `figures/`: PNG for reading, PDF for papers.\n"
+        "- `benchmarks/`: one page per benchmark record.\n"
         "- `sources.json`: the record folders (and their config keys) behind each artefact, and the figures "
         "the last rendering skipped.\n")
-    others = sorted(p.name for p in out_dir.iterdir() if p.is_dir() and p.name not in ("tables", "figures")) \
+    others = sorted(p.name for p in out_dir.iterdir() if p.is_dir() and p.name not in ("tables", "figures", "benchmarks")) \
         if out_dir.is_dir() else []
     if others:
         add("Not written by `python -m analysis.report`: " + ", ".join(f"`{o}/`" for o in others) + ".\n")
     return "\n".join(L).rstrip() + "\n"
+
+
+__all__ = ["PAPER_GRIDS", "build_readme", "separation_command"]

@@ -158,3 +158,6 @@ def nn_kernel(Q, D, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx, symmet
                         _offer(cb, ci, j, r10, gi2)
                         _offer(cb, ci, j2, r01, gi)
                         _offer(cb, ci, j2, r11, gi2)
+
+
+__all__ = ["nn_kernel"]

@@ -370,3 +370,6 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
         if top2:  # the two smallest class minima are exact in the bounds (seeds included)
             for i in range(q0, q1):
                 best[i, :] = ubm[i - q0]
+
+
+__all__ = ["BIG_INT", "PROBE_BUCKETS", "scan"]

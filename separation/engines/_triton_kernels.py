@@ -129,3 +129,6 @@ def pair_kernel(X, Y, LX, LY, KEYX, KEYY, nx, ny, dim, sx, sy, x_off, y_off,
     if SYM:
         col_key = tl.where(valid, acc64 | gx[:, None], 9223372036854775807)
         tl.atomic_min(KEYY + rn + y_off, tl.min(col_key, axis=0), mask=n_ok)
+
+
+__all__ = ["nn_kernel", "pair_kernel"]

@@ -17,6 +17,8 @@ import abc
 
 import numpy as np
 
+from ..paper import NORMS
+
 INF = np.inf
 
 
@@ -41,7 +43,7 @@ class Engine(abc.ABC):
     :meth:`cross_class` with something faster (e.g. computing each pair of classes once)."""
 
     name: str = "engine"
-    norms: tuple[str, ...] = ("linf", "l2", "l1")
+    norms: tuple[str, ...] = NORMS
 
     @classmethod
     def available(cls) -> bool:
@@ -151,3 +153,6 @@ def other_class_from_all(dist: np.ndarray, idx: np.ndarray, own: np.ndarray):
     pick = np.where(dist == best[:, None], np.where(idx >= 0, idx, big), big).min(axis=1)
     pick[~np.isfinite(best)] = -1
     return best, pick
+
+
+__all__ = ["Engine", "INF", "PerClassSearch", "cross_pairs", "merge_better", "other_class_from_all", "top2_from_all"]

@@ -203,3 +203,6 @@ class CUDAEngine(Engine):
         if progress is not None:
             progress(cross_pairs(y_query, y_db))
         return d, i
+
+
+__all__ = ["CUDAEngine", "cuda_available", "triton_cdiv"]

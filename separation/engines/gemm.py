@@ -185,3 +185,6 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
     out_d, out_i = np.empty_like(d), np.empty_like(i)
     out_d[q_order], out_i[q_order] = d, i
     return out_d, out_i
+
+
+__all__ = ["U32", "gemm_cross_class", "gemm_nearest"]

@@ -129,3 +129,6 @@ class ProbeSearch:
         dist, bidx = self._run(q, top2=False, own=own, raw=raw)
         idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
         return other_class_from_all(dist, idx, own)
+
+
+__all__ = ["BYTE", "ProbeSearch"]

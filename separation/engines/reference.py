@@ -45,3 +45,6 @@ class ReferenceEngine(Engine):
             best_d[q0:q0 + qb] = bd
             best_i[q0:q0 + qb] = bi
         return best_d, best_i
+
+
+__all__ = ["ReferenceEngine", "pairwise_float64"]

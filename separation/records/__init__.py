@@ -8,6 +8,8 @@
 - :class:`Meta` -- provenance: versions, git commit, hardware, time, command line;
 - file helpers that never leave half-written files: :func:`atomic_write_bytes`, :func:`atomic_write_json`.
 
+Benchmark records (:mod:`separation.records.benchmark`) hold competitors timed in one run.
+
 ``python -m separation.records migrate ROOT`` rewrites records of the first layout (schema 1) in the
 current one; ``python -m separation.records verify ROOT`` checks every record below ``ROOT``.
 """

@@ -100,12 +100,17 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+#: The lock file of a record folder (ignored by git).
+LOCK_FILE = ".lock"
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
-    """An exclusive lock for writing ``folder`` (blocks while another process writes it)."""
+    """An exclusive lock for writing ``folder`` (blocks while another process writes it). The lock
+    file ``folder/.lock`` stays (removing it would let a waiting writer lock a stale file)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = folder.parent / f".{folder.name}.lock"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
     with open(lock, "a+b") as f:
         try:
             import fcntl
@@ -137,5 +142,5 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(f.read().decode("utf-8"))
 
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "canonical_json", "clean_temporaries", "fault",
+__all__ = ["LOCK_FILE", "atomic_write_bytes", "atomic_write_json", "canonical_json", "clean_temporaries", "fault",
            "folder_lock", "npz_bytes", "read_json", "sha256_bytes", "sha256_file"]
