@@ -30,6 +30,8 @@ import yaml
 
 from separation.paper import ATTACK_NORMS, DEFAULT_EPS, METHODS
 
+from .config_input import ConfigError, check_field_types, deep_merge, load_mapping, parse_override
+
 log = logging.getLogger(__name__)
 
 ARCHS = ("cnn001", "cnn002", "wrn-40-10", "resnet50")
@@ -69,13 +71,9 @@ RUNTIME_FIELDS = ("device",)
 
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the field and the allowed values."""
-
-
 @dataclasses.dataclass
 class TrainConfig:
-    """Every setting of one training run (see ``docs_snippets/analysis_train.md``).
+    """Every setting of one training run (see ``docs/guide/training.md``).
 
     ``name`` defaults to a name derived from method, its main parameter and dropout.
     ``eps=None`` means the dataset's default radius (MNIST 0.1, CIFAR-10/SVHN 0.031, ...).
@@ -83,7 +81,7 @@ class TrainConfig:
     the evaluation's train-side numbers are then computed on points of that subset.
     ``lr`` applies to the reduced loss: with ``loss_reduction="mean"`` (default) it is the official
     sum-reduced learning rate times the batch size (identical SGD updates).
-    ``evaluation`` holds keyword arguments for :func:`analysis.evaluate.evaluate_model`
+    ``evaluation`` holds the fields of :class:`analysis.evaluation.EvalConfig`
     (checked against its signature before training starts).
     ``monitor_size``/``monitor_steps``: the fixed training points and PGD steps behind the
     per-epoch ``train_clean_acc``/``train_adv_acc`` log (0 points: no per-epoch attack).
@@ -134,6 +132,8 @@ class TrainConfig:
 
     # -- validation ----------------------------------------------------------------------------
     def _validate(self):
+        check_field_types(self)
+
         def choice(field, allowed):
             value = getattr(self, field)
             if value not in allowed:
@@ -169,7 +169,7 @@ class TrainConfig:
         if not isinstance(self.method_params, Mapping):
             raise ConfigError("method_params: must be a mapping of parameter -> value.")
         if not isinstance(self.evaluation, Mapping):
-            raise ConfigError("evaluation: must be a mapping of evaluate_model keyword -> value.")
+            raise ConfigError("evaluation: must be a mapping of EvalConfig field -> value.")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError("num_threads: must be null or a positive integer.")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")
@@ -275,23 +275,6 @@ def config_dirs() -> list[Path]:
     return dirs
 
 
-def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML or JSON file that must hold a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} not found.")
-    try:
-        with open(path) as f:
-            data = json.load(f) if path.suffix == ".json" else yaml.safe_load(f)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc}).") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must hold a mapping of field -> value, got {type(data).__name__}.")
-    return data
-
-
 def find_profile(profile: str) -> Path:
     """``profile`` as a path, else ``<config dir>/profiles/<profile>.yaml``."""
     p = Path(profile).expanduser()
@@ -323,35 +306,6 @@ def profile_defaults(profile: str, dataset: str, method: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{path}: by_method has unknown method(s) {', '.join(unknown)}.")
     return deep_merge(section, by_method.get(method) or {})
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge (override wins; nested dicts merged, everything else replaced)."""
-    out = copy.deepcopy(dict(base))
-    for k, v in override.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """``"a.b=3"`` -> ``{"a": {"b": 3}}``; the value is parsed as YAML (numbers, lists, null, true)."""
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} must look like field=value (e.g. lr=0.01, "
-                          "method_params.beta=3, milestones=[2,3]).")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"Override {text!r} has an empty field name.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
 
 
 def build_config(*sources: Mapping[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

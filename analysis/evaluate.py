@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"record: {ev.folder}")
         return 0
 
-    return run_main(work, (CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError, ValueError,
+    return run_main(work, (CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError, ValueError, MemoryError,
                            TypeError, UsageError, RecordError))
 
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from separation.cli import UsageError, writable_folder
+
 from .config import ConfigError, TrainConfig
 from .grids import Grid, load_grid
 from .train import DEFAULT_CHECKPOINT_ROOT, DEFAULT_RESULTS_ROOT, setup_logging, summarize
@@ -157,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grid = load_grid(args.grid, overrides=args.overrides)
         configs = select(grid, [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None)
-    except ConfigError as exc:
+        if not (args.list or args.table):  # before any work: the folders must be creatable and writable
+            writable_folder(args.checkpoint_root, "--checkpoint-root")
+            writable_folder(args.results_root, "--results-root")
+    except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -145,7 +145,8 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
         x: images ``(n, C, H, W)``: float in [0, 1] or uint8 (divided by 255); tensor or array.
         eps: radius of the ball (the paper uses the attack radius, e.g. 0.1 for MNIST).
         norm: input norm, ``"linf"`` or ``"l2"``.
-        steps, step_size: gradient steps and their length (official: 10 steps of 0.003).
+        steps: gradient-ascent steps (official: 10).
+        step_size: length of each step (official: 0.003).
         mode: ``"ascent"`` (correct maximisation) or ``"paper"`` (the official procedure).
         batch_size: examples per forward pass (``paper`` rounds it up to a multiple of 16).
         device: where to run (default: the model's device).

@@ -17,7 +17,10 @@ import argparse
 import dataclasses
 import logging
 import sys
+import typing
 from pathlib import Path
+
+from separation.cli import UsageError, writable_folder
 
 from .config import ConfigError, TrainConfig, load_config
 
@@ -46,10 +49,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = [f"{f.name}={getattr(args, f'field_{f.name}')}" for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f"field_{f.name}", None) is not None]
+    """File < ``--<field>`` flags < ``--param`` < ``--set``. Flags of string fields are taken as
+    typed (``--name 123`` is the name "123"); the others are parsed as YAML values (``--lr 1e-4``)."""
+    hints = typing.get_type_hints(TrainConfig)
+    given = {f.name: getattr(args, f"field_{f.name}") for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f"field_{f.name}", None) is not None}
+    strings = {k: v for k, v in given.items() if hints[k] in (str, str | None)}
+    overrides = [f"{k}={v}" for k, v in given.items() if k not in strings]
     overrides += [f"method_params.{p}" for p in args.params] + list(args.overrides)
-    return load_config(args.config, overrides=overrides)
+    return load_config(args.config, overrides=overrides, extra=strings)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -116,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run_dir = args.checkpoint_root / args.group / cfg.name
     results_dir = None if args.no_results_copy else args.results_root / args.group / cfg.name
+    try:  # before any work: the folders must be creatable and writable
+        writable_folder(run_dir, "--checkpoint-root")
+        if results_dir is not None:
+            writable_folder(results_dir, "--results-root")
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         outcome = train(cfg, run_dir=run_dir, results_dir=results_dir, data_root=args.data_root,
                         progress=not args.no_progress, evaluate=not args.no_eval,

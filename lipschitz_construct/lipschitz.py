@@ -83,7 +83,9 @@ def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: 
         clf: a fitted :class:`~lipschitz_construct.LocallyLipschitzClassifier`.
         x: ``(n, *shape)`` starting points (uint8 or float in [0, 1]), e.g. the test set.
         eps: pair distance budget, in the classifier's norm and [0, 1] pixel units.
-        n_random, n_adversarial: numbers of pairs of each kind; gradient_steps: ascent steps (0: off).
+        n_random: random pairs.
+        n_adversarial: pairs searched adversarially.
+        gradient_steps: ascent steps of the adversarial search (0: off).
         bound: the constant ``L`` to check; default the theorem's ``1/r``.
     Returns:
         :class:`~lipschitz_construct.records.LipschitzCheck`: ``random_max_ratio``,

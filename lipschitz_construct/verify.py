@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"record: {rec.folder}")
         return 0 if rec.result.all_claims_held else 1
 
-    return run_main(work, (ValueError, TypeError, DatasetNotFoundError, PermissionError, RuntimeError,
+    return run_main(work, (ValueError, TypeError, DatasetNotFoundError, PermissionError, RuntimeError, MemoryError,
                            RecordError, UsageError, OSError))
 
 

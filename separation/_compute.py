@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ._result import SeparationResult
+from ._memory import check_fits, separation_bytes
 from .arrays import as_labels, as_points, check_norm, common_storage
 from .engines import Engine, get_engine
 from .engines.base import cross_pairs
@@ -14,15 +15,33 @@ from .engines.base import cross_pairs
 log = logging.getLogger("separation")
 
 
+def _row_hashes(a: np.ndarray, block: int = 512) -> np.ndarray:
+    """A 64-bit hash of every row's bytes (a random linear form mod 2^64), ``(n,)`` uint64, in
+    blocks of ``block`` rows (bounded memory)."""
+    b = np.ascontiguousarray(a).view(np.uint8).reshape(len(a), -1)
+    w = np.random.default_rng(0x5EED).integers(1, 2**63, size=b.shape[1], dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(a), np.uint64)
+    with np.errstate(over="ignore"):
+        for s in range(0, len(a), block):
+            out[s:s + block] = (b[s:s + block].astype(np.uint64) * w).sum(axis=1, dtype=np.uint64)
+    return out
+
+
 def _exact_row_duplicates(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) with a[i] byte-identical to b[j] (first matching j), by hashing rows; ``a`` and
-    ``b`` have the same width and dtype."""
-    va = np.ascontiguousarray(a).view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
-    vb = np.ascontiguousarray(b).view(np.dtype((np.void, b.dtype.itemsize * b.shape[1]))).ravel()
-    lookup: dict[bytes, int] = {}
-    for j, row in enumerate(vb.tolist()):
-        lookup.setdefault(row, j)
-    hits = [(i, lookup[row]) for i, row in enumerate(va.tolist()) if row in lookup]
+    """Pairs (i, j) with a[i] byte-identical to b[j] (the smallest such j); ``a`` and ``b`` have the
+    same width and dtype. Rows are matched by hash, then compared byte for byte."""
+    ha, hb = _row_hashes(a), _row_hashes(b)
+    order = np.argsort(hb, kind="stable")  # equal hashes keep increasing j
+    hs = hb[order]
+    pos = np.searchsorted(hs, ha)
+    hits = []
+    for i in np.flatnonzero(hs[np.minimum(pos, len(hs) - 1)] == ha) if len(hs) else []:
+        p = int(pos[i])
+        while p < len(hs) and hs[p] == ha[i]:
+            if np.array_equal(a[i], b[order[p]]):
+                hits.append((int(i), int(order[p])))
+                break
+            p += 1
     ii, jj = np.array(hits, dtype=np.int64).reshape(-1, 2).T
     return ii, jj
 
@@ -53,7 +72,8 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
     Args:
         x_train: ``(n, *image_shape)`` uint8 (0..255) or float in [0, 1]; numpy or torch.
         y_train: ``(n,)`` integer labels; at least two classes.
-        x_test, y_test: optional test split, same image shape.
+        x_test: optional test images, same image shape as ``x_train``.
+        y_test: their labels (pass both or neither).
         norm: ``"linf"``, ``"l2"`` or ``"l1"``.
         engine: ``"auto"`` (fastest available), ``"cpu"``, ``"faiss"``, ``"cuda"``, ``"reference"``
             or an :class:`~separation.engines.Engine` instance.
@@ -84,6 +104,10 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
     eng = get_engine(engine)
     if not eng.supports(norm, xtr.dtype):
         raise ValueError(f"Engine {eng.name!r} does not support norm {norm!r}.")
+    need = separation_bytes(len(xtr), len(xte) if have_test else 0, xtr.shape[1], xtr.itemsize,
+                            n_classes=int(np.unique(ytr).size), norm=norm, engine=eng.name)
+    check_fits(need, f"separation of {len(xtr)} training points ({eng.name}, {norm})",
+               remedy="run on fewer points (--subset N / Dataset.subset) or on a cluster")
     seconds: dict[str, float] = {}
 
     def one_pass(label, xq, yq, xd, yd, same_set):

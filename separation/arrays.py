@@ -63,9 +63,23 @@ def as_points(x, name: str = "x") -> np.ndarray:
             f"{name} has values in [{lo:g}, {hi:g}] but float inputs must lie in [0, 1] "
             "(pixel units). Divide 8-bit data by 255, or pass it as uint8."
         )
-    levels = np.rint(arr.astype(np.float64) * 255.0)
-    if np.array_equal((levels / 255.0).astype(arr.dtype), arr):
-        return np.ascontiguousarray(levels.astype(np.uint8))
+    # in blocks of rows: no full-size float64 temporaries
+    step = max(1, (1 << 24) // max(1, arr.shape[1] * 8))
+    out8 = np.empty(arr.shape, dtype=np.uint8)
+    for s in range(0, len(arr), step):
+        block = arr[s:s + step]
+        levels = np.rint(block.astype(np.float64) * 255.0)
+        if not np.array_equal((levels / 255.0).astype(arr.dtype), block):
+            break
+        out8[s:s + step] = levels
+    else:
+        return out8
+    del out8
+    if arr.dtype != np.float64:
+        from ._memory import check_fits
+
+        check_fits(arr.shape[0] * arr.shape[1] * 8, f"{name} (not 8-bit images, kept exactly as float64)",
+                   remedy="pass 8-bit images as uint8, or fewer points (--subset / Dataset.subset)")
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 

@@ -123,8 +123,8 @@ def run_main(work: Callable[[], int], errors: tuple[type[BaseException], ...]) -
     try:
         return work()
     except KeyboardInterrupt:
-        print("interrupted: nothing was written for the unfinished step; run the command again to "
-              "continue", file=sys.stderr)
+        print("interrupted: no record was written (what an unfinished write left is replaced by the next "
+              "run); run the command again", file=sys.stderr)
         return EXIT_INTERRUPTED
     except errors as exc:
         message = str(exc).strip() or type(exc).__name__

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._download import DatasetNotFoundError, DownloadError, check_writable, download_into, torchvision_url
 from .records import DataSpec
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,6 @@ RESTRICTED_IMAGENET_RANGES = {
     "dog": (151, 268), "cat": (281, 285), "frog": (30, 32), "turtle": (33, 37), "bird": (80, 100),
     "primate": (365, 382), "fish": (389, 397), "crab": (118, 121), "insect": (300, 319),
 }
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """Raised when a dataset's files are missing; the message says how to get them."""
 
 
 @dataclasses.dataclass
@@ -140,21 +137,27 @@ def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, check
             ds = cls(str(root), train=train, download=False)
         except RuntimeError:
             gz = [(raw / os.path.basename(url), md5) for url, md5 in cls.resources]
-            present = all(p.exists() for p, _ in gz)
-            if not present and not download:
-                raise _not_found(name, root, f"{cls_name}/raw/*.gz") from None
-            if present and check_integrity:
-                for p, md5 in gz:
-                    if not _ok(str(p), md5):
-                        raise ValueError(
-                            f"{name}: checksum mismatch for {p} (expected md5 {md5}). The file is "
-                            "corrupt or truncated: delete it and re-run with --download.") from None
-            if not os.access(raw, os.W_OK):
-                raise PermissionError(
-                    f"{name}: {raw} is read-only and torchvision must unpack the .gz files there. "
-                    "Copy the data folder somewhere writable and pass that as --data-root.") from None
-            # with the archives present and intact, torchvision only unpacks them (no network)
-            ds = cls(str(root), train=train, download=True)
+            if not all(p.exists() for p, _ in gz):
+                if not download:
+                    raise _not_found(name, root, f"{cls_name}/raw/*.gz") from None
+                download_into(name, root, lambda tmp: cls(str(tmp), train=True, download=True),
+                              url=torchvision_url(cls), where=str(raw))
+                ds = cls(str(root), train=train, download=False)
+            else:
+                if check_integrity:
+                    for p, md5 in gz:
+                        if not _ok(str(p), md5):
+                            raise ValueError(
+                                f"{name}: checksum mismatch for {p} (expected md5 {md5}). The file is "
+                                "corrupt or truncated: delete it and re-run with --download.") from None
+                try:
+                    check_writable(raw / ".unpack", name)
+                except PermissionError:
+                    raise PermissionError(
+                        f"{name}: {raw} is read-only and torchvision must unpack the .gz files there. "
+                        "Copy the data folder somewhere writable and pass that as --data-root.") from None
+                # with the archives present and intact, torchvision only unpacks them (no network)
+                ds = cls(str(root), train=train, download=True)
         splits[train] = (_nchw(ds.data.numpy()), ds.targets.numpy().astype(np.int64))
     return Dataset(name, *splits[True], *splits[False], classes=list(cls.classes),
                    source=f"torchvision.datasets.{cls_name}({root})")
@@ -163,19 +166,22 @@ def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, check
 def _load_cifar(name: str, cls_name: str, root: Path, download: bool, check_integrity: bool):
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, cls_name)
-    if not check_integrity:
-        cls = _permissive(cls)
+    real = getattr(tvd, cls_name)
+    cls = real if check_integrity else _permissive(real)
     splits = {}
     for train in (True, False):
         try:
-            ds = cls(str(root), train=train, download=download)
-        except RuntimeError as exc:
-            if "corrupted" in str(exc) and (root / cls.base_folder).exists():
+            ds = cls(str(root), train=train, download=False)
+        except RuntimeError:
+            if (root / cls.base_folder).exists():
                 raise ValueError(
                     f"{name}: files under {root / cls.base_folder} are corrupt or incomplete "
                     "(checksum mismatch). Delete that folder and re-run with --download.") from None
-            raise _not_found(name, root, cls.base_folder) from None
+            if not download:
+                raise _not_found(name, root, cls.base_folder) from None
+            download_into(name, root, lambda tmp: real(str(tmp), train=True, download=True),
+                          url=torchvision_url(real), where=str(root / cls.base_folder))
+            ds = cls(str(root), train=train, download=False)
         x = np.ascontiguousarray(np.asarray(ds.data).transpose(0, 3, 1, 2))  # NHWC -> NCHW
         splits[train] = (x, np.asarray(ds.targets, dtype=np.int64))
     return Dataset(name, *splits[True], *splits[False], classes=list(ds.classes),
@@ -190,12 +196,16 @@ def _load_svhn(name: str, root: Path, download: bool, check_integrity: bool):
     splits = {}
     for split in ("train", "test"):
         try:
-            ds = cls(str(folder), split=split, download=download)
+            ds = cls(str(folder), split=split, download=False)
         except RuntimeError:
             if (folder / cls.split_list[split][1]).exists():
                 raise ValueError(f"{name}: {folder / cls.split_list[split][1]} is corrupt (checksum "
                                  "mismatch). Delete it and re-run with --download.") from None
-            raise _not_found(name, root, f"SVHN/{cls.split_list[split][1]}") from None
+            if not download:
+                raise _not_found(name, root, f"SVHN/{cls.split_list[split][1]}") from None
+            download_into(name, root, lambda tmp: tvd.SVHN(str(tmp / "SVHN"), split=split, download=True),
+                          url=tvd.SVHN.split_list[split][0], where=str(folder))
+            ds = cls(str(folder), split=split, download=False)
         splits[split] = (np.ascontiguousarray(ds.data), np.asarray(ds.labels, dtype=np.int64))
     return Dataset(name, *splits["train"], *splits["test"], classes=[str(i) for i in range(10)],
                    source=f"torchvision.datasets.SVHN({folder})")
@@ -324,5 +334,5 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
     return ds
 
 
-__all__ = ["DATASETS", "DATASET_NAMES", "Dataset", "DatasetNotFoundError", "RESTRICTED_IMAGENET_RANGES",
+__all__ = ["DATASETS", "DATASET_NAMES", "Dataset", "DatasetNotFoundError", "DownloadError", "RESTRICTED_IMAGENET_RANGES",
            "default_data_root", "load_dataset", "load_npz"]

@@ -6,12 +6,17 @@ last feature, several GEMM blocks and several device blocks of the CUDA engine's
 """
 from __future__ import annotations
 
+import dataclasses
+
 from separation.engines import CPUEngine, CUDAEngine, FaissEngine, available_engines
 from separation.engines.blocks import CPUBlocks
 
 #: sizes small enough that 30-point inputs already span many blocks
 SMALL = CPUBlocks(probe_query_block=3, probe_support_block=4, probe_seeds=2, probe_max=3, probe_step=1,
-                  tiled_query_block=3, tiled_chunk=2, tiled_db_bytes=8, gemm_rows=5)
+                  probe_query_chunk=7, probe_layout="sorted", tiled_query_block=3, tiled_chunk=2,
+                  tiled_db_bytes=8, gemm_rows=5)
+#: the same, with the probe index reading the support as given (the low-memory layout)
+SMALL_GIVEN = dataclasses.replace(SMALL, probe_layout="given")
 #: no seeds and no probes: every distance is computed exactly from the first block on
 NO_PROBES = CPUBlocks(probe_query_block=1, probe_support_block=1, probe_seeds=0, probe_max=0,
                       tiled_query_block=1, tiled_chunk=1, tiled_db_bytes=1, gemm_rows=1)
@@ -22,6 +27,7 @@ def variants() -> dict[str, object]:
     out = {
         "cpu": CPUEngine(),
         "cpu-small": CPUEngine(blocks=SMALL),
+        "cpu-small-given-layout": CPUEngine(blocks=SMALL_GIVEN),
         "cpu-no-probes": CPUEngine(blocks=NO_PROBES),
         "cpu-tiled-small": CPUEngine(linf="tiled", blocks=SMALL),
         "cpu-unordered-small": CPUEngine(reorder_features=False, blocks=SMALL),

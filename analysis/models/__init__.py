@@ -104,7 +104,9 @@ def build_model(arch: str, *, in_channels: int, num_classes: int, input_size: in
 
     Args:
         arch: architecture name (see :data:`ARCHITECTURES`).
-        in_channels, num_classes, input_size: follow the dataset (e.g. 1, 10, 28 for MNIST).
+        in_channels: image channels of the dataset (e.g. 1 for MNIST).
+        num_classes: classes of the dataset (e.g. 10).
+        input_size: image side in pixels (e.g. 28 for MNIST).
         dropout: see the module docs; ``0``/``False`` means no active dropout.
         **kwargs: architecture options: ``relu_after_conv2`` (cnn001, default False = official),
             ``depth`` / ``widen_factor`` (wrn-40-10, default 40 / 10), ``layers`` (resnet50).

@@ -1,7 +1,8 @@
 """numba kernels: exact per-class l-inf nearest neighbours with query-specific pixel probes.
 
-The support (training) set is stored sorted by class, twice: row-major ``D (n, d)`` for exact
-distances and column-major ``DT (d, n)`` for probing. For every query and every block of
+The support (training) set is read twice: as given, row-major ``D (n, d)``, for exact distances
+(through the permutation ``perm`` that sorts it by class), and as one class-sorted column-major
+copy ``DT (d, n)`` for probing. For every query and every block of
 same-class support points the kernel
 
 1. knows a *pruning limit* ``lim``: a support point whose distance is ``>= lim`` cannot change
@@ -254,7 +255,7 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls, seed_rows,
+def scan(QX, QLO8, QHI8, DT, D, perm, H, hist_of, counts, blk_start, blk_cls, row_cls, seed_rows,
          best, bidx, top2, pmax, stats, own, query_block, probe_step):
     """Update ``best``/``bidx`` ``(nq, n_classes)`` in place (see the module docstring).
 
@@ -262,7 +263,8 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
     ``top2`` mode ``best`` holds upper bounds of every class minimum, exact for the two smallest.
 
     ``QX``: exact queries (uint8 with byte support, else float64); ``QLO8/QHI8``: byte floor/ceil
-    of ``255 q`` for choosing probes; ``DT``/``D``: the class-sorted support, column- and row-major;
+    of ``255 q`` for choosing probes; ``DT``: the class-sorted support, column-major (``(d, n)``);
+    ``D``: the support as given, row-major (``(n, d)``), row ``perm[j]`` at sorted position ``j``;
     ``own`` ``(nq,)``: a class index whose blocks a query skips, for cross-class search (else -1).
     ``query_block``: queries per parallel task (they share each support block while it is in
     cache); ``probe_step``: probes between two counts of the points still alive.
@@ -293,7 +295,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
             for s in range(seed_rows.shape[0]):
                 j = seed_rows[s]
                 c = row_cls[j]
-                dist = _exact(q, D[j])
+                dist = _exact(q, D[perm[j]])
                 if dist < ub[c]:
                     ub[c] = dist
         # 2) blocks of one class each, in class order
@@ -347,7 +349,7 @@ def scan(QX, QLO8, QHI8, DT, D, H, hist_of, counts, blk_start, blk_cls, row_cls,
                     if not alive_m[jj]:
                         continue
                     j = j0 + jj
-                    row = D[j]
+                    row = D[perm[j]]
                     if lim < lim_mask:  # the limit dropped since the block test: re-test the probes
                         pruned = False
                         for tt in range(t):

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+#: Layouts of the l-inf probe index (see :class:`CPUBlocks`).
+PROBE_LAYOUTS = ("auto", "sorted", "given")
+#: ``probe_layout="auto"`` keeps the sorted copy while the index takes under this share of the
+#: available memory.
+AUTO_SORTED_FRACTION = 0.25
+
 
 @dataclasses.dataclass(frozen=True)
 class CPUBlocks:
@@ -17,7 +23,12 @@ class CPUBlocks:
     ``probe_support_block`` support points per block (a block never straddles two classes),
     ``probe_seeds`` exact distances per class computed first, at most ``probe_max`` probe pixels
     per query and class, ``probe_step`` probes between two counts of the points still alive,
-    ``probe_hist_bytes`` for the per-class probe histograms (above it one shared histogram).
+    ``probe_hist_bytes`` for the per-class probe histograms (above it one shared histogram),
+    ``probe_query_chunk`` queries per kernel call (bounds the per-query working arrays).
+    ``probe_layout``: ``"sorted"`` keeps a class-sorted row-major copy of the support (fast:
+    one class's rows are contiguous; 2x the support bytes extra), ``"given"`` reads the support as
+    given through a permutation (1x extra, slower on large data), ``"auto"`` the sorted copy when
+    both copies take under :data:`AUTO_SORTED_FRACTION` of the available memory.
 
     Tiled kernel (l1, and l-inf with ``linf="tiled"``): ``tiled_query_block`` query rows per
     parallel task, ``tiled_chunk`` features before the first early-exit check (the chunk doubles
@@ -32,6 +43,8 @@ class CPUBlocks:
     probe_max: int = 64
     probe_step: int = 8
     probe_hist_bytes: int = 256 << 20
+    probe_query_chunk: int = 8192
+    probe_layout: str = "auto"
     tiled_query_block: int = 32
     tiled_chunk: int = 32
     tiled_db_bytes: int = 256 * 1024
@@ -42,6 +55,10 @@ class CPUBlocks:
             v = getattr(self, f.name)
             if f.name == "gemm_rows" and v is None:
                 continue
+            if f.name == "probe_layout":
+                if v not in PROBE_LAYOUTS:
+                    raise ValueError(f"CPUBlocks.probe_layout must be one of {', '.join(PROBE_LAYOUTS)}, got {v!r}.")
+                continue
             minimum = 0 if f.name in ("probe_seeds", "probe_max", "probe_hist_bytes") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 raise ValueError(f"CPUBlocks.{f.name} must be an integer >= {minimum}, got {v!r}.")
@@ -49,4 +66,4 @@ class CPUBlocks:
 
 DEFAULT_BLOCKS = CPUBlocks()
 
-__all__ = ["CPUBlocks", "DEFAULT_BLOCKS"]
+__all__ = ["AUTO_SORTED_FRACTION", "CPUBlocks", "DEFAULT_BLOCKS", "PROBE_LAYOUTS"]

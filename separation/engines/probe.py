@@ -38,9 +38,20 @@ class ProbeSearch:
         self.support_u8 = support.dtype == np.uint8
         order = np.argsort(labels, kind="stable")
         self.order = order
-        D = np.ascontiguousarray(support[order])
-        self.D = D
-        self.DT = np.ascontiguousarray(D.T)
+        support = np.ascontiguousarray(support)
+        n, d = support.shape
+        self.layout = self._layout(blocks.probe_layout, support.nbytes)
+        # row-major rows for exact distances (row perm[j] at class-sorted position j): a sorted
+        # copy, or the support as given; and one class-sorted column-major copy for probing,
+        # built in column blocks (no full-size temporary)
+        if self.layout == "sorted":
+            self.D, self.perm = support[order], np.arange(n, dtype=np.int64)
+        else:
+            self.D, self.perm = support, order.astype(np.int64)
+        self.DT = np.empty((d, n), dtype=support.dtype)
+        step = max(1, (1 << 20) // max(1, n * support.itemsize))
+        for k0 in range(0, d, step):
+            self.DT[k0:k0 + step] = support[order, k0:k0 + step].T
         rc = np.ascontiguousarray(labels[order], dtype=np.int64)
         self.row_cls = rc
         starts, cls, seeds = [], [], []
@@ -54,26 +65,36 @@ class ProbeSearch:
             k = min(blocks.probe_seeds, e - s)
             if k:
                 seeds.extend(np.linspace(s, e - 1, k).round().astype(np.int64).tolist())
-        starts.append(len(D))
+        starts.append(n)
         self.blk_start = np.asarray(starts, dtype=np.int64)
         self.blk_cls = np.asarray(cls, dtype=np.int64)
         self.seed_rows = np.unique(np.asarray(seeds, dtype=np.int64))
         # probe histograms: H[h, k, v] = #{support points of group h with byte value < v at pixel k}
-        D8 = D if self.support_u8 else np.rint(D * 255.0).astype(np.uint8)
-        d = D.shape[1]
         per_class = self.n_classes * d * 257 * 4 <= blocks.probe_hist_bytes
-        groups = [rc == c for c in range(self.n_classes)] if per_class else [np.ones(len(D), bool)]
-        H = np.zeros((len(groups), d, 257), dtype=np.int32)
-        for h, sel in enumerate(groups):
-            block = D8[sel]
+        ranges = ([(int(np.searchsorted(rc, c, "left")), int(np.searchsorted(rc, c, "right")))
+                   for c in range(self.n_classes)] if per_class else [(0, n)])
+        H = np.zeros((len(ranges), d, 257), dtype=np.int32)
+        for h, (s, e) in enumerate(ranges):
             for k in range(d):
-                H[h, k, 1:] = np.cumsum(np.bincount(block[:, k], minlength=256))
+                col = self.DT[k, s:e]
+                col8 = col if self.support_u8 else np.rint(col * 255.0).astype(np.uint8)
+                H[h, k, 1:] = np.cumsum(np.bincount(col8, minlength=256))
         self.H = H
         self.hist_of = (np.arange(self.n_classes, dtype=np.int64) if per_class
                         else np.zeros(self.n_classes, dtype=np.int64))
         self.counts = H[:, 0, 256].astype(np.int64)
         self.build_seconds = time.perf_counter() - t0
         self.last_stats: dict[str, float] = {}
+
+    @staticmethod
+    def _layout(layout: str, nbytes: int) -> str:
+        if layout != "auto":
+            return layout
+        from .._memory import available_bytes
+        from .blocks import AUTO_SORTED_FRACTION
+
+        have = available_bytes()
+        return "sorted" if have is None or 2 * nbytes <= AUTO_SORTED_FRACTION * have else "given"
 
     def _prepare(self, q: np.ndarray):
         """Kernel flavour, exact queries and byte bounds for probe choice, for queries from
@@ -89,6 +110,15 @@ class ProbeSearch:
         return ("f64u8" if self.support_u8 else "f64"), qf, lo, hi
 
     def _run(self, q: np.ndarray, top2: bool, own: np.ndarray | None = None, raw: bool = False):
+        """``(dist (m, C), bidx (m, C))`` for queries ``q``, in chunks of ``probe_query_chunk``."""
+        step = self.blocks.probe_query_chunk
+        if len(q) <= step:
+            return self._run_chunk(q, top2, own, raw)
+        parts = [self._run_chunk(q[s:s + step], top2, None if own is None else own[s:s + step], raw)
+                 for s in range(0, len(q), step)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
         kind, QX, QLO8, QHI8 = self._prepare(q)
         m = len(QX)
         if kind == "u8":
@@ -100,7 +130,7 @@ class ProbeSearch:
         t0 = time.perf_counter()
         if own is None:
             own = np.full(m, -1, dtype=np.int64)
-        _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.H, self.hist_of, self.counts,
+        _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.perm, self.H, self.hist_of, self.counts,
                             self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
                             self.blocks.probe_max, stats, own, self.blocks.probe_query_block,
                             self.blocks.probe_step)
@@ -124,11 +154,16 @@ class ProbeSearch:
     def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False):
         """Nearest support point of a class other than ``own`` (``(m,)`` class indices, -1: any):
         ``(distances (m,), indices (m,))``, ties to the smallest support index. Distances are in
-        pixel units, or in stored units (bytes for uint8 data) with ``raw``."""
+        pixel units, or in stored units (bytes for uint8 data) with ``raw``. Queries run in chunks:
+        the working arrays stay bounded however many queries there are."""
         own = np.ascontiguousarray(own, dtype=np.int64)
-        dist, bidx = self._run(q, top2=False, own=own, raw=raw)
-        idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
-        return other_class_from_all(dist, idx, own)
+        out_d, out_i = np.empty(len(q)), np.empty(len(q), dtype=np.int64)
+        step = self.blocks.probe_query_chunk
+        for s in range(0, len(q), step):
+            dist, bidx = self._run_chunk(q[s:s + step], False, own[s:s + step], raw)
+            idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
+            out_d[s:s + step], out_i[s:s + step] = other_class_from_all(dist, idx, own[s:s + step])
+        return out_d, out_i
 
 
 __all__ = ["BYTE", "ProbeSearch"]

@@ -1,0 +1,270 @@
+"""Records that cannot lie: integrity checks on load and reuse, one folder per configuration, and a
+fault-injection suite that interrupts ``separation.compute`` at every point of its write path
+(``SEPARATION_FAULT=kill|sigint|pause:POINT``, see :func:`separation.records._io.fault`)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from separation import SeparationRecord, compute_separation, load_dataset
+from separation.records import (RecordError, RecordIntegrityError, find_records, load_record, reusable,
+                                write_record)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A real separation record of 80 digits (config, record, arrays)."""
+    from separation import SeparationConfig
+
+    ds = load_dataset("digits").subset(80, seed=0)
+    res = compute_separation(ds.x_train, ds.y_train, ds.x_test, ds.y_test, norm="linf", engine="reference")
+    cfg = SeparationConfig(ds.spec(subset=80, seed=0), "linf", eps=(0.1,))
+    return cfg, SeparationRecord(config=cfg, result=res.summary([0.1])), res.arrays()
+
+
+def written(tmp_path, small, name="rec"):
+    cfg, rec, arrays = small
+    return write_record(tmp_path / name, rec, arrays)
+
+
+# -- integrity ---------------------------------------------------------------------------------
+
+def test_round_trip_and_what_the_json_carries(tmp_path, small):
+    rec = written(tmp_path, small)
+    back = load_record(rec.folder)
+    assert back == rec and back.config == small[0]
+    data = json.loads((rec.folder / "record.json").read_text())
+    assert data["kind"] == "separation" and data["schema"] == 2 and data["meta"] is None
+    assert data["arrays"]["sha256"] and data["arrays"]["size"] == (rec.folder / "arrays.npz").stat().st_size
+    assert len(data["key"]) == 16 and len(data["digest"]) == 64
+    np.testing.assert_array_equal(back.load_arrays()["train_distances"], small[2]["train_distances"])
+
+
+def test_an_edited_json_is_refused(tmp_path, small):
+    rec = written(tmp_path, small)
+    path = rec.folder / "record.json"
+    data = json.loads(path.read_text())
+    data["result"]["r"] = 0.5  # the reported radius, edited by hand
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordIntegrityError, match="changed after it was written"):
+        load_record(rec.folder)
+
+
+def test_truncated_or_foreign_arrays_are_refused(tmp_path, small):
+    rec = written(tmp_path, small)
+    arr = rec.folder / "arrays.npz"
+    full = arr.read_bytes()
+    arr.write_bytes(full[: len(full) // 2])
+    with pytest.raises(RecordIntegrityError, match="truncated, or written by another run"):
+        load_record(rec.folder)
+    cfg, r, arrays = small  # another run's arrays of the same size: the hash tells them apart
+    other = {**arrays, "train_distances": arrays["train_distances"][::-1].copy()}
+    write_record(tmp_path / "other", r, other)
+    arr.write_bytes((tmp_path / "other" / "arrays.npz").read_bytes())
+    with pytest.raises(RecordIntegrityError):
+        load_record(rec.folder)
+    arr.unlink()
+    with pytest.raises(RecordIntegrityError, match="missing"):
+        load_record(rec.folder)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\xff\xfe not utf-8", "not a readable JSON file"),
+    (b"[1, 2, 3]", "not a record"),
+    (b"{not json", "not a readable JSON file"),
+    (b'{"kind": "separation", "schema": 9}', "schema 9"),
+    (b'{"kind": "nonsense", "schema": 2}', "unknown record kind"),
+])
+def test_unreadable_json_is_a_record_error(tmp_path, content, match):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "record.json").write_bytes(content)
+    with pytest.raises(RecordError, match=match):
+        load_record(tmp_path / "r")
+
+
+def test_ill_typed_fields_are_named(tmp_path, small):
+    rec = written(tmp_path, small)
+    path = rec.folder / "record.json"
+    data = json.loads(path.read_text())
+    data["result"]["train"] = "oops"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=r"result\.train: expected a mapping"):
+        load_record(rec.folder)
+    data["result"]["train"] = json.loads(json.dumps(small[1].to_json()["result"]["train"]))
+    data["result"]["r"] = "0.2"  # a string where a number belongs
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=r"result\.r: expected a number"):
+        load_record(rec.folder)
+
+
+def test_a_directory_at_record_json(tmp_path):
+    (tmp_path / "r" / "record.json").mkdir(parents=True)
+    with pytest.raises(RecordError):
+        load_record(tmp_path / "r")
+    assert len(find_records(tmp_path).problems) == 1
+
+
+def test_reuse_recomputes_on_every_mismatch_with_a_message(tmp_path, small, caplog, monkeypatch):
+    cfg, _, _ = small
+    rec = written(tmp_path, small)
+    assert reusable(SeparationRecord, rec.folder, cfg) == rec
+    assert reusable(SeparationRecord, rec.folder, cfg, force=True) is None
+    other = dataclasses.replace(cfg, eps=(0.2,))
+    with caplog.at_level(logging.INFO):
+        assert reusable(SeparationRecord, rec.folder, other) is None
+    assert "another configuration or toolkit version" in caplog.text
+    # a new toolkit version (e.g. an engine fix) does not reuse records of the old one
+    monkeypatch.setattr("separation.records._record.toolkit_version", lambda: "9.9.9")
+    assert reusable(SeparationRecord, rec.folder, cfg) is None
+    monkeypatch.undo()
+    (rec.folder / "arrays.npz").write_bytes(b"PK")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert reusable(SeparationRecord, rec.folder, cfg) is None
+    assert "not reusing" in caplog.text
+
+
+def test_the_key_ignores_where_the_data_lives(tmp_path, small):
+    """Data are identified by fingerprint: the same data under another path gives the same key."""
+    cfg, _, _ = small
+    assert "path" not in json.dumps(dataclasses.asdict(cfg.data)).lower()
+    same = load_dataset("digits").subset(80, seed=0).spec(subset=80, seed=0)
+    assert SeparationRecord.key_for(dataclasses.replace(cfg, data=same)) == SeparationRecord.key_for(cfg)
+    assert SeparationRecord.key_for(dataclasses.replace(cfg, norm="l2")) != SeparationRecord.key_for(cfg)
+
+
+def test_a_new_write_removes_leftover_temporaries_and_stale_arrays(tmp_path, small):
+    rec = written(tmp_path, small)
+    junk = rec.folder / ".arrays.npz.abc123.tmp"
+    junk.write_bytes(b"x" * 1000)
+    cfg, r, _ = small
+    again = write_record(rec.folder, r)  # no arrays this time: the old file must not stay beside it
+    assert not junk.exists() and not (rec.folder / "arrays.npz").exists() and again.arrays is None
+    assert load_record(rec.folder).arrays is None
+
+
+# -- fault injection on the command line --------------------------------------------------------
+
+def compute(out: Path, *extra: str, env: dict | None = None, wait: bool = True):
+    cmd = [sys.executable, "-m", "separation.compute", "--dataset", "digits", "--subset", "300", "--norm", "linf",
+           "--engine", "cpu", "--out", str(out), *extra]
+    e = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=300)
+
+
+def record_folder(out: Path) -> Path:
+    (folder,) = [p for p in (out / "digits").iterdir() if p.is_dir()]
+    return folder
+
+
+def leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["before-replace", "after-arrays", "after-json"])
+@pytest.mark.parametrize("action", ["kill", "sigint"])
+def test_interrupted_write_is_never_reused_half_written(tmp_path, point, action):
+    out = tmp_path / "runs"
+    p = compute(out, env={"SEPARATION_FAULT": f"{action}:{point}"})
+    if action == "kill":
+        assert p.returncode == -signal.SIGKILL
+    else:
+        assert p.returncode == 130, p.stderr
+        assert "Traceback" not in p.stderr and "interrupted" in p.stderr
+    folder = record_folder(out)
+    complete = point == "after-json"
+    assert (folder / "record.json").exists() == complete
+    if point == "before-replace" and action == "kill":
+        assert leftovers(out)  # the killed writer's temporary file ...
+    again = compute(out)
+    assert again.returncode == 0, again.stderr
+    assert ("reused the record" in again.stdout) == complete
+    assert leftovers(out) == []  # ... is removed by the next write
+    rec = load_record(folder)  # verified: digest and arrays' hash
+    assert sorted(rec.arrays.names) == sorted(rec.load_arrays())
+
+
+@pytest.mark.slow
+def test_concurrent_writers_do_not_interleave(tmp_path):
+    """Writer A holds the folder, paused between its arrays and its JSON; writer B of the same
+    folder waits for the lock (it does not reach its own arrays) until A has finished; the folder
+    ends up with one consistent record, never one writer's JSON beside the other's arrays."""
+    out = tmp_path / "runs"
+    assert compute(out).returncode == 0
+    folder = record_folder(out)
+    da, db = tmp_path / "a", tmp_path / "b"
+    da.mkdir(), db.mkdir()
+
+    def wait_for(path, proc):
+        deadline = time.time() + 120
+        while not path.exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.time() < deadline
+            time.sleep(0.05)
+
+    a = compute(out, "--force", env={"SEPARATION_FAULT": "pause:after-arrays", "SEPARATION_FAULT_DIR": str(da)},
+                wait=False)
+    wait_for(da / "after-arrays.paused", a)
+    b = compute(out, "--force", env={"SEPARATION_FAULT": "pause:after-arrays", "SEPARATION_FAULT_DIR": str(db)},
+                wait=False)
+    time.sleep(4)  # B computes (about a second) and then blocks on A's lock
+    assert b.poll() is None and not (db / "after-arrays.paused").exists()
+    (da / "after-arrays.go").touch()
+    assert a.wait(120) == 0
+    wait_for(db / "after-arrays.paused", b)  # only now B has written its arrays
+    (db / "after-arrays.go").touch()
+    assert b.wait(120) == 0
+    rec = load_record(folder)  # verified: arrays and JSON of the same writer
+    assert sorted(rec.arrays.names) == sorted(rec.load_arrays())
+    assert leftovers(out) == []
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+def test_too_large_inputs_are_refused_up_front(monkeypatch, capsys, tmp_path):
+    from separation import compute
+
+    monkeypatch.setattr("separation._memory.available_bytes", lambda: 1 << 16)
+    assert compute.main(["--dataset", "digits", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: separation of 1347 training points (cpu, linf) needs about")
+    assert "GiB are available" in err and "--subset" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+    x = np.random.default_rng(0).random((500, 30)).astype(np.float32)  # not 8-bit: kept as float64
+    with pytest.raises(MemoryError, match="kept exactly as float64"):
+        compute_separation(x, np.arange(500) % 2)
+
+
+def test_the_probe_index_copies_the_support_once_in_the_low_memory_layout():
+    import tracemalloc
+
+    from separation.engines.blocks import CPUBlocks
+    from separation.engines.probe import ProbeSearch
+
+    x = np.random.default_rng(0).integers(0, 256, (60000, 200), dtype=np.uint8)
+    y = np.arange(60000) % 10  # (the probe histograms add 10 x 200 x 257 int32 = 0.17x here)
+    ProbeSearch(x[:100], y[:100], 10).other_class(x[:5], y[:5])  # compile first (numba's own memory)
+    peaks = {}
+    for layout in ("given", "sorted"):
+        tracemalloc.start()
+        index = ProbeSearch(x, y, 10, blocks=CPUBlocks(probe_layout=layout, probe_query_chunk=1024))
+        d, _ = index.other_class(x[:3000], y[:3000])
+        peaks[layout] = tracemalloc.get_traced_memory()[1] / x.nbytes
+        tracemalloc.stop()
+        del index
+    assert peaks["given"] < 1.35 and peaks["sorted"] < 2.35, peaks
