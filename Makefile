@@ -29,13 +29,13 @@ CONSTRUCT_EPS ?= 0.1
 CONSTRUCTED_EVAL_SUBSET ?= 500
 PYTEST_ARGS ?=
 
-.PHONY: reports records data separation construct evaluate-constructed grids render status test test-reports
+.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports
 
 reports:
 	$(MAKE) records
 	$(MAKE) render
 
-records: separation construct evaluate-constructed grids
+records: separation construct evaluate-constructed grids bounds
 
 # a writable copy of ../shared/data in ./data (only for the default DATA_ROOT, only what is missing)
 data:
@@ -69,6 +69,18 @@ grids: data
 	  echo "== training grid $$g"; \
 	  $(PYTHON) -m analysis.grid $$g --data-root "$(DATA_ROOT)" --results-root "$(RESULTS)/training" --no-progress; \
 	done
+
+# the robustness bounds of the full training sets (analysis/reporting/collect.py BOUNDS_RUNS: the same grids)
+BOUNDS_ARGS = --split train --data-root "$(DATA_ROOT)" --out "$(RESULTS)/bounds" --no-progress
+bounds: data
+	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm linf --cliques $(BOUNDS_ARGS) \
+	  --eps 0.3686274509803922 0.4 0.44 0.46 0.47 0.48 0.485 0.49 0.4922 0.4942
+	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm l2 $(BOUNDS_ARGS) \
+	  --eps 1.199354241216766 1.5 1.75 2.0 2.25 2.5 2.625 2.75 3.0
+	$(PYTHON) -m lipschitz_construct.bounds --dataset fashion-mnist --norm linf --cliques $(BOUNDS_ARGS) \
+	  --eps 0.1588235294117647 0.2 0.22 0.24 0.26 0.28 0.3 0.3125 0.325 0.3375 0.35
+	$(PYTHON) -m lipschitz_construct.bounds --dataset fashion-mnist --norm l2 $(BOUNDS_ARGS) \
+	  --eps 0.7993774009456595 1.0 1.2 1.4 1.5 1.6 1.7 1.8 1.9 2.0
 
 render:
 	$(PYTHON) -m analysis.report all --results "$(RESULTS)" --out "$(REPORTS)" --data-root "$(DATA_ROOT)" \

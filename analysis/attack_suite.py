@@ -128,11 +128,9 @@ def run_attacks(model: nn.Module, x: torch.Tensor, y, *, eps: float, norm: str =
         gen_device = torch.device(device) if device is not None else torch.device("cpu")
         gen = torch.Generator(device=gen_device).manual_seed(int(seed))
         t0 = time.perf_counter()
-        it = list(batches(len(idx), batch_size))
-        if progress:
-            from tqdm.auto import tqdm
+        from separation.progress import progress_bar
 
-            it = tqdm(it, desc=f"{desc}{name}", leave=False)
+        it = progress_bar(list(batches(len(idx), batch_size)), enabled=progress, desc=f"{desc}{name}")
         for sl in it:
             ii = idx[sl]
             xb, yb = x[ii].to(device), y[ii].to(device)

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace):
         model, spec = load_model("checkpoint", ds, path=args.checkpoint, arch=args.arch)
         if args.train_points == "checkpoint":
             ds, train_points = restrict_to_training_points(ds, spec.config)
-    return evaluate(model, ds, config, out=out, force=args.force, progress=not args.no_progress,
+    return evaluate(model, ds, config, out=out, force=args.force, progress=None if not args.no_progress else False,
                     name=args.name or spec.name, model_spec=spec, train_points=train_points,
                     checkpoint=str(args.checkpoint) if args.checkpoint else None)
 

@@ -195,7 +195,7 @@ def _diff(a, b) -> float | None:
 
 # -- the evaluation ------------------------------------------------------------------------------
 def evaluate(model: nn.Module, dataset, config: EvalConfig | None = None, *, out: str | Path | None = None,
-             force: bool = False, progress: bool = False, name: str | None = None,
+             force: bool = False, progress: bool | None = None, name: str | None = None,
              model_spec: ModelSpec | None = None, train_points: dict[str, int] | None = None,
              checkpoint: str | None = None) -> Evaluation:
     """Evaluate ``model`` on ``dataset`` (a :class:`separation.Dataset`) with ``config``.

@@ -5,6 +5,7 @@ runs and resuming interrupted ones from their checkpoints (grid files: :mod:`ana
 
     python -m analysis.grid configs/mnist_cpu.yaml --data-root ./data
     python -m analysis.grid configs/mnist_cpu.yaml --list | --table
+    python -m analysis.grid configs/mnist_cpu.yaml --scheduler local:2     # or tcp://HOST:8786
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from separation.cli import UsageError, writable_folder
+from separation.cluster import add_cluster_arguments, cluster_client
 
 from .config import ConfigError, TrainConfig
 from .grids import Grid, load_grid
@@ -58,7 +60,7 @@ def run_folders(grid_name: str, cfg: TrainConfig, checkpoint_root, results_root)
 
 
 def run_one(cfg: TrainConfig, *, grid_name: str, checkpoint_root, results_root, data_root=None, dataset=None,
-            progress: bool = False):
+            progress: bool | None = None):
     """Train and evaluate one run of a grid (or reuse its finished record): the training record.
 
     A pure function of its arguments and the files it reads and writes: the unit of work a
@@ -96,7 +98,7 @@ def select(grid: Grid, only: list[str] | None) -> list[TrainConfig]:
 def run_grid(grid: Grid, *, checkpoint_root: str | os.PathLike = DEFAULT_CHECKPOINT_ROOT,
              results_root: str | os.PathLike | None = DEFAULT_RESULTS_ROOT,
              data_root: str | os.PathLike | None = None, only: list[str] | None = None,
-             progress: bool = True, keep_going: bool = False) -> dict[str, Any]:
+             progress: bool | None = None, keep_going: bool = False) -> dict[str, Any]:
     """Train/evaluate every run here, one after the other (finished ones are reused); returns
     ``{name: training record or None}``. Datasets are loaded once per name and shared by the runs.
     With ``keep_going`` a failing run is logged and the grid continues."""
@@ -147,8 +149,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=None, help="dataset folder (torchvision layout).")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run when one fails.")
     p.add_argument("--no-progress", action="store_true", help="no progress bars.")
+    add_cluster_arguments(p, shards=False)
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
+
+
+def _on_cluster(grid: Grid, configs: list[TrainConfig], args: argparse.Namespace) -> dict[str, Any]:
+    """``--scheduler``: one task per run (see :mod:`analysis.grid_dask`)."""
+    from .grid_dask import run_grid_on_cluster
+
+    with cluster_client(args.scheduler) as client:
+        return run_grid_on_cluster(grid, client, checkpoint_root=args.checkpoint_root, results_root=args.results_root,
+                                   data_root=args.data_root, only=[c.name for c in configs], keep_going=args.keep_going)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,16 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(format_table(current()) + "\n")
         return 0
     try:
-        records = run_grid(grid, checkpoint_root=args.checkpoint_root, results_root=args.results_root,
-                           data_root=args.data_root, only=[c.name for c in configs], progress=not args.no_progress,
-                           keep_going=args.keep_going)
+        if args.scheduler is not None:
+            records = _on_cluster(grid, configs, args)
+        else:
+            records = run_grid(grid, checkpoint_root=args.checkpoint_root, results_root=args.results_root,
+                               data_root=args.data_root, only=[c.name for c in configs],
+                               progress=None if not args.no_progress else False, keep_going=args.keep_going)
     except TrainingInterrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return 128 + exc.signum if exc.signum else 3
     except KeyboardInterrupt:
         print("interrupted: run the command again to resume", file=sys.stderr)
         return 130
-    except (ConfigError, CheckpointMismatch, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, CheckpointMismatch, FileNotFoundError, ValueError, ConnectionError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     sys.stdout.write(format_table(current()) + "\n")

@@ -182,11 +182,9 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
         dataloader_seed_draw(generator)  # the official DataLoader's draw before its first batch
     run = _ascent_batch if mode == "ascent" else _paper_batch
     values, points = [], []
-    it = list(batches(len(x), batch_size))
-    if progress:
-        from tqdm.auto import tqdm
+    from separation.progress import progress_bar
 
-        it = tqdm(it, desc=f"local Lipschitz ({mode})", leave=False)
+    it = progress_bar(list(batches(len(x), batch_size)), enabled=progress, desc=f"local Lipschitz ({mode})")
     with eval_mode(model):
         for sl in it:
             kw = {"clip_start": bool(clip_start)} if mode == "paper" else {}

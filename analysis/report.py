@@ -10,6 +10,7 @@ Commands (default ``all``)::
     python -m analysis.report separation               # Table 1 -> reports/tables/table1_separation.{md,csv,tex}
     python -m analysis.report methods                  # Table 2 -> reports/tables/table2_methods.*
     python -m analysis.report dropout                  # Table 3 -> reports/tables/table3_dropout.*
+    python -m analysis.report bounds                   # Table 4 -> reports/tables/table4_robustness_bounds.*
     python -m analysis.report figures --data-root D    # reports/figures/*.png and *.pdf
     python -m analysis.report benchmarks               # reports/benchmarks/<name>.md from benchmark records
     python -m analysis.report readme                   # reports/README.md (tables inline)
@@ -30,13 +31,14 @@ from typing import Any, Sequence
 from separation.paper import TABLE1_NORMS
 from separation.records import Record
 
-from .reporting import fig_histograms, fig_lipschitz, fig_pairs
+from .reporting import fig_bounds, fig_histograms, fig_lipschitz, fig_pairs
 from .reporting.collect import (DEFAULT_GRID_FILES, Missing, ReportRecords, expected_missing, load_report_records,
                                 write_artefact)
 from .reporting.fig_base import FigureSkipped
 from .reporting.page_benchmarks import benchmark_page
 from .reporting.readme import build_readme
 from .reporting.rows import evaluate_row, training_row
+from .reporting.table_bounds import bounds_table
 from .reporting.table_dropout import dropout_table
 from .reporting.table_methods import methods_table, uniquify_labels
 from .reporting.table_separation import select_separation, separation_table
@@ -45,7 +47,11 @@ from .reporting.writers import Table, write_table
 log = logging.getLogger("analysis.report")
 
 SKIPPED_KEY = "_skipped"  # sources.json: the figures skipped by the last rendering of the figures
-COMMANDS = ("all", "separation", "methods", "dropout", "figures", "benchmarks", "readme", "status")
+TABLES = ("separation", "methods", "dropout", "bounds")
+#: The record kinds behind each table (for the missing-record messages).
+TABLE_KINDS = {"separation": ["separation"], "methods": ["training", "construct", "evaluate"], "dropout": ["training"],
+               "bounds": ["bounds"]}
+COMMANDS = ("all", *TABLES, "figures", "benchmarks", "readme", "status")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -57,7 +63,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", default="all", choices=COMMANDS,
                    help="what to render (default: all)")
     p.add_argument("--results", type=Path, default=Path("results"),
-                   help="results root holding separation/, construct/, evaluate/, training/ (default results)")
+                   help="results root holding separation/, construct/, evaluate/, training/, bounds/ (default results)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports)")
     p.add_argument("--data-root", default=None,
                    help="data folder for the image grids (torchvision layout); without the data those "
@@ -104,6 +110,8 @@ class Report:
             elif name == "methods":
                 t = methods_table(r.training, r.construct, r.evaluate,
                                   missing=self._missing(["training", "construct", "evaluate"]))
+            elif name == "bounds":
+                t = bounds_table(r.bounds, separation=r.separation, missing=self._missing(["bounds"]))
             else:
                 t = dropout_table(r.training, missing=self._missing(["training"]))
             self._tables[name] = t
@@ -112,11 +120,9 @@ class Report:
     def render_table(self, name: str) -> bool:
         t = self.table(name)
         if t.empty:
-            kinds = {"separation": ["separation"], "methods": ["training", "construct", "evaluate"],
-                     "dropout": ["training"]}[name]
-            cmds = self._missing(kinds, here=True)
+            cmds = self._missing(TABLE_KINDS[name], here=True)
             what = {"separation": "separation records", "methods": "training, construct or evaluate records",
-                    "dropout": "pairs of training runs with and without dropout"}[name]
+                    "dropout": "pairs of training runs with and without dropout", "bounds": "bounds records"}[name]
             msg = f"{t.title}: no {what} under {self.args.results}/; nothing written."
             if cmds:
                 msg += " Produce them with:\n" + "\n".join(f"    {m.command}" for m in cmds)
@@ -168,6 +174,13 @@ class Report:
         except FigureSkipped as exc:
             self._skip("Lipschitz vs adversarial accuracy figure",
                        f"{exc}; " + "; ".join(m.command for m in self._missing(["training"])))
+        if self.records.bounds:
+            try:
+                self.written += fig_bounds.robustness_bounds_figure(self.records.bounds, rows, out)
+                self._source(f"figures/{fig_bounds.STEM}", list(self.records.bounds) + list(self.records.training))
+                drawn += 1
+            except FigureSkipped as exc:
+                self._skip("robustness-bounds figure", str(exc))
         if self.args.no_images:
             self._skip("image grids of the closest pairs", "--no-images")
         else:
@@ -217,7 +230,7 @@ class Report:
 
     # -- README and sources ---------------------------------------------------------------------
     def render_readme(self) -> bool:
-        tables = {n: self.table(n) for n in ("separation", "methods", "dropout")}
+        tables = {n: self.table(n) for n in TABLES}
         sources = self.merged_sources()
         figures = sorted(k.split("/", 1)[1] for k in sources if k.startswith("figures/"))
         benchmarks = sorted(k.split("/", 1)[1] for k in sources if k.startswith("benchmarks/"))
@@ -256,7 +269,7 @@ class Report:
 
     def status(self) -> int:
         lines = [f"records under {self.args.results}/:"]
-        for kind in ("separation", "construct", "evaluate", "training", "benchmark"):
+        for kind in ("separation", "construct", "evaluate", "training", "bounds", "benchmark"):
             recs = self.records.of(kind)
             lines.append(f"  {kind:<10} {len(recs):>3}" + (": " + ", ".join(r.label for r in recs[:8]) +
                                                           (", ..." if len(recs) > 8 else "") if recs else ""))
@@ -281,10 +294,10 @@ def run(args: argparse.Namespace) -> int:
         return rep.status()
     ok = True
     cmd = args.command
-    if cmd in ("all", "separation", "methods", "dropout"):
-        for name in ("separation", "methods", "dropout"):
+    if cmd in ("all", *TABLES):
+        for name in TABLES:
             if cmd in ("all", name):
-                ok &= rep.render_table(name)
+                ok &= rep.render_table(name) or (cmd == "all" and name == "bounds")
     if cmd in ("all", "figures"):
         drawn = rep.render_figures()
         ok &= drawn or cmd == "all"
@@ -327,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
-__all__ = ["COMMANDS", "Report", "SKIPPED_KEY", "get_args_parser", "main", "run"]
+__all__ = ["COMMANDS", "Report", "SKIPPED_KEY", "TABLES", "TABLE_KINDS", "get_args_parser", "main", "run"]
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         outcome = train(cfg, run_dir=run_dir, results_dir=results_dir, data_root=args.data_root,
-                        progress=not args.no_progress, evaluate=not args.no_eval,
+                        progress=None if not args.no_progress else False, evaluate=not args.no_eval,
                         stop_after_steps=args.stop_after_steps, checkpoint_every_steps=args.checkpoint_every_steps,
                         restart=args.restart)
     except TrainingInterrupted as exc:

@@ -1,4 +1,5 @@
-"""Records of :mod:`lipschitz_construct`: the theorem's check on a dataset (kind ``lipschitz_construct``)."""
+"""Records of :mod:`lipschitz_construct`: the theorem's check on a dataset (kind ``lipschitz_construct``)
+and the robustness bounds of a dataset (kind ``bounds``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -161,5 +162,121 @@ def verify_command(dataset: str, norm: str, *, eps=None, subset: int | None = No
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
-__all__ = ["Curve", "LipschitzCheck", "RadiusSummary", "VerificationRecord", "VerifyConfig", "VerifyResult",
-           "verify_command"]
+@dataclasses.dataclass
+class EpsBounds:
+    """The bounds at one radius ``eps``; errors are fractions of the points. ``optimal_error``: the
+    exact best error of a deterministic classifier (NaN where the time limit ran out);
+    ``lower_error``: the pairwise LP bound, valid for any classifier; ``clique_lower_error``: the
+    l-inf clique LP bound (None when not asked for or not solved in time); ``upper_error``: the
+    error of the witness (``= optimal_error`` where solved). Counts: conflicts (edges), points in a
+    conflict, components with an edge, the largest component, points the LP leaves at 1/2,
+    components that needed a MILP and those it did not solve in time; ``n_kept``: the witness' points."""
+
+    eps: float
+    n_conflicts: int
+    n_conflicted_points: int
+    n_components: int
+    largest_component: int
+    n_half_integral: int
+    n_milp_components: int
+    n_unsolved_components: int
+    optimal_error: float
+    lower_error: float
+    clique_lower_error: float | None
+    upper_error: float
+    solved: bool
+    n_kept: int
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def optimal_accuracy(self) -> float:
+        """``1 - optimal_error`` (NaN where not solved)."""
+        return 1.0 - self.optimal_error
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundsConfig:
+    """The settings of ``python -m lipschitz_construct.bounds`` that change its result (the engine
+    does not: every engine is exact; the MILP time limit can)."""
+
+    data: DataSpec
+    norm: str
+    split: str = "train"
+    eps: tuple[float, ...] = ()
+    cliques: bool = False
+    time_limit: float = 60.0
+
+
+@dataclasses.dataclass
+class BoundsResult:
+    """The bounds of one split at each radius. ``separation``: the smallest cross-class distance
+    of the split when it is ``<= 2 max(eps)`` (None: larger); ``threshold_eps``: half of it, the
+    smallest radius at which the optimum is below 100%."""
+
+    n_points: int
+    n_classes: int
+    engine: str
+    separation: float | None
+    threshold_eps: float | None
+    points: list[EpsBounds]
+
+    def at(self, eps: float) -> EpsBounds | None:
+        for p in self.points:
+            if abs(p.eps - float(eps)) <= 1e-12 * max(1.0, p.eps):
+                return p
+        return None
+
+
+def kept_name(k: int) -> str:
+    """The array of the witness' kept indices at the ``k``-th radius (``kept_00``, ...)."""
+    return f"kept_{k:02d}"
+
+
+@dataclasses.dataclass
+class BoundsRecord(Record):
+    """Kind ``bounds``: per radius the witness' kept point indices in ``arrays.npz``
+    (:func:`kept_name`), the bounds in ``result``."""
+
+    KIND = "bounds"
+
+    config: BoundsConfig
+    result: BoundsResult
+
+    @classmethod
+    def folder_name(cls, config: BoundsConfig, key: str) -> str:
+        d = config.data
+        name = f"{config.split}-{config.norm}" + (
+            f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "") if d.subset else "")
+        return f"{d.dataset}/{name}-{key[:8]}"
+
+    def command(self) -> str:
+        c = self.config
+        return bounds_command(c.data.dataset, c.norm, c.eps, split=c.split, subset=c.data.subset, seed=c.data.seed,
+                              cliques=c.cliques, time_limit=c.time_limit)
+
+    def kept(self, k: int):
+        """The sorted indices (into the split) of the witness' points at the ``k``-th radius."""
+        return self.load_arrays()[kept_name(k)]
+
+
+def bounds_command(dataset: str, norm: str, eps, *, split: str = "train", subset: int | None = None, seed: int = 0,
+                   cliques: bool = False, time_limit: float | None = None, data_root: str | None = "DATA_ROOT",
+                   out: str | None = None) -> str:
+    """The command line of ``python -m lipschitz_construct.bounds`` for these settings."""
+    parts: list[Any] = ["python", "-m", "lipschitz_construct.bounds", "--dataset", dataset, "--norm", norm,
+                        "--split", split, "--eps", *[repr(float(e)) for e in eps]]
+    if subset:
+        parts += ["--subset", subset] + (["--seed", seed] if seed else [])
+    if cliques:
+        parts.append("--cliques")
+    if time_limit is not None:
+        parts += ["--time-limit", f"{time_limit:g}"]
+    if dataset not in ("digits", "npz") and data_root:
+        parts += ["--data-root", data_root]
+    if out:
+        parts += ["--out", out]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+__all__ = ["BoundsConfig", "BoundsRecord", "BoundsResult", "Curve", "EpsBounds", "LipschitzCheck", "RadiusSummary",
+           "VerificationRecord", "VerifyConfig", "VerifyResult", "bounds_command", "kept_name", "verify_command"]

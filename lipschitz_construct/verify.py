@@ -30,7 +30,7 @@ import numpy as np
 
 from separation import SeparationRecord, ThreatModel
 from separation.cli import (RUNS_ROOT, UsageError, add_data_arguments, add_record_arguments, integer,
-                            positive_float, run_main, setup_logging, writable_folder)
+                            positive_float, print_outcome, run_main, setup_logging, writable_folder)
 from separation.datasets import DatasetNotFoundError, load_dataset
 from separation.engines import ENGINES
 from separation.paper import default_eps
@@ -103,13 +103,11 @@ def _curve_eps(eps: list[float], r: float) -> list[float]:
     return [float(e) for e in np.unique(grid)]
 
 
-def _certify(clf, x, *, progress: bool, desc: str):
+def _certify(clf, x, *, progress: bool | None, desc: str):
     """``predict_with_radius`` in chunks (with a progress bar)."""
-    it = range(0, len(x), CHUNK)
-    if progress:
-        from tqdm.auto import tqdm
+    from separation.progress import progress_bar
 
-        it = tqdm(it, desc=desc, unit_scale=CHUNK, leave=False)
+    it = progress_bar(range(0, len(x), CHUNK), enabled=progress, desc=desc, unit="point", unit_scale=CHUNK)
     parts = [clf.predict_with_radius(x[s:s + CHUNK]) for s in it]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -135,7 +133,7 @@ def run(args: argparse.Namespace) -> tuple[VerificationRecord, bool]:
     if rec is not None:
         return rec, True
 
-    progress = not args.no_progress
+    progress = None if not args.no_progress else False  # None: on where a person watches
     seconds: dict[str, float] = {}
     r_arg, r_source = args.r, "given (--r)"
     if args.r == "auto":
@@ -255,13 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         except NotSeparatedError as exc:
             raise UsageError(f"{exc} (e.g. --r 0.01)") from None
         print(format_summary(rec))
-        if reused:
-            print(f"reused the record computed {rec.meta.created} in {rec.folder} (--force recomputes)")
-        else:
-            main_steps = [k for k in ("fit", "certify_train", "certify_test", "lipschitz_check", "total")
-                          if k in rec.timing]
-            print("time: " + ", ".join(f"{k} {rec.timing[k]:.2f}s" for k in main_steps))
-            print(f"record: {rec.folder}")
+        print_outcome(rec, reused, steps=["fit", "certify_train", "certify_test", "lipschitz_check", "total"])
         return 0 if rec.result.all_claims_held else 1
 
     return run_main(work, (ValueError, TypeError, DatasetNotFoundError, PermissionError, RuntimeError, MemoryError,

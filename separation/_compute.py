@@ -8,6 +8,7 @@ import numpy as np
 
 from ._result import SeparationResult
 from ._memory import check_fits, separation_bytes
+from .progress import progress_bar, resolve
 from .arrays import as_labels, as_points, check_norm, common_storage
 from .engines import Engine, get_engine
 from .engines.base import cross_pairs
@@ -46,12 +47,10 @@ def _exact_row_duplicates(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.
     return ii, jj
 
 
-def _progress_bar(total: int, desc: str, enabled: bool):
-    if not enabled:
+def _progress_bar(total: int, desc: str, enabled: bool | None):
+    if not resolve(enabled):
         return None, None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="pair", unit_scale=True, leave=False)
+    bar = progress_bar(total=total, desc=desc, unit="pair", unit_scale=True, enabled=True)
     return bar, bar.update
 
 
@@ -66,7 +65,7 @@ def _split(x, y, name: str, n_features: int | None):
 
 def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str = "linf",
                        engine: str | Engine = "auto", exclude_below: float = 0.0, test_test: bool = False,
-                       progress: bool = False) -> SeparationResult:
+                       k: int = 1, class_distances: bool = False, progress: bool | None = None) -> SeparationResult:
     """Exact train--train, test--train and (optionally) test--test separation.
 
     Args:
@@ -80,7 +79,11 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
         exclude_below: distance (pixel units) at or below which a pair counts as a duplicate and is
             left out of the ``*_excluding_duplicates`` statistics (0: exact duplicates only).
         test_test: also the distance from each test point to the nearest test point of another class.
-        progress: show tqdm progress bars.
+        k: with ``k > 1``, also the ``k`` nearest training points of other classes of every point
+            (``*_knn_distances`` / ``*_knn_neighbors``, ``(n, k)``).
+        class_distances: also the nearest training point of every class (``*_class_distances``,
+            ``(n, C)``), for :meth:`SeparationResult.class_matrix`.
+        progress: progress bars; None (default): where a person watches (a terminal, a notebook).
 
     Returns:
         :class:`SeparationResult` (distances in [0, 1] pixel units, exact).
@@ -99,6 +102,8 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
         (xtr, xte), divisor = common_storage(xtr, xte)
     else:
         (xtr,), divisor = common_storage(xtr)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}.")
     if not (exclude_below >= 0 and np.isfinite(exclude_below)):
         raise ValueError(f"exclude_below must be a finite number >= 0, got {exclude_below!r}.")
     eng = get_engine(engine)
@@ -131,6 +136,24 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
         result.test_train_duplicates = np.stack([dup_i, dup_j], axis=1)
         if test_test:
             result.test_test_distances, result.test_test_neighbors = one_pass("test-test", xte, yte, xte, yte, True)
+    if k > 1:
+        t0 = time.perf_counter()
+        d, i = eng.cross_class_k(xtr, ytr, xtr, ytr, norm=norm, k=int(k))
+        result.train_knn_distances, result.train_knn_neighbors = d / divisor, i
+        if have_test:
+            d, i = eng.cross_class_k(xte, yte, xtr, ytr, norm=norm, k=int(k))
+            result.test_knn_distances, result.test_knn_neighbors = d / divisor, i
+        seconds["knn"] = time.perf_counter() - t0
+    if class_distances:
+        from .index import ClassIndex
+
+        t0 = time.perf_counter()
+        index = ClassIndex(xtr, ytr, norm=norm, engine=eng)
+        result.classes = index.classes_
+        result.train_class_distances, result.train_class_neighbors = index.distances(xtr, return_indices=True)
+        if have_test:
+            result.test_class_distances, result.test_class_neighbors = index.distances(xte, return_indices=True)
+        seconds["class_distances"] = time.perf_counter() - t0
     log.info("separation (%s, %s): train min %.6g%s in %.2fs", norm, eng.name, result.train_distances.min(),
              f", test min {result.test_distances.min():.6g}" if have_test else "", sum(seconds.values()))
     return result
@@ -152,4 +175,21 @@ def nearest_neighbors(queries, database, *, norm: str = "linf", engine: str | En
     return d / divisor, i
 
 
-__all__ = ["compute_separation", "nearest_neighbors"]
+def k_nearest_other_class(x_query, y_query, x_db=None, y_db=None, *, k: int, norm: str = "linf",
+                          engine: str | Engine = "auto"):
+    """The ``k`` nearest points of a *different* label: ``(distances (m, k), indices (m, k))`` in
+    [0, 1] pixel units, sorted by distance then index (``inf`` / ``-1`` where fewer exist).
+
+    ``x_db``/``y_db`` default to the queries themselves (train--train). Exact on every engine.
+    """
+    check_norm(norm)
+    xq, yq = _split(x_query, y_query, "query", None)
+    xd, yd = (xq, yq) if x_db is None else _split(x_db, y_db, "db", xq.shape[1])
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}.")
+    (xq, xd), divisor = common_storage(xq, xd)
+    d, i = get_engine(engine).cross_class_k(xq, yq, xd, yd, norm=norm, k=int(k))
+    return d / divisor, i
+
+
+__all__ = ["compute_separation", "k_nearest_other_class", "nearest_neighbors"]

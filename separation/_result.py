@@ -20,6 +20,11 @@ class SeparationResult:
     points (neighbours index the *training* set); ``test_test_*`` from each test point to the
     nearest *test* point of another class (neighbours index the test set). ``inf`` / ``-1`` where
     no other class exists. Splits are named ``"train"``, ``"test"`` and ``"test-test"``.
+
+    Optional (``compute_separation(..., k=K, class_distances=True)``): ``*_knn_distances`` /
+    ``*_knn_neighbors`` ``(n, K)``, the K nearest training points of other classes, sorted by
+    distance then index; ``*_class_distances`` / ``*_class_neighbors`` ``(n, C)``, the nearest
+    training point of every class (columns: ``classes``), behind :meth:`class_matrix`.
     """
 
     norm: str
@@ -36,6 +41,20 @@ class SeparationResult:
     test_test_neighbors: np.ndarray | None = None
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     exclude_below: float = 0.0
+    train_knn_distances: np.ndarray | None = None
+    train_knn_neighbors: np.ndarray | None = None
+    test_knn_distances: np.ndarray | None = None
+    test_knn_neighbors: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    train_class_distances: np.ndarray | None = None
+    train_class_neighbors: np.ndarray | None = None
+    test_class_distances: np.ndarray | None = None
+    test_class_neighbors: np.ndarray | None = None
+
+    #: the optional per-point arrays, stored in ``arrays.npz`` when present
+    OPTIONAL = ("test_test_distances", "test_test_neighbors", "train_knn_distances", "train_knn_neighbors",
+                "test_knn_distances", "test_knn_neighbors", "classes", "train_class_distances",
+                "train_class_neighbors", "test_class_distances", "test_class_neighbors")
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -118,8 +137,7 @@ class SeparationResult:
             out.update(y_test=self.y_test, test_distances=self.test_distances,
                        test_neighbors=self.test_neighbors,
                        test_train_duplicates=np.asarray(self.test_train_duplicates).reshape(-1, 2))
-        if self.test_test_distances is not None:
-            out.update(test_test_distances=self.test_test_distances, test_test_neighbors=self.test_test_neighbors)
+        out.update({k: getattr(self, k) for k in self.OPTIONAL if getattr(self, k) is not None})
         return out
 
     @classmethod
@@ -131,9 +149,66 @@ class SeparationResult:
         return cls(norm=norm, engine=engine, y_train=get("y_train"), train_distances=get("train_distances"),
                    train_neighbors=get("train_neighbors"), y_test=get("y_test"),
                    test_distances=get("test_distances"), test_neighbors=get("test_neighbors"),
-                   test_train_duplicates=get("test_train_duplicates"),
-                   test_test_distances=get("test_test_distances"), test_test_neighbors=get("test_test_neighbors"),
-                   seconds=dict(seconds or {}), exclude_below=exclude_below)
+                   test_train_duplicates=get("test_train_duplicates"), seconds=dict(seconds or {}),
+                   exclude_below=exclude_below, **{k: get(k) for k in cls.OPTIONAL})
+
+    # -- tables ---------------------------------------------------------------------------------
+    def to_frame(self):
+        """One row per point and split: ``split, index, label, distance, neighbor, neighbor_label``
+        (a pandas DataFrame; distances in pixel units, ``neighbor`` indexes the training set, or
+        the test set for ``test-test``)."""
+        import pandas as pd
+
+        parts = []
+        for split in self.splits:
+            d, nbr, y, y_nbr = self._split(split)
+            parts.append(pd.DataFrame({
+                "split": split, "index": np.arange(len(d)), "label": y, "distance": d, "neighbor": nbr,
+                "neighbor_label": np.where(nbr >= 0, y_nbr[np.maximum(nbr, 0)], -1)}))
+        return pd.concat(parts, ignore_index=True)
+
+    def class_matrix(self, split: str = "train"):
+        """Class x class minimum distances: row ``a``, column ``b`` is the smallest distance from a
+        point of class ``a`` (in ``split``) to a training point of class ``b``; a long DataFrame
+        with the pair (``index``, ``neighbor``) behind each minimum. ``.pivot(index="class",
+        columns="other_class", values="distance")`` gives the square matrix. Needs
+        ``compute_separation(..., class_distances=True)`` (``--class-matrix`` on the command line)."""
+        import pandas as pd
+
+        dist = getattr(self, f"{split}_class_distances", None)
+        if dist is None:
+            raise ValueError("no per-class distances in this result: compute it with "
+                             "compute_separation(..., class_distances=True) or --class-matrix")
+        nbr = getattr(self, f"{split}_class_neighbors")
+        y = self.y_train if split == "train" else self.y_test
+        rows = []
+        for a in self.classes:
+            sel = np.flatnonzero(y == a)
+            for col, b in enumerate(self.classes):
+                if a == b or not sel.size:
+                    continue
+                i = sel[int(np.argmin(dist[sel, col]))]
+                rows.append({"class": int(a), "other_class": int(b), "distance": float(dist[i, col]),
+                             "index": int(i), "neighbor": int(nbr[i, col])})
+        return pd.DataFrame(rows)
+
+    # -- display --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        parts = [f"{s} n={len(self._split(s)[0])} min={self._split(s)[0].min():.4g}" for s in self.splits]
+        extra = []
+        if self.train_knn_distances is not None:
+            extra.append(f"k={self.train_knn_distances.shape[1]}")
+        if self.classes is not None and self.train_class_distances is not None:
+            extra.append("class distances")
+        return (f"SeparationResult(norm={self.norm!r}, engine={self.engine!r}, r={self.r:.4g}; "
+                + "; ".join(parts) + (f"; {', '.join(extra)}" if extra else "") + ")")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{s}</td><td>{len(self._split(s)[0])}</td><td>{self._split(s)[0].min():.4g}</td>"
+                       f"<td>{np.mean(self._split(s)[0][np.isfinite(self._split(s)[0])]):.4g}</td></tr>"
+                       for s in self.splits)
+        return (f"<b>SeparationResult</b> ({self.norm}, engine {self.engine}, r = {self.r:.4g})"
+                "<table><tr><th>split</th><th>n</th><th>min</th><th>mean</th></tr>" + rows + "</table>")
 
 
 __all__ = ["DEFAULT_QUANTILES", "SeparationResult"]

@@ -61,10 +61,50 @@ class SplitSummary:
 
 
 @dataclasses.dataclass
+class ClusterPass:
+    """One pass (``same-set``: train--train or test--test; ``cross-set``: test--train) of a
+    cluster run: its schedule (``pair`` or ``rows``, see :mod:`separation.engines.block_tasks`),
+    block rows, block pairs (shards) in all, computed and reused from an earlier run; per task the
+    bytes read from the shared store, the bytes sent back, and the task description's size."""
+
+    name: str
+    schedule: str
+    query_rows: int
+    database_rows: int
+    shards: int
+    computed: int
+    reused: int
+    read_bytes_per_task: float
+    result_bytes_per_task: float
+    spec_bytes_per_task: float
+    seconds: float
+
+
+@dataclasses.dataclass
+class ClusterRun:
+    """How a cluster computed a result (provenance: the numbers are those of any engine): the
+    scheduler, its workers and their threads, the engine run by each task, and the passes."""
+
+    scheduler: str
+    workers: int
+    threads: int
+    inner: str
+    passes: list[ClusterPass] = dataclasses.field(default_factory=list)
+
+    @property
+    def shards(self) -> int:
+        return sum(p.shards for p in self.passes)
+
+    @property
+    def computed(self) -> int:
+        return sum(p.computed for p in self.passes)
+
+
+@dataclasses.dataclass
 class SeparationSummary:
     """What ``python -m separation.compute`` reports: ``r`` (half the train--train minimum), the
     engine, and per split (train--train, test--train, test--test) the statistics;
-    ``test_train_duplicates`` with a test split."""
+    ``test_train_duplicates`` with a test split; ``cluster`` for a run on a Dask cluster."""
 
     norm: str
     engine: str
@@ -74,6 +114,7 @@ class SeparationSummary:
     test: SplitSummary | None = None
     test_train_duplicates: list[DupPair] = dataclasses.field(default_factory=list)
     test_test: SplitSummary | None = None
+    cluster: ClusterRun | None = None
 
     def split(self, name: str) -> SplitSummary | None:
         """The summary of ``"train"``, ``"test"`` or ``"test-test"`` (None when not computed)."""
@@ -94,17 +135,33 @@ class SeparationConfig:
     eps: tuple[float, ...] = ()
     exclude_below: float = 0.0
     near_duplicates: float | None = None
+    k: int = 1
+    class_matrix: bool = False
 
 
 def _quote(parts: list[Any]) -> str:
     return " ".join(shlex.quote(str(p)) for p in parts if p is not None and p != "")
 
 
+def _label_seed(labels: str) -> int | None:
+    """The seed of ``random(seed=S)`` labels (the random-label control), else None."""
+    if labels.startswith("random(seed=") and labels.endswith(")"):
+        return int(labels[len("random(seed="):-1])
+    return None
+
+
 def separation_command(dataset: str, norm: str, *, subset: int | None = None, seed: int = 0,
                        eps: tuple[float, ...] = (), splits: tuple[str, ...] = ("train", "test"),
-                       data_root: str | None = "DATA_ROOT", out: str | None = None) -> str:
+                       data_root: str | None = "DATA_ROOT", out: str | None = None, k: int = 1,
+                       class_matrix: bool = False, random_labels: int | None = None) -> str:
     """The command line of ``python -m separation.compute`` for these settings."""
     parts: list[Any] = ["python", "-m", "separation.compute", "--dataset", dataset, "--norm", norm]
+    if k > 1:
+        parts += ["--k", k]
+    if class_matrix:
+        parts += ["--class-matrix"]
+    if random_labels is not None:
+        parts += ["--random-labels", random_labels]
     if subset:
         parts += ["--subset", subset] + (["--seed", seed] if seed else [])
     if eps:
@@ -135,8 +192,13 @@ class SeparationRecord(Record):
         name = config.norm
         if d.subset:
             name += f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "")
-        if d.labels != "given":
-            name += f"-labels-{d.labels}"
+        seed = _label_seed(d.labels)
+        if seed is not None:
+            name += f"-random-labels{seed}"
+        elif d.labels != "given":
+            name += "-labels-" + "".join(ch if ch.isalnum() else "-" for ch in d.labels)
+        if config.k > 1:
+            name += f"-k{config.k}"
         return f"{d.dataset}/{name}-{key[:8]}"
 
     #: the command line for given settings (for records not made yet)
@@ -145,7 +207,9 @@ class SeparationRecord(Record):
     def command(self) -> str:
         d = self.config.data
         return separation_command(d.dataset, self.config.norm, subset=d.subset, seed=d.seed,
-                                  eps=self.config.eps, splits=self.config.splits)
+                                  eps=self.config.eps, splits=self.config.splits, k=self.config.k,
+                                  class_matrix=self.config.class_matrix,
+                                  random_labels=_label_seed(d.labels))
 
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -159,5 +223,5 @@ class SeparationRecord(Record):
         return upgrade_envelope(data, config, res)
 
 
-__all__ = ["DupPair", "EpsStat", "Pair", "SeparationConfig", "SeparationRecord", "SeparationSummary", "SplitSummary",
+__all__ = ["ClusterPass", "ClusterRun", "DupPair", "EpsStat", "Pair", "SeparationConfig", "SeparationRecord", "SeparationSummary", "SplitSummary",
            "separation_command"]

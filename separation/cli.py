@@ -118,6 +118,17 @@ def setup_logging(verbose: bool | int = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def print_outcome(record, reused: bool, *, steps: list[str] | None = None) -> None:
+    """The last lines of a record-writing CLI on stdout: where the record is and how long it took
+    (``steps``: the timing entries to show, default all), or that an earlier record was reused."""
+    if reused:
+        print(f"reused the record computed {record.meta.created} in {record.folder} (--force recomputes)")
+        return
+    keys = [k for k in (steps or list(record.timing)) if k in record.timing]
+    print("time: " + ", ".join(f"{k} {record.timing[k]:.2f}s" for k in keys))
+    print(f"record: {record.folder}")
+
+
 def run_main(work: Callable[[], int], errors: tuple[type[BaseException], ...]) -> int:
     """Run a CLI's work: its return code; ``error: <message>`` and 2 for ``errors``; 130 on Ctrl-C."""
     try:
@@ -134,4 +145,4 @@ def run_main(work: Callable[[], int], errors: tuple[type[BaseException], ...]) -
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_CLAIM", "EXIT_INTERRUPTED", "EXIT_OK", "RUNS_ROOT", "UsageError",
            "add_data_arguments", "add_record_arguments", "integer", "nonnegative_float", "positive_float",
-           "run_main", "setup_logging", "writable_folder"]
+           "print_outcome", "run_main", "setup_logging", "writable_folder"]

@@ -5,6 +5,7 @@ Examples::
     python -m separation.compute --dataset digits --norm linf
     python -m separation.compute --dataset mnist --norm linf --data-root ./data
     python -m separation.compute --dataset npz --npz my_data.npz --norm l2 --eps 0.5 1.0
+    python -m separation.compute --dataset mnist --norm linf --engine dask --scheduler local:2
 
 Exit status: 0 on success, 2 on bad input (one line on stderr, nothing written), 130 on Ctrl-C.
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from . import (SeparationConfig, SeparationRecord, SeparationResult, SeparationSummary, ThreatModel, __version__,
                compute_separation)
-from .cli import (UsageError, add_data_arguments, add_record_arguments, nonnegative_float, positive_float, run_main,
-                  setup_logging, writable_folder)
+from .cli import (UsageError, add_data_arguments, add_record_arguments, integer, nonnegative_float, positive_float,
+                  print_outcome, run_main, setup_logging, writable_folder)
+from .cluster import add_cluster_arguments, cluster_engine
 from .datasets import DatasetNotFoundError, load_dataset
 from .engines import ENGINES
 from .paper import default_eps
@@ -41,13 +43,21 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "test-test (default: train test)")
     p.add_argument("--eps", type=positive_float, nargs="+", default=None,
                    help="attack radii to compare with (default: the paper's eps for the dataset)")
-    p.add_argument("--engine", default="auto", choices=["auto", *ENGINES],
-                   help="nearest-neighbour engine (default: auto = fastest available); every engine is exact")
+    p.add_argument("--engine", default="auto", choices=["auto", *ENGINES, "dask"],
+                   help="nearest-neighbour engine (default: auto = fastest available; dask: on the cluster "
+                        "of --scheduler); every engine is exact")
+    add_cluster_arguments(p)
     p.add_argument("--exclude-below", type=nonnegative_float, default=0.0,
                    help="pairs at or below this distance count as duplicates and are left out of "
                         "the '*_excluding_duplicates' statistics (default 0: exact duplicates)")
     p.add_argument("--near-duplicates", type=positive_float, default=None,
                    help="also list cross-class pairs closer than this distance")
+    p.add_argument("--k", type=integer(1), default=1,
+                   help="also store the K nearest other-class training points of every point (default 1)")
+    p.add_argument("--class-matrix", action="store_true",
+                   help="also compute the nearest training point of every class (the class x class matrix)")
+    p.add_argument("--random-labels", type=integer(0), default=None, metavar="SEED",
+                   help="the random-label control: permute the labels under SEED first")
     add_record_arguments(p, kind="separation")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -67,12 +77,21 @@ def format_summary(summary: SeparationSummary, dataset: str) -> str:
         for e, v in s.eps.items():
             lines.append(f"          eps={e}: separation/2eps = {v.ratio_to_2eps:.3g}, points closer than 2eps: "
                          f"{100 * v.fraction_below_2eps:.3g}%")
+    c = summary.cluster
+    if c is not None:
+        lines.append(f"cluster {c.scheduler}: {c.workers} workers ({c.threads} threads, engine {c.inner}), "
+                     f"{c.shards} block pairs: {c.computed} computed, {c.shards - c.computed} reused from shards")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> tuple[SeparationRecord, bool]:
     """Compute (or reuse) the record ``args`` describe: ``(record, reused)``."""
     out = writable_folder(args.out)
+    with cluster_engine(args) as engine:  # a cluster is checked (and connected) before any work
+        return _run(args, out, engine)
+
+
+def _run(args: argparse.Namespace, out: Path, engine) -> tuple[SeparationRecord, bool]:
     splits = tuple(s for s in SPLITS if s == "train" or s in args.splits)
     eps = tuple(args.eps) if args.eps is not None else (default_eps(args.dataset),)
     ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz)
@@ -80,26 +99,33 @@ def run(args: argparse.Namespace) -> tuple[SeparationRecord, bool]:
         raise UsageError(f"--subset {args.subset} is larger than the {len(ds.x_train)} training points of "
                          f"{args.dataset}; pass a smaller --subset or leave it out.")
     ds = ds.subset(args.subset, seed=args.seed)
+    labels = "given"
+    if args.random_labels is not None:
+        ds, labels = ds.with_random_labels(args.random_labels), f"random(seed={args.random_labels})"
     d = int(ds.x_train[0].size)
     for e in eps:
         ThreatModel(args.norm, e).check_dimension(d)
     if ds.x_test is None and len(splits) > 1:
         raise UsageError(f"--splits {' '.join(splits[1:])} needs a test split, and {args.dataset} has none; "
                          "pass --splits train.")
-    config = SeparationConfig(data=ds.spec(with_test=len(splits) > 1, subset=args.subset, seed=args.seed),
+    config = SeparationConfig(data=ds.spec(with_test=len(splits) > 1, subset=args.subset, seed=args.seed,
+                                           labels=labels),
                               norm=args.norm, splits=splits, eps=eps, exclude_below=args.exclude_below,
-                              near_duplicates=args.near_duplicates)
+                              near_duplicates=args.near_duplicates, k=args.k, class_matrix=args.class_matrix)
     folder = SeparationRecord.folder_for(out, config)
     rec = reusable(SeparationRecord, folder, config, force=args.force)
     if rec is not None:
         return rec, True
     with_test = len(splits) > 1
     res = compute_separation(ds.x_train, ds.y_train, ds.x_test if with_test else None,
-                             ds.y_test if with_test else None, norm=args.norm, engine=args.engine,
-                             exclude_below=args.exclude_below, test_test="test-test" in splits,
-                             progress=not args.no_progress)
-    rec = SeparationRecord(config=config, result=res.summary(eps, near_duplicate_threshold=args.near_duplicates),
-                           timing=res.seconds, meta=run_metadata(args.seed, data_source=ds.source))
+                             ds.y_test if with_test else None, norm=args.norm, engine=engine,
+                             exclude_below=args.exclude_below, test_test="test-test" in splits, k=args.k,
+                             class_distances=args.class_matrix, progress=None if not args.no_progress else False)
+    summary = res.summary(eps, near_duplicate_threshold=args.near_duplicates)
+    if hasattr(engine, "cluster_run"):  # workers and shards of a cluster run (not part of the key)
+        summary.cluster = engine.cluster_run()
+    rec = SeparationRecord(config=config, result=summary, timing=res.seconds,
+                           meta=run_metadata(args.seed, data_source=ds.source))
     return write_record(folder, rec, arrays=res.arrays()), False
 
 
@@ -117,11 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     def work() -> int:
         rec, reused = run(args)
         print(format_summary(rec.result, args.dataset))
-        if reused:
-            print(f"reused the record computed {rec.meta.created} in {rec.folder} (--force recomputes)")
-        else:
-            print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in rec.timing.items()))
-            print(f"record: {rec.folder}")
+        print_outcome(rec, reused)
         return 0
 
     return run_main(work, (ValueError, TypeError, DatasetNotFoundError, PermissionError, RuntimeError, MemoryError,

@@ -78,6 +78,16 @@ class Dataset:
             out = dataclasses.replace(out, x_test=self.x_test[ite], y_test=self.y_test[ite])
         return out
 
+    def with_random_labels(self, seed: int) -> "Dataset":
+        """The random-label control: the same images with the training labels (and, separately,
+        the test labels) permuted under ``seed``. Class sizes are kept; whatever separation is left
+        is not due to the labels."""
+        rng = np.random.default_rng(seed)
+        out = dataclasses.replace(self, y_train=self.y_train[rng.permutation(len(self.y_train))])
+        if self.y_test is not None:
+            out = dataclasses.replace(out, y_test=self.y_test[rng.permutation(len(self.y_test))])
+        return out
+
 
 def default_data_root() -> Path:
     """``$SEPARATION_DATA_ROOT``, else ``$XDG_CACHE_HOME/separation/data`` (``~/.cache/...``)."""

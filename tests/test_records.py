@@ -94,19 +94,38 @@ def test_unreadable_json_is_a_record_error(tmp_path, content, match):
         load_record(tmp_path / "r")
 
 
+def _rewrite(path, data):
+    """Write edited record JSON with a matching digest: what a careless tool (not a typo) leaves."""
+    from separation.records import canonical_json
+    from separation.records._io import sha256_bytes
+
+    body = {k: v for k, v in data.items() if k != "digest"}
+    path.write_text(json.dumps({**body, "digest": sha256_bytes(canonical_json(body))}))
+
+
 def test_ill_typed_fields_are_named(tmp_path, small):
     rec = written(tmp_path, small)
     path = rec.folder / "record.json"
     data = json.loads(path.read_text())
     data["result"]["train"] = "oops"
-    path.write_text(json.dumps(data))
+    _rewrite(path, data)
     with pytest.raises(RecordError, match=r"result\.train: expected a mapping"):
         load_record(rec.folder)
     data["result"]["train"] = json.loads(json.dumps(small[1].to_json()["result"]["train"]))
     data["result"]["r"] = "0.2"  # a string where a number belongs
-    path.write_text(json.dumps(data))
+    _rewrite(path, data)
     with pytest.raises(RecordError, match=r"result\.r: expected a number"):
         load_record(rec.folder)
+
+
+def test_records_of_an_older_layout_with_fewer_fields_still_verify(tmp_path, small):
+    """A field added later with a default: the digest is over the JSON as stored."""
+    rec = written(tmp_path, small)
+    path = rec.folder / "record.json"
+    data = json.loads(path.read_text())
+    del data["config"]["exclude_below"]  # as if written before that field existed
+    _rewrite(path, data)
+    assert load_record(rec.folder).config.exclude_below == small[0].exclude_below
 
 
 def test_a_directory_at_record_json(tmp_path):

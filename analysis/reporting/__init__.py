@@ -9,10 +9,12 @@
 - :mod:`.table_separation`, :mod:`.table_methods`, :mod:`.table_dropout`, :mod:`.table_bounds` --
   one module per table;
 - :mod:`.fig_histograms`, :mod:`.fig_lipschitz`, :mod:`.fig_pairs`, :mod:`.fig_bounds` -- the figures;
-- :mod:`.readme` -- ``reports/README.md``: every table with the budget that produced it.
+- :mod:`.readme` -- ``reports/README.md``: every table with the budget that produced it;
+- :mod:`.frames` -- :func:`load_records`: stored records of one kind as a pandas DataFrame.
 """
 from __future__ import annotations
 
 from .collect import Missing, ReportRecords, expected_missing, load_report_records
+from .frames import load_records
 
-__all__ = ["Missing", "ReportRecords", "expected_missing", "load_report_records"]
+__all__ = ["Missing", "ReportRecords", "expected_missing", "load_records", "load_report_records"]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from lipschitz_construct.records import VerificationRecord, verify_command
+from lipschitz_construct.records import BoundsRecord, VerificationRecord, bounds_command, verify_command
 from separation import SeparationRecord
 from separation.paper import TABLE1_NORMS
 from separation.records import RecordSet, find_records
@@ -32,6 +32,17 @@ DEFAULT_GRID_FILES = ("configs/mnist_cpu.yaml",)
 CONSTRUCT_RUNS = (("mnist", "linf", 0.1),)
 #: The constructed classifier attacked by analysis.evaluate on this many train / test points.
 CONSTRUCTED_EVAL_SUBSET = 500
+#: The robustness bounds computed on the full training sets: (dataset, norm, eps, cliques). Each grid
+#: starts at half the separation (Table 1), where the optimum first drops below 100%, and goes up
+#: while the conflict graph stays small enough for a run of minutes on a 2-core CPU (the Makefile's
+#: ``bounds`` target runs the same commands).
+BOUNDS_RUNS: tuple[tuple[str, str, tuple[float, ...], bool], ...] = (
+    ("mnist", "linf", (0.3686274509803922, 0.4, 0.44, 0.46, 0.47, 0.48, 0.485, 0.49, 0.4922, 0.4942), True),
+    ("mnist", "l2", (1.199354241216766, 1.5, 1.75, 2.0, 2.25, 2.5, 2.625, 2.75, 3.0), False),
+    ("fashion-mnist", "linf", (0.1588235294117647, 0.2, 0.22, 0.24, 0.26, 0.28, 0.3, 0.3125, 0.325, 0.3375, 0.35),
+     True),
+    ("fashion-mnist", "l2", (0.7993774009456595, 1.0, 1.2, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0), False),
+)
 #: Placeholder for the data folder in printed commands (``make data`` creates ./data).
 DATA_ROOT_PLACEHOLDER = "DATA_ROOT"
 
@@ -48,6 +59,7 @@ class ReportRecords:
     benchmark: list[BenchmarkRecord]
     problems: list[str]
     all: RecordSet
+    bounds: list[BoundsRecord] = dataclasses.field(default_factory=list)
 
     def of(self, kind: str) -> list:
         return getattr(self, kind)
@@ -61,7 +73,8 @@ def load_report_records(root: str | os.PathLike = "results") -> ReportRecords:
     ``problems``, never raised."""
     rs = find_records(root)
     return ReportRecords(Path(root), rs.of(SeparationRecord), rs.of(VerificationRecord), rs.of(EvaluationRecord),
-                         rs.of(TrainingRecord), rs.of(BenchmarkRecord), list(rs.problems), rs)
+                         rs.of(TrainingRecord), rs.of(BenchmarkRecord), list(rs.problems), rs,
+                         bounds=rs.of(BoundsRecord))
 
 
 def write_artefact(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -88,14 +101,15 @@ class Missing:
     folder: str
     command: str
     local: bool = True  # False: needs data that is not on this machine
-    kind: str = ""  # separation, construct, evaluate or training
+    kind: str = ""  # separation, construct, evaluate, training or bounds
 
     def message(self) -> str:
         return f"missing {self.what} (below {self.folder}/). Produce it with:\n    {self.command}"
 
 
-def _out(root: Path, sub: str) -> str | None:
-    return None if Path(root).as_posix().rstrip("/") in ("results", "./results") else (Path(root) / sub).as_posix()
+def _out(root: Path, sub: str) -> str:
+    """``--out`` of a command that fills ``root/sub`` (the commands' own default is ``runs/``)."""
+    return display_path(Path(root) / sub)
 
 
 def grid_runs(grid_file: str | os.PathLike) -> tuple[str, list[str]] | None:
@@ -117,7 +131,8 @@ def grid_runs(grid_file: str | os.PathLike) -> tuple[str, list[str]] | None:
 def expected_missing(records: ReportRecords, *, data_root: str | None = None,
                      grid_files: Iterable[str | os.PathLike] = DEFAULT_GRID_FILES,
                      construct_runs: Iterable[tuple[str, str, float]] = CONSTRUCT_RUNS,
-                     constructed_eval_subset: int | None = CONSTRUCTED_EVAL_SUBSET) -> list[Missing]:
+                     constructed_eval_subset: int | None = CONSTRUCTED_EVAL_SUBSET,
+                     bounds_runs: Iterable[tuple[str, str, tuple[float, ...], bool]] = BOUNDS_RUNS) -> list[Missing]:
     """The records this machine can produce that are not stored yet (``local=True``), and those of
     the paper's other datasets (``local=False``: they need data that is not here)."""
     root = records.root
@@ -144,6 +159,13 @@ def expected_missing(records: ReportRecords, *, data_root: str | None = None,
                                f"{constructed_eval_subset} points)", display_path(root / "evaluate" / ds),
                                evaluate_command(ds, norm, eps, subset=constructed_eval_subset, constructed=True,
                                                 data_root=data, out=_out(root, "evaluate")), True, "evaluate"))
+    for ds, norm, eps, cliques in bounds_runs:
+        if not any(r.config.data.dataset == ds and r.config.norm == norm and r.config.split == "train"
+                   for r in records.bounds):
+            out.append(Missing(f"robustness-bounds record for {ds} ({norm}, {len(eps)} radii)",
+                               display_path(root / "bounds" / ds),
+                               bounds_command(ds, norm, eps, cliques=cliques, data_root=data, out=_out(root, "bounds")),
+                               True, "bounds"))
     for gf in grid_files:
         spec = grid_runs(gf)
         if spec is None:
@@ -160,6 +182,6 @@ def expected_missing(records: ReportRecords, *, data_root: str | None = None,
     return out
 
 
-__all__ = ["CONSTRUCTED_EVAL_SUBSET", "CONSTRUCT_RUNS", "DATA_ROOT_PLACEHOLDER", "DEFAULT_GRID_FILES",
+__all__ = ["BOUNDS_RUNS", "CONSTRUCTED_EVAL_SUBSET", "CONSTRUCT_RUNS", "DATA_ROOT_PLACEHOLDER", "DEFAULT_GRID_FILES",
            "LOCAL_DATASETS", "Missing", "REMOTE_DATASETS", "ReportRecords", "display_path", "expected_missing",
            "grid_runs", "load_report_records", "write_artefact"]

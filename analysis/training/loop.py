@@ -175,12 +175,10 @@ def train_one_epoch(run: _Run, *, progress: bool, flag, stop_after: int | None, 
     n = len(data.x_train)
     n_batches = math.ceil(n / cfg.batch_size)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, TAG_SHUFFLE, run.epoch)))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from separation.progress import progress_bar, resolve
 
-        bar = tqdm(total=n_batches, initial=run.step, desc=f"{cfg.name} epoch {run.epoch + 1}/{cfg.epochs}",
-                   leave=False, dynamic_ncols=True)
+    bar = progress_bar(total=n_batches, initial=run.step, desc=f"{cfg.name} epoch {run.epoch + 1}/{cfg.epochs}",
+                       dynamic_ncols=True, enabled=progress) if resolve(progress) else None
     try:
         while run.step < n_batches:
             t0 = time.perf_counter()
@@ -257,7 +255,7 @@ def _end_epoch(run: _Run) -> None:
 
 
 def train(cfg: TrainConfig, *, run_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
-          data_root: str | os.PathLike | None = None, dataset=None, progress: bool = True, evaluate: bool = True,
+          data_root: str | os.PathLike | None = None, dataset=None, progress: bool | None = None, evaluate: bool = True,
           stop_after_steps: int | None = None, checkpoint_every_steps: int | None = None,
           handle_signals: bool = True, restart: bool = False, reuse: bool = True) -> TrainOutcome:
     """Train (or resume, or reuse) the run described by ``cfg``.

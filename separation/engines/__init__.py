@@ -7,6 +7,9 @@
 ``faiss``      FAISS ``IndexFlat`` (GPU when ``faiss-gpu`` sees one), certified and rechecked
 ``cuda``       torch + Triton kernel on a CUDA GPU, streamed in blocks
 =============  ==============================================================================
+
+:class:`DaskEngine` runs any of them on a Dask cluster, block pair by block pair (it needs a
+client or a scheduler address, so it is passed as an instance, never by name).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from .base import Engine, PerClassSearch, merge_better
 from .blocks import CPUBlocks
 from .cpu import CPUEngine
 from .cuda import CUDAEngine, cuda_available
+from .dask_engine import DaskEngine
 from .faiss_engine import FaissEngine, num_gpus
 from .reference import ReferenceEngine, pairwise_float64
 
@@ -49,6 +53,9 @@ def get_engine(engine: str | Engine = "auto") -> Engine:
         return engine
     if engine == "auto":
         engine = auto_engine_name()
+    if engine == "dask":
+        raise ValueError("The dask engine needs a cluster: pass engine=DaskEngine(client_or_address) "
+                         "(or --engine dask --scheduler ADDRESS|local:N on the command line).")
     if engine not in ENGINES:
         raise ValueError(
             f"Unknown engine {engine!r}. Use 'auto' or one of {', '.join(ENGINES)}."
@@ -62,6 +69,6 @@ def get_engine(engine: str | Engine = "auto") -> Engine:
     return cls()
 
 
-__all__ = ["CPUBlocks", "CPUEngine", "CUDAEngine", "ENGINES", "Engine", "FaissEngine", "PerClassSearch",
+__all__ = ["CPUBlocks", "CPUEngine", "CUDAEngine", "DaskEngine", "ENGINES", "Engine", "FaissEngine", "PerClassSearch",
            "ReferenceEngine", "auto_engine_name", "available_engines", "get_engine", "merge_better",
            "pairwise_float64"]

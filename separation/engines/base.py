@@ -80,6 +80,39 @@ class Engine(abc.ABC):
                 progress(int(q_idx.size) * int(db_idx.size))
         return best_d, best_i
 
+    # -- blocks (the units of work of a cluster run, see separation.engines.dask_engine) ----------
+    def pairs_once(self, norm: str, dtype: np.dtype) -> bool:
+        """Whether :meth:`block_pair` visits each pair of points once (a symmetric kernel): then a
+        cluster splits train--train work into pairs of square blocks, each computed once."""
+        return False
+
+    def block_pair(self, xa, ya, xb, yb, *, norm: str):
+        """Blocks ``a`` ``(na, d)`` and ``b`` ``(nb, d)``: for every row of ``a`` its nearest
+        other-label row of ``b`` and for every row of ``b`` its nearest of ``a``:
+        ``(da (na,), ia (na,), db (nb,), ib (nb,))``, stored units, indices into the other block,
+        ties to the smallest index. The default runs :meth:`cross_class` both ways."""
+        da, ia = self.cross_class(xa, ya, xb, yb, norm=norm)
+        db, ib = self.cross_class(xb, yb, xa, ya, norm=norm)
+        return da, ia, db, ib
+
+    def prepare(self, x_db, y_db, *, norm: str):
+        """``x_db`` ``(n, d)`` with labels ``y_db`` made ready for repeated cross-class queries: a
+        callable ``(x_query, y_query) -> (distances, indices)`` equal to :meth:`cross_class` on it
+        (a cluster worker keeps it for the next task on the same block). The default prepares nothing."""
+        def search(x_query, y_query):
+            return self.cross_class(x_query, y_query, x_db, y_db, norm=norm)
+
+        return search
+
+    def cross_class_k(self, x_query, y_query, x_db, y_db, *, norm: str, k: int):
+        """The ``k`` nearest database points of another label: ``(m, k)`` distances (stored units)
+        and indices, sorted by distance then index (``inf`` / ``-1`` padding). Every engine shares
+        :func:`separation.engines.knn.cross_class_k` (bytes: the integer kernel; floats: the float64
+        formula of the reference), so all agree bit for bit."""
+        from .knn import cross_class_k
+
+        return cross_class_k(x_query, y_query, x_db, y_db, norm=norm, k=k)
+
     def class_search(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
         """An index of ``support`` ``(n, d)`` (stored units) with class indices ``labels`` in
         ``0..n_classes-1``: see :class:`PerClassSearch` for the interface. Engines with a faster

@@ -75,7 +75,10 @@ class CPUEngine(Engine):
     def _run(self, norm, Q, D, q_gidx, d_gidx, row_best, row_idx, col=None):
         from . import _kernels
 
+        from ..progress import compiling_notice
+
         kernel = _kernels.nn_kernel
+        compiling_notice(kernel, "tiled nearest-neighbour")
         is_max = norm == "linf"
         zero = _acc_zero(Q.dtype)
         b = self.blocks
@@ -184,13 +187,58 @@ class CPUEngine(Engine):
     def _linf_probe(self, x_query, y_query, x_db, y_db):
         """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned
         pass over the training set (see ``probe``); distances in stored units."""
+        return self.prepare(x_db, y_db, norm="linf")(x_query, y_query)
+
+    def prepare(self, x_db, y_db, *, norm):
+        """l-inf (probe): the probe index of ``x_db`` is built once, here; else the default."""
+        if not (norm == "linf" and self.linf == "probe"):
+            return super().prepare(x_db, y_db, norm=norm)
         from .probe import ProbeSearch
 
         classes, y_idx = np.unique(y_db, return_inverse=True)
-        pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
-        own = np.where(classes[pos] == y_query, pos, -1)
         index = ProbeSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
-        return index.other_class(x_query, own, raw=True)
+
+        def search(x_query, y_query):
+            pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
+            own = np.where(classes[pos] == y_query, pos, -1)
+            return index.other_class(x_query, own, raw=True)
+
+        return search
+
+    # -- block pairs (cluster runs) ---------------------------------------------------------------
+    def pairs_once(self, norm, dtype):
+        """l2 (GEMM) and l1 / tiled l-inf visit each pair once; the probe search prunes per query."""
+        return norm != "linf" or self.linf == "tiled"
+
+    def block_pair(self, xa, ya, xb, yb, *, norm):
+        if norm == "l2":
+            from .gemm import gemm_block_pair
+
+            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows)
+        if not self.pairs_once(norm, xa.dtype):
+            return super().block_pair(xa, ya, xb, yb, norm=norm)
+        perm = self._order(xa, xb)
+        sides = []
+        for x, y in ((xa, ya), (xb, yb)):
+            order = np.argsort(y, kind="stable")
+            X = np.ascontiguousarray(x[order][:, perm] if perm is not None else x[order])
+            sides.append((X, y[order], order, *_init_best(len(X), X.dtype)))
+        for (Q, yq, q_order, q_best, q_idx), (D, yd, d_order, d_best, d_idx) in (sides, sides[::-1]):
+            # rows of class c against the other block's rows of a larger class: every
+            # differently-labelled pair of the two blocks is visited once, updating both sides
+            for c in np.unique(yq):
+                s, e = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
+                t = np.searchsorted(yd, c, "right")
+                if t < len(D):
+                    self._run(norm, Q[s:e], D[t:], q_order[s:e], d_order[t:], q_best[s:e], q_idx[s:e],
+                              col=(d_best[t:], d_idx[t:]))
+        out = []
+        for _, _, order, best, idx in sides:
+            d, i = _finish(best, idx)
+            res_d, res_i = np.empty_like(d), np.empty_like(i)
+            res_d[order], res_i[order] = d, i
+            out += [res_d, res_i]
+        return tuple(out)
 
 
 __all__ = ["CPUEngine", "merge_better"]

@@ -140,8 +140,9 @@ class CUDAEngine(Engine):
         i[~np.isfinite(d)] = -1
         return d, i
 
-    def _pairs(self, x_query, y_query, x_db, y_db, norm, same_set):
-        """Integer data through the packed-key kernel: (distances, indices) in stored units."""
+    def _pairs(self, x_query, y_query, x_db, y_db, norm, same_set, both=False):
+        """Integer data through the packed-key kernel: (distances, indices) in stored units; with
+        ``both`` also the database side's nearest query ``(da, ia, db, ib)``, each pair once."""
         import torch
 
         kernel = _kernels().pair_kernel
@@ -170,16 +171,19 @@ class CUDAEngine(Engine):
                 tri = same_set and ds == qs
                 grid = (triton_cdiv(len(Xt), BM), triton_cdiv(len(Yt), BN))
                 kernel[grid](Xt, Yt, LXt, LYt, keys_q, keys_d, len(Xt), len(Yt), dim, Xt.stride(0),
-                             Yt.stride(0), qs, ds, IS_MAX=norm == "linf", SYM=same_set, TRI=tri,
+                             Yt.stride(0), qs, ds, IS_MAX=norm == "linf", SYM=same_set or both, TRI=tri,
                              PRUNE=self.prune,
                              BM=BM, BN=BN, BK=BK, CHECK=CHECK, num_warps=self.num_warps)
-        keys = keys_q.cpu().numpy()
-        missing = keys == _MAX_KEY
-        d = (keys >> 32).astype(np.float64)
-        i = (keys & 0xFFFFFFFF).astype(np.int64)
-        d[missing] = np.inf
-        i[missing] = -1
-        return d, i
+        out = []
+        for keys in ((keys_q, keys_d) if both else (keys_q,)):
+            keys = keys.cpu().numpy()
+            missing = keys == _MAX_KEY
+            d = (keys >> 32).astype(np.float64)
+            i = (keys & 0xFFFFFFFF).astype(np.int64)
+            d[missing] = np.inf
+            i[missing] = -1
+            out += [d, i]
+        return tuple(out)
 
     def nearest(self, queries, database, *, norm):
         if norm != "l2" and queries.dtype == np.uint8 and self._triton_ok():
@@ -189,6 +193,19 @@ class CUDAEngine(Engine):
 
             return gemm_nearest(queries, database, device=self.device)
         return self._search(queries, None, database, None, norm)
+
+    def pairs_once(self, norm, dtype):
+        """l2 (GEMM) and the integer kernel visit each pair of a block pair once."""
+        return norm == "l2" or (dtype == np.uint8 and self._triton_ok())
+
+    def block_pair(self, xa, ya, xb, yb, *, norm):
+        if norm == "l2":
+            from .gemm import gemm_block_pair
+
+            return gemm_block_pair(xa, ya, xb, yb, device=self.device)
+        if xa.dtype == np.uint8 and self._triton_ok():
+            return self._pairs(xa, ya, xb, yb, norm, same_set=False, both=True)
+        return super().block_pair(xa, ya, xb, yb, norm=norm)
 
     def cross_class(self, x_query, y_query, x_db, y_db, *, norm, same_set=False, progress=None):
         if norm == "l2":

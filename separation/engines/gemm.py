@@ -187,4 +187,28 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
     return out_d, out_i
 
 
-__all__ = ["U32", "gemm_cross_class", "gemm_nearest"]
+def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None):
+    """Exact l2 for two blocks at once: every row of ``a`` to its nearest other-label row of ``b``
+    and back, each pair computed once: ``(da, ia, db, ib)`` (indices into the other block)."""
+    device = torch.device(device)
+    sides = []
+    for x, y in ((xa, ya), (xb, yb)):
+        order = np.argsort(y, kind="stable")
+        sides.append((np.ascontiguousarray(x[order]), y[order], order, _Side(len(x))))
+    for (Q, yq, q_order, q_side), (D, yd, d_order, d_side) in (sides, sides[::-1]):
+        for c in np.unique(yq):  # class c against the other block's larger classes
+            s, e = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
+            t = np.searchsorted(yd, c, "right")
+            if t < len(D):
+                _gemm_rows(Q[s:e], D[t:], q_side, d_order[t:], device, d_side=d_side, q_gidx=q_order[s:e],
+                           q_off=s, d_off=t, rows=block_rows)
+    out = []
+    for _, _, order, side in sides:
+        d, i = _finish(side)
+        res_d, res_i = np.empty_like(d), np.empty_like(i)
+        res_d[order], res_i[order] = d, i
+        out += [res_d, res_i]
+    return tuple(out)
+
+
+__all__ = ["U32", "gemm_block_pair", "gemm_cross_class", "gemm_nearest"]

@@ -119,6 +119,9 @@ class ProbeSearch:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
+        from ..progress import compiling_notice
+
+        compiling_notice(_probe_kernels.scan, "l-inf probe search")
         kind, QX, QLO8, QHI8 = self._prepare(q)
         m = len(QX)
         if kind == "u8":

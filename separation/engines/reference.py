@@ -46,5 +46,11 @@ class ReferenceEngine(Engine):
             best_i[q0:q0 + qb] = bi
         return best_d, best_i
 
+    def cross_class_k(self, x_query, y_query, x_db, y_db, *, norm, k):
+        """k-NN of other classes by direct float64 differences, for every dtype (the ground truth)."""
+        from .knn import cross_class_k
+
+        return cross_class_k(x_query, y_query, x_db, y_db, norm=norm, k=k, kernel=False)
+
 
 __all__ = ["ReferenceEngine", "pairwise_float64"]

@@ -1,0 +1,217 @@
+"""The best robust accuracy any classifier can reach on a labelled sample, from its conflict graph.
+
+Two points of different classes with ``d(x_i, x_j) <= 2 eps`` *conflict*: their closed eps-balls
+meet (the midpoint is in both), so no classifier is robustly correct on both. With ``G`` the graph
+of conflicts on the ``N`` points (:func:`separation.conflict_pairs` at radius ``2 eps``):
+
+* **optimal** -- a deterministic classifier is robustly correct at most on an independent set of
+  ``G``, and the nearest-class classifier fitted on a maximum independent set is robustly correct
+  on all of it (its points are more than ``2 eps`` from every other class). The best robust
+  accuracy is exactly ``alpha(G) / N``; :meth:`RobustnessBounds.witness` is that classifier.
+* **lower** -- the pairwise packing LP (``q_u + q_v <= 1`` on edges) bounds the robust accuracy of
+  *any* classifier, randomized ones included (at a point both balls share, the class
+  probabilities sum to at most 1); solved exactly as a matching (see ``_independent``).
+* **clique_lower** (l-inf, ``cliques=True``) -- l-inf balls are boxes, and pairwise intersecting
+  boxes share a point (Helly), so every clique of ``G`` carries ``sum q <= 1``: a tighter LP.
+
+All three are *errors* (fractions of the ``N`` points): ``lower <= clique_lower <= optimal <=
+upper``, where ``upper`` is the error of the best witness found (``= optimal`` where solved).
+Below the separation (``2 eps`` < the smallest cross-class distance) ``G`` is empty and every
+error is 0, as the paper's theorem says.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+
+from separation import conflict_pairs
+from separation.arrays import as_labels, as_points, check_norm
+
+from ._independent import adjacency, clique_lp, solve
+from .records import EpsBounds
+
+
+def check_eps(eps) -> list[float]:
+    """``eps`` (a number or a sequence) as a sorted list of distinct finite numbers ``>= 0``."""
+    values = [eps] if np.ndim(eps) == 0 else list(eps)
+    if not values:
+        raise ValueError("eps is empty: pass at least one radius (in [0, 1] pixel units).")
+    out = []
+    for e in values:
+        if isinstance(e, bool) or not isinstance(e, (int, float, np.integer, np.floating)):
+            raise ValueError(f"eps must hold numbers, got {type(e).__name__}.")
+        f = float(e)
+        if not np.isfinite(f) or f < 0:
+            raise ValueError(f"eps={e!r} is not a valid radius: pass finite numbers >= 0 (in [0, 1] pixel units).")
+        out.append(f)
+    return sorted(set(out))
+
+
+class RobustnessBounds:
+    """What :func:`robustness_bounds` found, one :class:`EpsBounds` per radius (ascending ``eps``).
+
+    Attributes: ``norm``, ``n`` (points), ``n_classes``, ``eps`` (tuple), ``points`` (list of
+    :class:`EpsBounds`), ``kept`` (per radius, the sorted indices of the witness' points),
+    ``separation`` (the smallest cross-class distance when it is ``<= 2 max(eps)``, else None: then
+    no radius has a conflict), ``seconds`` (``conflicts``, ``solve``, ``total``).
+    """
+
+    def __init__(self, *, norm, x, y, engine, eps, points, kept, separation, seconds):
+        self.norm = norm
+        self.n = len(y)
+        self.n_classes = int(np.unique(y).size)
+        self.eps = tuple(eps)
+        self.points = list(points)
+        self.kept = list(kept)
+        self.separation = separation
+        self.seconds = dict(seconds)
+        self._x, self._y, self._engine = x, y, engine
+
+    def _column(self, name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(p, name) is None else getattr(p, name) for p in self.points], float)
+
+    @property
+    def optimal_error(self) -> np.ndarray:
+        return self._column("optimal_error")
+
+    @property
+    def lower_error(self) -> np.ndarray:
+        return self._column("lower_error")
+
+    @property
+    def clique_lower_error(self) -> np.ndarray:
+        return self._column("clique_lower_error")
+
+    @property
+    def upper_error(self) -> np.ndarray:
+        return self._column("upper_error")
+
+    @property
+    def n_conflicts(self) -> np.ndarray:
+        return np.array([p.n_conflicts for p in self.points], np.int64)
+
+    @property
+    def threshold_eps(self) -> float | None:
+        """The smallest eps with an optimum below 100%: half the separation (None: above every eps)."""
+        return None if self.separation is None else self.separation / 2
+
+    def _index(self, eps: float) -> int:
+        for k, e in enumerate(self.eps):
+            if abs(e - float(eps)) <= 1e-12 * max(1.0, e):
+                return k
+        raise ValueError(f"eps={eps!r} was not computed; the radii are {', '.join(f'{e:g}' for e in self.eps)}.")
+
+    def kept_mask(self, eps: float) -> np.ndarray:
+        """``(n,)`` bool: the points the witness at ``eps`` keeps (robustly correct on each)."""
+        mask = np.zeros(self.n, bool)
+        mask[self.kept[self._index(eps)]] = True
+        return mask
+
+    def witness(self, eps: float):
+        """``(classifier, kept_mask)``: a :class:`~lipschitz_construct.LocallyLipschitzClassifier`
+        fitted on the kept points (``r="auto"``), correct and certified at radius ``>= eps`` on
+        every kept point; its robust accuracy on the sample is ``1 - upper_error``."""
+        from .classifier import LocallyLipschitzClassifier
+
+        mask = self.kept_mask(eps)
+        if np.unique(self._y[mask]).size < 2:
+            raise ValueError(f"the witness at eps={eps:g} keeps points of one class only; the nearest-class "
+                             "classifier needs two (it would be the constant classifier).")
+        clf = LocallyLipschitzClassifier(norm=self.norm, r="auto", engine=self._engine)
+        return clf.fit(self._x[mask], self._y[mask]), mask
+
+    def rows(self) -> list[dict]:
+        """One dict per radius (the :class:`EpsBounds` fields)."""
+        return [dataclasses.asdict(p) for p in self.points]
+
+    def __repr__(self) -> str:
+        return f"RobustnessBounds(norm={self.norm!r}, n={self.n}, eps={self.eps})"
+
+
+def _solve_eps(n, i, j, d, eps, *, cliques, time_limit):
+    t0 = time.perf_counter()
+    sel = d <= 2 * eps
+    u, v = i[sel], j[sel]
+    a = adjacency(n, u, v)
+    sol = solve(a, time_limit=time_limit)
+    seconds = {k: float(s) for k, s in sol.seconds.items()}
+    clique_value = None
+    if cliques:
+        t1 = time.perf_counter()
+        clique_value = clique_lp(a, time_limit=time_limit) if len(u) else float(n)
+        seconds["cliques"] = time.perf_counter() - t1
+    kept = int(sol.keep.sum())
+    point = EpsBounds(
+        eps=float(eps), n_conflicts=int(len(u)), n_conflicted_points=int(np.unique(np.concatenate([u, v])).size),
+        n_components=sol.n_components, largest_component=sol.largest_component, n_half_integral=sol.n_half,
+        n_milp_components=sol.n_milp, n_unsolved_components=sol.n_unsolved,
+        optimal_error=1.0 - kept / n if sol.exact else float("nan"),
+        lower_error=max(0.0, 1.0 - sol.lp_value / n),
+        clique_lower_error=None if clique_value is None else max(0.0, 1.0 - clique_value / n),
+        upper_error=1.0 - kept / n, solved=sol.exact, n_kept=kept, seconds=seconds)
+    point.seconds["total"] = time.perf_counter() - t0
+    return point, np.flatnonzero(sol.keep)
+
+
+def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float], engine="auto",
+                      cliques: bool = False, time_limit: float = 60.0, progress: bool = False,
+                      max_pairs: int | None = 100_000_000) -> RobustnessBounds:
+    """The optimal robust accuracy on ``(x, y)`` at each radius, with an LP bound and a witness.
+
+    Args:
+        x: ``(n, *shape)`` uint8 (0..255) or floats in [0, 1]; numpy or torch.
+        y: ``(n,)`` integer labels, at least two classes.
+        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+        eps: a radius or a sequence of radii (``>= 0``, [0, 1] pixel units); sorted, duplicates dropped.
+        engine: the exact range search (see :func:`separation.conflict_pairs`).
+        cliques: l-inf only: also the clique LP bound (``clique_lower_error``).
+        time_limit: seconds of MILP per radius for the non-bipartite components; where it runs out
+            the optimum is NaN and ``upper_error`` is the best witness found.
+        progress: progress bars (conflict search, radii).
+        max_pairs: stop with a MemoryError when more conflicts than this are found.
+
+    Returns:
+        :class:`RobustnessBounds`. The conflict search runs once, at ``2 max(eps)``.
+    """
+    check_norm(norm)
+    values = check_eps(eps)
+    if cliques and norm != "linf":
+        raise ValueError(f"cliques=True needs norm='linf' (the clique bound rests on l-inf balls being boxes); "
+                         f"got norm={norm!r}.")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0 \
+            or not np.isfinite(time_limit):
+        raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds.")
+    xs = as_points(x, "x")
+    ys = as_labels(y, len(xs), "y")
+    if np.unique(ys).size < 2:
+        raise ValueError("y has fewer than two classes: with one class every classifier is robustly correct.")
+    t0 = time.perf_counter()
+    i, j, d = conflict_pairs(xs, ys, norm=norm, radius=2 * max(values), engine=engine, max_pairs=max_pairs,
+                             progress=progress)
+    t_pairs = time.perf_counter() - t0
+    points, kept = [], []
+    it = values
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(values, desc=f"bounds ({norm})", unit="eps", leave=False)
+    for e in it:
+        p, k = _solve_eps(len(ys), i, j, d, e, cliques=cliques, time_limit=float(time_limit))
+        points.append(p)
+        kept.append(k)
+    # an independent set at a larger eps is one at every smaller eps: keep the larger witness
+    for k in range(len(values) - 2, -1, -1):
+        if len(kept[k + 1]) > len(kept[k]):
+            kept[k] = kept[k + 1]
+            p = points[k]
+            p.n_kept = len(kept[k])
+            p.upper_error = 1.0 - p.n_kept / len(ys)
+    seconds = {"conflicts": t_pairs, "solve": time.perf_counter() - t0 - t_pairs, "total": time.perf_counter() - t0}
+    return RobustnessBounds(norm=norm, x=xs, y=ys, engine=engine, eps=values, points=points, kept=kept,
+                            separation=float(d.min()) if len(d) else None, seconds=seconds)
+
+
+__all__ = ["EpsBounds", "RobustnessBounds", "check_eps", "robustness_bounds"]

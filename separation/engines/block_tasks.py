@@ -1,0 +1,191 @@
+"""The unit of work of a cluster run: one block pair, a pure function of its :class:`BlockTask`.
+
+A task reads its two blocks from the memory-mapped data store (:mod:`~separation.engines.shards`),
+runs a local engine (``cpu``, ``cuda`` ...) on them, writes the result as a shard file and returns
+it: per query row the nearest other-label database row ``(distance, index)`` in stored units, and
+for a same-set *pair* of blocks also per database row its nearest query row. Indices are global
+(rows of the whole query / database set), ``-1`` where a block has no other-label row.
+
+Two kinds of task (``BlockTask.kind``):
+
+``rows``  query rows ``q_range`` against database rows ``d_range`` (test--train, and train--train
+          with engines that prune per query, such as the CPU l-inf probe search);
+``pair``  train--train rows ``q_range`` and ``d_range`` of one set, each pair of points computed
+          once, both sides updated (:meth:`Engine.block_pair`); the diagonal block uses the
+          engine's own same-set search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..records._io import fault
+from .shards import StoreRef, open_store, read_shard, write_shard
+
+#: Prepared database blocks a worker keeps for its next tasks (e.g. the CPU l-inf probe index).
+PREPARED_CACHE = 2
+_PREPARED: OrderedDict = OrderedDict()
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockTask:
+    """One block pair of a job: the stores, the row ranges, the norm, the inner engine (a name,
+    resolved on the worker, or an :class:`~separation.engines.Engine`), where its shard goes and
+    how many threads it may use."""
+
+    job: str
+    kind: str
+    norm: str
+    inner: Any
+    query: StoreRef
+    database: StoreRef
+    q_range: tuple[int, int]
+    d_range: tuple[int, int]
+    shard: str
+    threads: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.q_range[0]}-{self.d_range[0]}"
+
+    def header(self) -> dict:
+        """What a shard of this task must say about itself to be used."""
+        return {"job": self.job, "task": self.name, "kind": self.kind, "norm": self.norm,
+                "query": self.query.fingerprint, "database": self.database.fingerprint,
+                "q_range": list(self.q_range), "d_range": list(self.d_range)}
+
+    @property
+    def diagonal(self) -> bool:
+        return self.kind == "pair" and self.q_range == self.d_range
+
+    def read_bytes(self) -> int:
+        """Bytes of points (and labels) the task reads from the store."""
+        rows = self.q_range[1] - self.q_range[0]
+        if not self.diagonal:
+            rows += self.d_range[1] - self.d_range[0]
+        return rows * (self.query.d * np.dtype(self.query.dtype).itemsize + 8)
+
+    def result_bytes(self) -> int:
+        """Bytes of ``(distance, index)`` vectors the task sends back."""
+        rows = self.q_range[1] - self.q_range[0]
+        if self.kind == "pair" and not self.diagonal:
+            rows += self.d_range[1] - self.d_range[0]
+        return 16 * rows
+
+    def spec_bytes(self) -> int:
+        """Size of the task's description as sent through the scheduler (pickled)."""
+        return len(pickle.dumps(self))
+
+
+def _limit_threads(n: int) -> None:
+    """One task, ``n`` compute threads (numba's are per calling thread; torch's per process)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, n))
+
+
+def _inner(spec):
+    from . import get_engine
+
+    return get_engine(spec)
+
+
+def _prepared(task: BlockTask, engine, load):
+    """The engine's prepared database block of ``task`` (``load()`` reads it), kept per worker."""
+    key = (task.database.fingerprint, task.d_range, task.norm, repr(task.inner))
+    fn = _PREPARED.get(key)
+    if fn is None:
+        fn = engine.prepare(*load(), norm=task.norm)
+        _PREPARED[key] = fn
+        while len(_PREPARED) > PREPARED_CACHE:
+            _PREPARED.popitem(last=False)
+    else:
+        _PREPARED.move_to_end(key)
+    return fn
+
+
+def _globalize(i: np.ndarray, offset: int) -> np.ndarray:
+    return np.where(i >= 0, i + offset, -1).astype(np.int64)
+
+
+def compute_block(task: BlockTask) -> list[np.ndarray]:
+    """The task's vectors, computed (no shard read or written): ``[d, i]`` for ``rows`` and
+    diagonal tasks, ``[d_q, i_q, d_d, i_d]`` for off-diagonal pairs."""
+    engine = _inner(task.inner)
+    xq, yq = open_store(task.query)
+    xd, yd = open_store(task.database)
+    (a0, a1), (b0, b1) = task.q_range, task.d_range
+    qx, qy = np.ascontiguousarray(xq[a0:a1]), np.asarray(yq[a0:a1])
+    if task.diagonal:
+        d, i = engine.cross_class(qx, qy, qx, qy, norm=task.norm, same_set=True)
+        return [d, _globalize(i, a0)]
+
+    def load():
+        return np.ascontiguousarray(xd[b0:b1]), np.asarray(yd[b0:b1])
+
+    if task.kind == "pair":
+        da, ia, db, ib = engine.block_pair(qx, qy, *load(), norm=task.norm)
+        return [da, _globalize(ia, b0), db, _globalize(ib, a0)]
+    d, i = _prepared(task, engine, load)(qx, qy)
+    return [d, _globalize(i, b0)]
+
+
+def run_block(task: BlockTask) -> tuple[list[np.ndarray], bool]:
+    """Run one task on a worker: ``(vectors, computed)``. A valid shard already there (written
+    by an earlier or a concurrent run) is returned as it is (``computed`` False)."""
+    fault("block-task")
+    old = read_shard(task.shard, task.header())
+    if old is not None:
+        return old, False
+    _limit_threads(task.threads)
+    out = compute_block(task)
+    write_shard(task.shard, dict(task.header(), inner=_inner(task.inner).name), out)  # provenance only
+    return out, True
+
+
+def check_worker(folder: str, inner=None) -> dict:
+    """Run on every worker (at once) before a job: can it write ``folder``? With ``inner``, also
+    load that engine and its l-inf kernels (what the first task would otherwise wait for).
+    ``{"ok", "error", "engine"}``."""
+    info: dict[str, Any] = {"ok": True, "error": "", "engine": None}
+    try:
+        p = Path(folder)
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".probe-{os.getpid()}-{os.urandom(4).hex()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        info.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        return info
+    if inner is not None:
+        engine = _inner(inner)
+        x = np.arange(8 * 4, dtype=np.uint8).reshape(8, 4)
+        engine.cross_class(x, np.arange(8) % 2, x, np.arange(8) % 2, norm="linf", same_set=True)
+        info["engine"] = engine.name
+    return info
+
+
+def clear_prepared() -> int:
+    """Drop this worker's prepared database blocks (what a fresh worker would have); how many."""
+    n = len(_PREPARED)
+    _PREPARED.clear()
+    return n
+
+
+def resolve_inner(spec) -> str:
+    """The name of the engine ``spec`` resolves to on this worker (``"auto"`` -> ``"cuda"``...)."""
+    return _inner(spec).name
+
+
+__all__ = ["BlockTask", "PREPARED_CACHE", "check_worker", "clear_prepared", "compute_block", "resolve_inner",
+           "run_block"]

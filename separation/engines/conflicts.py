@@ -1,0 +1,332 @@
+"""Exact range search across classes: every pair of differently-labelled points within a radius.
+
+Backends (each returns ``(i, j, d)`` -- query positions, database positions, distances in
+[0, 1] pixel units -- for every cross-class pair with ``d <= radius``):
+
+* :func:`cpu_pairs`: the numba kernel of ``_conflict_kernels`` (l-inf, l1; exact early exit on
+  variance-ordered features), l2 through :func:`gemm_pairs` on the host;
+* :func:`gemm_pairs`: float32 GEMM with the rigorous rounding bound of :mod:`.gemm`, every pair
+  within the bound rechecked exactly (integers for bytes); any torch device;
+* :func:`torch_pairs`: torch blocks on a device (``torch.cdist``: exact for bytes held as float32),
+  l2 through :func:`gemm_pairs` -- what the ``cuda`` engine runs;
+* :func:`reference_pairs`: float64 brute force in blocks (the tests' ground truth).
+
+Exactness: for bytes a pair is within the radius iff its distance *as the toolkit reports it*
+(``k / 255``, for l2 ``sqrt(k) / 255``, ``k`` the integer distance in byte units) is ``<= radius``;
+:func:`byte_limit` turns the radius into the largest such ``k`` once, so the kernels compare
+integers. Floats: the float64 distance of :func:`~separation.engines.reference.pairwise_float64`
+(candidates found with a margin are recomputed by that formula).
+Memory grows with the number of pairs found, not with the number of points squared.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .reference import pairwise_float64
+
+#: Queries per kernel call (bounds the per-query buffers; progress is reported per call).
+QUERY_CHUNK = 4096
+#: Pair slots per query in the first pass (queries with more are rerun with enough slots).
+FIRST_CAP = 64
+#: Relative margin of the float candidate tests (sums in another order differ by far less).
+FLOAT_MARGIN = 1e-9
+
+
+def reported(k, norm: str):
+    """The toolkit's distance in [0, 1] units of integer byte distances ``k`` (l2: squared)."""
+    k = np.asarray(k, dtype=np.float64)
+    return (np.sqrt(k) if norm == "l2" else k) / 255.0
+
+
+def byte_limit(radius: float, norm: str, d: int) -> int:
+    """The largest integer byte distance ``k`` (for l2 the squared distance) whose reported
+    distance (:func:`reported`) is ``<= radius``; -1 when none is."""
+    top = {"linf": 255, "l1": 255 * d, "l2": 255 * 255 * d}[norm]
+    x = radius * 255.0
+    k = int(min(top, math.floor(x * x if norm == "l2" else x)))
+    while k < top and float(reported(k + 1, norm)) <= radius:
+        k += 1
+    while k >= 0 and float(reported(k, norm)) > radius:
+        k -= 1
+    return k
+
+
+def float_distances(a: np.ndarray, b: np.ndarray, i: np.ndarray, j: np.ndarray, norm: str,
+                    step: int = 4096) -> np.ndarray:
+    """float64 distances of the pairs ``(a[i], b[j])`` by the formula of ``pairwise_float64``."""
+    out = np.empty(len(i))
+    for s in range(0, len(i), step):
+        diff = np.abs(a[i[s:s + step]].astype(np.float64) - b[j[s:s + step]].astype(np.float64))
+        out[s:s + step] = (diff.max(axis=1) if norm == "linf" else diff.sum(axis=1) if norm == "l1"
+                           else np.sqrt(np.square(diff).sum(axis=1)))
+    return out
+
+
+class Layout:
+    """Queries and database sorted by class, and the database range of each query's own class."""
+
+    def __init__(self, yq: np.ndarray, yd: np.ndarray, same_set: bool):
+        self.same_set = same_set
+        self.d_order = np.argsort(yd, kind="stable")
+        self.q_order = self.d_order if same_set else np.argsort(yq, kind="stable")
+        ysd = yd[self.d_order]
+        ysq = yq[self.q_order]
+        self.own_start = np.searchsorted(ysd, ysq, "left")
+        self.own_end = np.searchsorted(ysd, ysq, "right")
+        self.nd = len(yd)
+        self.classes = np.unique(ysq)
+        self.q_bounds = [(int(np.searchsorted(ysq, c, "left")), int(np.searchsorted(ysq, c, "right")))
+                         for c in self.classes]
+
+    def ranges(self, lo: int, hi: int):
+        """``(s1, e1, s2, e2)`` of the sorted queries ``lo..hi``: the database positions of the
+        other classes (same set: only the classes after the query's own, each pair once)."""
+        s, e = self.own_start[lo:hi], self.own_end[lo:hi]
+        if self.same_set:
+            zero = np.zeros(hi - lo, np.int64)
+            return zero, zero, e.astype(np.int64), np.full(hi - lo, self.nd, np.int64)
+        return np.zeros(hi - lo, np.int64), s.astype(np.int64), e.astype(np.int64), np.full(hi - lo, self.nd, np.int64)
+
+    def class_blocks(self):
+        """``(qs, qe, [(ds, de), ...])``: for each class, its sorted query positions and the
+        database position ranges it is compared with."""
+        for qs, qe in self.q_bounds:
+            if qe == qs:
+                continue
+            s, e = int(self.own_start[qs]), int(self.own_end[qs])
+            parts = [(e, self.nd)] if self.same_set else [(0, s), (e, self.nd)]
+            yield qs, qe, [(a, b) for a, b in parts if b > a]
+
+    def work(self) -> int:
+        """Pair comparisons of the whole search (the unit of progress)."""
+        return int(sum((qe - qs) * sum(b - a for a, b in parts) for qs, qe, parts in self.class_blocks()))
+
+    def finish(self, i: np.ndarray, j: np.ndarray, d: np.ndarray):
+        """Sorted positions to input indices (same set: ``i < j``), sorted by ``(i, j)``."""
+        i = self.q_order[i]
+        j = self.d_order[j]
+        if self.same_set:
+            i, j = np.minimum(i, j), np.maximum(i, j)
+        order = np.lexsort((j, i))
+        return i[order].astype(np.int64), j[order].astype(np.int64), d[order]
+
+
+class PairSink:
+    """Collects pairs in chunks; raises MemoryError past ``max_pairs``."""
+
+    def __init__(self, max_pairs: int | None, radius: float):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n = 0
+        self.max_pairs = max_pairs
+        self.radius = radius
+
+    def add(self, i, j, d) -> None:
+        if len(i) == 0:
+            return
+        self.n += len(i)
+        if self.max_pairs is not None and self.n > self.max_pairs:
+            raise MemoryError(f"more than {self.max_pairs:,} cross-class pairs lie within radius {self.radius:g}; "
+                              "pass a smaller radius (or a larger max_pairs if the memory allows)")
+        small = np.int32 if self.n < 2**31 else np.int64
+        self.parts.append((np.asarray(i).astype(small), np.asarray(j).astype(small), np.asarray(d, np.float64)))
+
+    def arrays(self):
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate([p[k] for p in self.parts]).astype(np.int64 if k < 2 else np.float64)
+                     for k in range(3))
+
+
+def _feature_order(x: np.ndarray) -> np.ndarray:
+    sample = x[:: max(1, len(x) // 4096)].astype(np.float64)
+    return np.argsort(-sample.var(axis=0), kind="stable")
+
+
+def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
+              query_chunk: int = QUERY_CHUNK, first_cap: int = FIRST_CAP, chunk: int = 16, device_rows=None):
+    """The numba kernel (l-inf, l1) or the host GEMM (l2); see the module docstring."""
+    if norm == "l2":
+        return gemm_pairs(xq, yq, xd, yd, same_set=same_set, radius=radius, max_pairs=max_pairs,
+                          progress=progress, block_rows=device_rows)
+    from ._conflict_kernels import range_kernel
+
+    lay = Layout(yq, yd, same_set)
+    perm = _feature_order(xd)
+    D = np.ascontiguousarray(xd[lay.d_order][:, perm])
+    Q = D if same_set else np.ascontiguousarray(xq[lay.q_order][:, perm])
+    is_bytes = D.dtype == np.uint8
+    if is_bytes:
+        limit, zero = np.int64(byte_limit(radius, norm, D.shape[1])), np.int64(0)
+    else:
+        limit, zero = np.float64(radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius), np.float64(0.0)
+    sink = PairSink(max_pairs, radius)
+    for lo in range(0, len(Q), query_chunk) if limit >= 0 else ():
+        hi = min(len(Q), lo + query_chunk)
+        s1, e1, s2, e2 = lay.ranges(lo, hi)
+        rows = np.arange(lo, hi)
+        caps = np.full(len(rows), first_cap, np.int64)
+        while len(rows):  # a second pass only for the queries with more pairs than slots
+            k = rows - lo
+            offsets = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
+            out_j = np.empty(int(caps.sum()), np.int64)
+            out_d = np.empty(int(caps.sum()), limit.dtype)
+            counts = np.empty(len(rows), np.int64)
+            range_kernel(Q[rows], D, s1[k], e1[k], s2[k], e2[k], limit, norm == "linf", zero, chunk, offsets, caps,
+                         out_j, out_d, counts)
+            fits = counts <= caps
+            cf = counts[fits]
+            take = np.repeat(offsets[fits] - (np.cumsum(cf) - cf), cf) + np.arange(int(cf.sum()))
+            ii = np.repeat(rows[fits], counts[fits])
+            jj, dd = out_j[take], out_d[take]
+            if is_bytes:
+                dd = reported(dd, norm)
+            else:
+                # the reference formula, on the rows in their own feature order (sums depend on it)
+                dd = float_distances(xq, xd, lay.q_order[ii], lay.d_order[jj], norm)
+                keep = dd <= radius
+                ii, jj, dd = ii[keep], jj[keep], dd[keep]
+            sink.add(ii, jj, dd)
+            rows, caps = rows[~fits], counts[~fits]
+        if progress is not None:
+            progress(int(((e1 - s1) + (e2 - s2)).sum()))
+    return lay.finish(*sink.arrays())
+
+
+def _block_rows(dim: int, device) -> int:
+    budget = (1 << 30) if getattr(device, "type", "cpu") == "cuda" else (64 << 20)
+    return max(256, min(8192, budget // max(1, 4 * max(dim, 2048))))
+
+
+def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
+               block_rows=None):
+    """l2: float32 GEMM blocks, candidates within the rigorous rounding bound rechecked exactly."""
+    import torch
+
+    from .gemm import U32, _exact_sq, _norms
+
+    device = torch.device(device)
+    lay = Layout(yq, yd, same_set)
+    D = np.ascontiguousarray(xd[lay.d_order])
+    Q = D if same_set else np.ascontiguousarray(xq[lay.q_order])
+    is_bytes = D.dtype == np.uint8
+    dim = D.shape[1]
+    if is_bytes:
+        k2 = byte_limit(radius, "l2", dim)
+        lim2 = float(k2)
+    else:
+        k2 = 0
+        lim2 = radius * radius * (1 + FLOAT_MARGIN)
+    rows = block_rows or _block_rows(dim, device)
+    gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
+    sink = PairSink(max_pairs, radius)
+    if is_bytes and k2 < 0:
+        return lay.finish(*sink.arrays())
+    for qs, qe, parts in lay.class_blocks():
+        for qa in range(qs, qe, rows):
+            qb = min(qe, qa + rows)
+            Qt = torch.from_numpy(Q[qa:qb]).to(device)
+            Qf, qn = Qt.to(torch.float32), _norms(Qt)
+            qnorm = qn.sqrt()
+            for ds, de in parts:
+                for da in range(ds, de, rows):
+                    db = min(de, da + rows)
+                    Dt = torch.from_numpy(D[da:db]).to(device)
+                    dn = _norms(Dt)
+                    dmax = dn.sqrt().max()
+                    d2 = Qf @ Dt.to(torch.float32).T
+                    d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
+                    tol = 2 * gamma * qnorm * dmax + 4 * U32 * (qn + dmax * dmax + 2 * qnorm * dmax)
+                    lim = ((lim2 + tol) * (1 + 8 * U32)).to(torch.float32)
+                    r, c = torch.nonzero(d2 <= lim[:, None], as_tuple=True)
+                    if len(r) == 0:
+                        continue
+                    ii = r.cpu().numpy() + qa
+                    jj = c.cpu().numpy() + da
+                    if is_bytes:
+                        ex = _exact_sq(Qt, Dt, r, c).cpu().numpy()
+                        keep = ex <= lim2
+                        dd = reported(ex[keep], "l2")
+                    else:
+                        dd = float_distances(Q, D, ii, jj, "l2")
+                        keep = dd <= radius
+                        dd = dd[keep]
+                    sink.add(ii[keep], jj[keep], dd)
+            if progress is not None:
+                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    return lay.finish(*sink.arrays())
+
+
+def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
+                device="cuda", block_rows=None):
+    """Torch blocks on ``device``: ``torch.cdist`` (bytes as float32: exact) for l-inf / l1, the
+    GEMM search for l2."""
+    if norm == "l2":
+        return gemm_pairs(xq, yq, xd, yd, same_set=same_set, radius=radius, max_pairs=max_pairs,
+                          progress=progress, device=device, block_rows=block_rows)
+    import torch
+
+    device = torch.device(device)
+    lay = Layout(yq, yd, same_set)
+    D = np.ascontiguousarray(xd[lay.d_order])
+    Q = D if same_set else np.ascontiguousarray(xq[lay.q_order])
+    is_bytes = D.dtype == np.uint8
+    dtype = torch.float32 if is_bytes else torch.float64
+    p = float("inf") if norm == "linf" else 1.0
+    if is_bytes:
+        lim = float(byte_limit(radius, norm, D.shape[1]))
+    else:
+        lim = radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius
+    rows = block_rows or _block_rows(D.shape[1], device)
+    sink = PairSink(max_pairs, radius)
+    for qs, qe, parts in lay.class_blocks():
+        for qa in range(qs, qe, rows):
+            qb = min(qe, qa + rows)
+            Qt = torch.from_numpy(Q[qa:qb]).to(device=device).to(dtype)
+            for ds, de in parts:
+                for da in range(ds, de, rows):
+                    db = min(de, da + rows)
+                    Dt = torch.from_numpy(D[da:db]).to(device=device).to(dtype)
+                    dist = torch.cdist(Qt, Dt, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+                    r, c = torch.nonzero(dist <= lim, as_tuple=True)
+                    if len(r) == 0:
+                        continue
+                    ii, jj = r.cpu().numpy() + qa, c.cpu().numpy() + da
+                    if is_bytes:
+                        dd = reported(np.rint(dist[r, c].double().cpu().numpy()), norm)
+                    else:
+                        dd = float_distances(Q, D, ii, jj, norm)
+                        keep = dd <= radius
+                        ii, jj, dd = ii[keep], jj[keep], dd[keep]
+                    sink.add(ii, jj, dd)
+            if progress is not None:
+                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    return lay.finish(*sink.arrays())
+
+
+def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
+                    block_bytes: int = 64 << 20):
+    """float64 brute force in blocks (:func:`~separation.engines.reference.pairwise_float64`)."""
+    lay = Layout(yq, yd, same_set)
+    D = xd[lay.d_order]
+    Q = D if same_set else xq[lay.q_order]
+    divisor = 255.0 if D.dtype == np.uint8 else 1.0
+    rows = max(1, min(4096, int(math.sqrt(block_bytes / max(1, 8 * D.shape[1])))))
+    sink = PairSink(max_pairs, radius)
+    for qs, qe, parts in lay.class_blocks():
+        for qa in range(qs, qe, rows):
+            qb = min(qe, qa + rows)
+            for ds, de in parts:
+                for da in range(ds, de, rows):
+                    db = min(de, da + rows)
+                    dist = pairwise_float64(Q[qa:qb], D[da:db], norm) / divisor
+                    r, c = np.nonzero(dist <= radius)
+                    sink.add(r + qa, c + da, dist[r, c])
+            if progress is not None:
+                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    return lay.finish(*sink.arrays())
+
+
+__all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PairSink", "QUERY_CHUNK", "byte_limit", "cpu_pairs",
+           "float_distances", "gemm_pairs", "reference_pairs", "reported", "torch_pairs"]

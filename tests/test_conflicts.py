@@ -1,0 +1,167 @@
+"""separation.conflict_pairs: the exact cross-class range search behind the robustness bounds.
+
+Every engine and every block / buffer path is compared with a float64 brute force written here
+(integers for bytes), ties at exactly the radius included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from separation import ConflictPairs, conflict_pairs, conflict_pairs_between
+from separation.engines import CPUEngine, CUDAEngine, ReferenceEngine
+from separation.engines.blocks import CPUBlocks
+from separation.engines.conflicts import byte_limit, cpu_pairs, reported
+
+NORMS = ("linf", "l2", "l1")
+
+
+def brute(xq, yq, xd, yd, norm, radius, same_set):
+    """All cross-class pairs within ``radius``: integers for bytes (reported as k/255, sqrt(k)/255),
+    float64 differences otherwise."""
+    xq, xd = xq.reshape(len(xq), -1), xd.reshape(len(xd), -1)
+    if xq.dtype == np.uint8:
+        diff = np.abs(xq.astype(np.int64)[:, None, :] - xd.astype(np.int64)[None, :, :])
+        k = diff.max(2) if norm == "linf" else diff.sum(2) if norm == "l1" else np.square(diff).sum(2)
+        d = reported(k, norm)
+    else:
+        diff = np.abs(xq.astype(np.float64)[:, None, :] - xd.astype(np.float64)[None, :, :])
+        d = diff.max(2) if norm == "linf" else diff.sum(2) if norm == "l1" else np.sqrt(np.square(diff).sum(2))
+    ok = (yq[:, None] != yd[None, :]) & (d <= radius)
+    if same_set:
+        ok &= np.arange(len(xq))[:, None] < np.arange(len(xd))[None, :]
+    i, j = np.nonzero(ok)
+    return i, j, d[i, j]
+
+
+def engines():
+    return {"cpu": "cpu", "reference": "reference", "cpu-small-gemm": CPUEngine(blocks=CPUBlocks(gemm_rows=3)),
+            "torch-on-cpu": CUDAEngine(device="cpu"), "reference-instance": ReferenceEngine()}
+
+
+def _data(rng, kind, n=40, d=6):
+    if kind == "bytes":
+        return (rng.integers(0, 5, size=(n, d)) * 50).astype(np.uint8)
+    return rng.integers(0, 9, size=(n, d)) / 8.0  # dyadic floats: sums are exact in any order
+
+
+def _radii(x, y, norm):
+    """Radii at exactly a pair's distance (the tie), just below it, and around the bulk."""
+    i, j, d = brute(x, y, x, y, norm, np.inf, True)
+    ds = np.unique(d)
+    picks = [0.0, ds[0], ds[len(ds) // 4], ds[len(ds) // 2], np.nextafter(ds[len(ds) // 4], 0), ds[-1]]
+    return [float(r) for r in picks]
+
+
+def _same(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize("kind", ["bytes", "floats"])
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("name", list(engines()))
+def test_every_engine_equals_brute_force_ties_included(kind, norm, name, rng):
+    x = _data(rng, kind)
+    y = rng.integers(0, 3, len(x))
+    for radius in _radii(x, y, norm):
+        got = conflict_pairs(x, y, norm=norm, radius=radius, engine=engines()[name])
+        want = brute(x, y, x, y, norm, radius, True)
+        assert isinstance(got, ConflictPairs)
+        assert _same(got, want), (radius, len(got.i), len(want[0]))
+        q = slice(5, 23)
+        got2 = conflict_pairs_between(x[q], y[q], x, y, norm=norm, radius=radius, engine=engines()[name])
+        assert _same(got2, brute(x[q], y[q], x, y, norm, radius, False))
+
+
+def test_a_pair_at_exactly_the_radius_is_included_and_one_ulp_less_excludes_it():
+    x = np.array([[0, 0], [3, 4], [10, 0]], np.uint8)  # l2 distance 5 grey levels between 0 and 1
+    y = np.array([0, 1, 1])
+    r = 5 / 255.0
+    for engine in ("cpu", "reference", CUDAEngine(device="cpu")):
+        i, j, d = conflict_pairs(x, y, norm="l2", radius=r, engine=engine)
+        assert list(zip(i, j)) == [(0, 1)] and d[0] == r
+        assert len(conflict_pairs(x, y, norm="l2", radius=np.nextafter(r, 0), engine=engine).i) == 0
+        i, j, _ = conflict_pairs(x, y, norm="linf", radius=4 / 255, engine=engine)
+        assert list(zip(i, j)) == [(0, 1)]
+
+
+def test_byte_limit_is_the_largest_integer_reported_within_the_radius(rng):
+    for norm, top in (("linf", 255), ("l1", 255 * 3), ("l2", 255 * 255 * 3)):
+        ks = np.arange(top + 1)
+        rep = reported(ks, norm)
+        for radius in list(rng.uniform(0, float(rep[-1]) * 1.1, 40)) + [float(rep[7]), float(rep[-1]), 0.0]:
+            k = byte_limit(radius, norm, 3)
+            assert k == (int(np.flatnonzero(rep <= radius).max()) if (rep <= radius).any() else -1)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+def test_kernel_buffers_and_chunks_do_not_change_the_result(norm, rng):
+    x = _data(rng, "bytes", n=50, d=9)
+    y = rng.integers(0, 4, len(x))
+    radius = _radii(x, y, norm)[3]
+    want = brute(x, y, x, y, norm, radius, True)
+    for chunk, cap, qc in ((1, 1, 3), (2, 2, 7), (64, 1000, 4096)):
+        got = conflict_pairs(x, y, norm=norm, radius=radius, engine="reference")
+        assert _same(got, want)
+        i, j, d = cpu_pairs(x.reshape(50, -1), y, x.reshape(50, -1), y, same_set=True, norm=norm, radius=radius,
+                            query_chunk=qc, first_cap=cap, chunk=chunk)
+        assert _same((i, j, d), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 5), st.integers(0, 2**32 - 1), st.sampled_from(NORMS),
+       st.floats(0, 1.2))
+def test_property_cpu_equals_brute_force(n, d, seed, norm, frac):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, d)).astype(np.uint8)
+    y = rng.integers(0, 3, n)
+    if np.unique(y).size < 2:
+        y[0], y[-1] = 0, 1
+    radius = frac * (1.0 if norm == "linf" else d ** (0.5 if norm == "l2" else 1.0))
+    assert _same(conflict_pairs(x, y, norm=norm, radius=radius), brute(x, y, x, y, norm, radius, True))
+
+
+def test_inputs_like_separation_torch_and_8bit_floats(rng):
+    import torch
+
+    x = _data(rng, "bytes", n=30, d=8).reshape(30, 2, 2, 2)
+    y = rng.integers(0, 2, 30)
+    ref = conflict_pairs(x, y, norm="linf", radius=0.5)
+    assert _same(conflict_pairs(torch.from_numpy(x), torch.from_numpy(y), norm="linf", radius=0.5), ref)
+    assert _same(conflict_pairs(x.astype(np.float32) / 255, y, norm="linf", radius=0.5), ref)
+
+
+def test_max_pairs_stops_with_a_memory_error(rng):
+    x = _data(rng, "bytes", n=30)
+    y = np.arange(30) % 2
+    with pytest.raises(MemoryError, match="max_pairs"):
+        conflict_pairs(x, y, norm="linf", radius=1.0, max_pairs=10)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x, y: conflict_pairs(x, y, norm="linf", radius=-0.1), "finite number >= 0"),
+    (lambda x, y: conflict_pairs(x, y, norm="linf", radius=float("nan")), "finite number >= 0"),
+    (lambda x, y: conflict_pairs(x, np.zeros(len(y), int), norm="linf", radius=0.1), "two classes"),
+    (lambda x, y: conflict_pairs(x, y[:-1], norm="linf", radius=0.1), "same length"),
+    (lambda x, y: conflict_pairs(x, y, norm="l3", radius=0.1), "Unknown norm"),
+    (lambda x, y: conflict_pairs_between(x, y, x[:, :3], y, norm="linf", radius=0.1), "features"),
+    (lambda x, y: conflict_pairs(x, y, norm="linf", radius=0.1, engine="nope"), "Unknown engine"),
+])
+def test_bad_input_is_a_clear_error(call, match, rng):
+    x = _data(rng, "bytes", n=10)
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match=match):
+        call(x, y)
+
+
+@pytest.mark.realdata
+def test_mnist_subset_cpu_equals_reference(mnist):
+    x, y = mnist.x_train[:600], mnist.y_train[:600]
+    for norm, radius in (("linf", 0.995), ("l2", 5.5)):
+        got = conflict_pairs(x, y, norm=norm, radius=radius)
+        want = conflict_pairs(x, y, norm=norm, radius=radius, engine="reference")
+        assert _same(got, want) and len(got.i) > 0
+        r = float(got.d[len(got.d) // 2])  # a radius at exactly a pair's distance
+        assert _same(conflict_pairs(x, y, norm=norm, radius=r), conflict_pairs(x, y, norm=norm, radius=r,
+                                                                               engine="reference"))

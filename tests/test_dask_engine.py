@@ -1,0 +1,328 @@
+"""The Dask engine on a real two-process LocalCluster: bit for bit the CPU engine's answer (ties,
+cross-class duplicates, uneven classes and blocks), tasks on both workers, resume after a killed
+client, a killed worker retried, foreign and truncated shards never used, bad input refused."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from separation import ClassIndex, compute_separation, nearest_neighbors
+from separation.engines import CPUEngine, DaskEngine, ReferenceEngine
+from separation.engines.blocks import CPUBlocks
+from separation.engines.shards import read_shard, write_shard
+
+distributed = pytest.importorskip("distributed")
+
+REPO = Path(__file__).resolve().parents[1]
+NORMS = ["linf", "l2", "l1"]
+# small kernel blocks: every multi-block path of the inner kernels runs on these small arrays
+SMALL = CPUBlocks(probe_query_block=4, probe_support_block=8, probe_seeds=3, probe_query_chunk=16,
+                  tiled_query_block=4, tiled_chunk=2, tiled_db_bytes=64, gemm_rows=7)
+INNERS = {"cpu": CPUEngine(blocks=SMALL), "cpu-tiled": CPUEngine(linf="tiled", blocks=SMALL)}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def shard_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("shards")
+
+
+def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def tied(rng, n, d, classes, values=3):
+    """Few distinct byte values: many ties, and byte-identical points across classes."""
+    x = rng.integers(0, values, (n, d)).astype(np.uint8)
+    y = rng.integers(0, classes, n)
+    y[: min(n, classes)] = np.arange(min(n, classes))
+    if n > 3 and values < 256:
+        x[n // 2] = x[0]  # a cross-class duplicate (or a same-class one)
+    return x, y
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(2, 45), m=st.integers(1, 20), d=st.integers(1, 6), classes=st.integers(1, 4),
+       block=st.integers(4, 17), inner=st.sampled_from(sorted(INNERS)), seed=st.integers(0, 2**16))
+def test_equals_the_cpu_engine_bit_for_bit(client, shard_root, n, m, d, classes, block, inner, seed):
+    rng = np.random.default_rng(seed)
+    x, y = tied(rng, n, d, classes)
+    xq, yq = tied(rng, m, d, classes + 1)
+    eng = DaskEngine(client, inner=INNERS[inner], block_size=block, shard_dir=shard_root / "prop")
+    cpu, ref = INNERS[inner], ReferenceEngine()
+    for norm in NORMS:
+        want = cpu.cross_class(x, y, x, y, norm=norm, same_set=True)
+        assert same(want, ref.cross_class(x, y, x, y, norm=norm, same_set=True)), norm
+        assert same(eng.cross_class(x, y, x, y, norm=norm, same_set=True), want), norm
+        assert same(eng.cross_class(xq, yq, x, y, norm=norm), cpu.cross_class(xq, yq, x, y, norm=norm)), norm
+
+
+@settings(max_examples=40, deadline=None)
+@given(na=st.integers(1, 30), nb=st.integers(1, 30), d=st.integers(1, 6), classes=st.integers(1, 4),
+       dyadic=st.booleans(), inner=st.sampled_from(sorted(INNERS)), seed=st.integers(0, 2**16))
+def test_block_pairs_equal_the_reference_both_ways(na, nb, d, classes, dyadic, inner, seed):
+    rng = np.random.default_rng(seed)
+    (xa, ya), (xb, yb) = tied(rng, na, d, classes), tied(rng, nb, d, classes)
+    if dyadic:
+        xa, xb = xa / 4.0, xb / 4.0
+    ref = ReferenceEngine()
+    for norm in NORMS:
+        got = INNERS[inner].block_pair(xa, ya, xb, yb, norm=norm)
+        want = (*ref.cross_class(xa, ya, xb, yb, norm=norm), *ref.cross_class(xb, yb, xa, ya, norm=norm))
+        assert same(got, want) and all(a.dtype == b.dtype for a, b in zip(got, want)), norm
+
+
+@pytest.mark.parametrize("block_size", [None, 13, (11, 29)])
+def test_separation_with_uneven_classes_and_blocks_runs_on_both_workers(client, shard_root, block_size):
+    rng = np.random.default_rng(1)
+    x, y = tied(rng, 157, 9, 5, values=4)
+    y[:100] = 0  # one large class, four small ones
+    xt, yt = tied(rng, 41, 9, 5, values=4)
+    eng = DaskEngine(client, inner="cpu", block_size=block_size, shard_dir=shard_root / "uneven")
+    for norm in NORMS:
+        with distributed.get_task_stream(client) as ts:
+            got = compute_separation(x, y, xt, yt, norm=norm, engine=eng, test_test=True)
+        want = compute_separation(x, y, xt, yt, norm=norm, engine="cpu", test_test=True)
+        for k, v in want.arrays().items():
+            assert np.array_equal(got.arrays()[k], v), (norm, k)
+        assert len({t["worker"] for t in ts.data if t["key"].startswith("separation-")}) == 2
+    assert [p.schedule for p in eng.passes[:3]] == ["rows", "rows", "rows"]  # l-inf probe: rows
+    assert eng.passes[3].schedule == "pair" and eng.passes[3].computed == eng.passes[3].shards  # l2: pairs
+    run = eng.cluster_run()
+    assert run.workers == 2 and run.threads == 2 and run.inner == "cpu" and run.shards == sum(p.shards for p in run.passes)
+
+
+def test_float_points_and_the_class_index(client, shard_root):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 5, (60, 7)) / 4.0  # dyadic: sums are exact, every engine agrees bit for bit
+    y = rng.integers(0, 3, 60)
+    q = rng.integers(0, 5, (11, 7)) / 4.0
+    eng = DaskEngine(client, inner="cpu", block_size=9, shard_dir=shard_root / "float")
+    for norm in NORMS:
+        assert same(nearest_neighbors(q, x, norm=norm, engine=eng), nearest_neighbors(q, x, norm=norm, engine="cpu"))
+        a, b = ClassIndex(x, y, norm=norm, engine=eng), ClassIndex(x, y, norm=norm, engine="cpu")
+        assert same(a.distances(q, return_indices=True), b.distances(q, return_indices=True)), norm
+        assert same(a.top2(q), b.top2(q)) and same(a.other_class(q, y[:11]), b.other_class(q, y[:11]))
+    from lipschitz_construct import LocallyLipschitzClassifier
+
+    xb, yb = tied(np.random.default_rng(6), 50, 5, 3, values=256)  # no duplicates: r > 0
+    clf = [LocallyLipschitzClassifier(norm="linf", engine=e).fit(xb[:40], yb[:40]) for e in (eng, "cpu")]
+    assert clf[0].r_ == clf[1].r_ > 0 and same([clf[0].scores(xb[40:])], [clf[1].scores(xb[40:])])
+
+
+@pytest.mark.realdata
+def test_mnist_subset_equals_the_cpu_engine(client, shard_root, mnist):
+    ds = mnist.subset(3000, seed=0)
+    eng = DaskEngine(client, inner="cpu", shard_dir=shard_root / "mnist")
+    for norm in ("linf", "l2"):
+        got = compute_separation(ds.x_train, ds.y_train, ds.x_test[:600], ds.y_test[:600], norm=norm, engine=eng)
+        want = compute_separation(ds.x_train, ds.y_train, ds.x_test[:600], ds.y_test[:600], norm=norm, engine="cpu")
+        for k, v in want.arrays().items():
+            assert np.array_equal(got.arrays()[k], v), (norm, k)
+
+
+def _shards(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.shard"))
+
+
+def _wait_idle(client, timeout=60):
+    """Until the scheduler holds no task and no worker thread still runs one."""
+    end = time.time() + timeout
+    while time.time() < end:
+        scheduled = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        # a forgotten task's thread runs on (and writes its shard) until it finishes
+        running = sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+        if scheduled == 0 and running == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the cluster did not go idle")
+
+
+KILLED_CLIENT = """
+import os, signal, sys
+import numpy as np
+from separation.engines import CPUEngine, DaskEngine, ReferenceEngine
+data = np.load(sys.argv[1])
+engine = DaskEngine(sys.argv[2], inner=CPUEngine(linf="tiled"), shard_dir=sys.argv[3], block_size=40)
+seen = []
+def progress(n):
+    seen.append(n)
+    if len(seen) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # the client dies mid-run
+engine.cross_class(data["x"], data["y"], data["x"], data["y"], norm="linf", same_set=True, progress=progress)
+"""
+
+
+def test_a_killed_client_resumes_computing_only_the_missing_shards(client, tmp_path):
+    rng = np.random.default_rng(3)
+    x, y = tied(rng, 1000, 48, 6, values=20)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    (tmp_path / "client.py").write_text(KILLED_CLIENT)
+    proc = subprocess.run([sys.executable, str(tmp_path / "client.py"), str(tmp_path / "data.npz"),
+                           client.scheduler.address, str(tmp_path / "shards")], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    _wait_idle(client)
+    done = len(_shards(tmp_path / "shards"))
+    total = 25 * 26 // 2  # 25 blocks of 40 rows: 325 block pairs
+    assert 3 <= done < total
+    eng = DaskEngine(client, inner=CPUEngine(linf="tiled"), shard_dir=tmp_path / "shards", block_size=40)
+    got = eng.cross_class(x, y, x, y, norm="linf", same_set=True)
+    p = eng.passes[-1]
+    assert (p.shards, p.computed, p.reused) == (total, total - done, done)
+    assert same(got, CPUEngine().cross_class(x, y, x, y, norm="linf", same_set=True))
+    again = eng.cross_class(x, y, x, y, norm="linf", same_set=True)
+    assert eng.passes[-1].computed == 0 and same(again, got)
+
+
+def test_foreign_truncated_and_corrupted_shards_are_never_used(client, tmp_path):
+    rng = np.random.default_rng(4)
+    xa, ya = tied(rng, 90, 6, 3)
+    xb, yb = tied(rng, 90, 6, 3)
+    eng = DaskEngine(client, inner="cpu", shard_dir=tmp_path / "s", block_size=30)
+    want_a = eng.cross_class(xa, ya, xa, ya, norm="l2", same_set=True)
+    want_b = eng.cross_class(xb, yb, xb, yb, norm="l2", same_set=True)
+    jobs = sorted((tmp_path / "s" / "jobs").iterdir(), key=lambda p: p.stat().st_mtime)
+    job_a, job_b = jobs
+    files_b = _shards(job_b)
+    for f in files_b:  # same names, other data: every shard of job b now holds job a's numbers
+        f.write_bytes((job_a / f.name).read_bytes())
+    assert same(eng.cross_class(xb, yb, xb, yb, norm="l2", same_set=True), want_b)
+    assert eng.passes[-1].computed == len(files_b) == 6
+    files_a = _shards(job_a)
+    files_a[0].write_bytes(files_a[0].read_bytes()[:-5])  # truncated
+    data = bytearray(files_a[1].read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit
+    files_a[1].write_bytes(bytes(data))
+    files_a[2].write_bytes(b"not a shard")
+    assert same(eng.cross_class(xa, ya, xa, ya, norm="l2", same_set=True), want_a)
+    assert eng.passes[-1].computed == 3 and eng.passes[-1].reused == 3
+
+
+def test_shard_files_check_their_header_and_checksum(tmp_path):
+    path = tmp_path / "one.shard"
+    arrays = [np.arange(5.0), np.arange(5, dtype=np.int64)]
+    write_shard(path, {"job": "j", "task": "t"}, arrays)
+    assert same(read_shard(path, {"job": "j", "task": "t"}), arrays)
+    assert read_shard(path, {"job": "other"}) is None
+    assert read_shard(tmp_path / "missing.shard", {}) is None
+    path.write_bytes(path.read_bytes()[:40])
+    assert read_shard(path, {"job": "j"}) is None
+
+
+def test_a_killed_worker_is_retried(client, tmp_path):
+    rng = np.random.default_rng(5)
+    x, y = tied(rng, 300, 8, 4, values=5)
+    before = set(client.scheduler_info(n_workers=-1)["workers"])
+    victim = min(before)
+    eng = DaskEngine(client, inner="cpu", shard_dir=tmp_path / "s", block_size=25)
+    # the victim dies (SIGKILL) at its next block task; its nanny starts a fresh worker
+    client.run(lambda: os.environ.__setitem__("SEPARATION_FAULT", "kill:block-task"), workers=[victim])
+    got = eng.cross_class(x, y, x, y, norm="l2", same_set=True)
+    assert same(got, CPUEngine().cross_class(x, y, x, y, norm="l2", same_set=True))
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in set(client.scheduler_info(n_workers=-1)["workers"])
+    assert eng.passes[-1].computed == eng.passes[-1].shards
+
+
+def test_bad_input_is_refused_with_a_clear_message(client, tmp_path):
+    from separation.engines.dask_engine import parse_scheduler
+
+    with pytest.raises(ValueError, match="local:N with N >= 1"):
+        parse_scheduler("local:0")
+    with pytest.raises(ValueError, match="not an address"):
+        parse_scheduler("nowhere")
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match="cannot reach a Dask scheduler at tcp://127.0.0.1:9"):
+        DaskEngine("tcp://127.0.0.1:9", timeout=1)
+    assert time.perf_counter() - t0 < 30
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermissionError, match="2 of 2 workers cannot write shard_dir"):
+        DaskEngine(client, shard_dir=tmp_path / "file" / "shards")
+    for bad in (0, (3,), (2, 0), 1.5, True):
+        with pytest.raises(ValueError, match="block_size"):
+            DaskEngine(client, block_size=bad, shard_dir=tmp_path)
+    with pytest.raises(TypeError, match="inner"):
+        DaskEngine(client, inner=3, shard_dir=tmp_path)
+    with pytest.raises(ValueError, match="DaskEngine"):
+        compute_separation(np.zeros((4, 2), np.uint8), [0, 1, 0, 1], engine="dask")
+
+
+# -- the command line -------------------------------------------------------------------------------
+def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_shards(client, tmp_path):
+    from conftest import only_record
+
+    from separation.compute import main
+    from separation.records import load_record
+
+    common = ["--dataset", "digits", "--norm", "l2", "--no-progress"]
+    assert main(common + ["--engine", "cpu", "--out", str(tmp_path / "cpu")]) == 0
+    assert main(common + ["--scheduler", client.scheduler.address, "--shard-dir", str(tmp_path / "sh"),
+                          "--out", str(tmp_path / "dask")]) == 0
+    a, b = only_record(tmp_path / "cpu"), only_record(tmp_path / "dask")
+    assert a.relative_to(tmp_path / "cpu") == b.relative_to(tmp_path / "dask")  # the engine is not in the key
+    ra, rb = load_record(a), load_record(b)
+    arrays = ra.load_arrays()
+    assert all(np.array_equal(v, rb.load_arrays()[k]) for k, v in arrays.items())
+    run = rb.result.cluster
+    assert ra.result.cluster is None and run.workers == 2 and run.inner == "cpu"
+    assert run.shards == run.computed > 0 and [p.name for p in run.passes] == ["same-set", "cross-set"]
+    assert rb.result.engine == "dask" and rb.result.train == ra.result.train and rb.result.test == ra.result.test
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_a_local_cluster(tmp_path):
+    from separation.compute import main
+
+    assert main(["--dataset", "digits", "--subset", "300", "--scheduler", "local:2", "--block-size", "64",
+                 "--shard-dir", str(tmp_path / "sh"), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert len(_shards(tmp_path / "sh")) == 25 + 25  # 5 x 5 blocks of 60 rows in each pass
+
+
+def test_the_command_line_refuses_bad_cluster_options_before_any_work(client, tmp_path, capsys, monkeypatch):
+    from separation.compute import main
+    from separation.engines import dask_engine
+
+    out = tmp_path / "out"
+    common = ["--dataset", "digits", "--out", str(out), "--no-progress"]
+    with pytest.raises(SystemExit) as exc:
+        main(common + ["--scheduler", "local:0"])
+    assert exc.value.code == 2 and "local:N with N >= 1" in capsys.readouterr().err
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", 1.0)
+    (tmp_path / "file").write_text("x")
+    for extra, message in ((["--scheduler", "tcp://127.0.0.1:9"], "cannot reach a Dask scheduler"),
+                           (["--scheduler", client.scheduler.address, "--shard-dir", str(tmp_path / "file" / "s")],
+                            "--shard-dir"),
+                           (["--engine", "dask"], "--engine dask needs --scheduler"),
+                           (["--engine", "cpu", "--scheduler", "local:1"], "drop --engine cpu")):
+        assert main(common + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.gpu
+def test_the_cuda_block_kernel_equals_the_reference():
+    from separation.engines import CUDAEngine
+
+    rng = np.random.default_rng(7)
+    (xa, ya), (xb, yb) = tied(rng, 300, 40, 4, values=6), tied(rng, 170, 40, 4, values=6)
+    for norm in NORMS:
+        got = CUDAEngine().block_pair(xa, ya, xb, yb, norm=norm)
+        ref = ReferenceEngine()
+        assert same(got, (*ref.cross_class(xa, ya, xb, yb, norm=norm), *ref.cross_class(xb, yb, xa, ya, norm=norm)))
