@@ -29,7 +29,7 @@ CONSTRUCT_EPS ?= 0.1
 CONSTRUCTED_EVAL_SUBSET ?= 500
 PYTEST_ARGS ?=
 
-.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports
+.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports mutation
 
 reports:
 	$(MAKE) records
@@ -94,3 +94,9 @@ test:
 
 test-reports:
 	$(PYTHON) -m pytest tests/test_report.py $(PYTEST_ARGS)
+
+# mutation testing of the core modules ([mutmut] in setup.cfg; tens of minutes, not in CI); resumes
+# where an interrupted run stopped, then writes reports/quality/mutation.md
+mutation:
+	$(PYTHON) -m mutmut run --max-children 2 > /dev/null
+	$(PYTHON) tests/scripts/mutation_report.py

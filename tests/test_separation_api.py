@@ -101,3 +101,16 @@ def test_bad_input_errors(kwargs, match):
     x_train, y_train, x_test, y_test = (args.pop(k) for k in ("x_train", "y_train", "x_test", "y_test"))
     with pytest.raises((ValueError, TypeError), match=match):
         compute_separation(x_train, y_train, x_test, y_test, **args)
+
+
+def test_a_test_point_copied_several_times_names_its_first_training_copy(rng):
+    """Test--train duplicates: each test point once, with the smallest index among identical
+    training rows (the documented tie rule), not whichever copy a hash order meets first."""
+    x = rng.integers(0, 256, size=(30, 12), dtype=np.uint8)
+    y = np.arange(30) % 3
+    x[[4, 11, 23]] = x[17]  # four identical training rows: 4, 11, 17, 23
+    xt = np.stack([x[23], x[2], rng.integers(0, 256, 12, dtype=np.uint8)])
+    yt = np.array([0, 1, 2])
+    res = compute_separation(x, y, xt, yt, norm="linf", engine="cpu")
+    assert res.test_train_duplicates.tolist() == [[0, 4], [1, 2]]
+    assert [(p.test_index, p.train_index) for p in res.summary().test_train_duplicates] == [(0, 4), (1, 2)]
