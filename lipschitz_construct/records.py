@@ -115,7 +115,7 @@ class VerificationRecord(Record):
     @classmethod
     def folder_name(cls, config: VerifyConfig, key: str) -> str:
         d = config.data
-        name = config.norm + (f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "") if d.subset else "")
+        name = config.norm + d.subset_suffix()
         return f"{d.dataset}/{name}-{key[:8]}"
 
     def command(self) -> str:
@@ -245,8 +245,7 @@ class BoundsRecord(Record):
     @classmethod
     def folder_name(cls, config: BoundsConfig, key: str) -> str:
         d = config.data
-        name = f"{config.split}-{config.norm}" + (
-            f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "") if d.subset else "")
+        name = f"{config.split}-{config.norm}" + d.subset_suffix()
         return f"{d.dataset}/{name}-{key[:8]}"
 
     def command(self) -> str:

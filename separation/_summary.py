@@ -189,9 +189,7 @@ class SeparationRecord(Record):
     @classmethod
     def folder_name(cls, config: SeparationConfig, key: str) -> str:
         d = config.data
-        name = config.norm
-        if d.subset:
-            name += f"-subset{d.subset}" + (f"-seed{d.seed}" if d.seed else "")
+        name = config.norm + d.subset_suffix()
         seed = _label_seed(d.labels)
         if seed is not None:
             name += f"-random-labels{seed}"

@@ -35,6 +35,12 @@ def _figure_md(shown: set[str], stem: str, caption: str) -> str | None:
             f"([PNG](figures/{stem}.png), [PDF](figures/{stem}.pdf))\n")
 
 
+def _table_md(table: Table, stem: str) -> str:
+    """A table inline, then links to its three files below ``tables/``."""
+    return (markdown_block(table, heading=None) + "\n"
+            + f"Files: [Markdown](tables/{stem}.md), [CSV](tables/{stem}.csv), [LaTeX](tables/{stem}.tex).\n")
+
+
 def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missing: Sequence[Missing],
                  skipped: Sequence[str], problems: Sequence[str], figures: Sequence[str] | None = None,
                  benchmarks: Sequence[str] = (), results_root: str = "results") -> str:
@@ -79,9 +85,7 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
 
     add("## Table 1 – Separation\n")
     if t1 is not None:
-        add(markdown_block(t1, heading=None))
-        add("Files: [Markdown](tables/table1_separation.md), [CSV](tables/table1_separation.csv), "
-            "[LaTeX](tables/table1_separation.tex).\n")
+        add(_table_md(t1, "table1_separation"))
     for norm, name in (("linf", "ℓ∞"), ("l2", "ℓ2")):
         f = _figure_md(shown, f"separation_hist_{norm}",
                        f"Train–train and test–train {name} distance histograms; red: the minimum, dashed: 2ε.")
@@ -99,24 +103,18 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
 
     add("## Table 2 – Methods\n")
     if t2 is not None:
-        add(markdown_block(t2, heading=None))
-        add("Files: [Markdown](tables/table2_methods.md), [CSV](tables/table2_methods.csv), "
-            "[LaTeX](tables/table2_methods.tex).\n")
+        add(_table_md(t2, "table2_methods"))
     f = _figure_md(shown, "lipschitz_vs_adversarial",
                    "Test local Lipschitz constant against adversarial test accuracy, one point per run.")
     if f:
         add(f)
     add("## Table 3 – Dropout\n")
     if t3 is not None:
-        add(markdown_block(t3, heading=None))
-        add("Files: [Markdown](tables/table3_dropout.md), [CSV](tables/table3_dropout.csv), "
-            "[LaTeX](tables/table3_dropout.tex).\n")
+        add(_table_md(t3, "table3_dropout"))
 
     add("## Table 4 – Robustness bounds\n")
     if t4 is not None:
-        add(markdown_block(t4, heading=None))
-        add("Files: [Markdown](tables/table4_robustness_bounds.md), [CSV](tables/table4_robustness_bounds.csv), "
-            "[LaTeX](tables/table4_robustness_bounds.tex).\n")
+        add(_table_md(t4, "table4_robustness_bounds"))
     f = _figure_md(shown, "robustness_bounds",
                    "Optimal robust accuracy against ε (exact where solved; dashed: the LP bound no classifier "
                    "beats; dotted: the certified witness), half the separation and the paper's ε marked, and the "

@@ -68,6 +68,11 @@ class DataSpec:
     labels: str = "given"
     train_fingerprint: str = ""
 
+    def subset_suffix(self) -> str:
+        """``-subsetN`` (and ``-seedS`` for a seed other than 0) for a subset, else ``""``: the
+        part of every record folder name that says which points were used."""
+        return f"-subset{self.subset}" + (f"-seed{self.seed}" if self.seed else "") if self.subset else ""
+
 
 @dataclasses.dataclass
 class ArraysInfo:
