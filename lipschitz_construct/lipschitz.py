@@ -113,25 +113,25 @@ def lipschitz_check(clf, x, *, eps: float, n_random: int = 1000, n_adversarial: 
     rr = _ratios(clf, x1, x2)
     seconds["random"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    idx = rng.choice(len(X), n_adversarial, replace=n_adversarial > len(X))
-    x1 = X[idx]
-    d1, i1 = clf.class_distances(x1, return_indices=True)
-    second = np.argsort(d1, axis=1, kind="stable")[:, 1]
-    rows = np.arange(len(x1))
-    z = clf.index_.points(i1[rows, second])
-    dz = d1[rows, second]
-    t = np.where(dz > 0, np.minimum(eps, dz) / np.where(dz > 0, dz, 1.0), 0.0)
-    x2 = x1 + t[:, None] * (z - x1)
-    rt = _ratios(clf, x1, x2, d1=d1)
-    seconds["toward_nearest"] = time.perf_counter() - t0
-
-    rg = np.empty(0)
-    if gradient_steps > 0 and n_adversarial > 0:
+    rt = rg = np.empty(0)
+    if n_adversarial > 0:
         t0 = time.perf_counter()
-        x2 = _gradient_pairs(clf, x1, d1, threat, gradient_steps, rng)
-        rg = _ratios(clf, x1, x2, d1=d1)
-        seconds["gradient"] = time.perf_counter() - t0
+        idx = rng.choice(len(X), n_adversarial, replace=n_adversarial > len(X))
+        x1 = X[idx]
+        d1, i1 = clf.class_distances(x1, return_indices=True)
+        second = np.argsort(d1, axis=1, kind="stable")[:, 1]
+        rows = np.arange(len(x1))
+        z = clf.index_.points(i1[rows, second])
+        dz = d1[rows, second]  # > 0: the classes of a fitted classifier are 2r > 0 apart
+        x2 = x1 + (np.minimum(eps, dz) / dz)[:, None] * (z - x1)
+        rt = _ratios(clf, x1, x2, d1=d1)
+        seconds["toward_nearest"] = time.perf_counter() - t0
+
+        if gradient_steps > 0:
+            t0 = time.perf_counter()
+            x2 = _gradient_pairs(clf, x1, d1, threat, gradient_steps, rng)
+            rg = _ratios(clf, x1, x2, d1=d1)
+            seconds["gradient"] = time.perf_counter() - t0
 
     def mx(a):
         return float(a.max()) if a.size else 0.0
