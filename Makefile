@@ -98,5 +98,5 @@ test-reports:
 # mutation testing of the core modules ([mutmut] in setup.cfg; tens of minutes, not in CI); resumes
 # where an interrupted run stopped, then writes reports/quality/mutation.md
 mutation:
-	$(PYTHON) -m mutmut run --max-children 2 > /dev/null
+	SHARED_DATA=$(abspath $(SHARED_DATA)) $(PYTHON) -m mutmut run --max-children 2 > /dev/null
 	$(PYTHON) tests/scripts/mutation_report.py

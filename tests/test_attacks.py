@@ -255,3 +255,136 @@ def test_attack_spec():
         attack_spec("fgsm")
     with pytest.raises(ValueError, match="unknown option"):
         attack_spec({"name": "pgd", "iterations": 3})
+
+
+# -- the objective, and the plumbing of the multi-targeted and AutoAttack wrappers -------------------
+def test_the_objective_is_the_chosen_loss_with_the_chosen_sign():
+    from analysis.attacks import _loss
+
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]])
+    y = torch.tensor([0, 2])
+    ce = nn.functional.cross_entropy(logits, y, reduction="none")
+    m = torch.tensor([1.5, -2.0])  # logit_y - best other logit
+    torch.testing.assert_close(_loss(logits, y, "ce", False), ce)
+    torch.testing.assert_close(_loss(logits, y, "ce", True), -ce)
+    torch.testing.assert_close(_loss(logits, y, "margin", False), -m)
+    torch.testing.assert_close(_loss(logits, y, "margin", True), m)
+
+
+class _PGDSpy:
+    """Stands in for ``analysis.attacks.pgd`` inside ``multitargeted``: records each call's arguments."""
+
+    def __init__(self, monkeypatch):
+        import analysis.attacks as attacks
+
+        self.calls, real = [], attacks.pgd
+
+        def spy(model, x, target, **kw):
+            self.calls.append((target.clone(), kw))
+            return real(model, x, target, **kw)
+
+        monkeypatch.setattr(attacks, "pgd", spy)
+
+
+def test_multitargeted_runs_targeted_ce_pgd_with_its_arguments(monkeypatch):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    spy = _PGDSpy(monkeypatch)
+    g = torch.Generator().manual_seed(1)
+    multitargeted(model, x, y, eps=0.2, norm="l2", step_size=0.03, restarts=2, random_start=False, generator=g)
+    assert [t.tolist() for t, _ in spy.calls] == [((y + k) % 3).tolist() for k in (1, 2)]
+    for _, kw in spy.calls:
+        assert kw == {"eps": 0.2, "norm": "l2", "steps": 20, "step_size": 0.03, "restarts": 2,
+                      "random_start": False, "loss": "ce", "targeted": True, "generator": g}
+    spy.calls.clear()
+    multitargeted(model, x, y, eps=0.2, steps=3)
+    assert spy.calls[0][1]["step_size"] == pytest.approx(0.02) and spy.calls[0][1]["random_start"] is True
+    assert spy.calls[0][1]["restarts"] == 1 and spy.calls[0][1]["norm"] == "linf"
+    with pytest.raises(ValueError, match="step_size must be a finite number >= 0"):
+        multitargeted(model, x, y, eps=0.2, step_size=-1.0)
+
+
+def test_multitargeted_keeps_the_input_when_no_target_lowers_the_margin():
+    """A model that ignores its input: every candidate ties with the clean point, which is kept."""
+
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return torch.tensor([1.0, 0.0, -1.0]).expand(len(x), 3) + 0 * self.w * x.flatten(1)[:, :1]
+
+    x = torch.rand(4, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    x_adv = multitargeted(Constant(), x, torch.tensor([0, 1, 2, 0]), eps=0.1, steps=2,
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x_adv, x)
+
+
+def test_attacks_at_eps_one_do_attack():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    x, y = torch.rand(6, 1, 2, 2), torch.zeros(6, dtype=torch.long)
+    for attack in (multitargeted, pgd):
+        x_adv = attack(model, x, y, eps=1.0, steps=3, generator=torch.Generator().manual_seed(0))
+        assert not torch.equal(x_adv, x)
+
+
+class _FakeAutoAttack:
+    """Stands in for ``torchattacks.AutoAttack``: records its arguments, prints like torchattacks does,
+    reseeds torch's global generator, and returns a point outside the ball (to be re-projected)."""
+
+    made: list = []
+
+    def __init__(self, model, **kw):
+        print("fake torchattacks talks on stdout")
+        self.kw, self.devices = kw, []
+        sub = type("Sub", (), {"set_device": lambda s, d: self.devices.append(d)})()
+        self._autoattack = type("AA", (), {"set_device": lambda s, d: self.devices.append(d),
+                                           "attacks": [sub, sub]})()
+        _FakeAutoAttack.made.append(self)
+
+    def set_device(self, d):
+        self.devices.append(d)
+
+    def __call__(self, x, y):
+        torch.manual_seed(12345)
+        return (x + 2 * self.kw["eps"]).double()
+
+
+@pytest.fixture
+def fake_torchattacks(monkeypatch):
+    import types
+
+    _FakeAutoAttack.made = []
+    monkeypatch.setitem(__import__("sys").modules, "torchattacks", types.SimpleNamespace(AutoAttack=_FakeAutoAttack))
+    return _FakeAutoAttack.made
+
+
+@pytest.mark.parametrize("norm, name", [("linf", "Linf"), ("l2", "L2")])
+@pytest.mark.parametrize("version", ["standard", "plus", "rand"])
+def test_autoattack_passes_its_arguments_to_torchattacks(fake_torchattacks, capsys, norm, name, version):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 7))
+    x = torch.rand(3, 1, 2, 2) * 0.5 + 0.25
+    state = torch.get_rng_state()
+    x_adv = autoattack(model, x, torch.tensor([1, 2, 3]), eps=0.05, norm=norm, version=version, seed=9)
+    assert torch.equal(torch.get_rng_state(), state)
+    (atk,) = fake_torchattacks
+    assert atk.kw == {"norm": name, "eps": 0.05, "version": version, "n_classes": 7, "seed": 9}
+    assert atk.devices == [x.device] * 4  # the wrapper, its AutoAttack and both attacks
+    assert capsys.readouterr().out == ""  # torchattacks' chatter is caught
+    assert x_adv.dtype == x.dtype
+    _assert_feasible(x_adv, x, 0.05, norm)
+    assert float((x_adv - x).abs().max()) > 0
+    autoattack(model, x, torch.tensor([1, 2, 3]), eps=1.0, num_classes=4)
+    assert fake_torchattacks[1].kw["seed"] == 0 and fake_torchattacks[1].kw["n_classes"] == 4
+    assert fake_torchattacks[1].kw["version"] == "standard" and fake_torchattacks[1].kw["norm"] == "Linf"
+    assert torch.equal(autoattack(model, x, torch.tensor([1, 2, 3]), eps=0.0), x) and len(fake_torchattacks) == 2
+
+
+def test_autoattack_without_torchattacks_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "torchattacks", None)
+    with pytest.raises(ImportError, match=r"^AutoAttack needs the torchattacks package: pip install torchattacks$"):
+        autoattack(nn.Linear(4, 2), torch.rand(2, 4), torch.tensor([0, 1]), eps=0.1)

@@ -344,6 +344,31 @@ def test_torch_input_and_sklearn_plumbing():
     np.testing.assert_array_equal(clf.predict(x), [3, 8])
 
 
+def test_set_params_changes_each_parameter_and_names_the_valid_ones():
+    clf = LocallyLipschitzClassifier()
+    assert clf.get_params(deep=False) == clf.get_params() == {"norm": "linf", "r": "auto", "engine": "auto"}
+    assert clf.set_params(norm="l1") is clf and clf.get_params()["norm"] == "l1"
+    clf.set_params(r=0.125, engine="reference")
+    assert clf.get_params() == {"norm": "l1", "r": 0.125, "engine": "reference"}
+    with pytest.raises(InvalidParameterError, match=r"^Unknown parameter\(s\) alpha, beta; valid: norm, r, engine\.$"):
+        clf.set_params(beta=1, alpha=2, norm="l2")
+    assert clf.get_params()["norm"] == "l1"  # a rejected call changes nothing
+
+
+def test_astuteness_names_y_when_its_length_is_wrong():
+    clf = LocallyLipschitzClassifier().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"^y has 3 labels but the data has 2 points"):
+        clf.astuteness(np.array([[0.0], [1.0]]), [0, 1, 1], 0.1)
+
+
+def test_certified_fraction_counts_radii_at_least_eps():
+    from lipschitz_construct import certified_fraction
+
+    rad = np.array([0.0, 0.1, 0.1, 0.3])
+    np.testing.assert_array_equal(certified_fraction(rad, [0.0, 0.1, 0.2, 0.3, 0.31]), [1.0, 0.75, 0.25, 0.25, 0.0])
+    np.testing.assert_array_equal(certified_fraction([0.5, 0.25], (0.25,)), [1.0])
+
+
 # -- the torch module ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("norm", NORMS)
 def test_torch_module_logits_gradients_and_argmax(norm):

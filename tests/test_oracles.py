@@ -84,3 +84,52 @@ def test_nearest_neighbors_public_function_equals_scipy(rng):
         sd, si = scipy_nearest(q, db, norm)
         np.testing.assert_array_equal(i, si)
         np.testing.assert_allclose(d, sd / 255.0, rtol=1e-14, atol=0)
+
+
+def scipy_k_nearest_other(q, yq, db, ydb, norm, k):
+    """(m, k) distances and indices of the k nearest other-label rows: by distance, then index."""
+    D = cdist(q.astype(np.float64), db.astype(np.float64), SCIPY[norm])
+    D[yq[:, None] == ydb[None, :]] = np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(len(db)), D.shape), D), axis=1)[:, :k]
+    dist = np.take_along_axis(D, order, 1)
+    return dist, np.where(np.isinf(dist), -1, order)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("k", [1, 3, 12])
+def test_reference_k_nearest_other_class_equals_scipy(norm, k, rng):
+    """Few grey levels: many exact ties, broken by index; k beyond the other-class count pads."""
+    q = rng.choice(np.array([0, 3, 255], np.uint8), (9, 4))
+    db = rng.choice(np.array([0, 3, 255], np.uint8), (14, 4))
+    yq, ydb = rng.integers(0, 3, 9), np.arange(14) % 3
+    d, i = ReferenceEngine().cross_class_k(q, yq, db, ydb, norm=norm, k=k)
+    want_d, want_i = scipy_k_nearest_other(q, yq, db, ydb, norm, k)
+    np.testing.assert_allclose(d, want_d, rtol=1e-12)
+    np.testing.assert_array_equal(i, want_i)
+
+
+class _DefaultsEngine(ReferenceEngine):
+    """The reference with the base class's defaults for the block-pair, prepare and k-NN hooks."""
+
+    block_pair = ReferenceEngine.__mro__[1].block_pair
+    prepare = ReferenceEngine.__mro__[1].prepare
+    cross_class_k = ReferenceEngine.__mro__[1].cross_class_k
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_the_base_class_hooks_equal_scipy(norm, rng):
+    eng = _DefaultsEngine(block_bytes=256)
+    xa, xb = rng.integers(0, 4, (11, 3)).astype(np.uint8), rng.integers(0, 4, (7, 3)).astype(np.uint8)
+    ya, yb = rng.integers(0, 2, 11), rng.integers(0, 2, 7)
+    assert eng.pairs_once(norm, np.dtype(np.uint8)) is False
+    da, ia, db, ib = eng.block_pair(xa, ya, xb, yb, norm=norm)
+    for (d, i), (q, yq, x, y) in (((da, ia), (xa, ya, xb, yb)), ((db, ib), (xb, yb, xa, ya))):
+        want_d, want_i = scipy_cross_class(q, yq, x, y, norm)
+        np.testing.assert_allclose(d, want_d, rtol=1e-12)
+        np.testing.assert_array_equal(i[np.isfinite(d)], want_i[np.isfinite(d)])
+    search = eng.prepare(xb, yb, norm=norm)
+    np.testing.assert_array_equal(np.stack(search(xa, ya)), np.stack(eng.cross_class(xa, ya, xb, yb, norm=norm)))
+    d, i = eng.cross_class_k(xa, ya, xb, yb, norm=norm, k=4)
+    want_d, want_i = scipy_k_nearest_other(xa, ya, xb, yb, norm, 4)
+    np.testing.assert_allclose(d, want_d, rtol=1e-12)
+    np.testing.assert_array_equal(i, want_i)
