@@ -213,3 +213,68 @@ def test_points_of_another_width_and_an_unfitted_classifier_are_rejected(fitted)
         lipschitz_check(clfs["linf"], x[:, :5], eps=0.1)
     with pytest.raises(NotFittedError, match="lipschitz_check"):
         lipschitz_check(LocallyLipschitzClassifier(), x, eps=0.1)
+
+
+def _torch_ratio(module, x2, X1, F1, threat):
+    sep = threat.norm_of(x2 - X1)
+    return (module.distances(x2) - F1).abs().amax(1) / sep
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_one_gradient_step_is_an_eps_quarter_ascent_step_kept_only_where_it_helps(fitted, norm):
+    """``_gradient_pairs`` with 0 and 1 steps against the same search written out by hand: start
+    uniform in the ball, one ascent step of size eps/4 on the ratio, keep the better point."""
+    import torch
+
+    from separation import ThreatModel
+
+    x, clfs = fitted
+    clf, eps = clfs[norm], 0.04
+    # training points (their own class distance grows at rate 1 from the start: a step cannot help)
+    # and points off them (where it does)
+    x1 = np.concatenate([x[:5] / 255, np.random.default_rng(2).uniform(0.3, 0.7, (10, 6))])
+    d1 = clf.class_distances(x1)
+    threat = ThreatModel(norm, eps)
+    module = clf.as_torch_module()
+    X1, F1 = torch.from_numpy(x1), torch.from_numpy(d1)
+    start = threat.project(X1 + torch.from_numpy(threat.sample(np.random.default_rng(3), 15, 6)), X1)
+    np.testing.assert_array_equal(lip._gradient_pairs(clf, x1, d1, threat, 0, np.random.default_rng(3)),
+                                  start.numpy())
+    s = start.clone().requires_grad_(True)
+    r0 = _torch_ratio(module, s, X1, F1, threat)
+    (g,) = torch.autograd.grad(r0.sum(), [s])
+    step = threat.ascent_step(start, g, X1, eps / 4)
+    r1 = _torch_ratio(module, step, X1, F1, threat).detach()
+    better = (r1 > r0.detach()).numpy()
+    assert better.any() and not better.all()  # both branches of the keep-the-best rule are taken
+    want = np.where(better[:, None], step.detach().numpy(), start.numpy())
+    got = lip._gradient_pairs(clf, x1, d1, threat, 1, np.random.default_rng(3))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_more_gradient_steps_never_lower_a_pair_ratio(fitted):
+    from separation import ThreatModel
+
+    x, clfs = fitted
+    clf = clfs["l2"]
+    x1 = np.random.default_rng(2).uniform(0.3, 0.7, (20, 6))  # off the training points
+    d1 = clf.class_distances(x1)
+    threat = ThreatModel("l2", 0.05)
+    ratios = [lip._ratios(clf, x1, lip._gradient_pairs(clf, x1, d1, threat, k, np.random.default_rng(5)), d1=d1)
+              for k in (0, 2, 6)]
+    assert (ratios[1] >= ratios[0] * (1 - 1e-12)).all() and (ratios[2] >= ratios[1] * (1 - 1e-12)).all()
+    assert ratios[2].mean() > ratios[0].mean()
+
+
+def test_ratios_drop_pairs_at_distance_zero_and_use_the_given_distances(fitted):
+    x, clfs = fitted
+    clf = clfs["linf"]
+    x1 = x[:4].astype(np.float64) / 255
+    x2 = x1.copy()
+    x2[1:3] += 0.01
+    d1 = clf.class_distances(x1)
+    got = lip._ratios(clf, x1, x2)
+    assert got.shape == (2,)  # the two unmoved pairs are dropped
+    np.testing.assert_allclose(got, np.abs(d1[1:3] - clf.class_distances(x2[1:3])).max(1) / 0.01, rtol=1e-9)
+    np.testing.assert_array_equal(lip._ratios(clf, x1, x2, d1=d1), got)
+    assert lip._ratios(clf, x1, x1).shape == (0,)

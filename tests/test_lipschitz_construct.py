@@ -430,3 +430,48 @@ def test_torch_module_runs_under_the_attacks_and_lipschitz_estimator():
     certified = rad > 0.05 + 1e-6
     # no attack can flip a point certified beyond its budget
     np.testing.assert_array_equal(pred_adv[certified], clf.predict(xt.double().numpy())[certified])
+
+
+def test_not_fitted_errors_name_the_method_that_was_called():
+    clf = LocallyLipschitzClassifier()
+    q = np.zeros((1, 2))
+    for name, call in (("scores", lambda: clf.scores(q)), ("as_torch_module", clf.as_torch_module),
+                       ("certified_radius", lambda: clf.certified_radius(q)),
+                       ("predict_with_radius", lambda: clf.predict_with_radius(q)),
+                       ("class_distances", lambda: clf.class_distances(q))):
+        with pytest.raises(NotFittedError, match=rf"before {name}\(\)"):
+            call()
+
+
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), -1e-12, [0.1, -0.1], [0.1, float("nan")],
+                                 [float("inf")], [-0.0, -1.0]])
+def test_astuteness_rejects_every_bad_eps(eps):
+    pred, rad, y = np.array([1, 2]), np.array([0.1, 0.3]), np.array([1, 2])
+    with pytest.raises(ValueError, match="finite number"):
+        astuteness_from(pred, rad, y, eps)
+
+
+def test_astuteness_certifies_a_radius_equal_to_eps_and_accepts_eps_zero():
+    pred, y = np.array([1, 2, 3]), np.array([1, 2, 3])
+    rad = np.array([0.0, 0.25, 0.5])
+    assert astuteness_from(pred, rad, y, 0.25) == pytest.approx(2 / 3)
+    assert astuteness_from(pred, rad, y, -0.0) == 1.0
+    np.testing.assert_array_equal(astuteness_from(pred, rad, y, [0.0, 0.25, 0.5]), [1.0, 2 / 3, 1 / 3])
+
+
+def test_torch_module_buffers_are_float32_inverse_radius_and_not_saved():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (20, 4), dtype=np.uint8)
+    y = np.arange(20) % 2
+    clf = LocallyLipschitzClassifier(norm="linf").fit(x, y)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the buffer's dtype is its own, not the default
+    try:
+        module = clf.as_torch_module()
+    finally:
+        torch.set_default_dtype(old)
+    assert module.inv_r.dtype == torch.float32
+    assert module.inv_r.item() == pytest.approx(1 / clf.r_, rel=1e-7)
+    assert next(iter(module.buffers())) is module.inv_r  # the first floating buffer
+    assert module.state_dict() == {}  # derived from the classifier: nothing to save
+    assert module.to(torch.float64).inv_r.dtype == torch.float64
