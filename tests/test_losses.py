@@ -307,3 +307,70 @@ def test_trades_with_the_unclipped_start_is_the_official_loss(seed):
     torch.manual_seed(seed)
     clipped = trades_inner_max(model, x, eps=0.1, steps=10, step_frac=0.2, clip_start=True)
     assert not torch.equal(clipped, ref_adv)  # the default (clipped) start takes another path
+
+
+@pytest.mark.parametrize("method", sorted(LOSSES))
+def test_loss_function_defaults_are_the_config_defaults(method):
+    """Called directly, a loss uses the same defaults as a config that leaves the parameter out."""
+    import inspect
+
+    from analysis.config import METHOD_PARAMS
+
+    fn, names = LOSSES[method]
+    params = inspect.signature(fn).parameters
+    for key, kw in names.items():
+        assert params[kw].default == METHOD_PARAMS[method][key], (method, key)
+    assert params["reduction"].default == "mean"
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m, x, y: gr_loss(m, x, y, fd_step=0.0), r"GR fd_step must be > 0, got 0\.0"),
+    (lambda m, x, y: gr_loss(m, x, y, fd_step=-1.0), r"GR fd_step must be > 0"),
+    (lambda m, x, y: gr_loss(m, x, y, direction="linf"), r"GR direction must be 'l2' or 'dual', got 'linf'"),
+    (lambda m, x, y: llr_loss(m, x, y, eps=EPS, variant="x"), r"LLR variant must be 'intended' or 'official'"),
+    (lambda m, x, y: natural_loss(m, x, y, reduction="none"), r"reduction must be 'mean' or 'sum', got 'none'"),
+])
+def test_bad_loss_arguments_say_what_is_allowed(call, match):
+    torch.manual_seed(0)
+    model, x, y = Tiny(), torch.rand(2, 1, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=match):
+        call(model, x, y)
+
+
+@pytest.mark.parametrize("direction, norm", [("l2", "linf"), ("dual", "linf"), ("dual", "l2")])
+def test_gr_loss_equals_its_definition_written_out(direction, norm):
+    """A large finite-difference step and lambda != 1, so that every term is visible: the loss is
+    ce + lam * ((ce(x + h v) - ce(x)) / h)^2 / 2 with v = grad / |grad|_2, or sign(grad) for the
+    dual direction of l-inf (the dual of l2 is l2 itself)."""
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    lam, h = 0.7, 0.3
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    ce = F.cross_entropy(logits, y, reduction="none")
+    g, = torch.autograd.grad(ce.sum(), [xg])
+    v = g.sign() if (direction, norm) == ("dual", "linf") else g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        pen = ((F.cross_entropy(model(x + h * v), y, reduction="none") - ce) / h) ** 2 / 2
+    for reduction, red in (("mean", torch.mean), ("sum", torch.sum)):
+        out = gr_loss(model, x, y, norm=norm, lam=lam, fd_step=h, direction=direction, reduction=reduction)
+        torch.testing.assert_close(out.loss, red(ce + lam * pen).detach(), rtol=1e-12, atol=0)
+    assert out.parts == pytest.approx({"ce": float(ce.detach().mean()), "penalty": float(pen.mean())}, rel=1e-12)
+    torch.testing.assert_close(out.clean_logits, logits.detach(), rtol=0, atol=0)
+    assert out.loss.requires_grad
+
+
+def test_gr_loss_of_a_flat_model_has_no_penalty_and_no_nan():
+    """Where the loss gradient is zero the direction is zero (not 0/0)."""
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Parameter(torch.tensor([0.5, -0.2, 0.1]))
+
+        def forward(self, x):
+            return self.b.expand(len(x), 3) + 0 * x.flatten(1)[:, :1]
+
+    x, y = _batch()
+    out = gr_loss(Flat(), x, y, lam=2.0, fd_step=0.5)
+    assert torch.isfinite(out.loss) and out.parts["penalty"] == 0.0
+    assert float(out.loss) == pytest.approx(float(F.cross_entropy(Flat()(x), y)), rel=1e-6)
