@@ -1,6 +1,8 @@
 """analysis.attacks: PGD, multi-targeted, AutoAttack (torchattacks), robust-accuracy bookkeeping."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -388,3 +390,20 @@ def test_autoattack_without_torchattacks_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "torchattacks", None)
     with pytest.raises(ImportError, match=r"^AutoAttack needs the torchattacks package: pip install torchattacks$"):
         autoattack(nn.Linear(4, 2), torch.rand(2, 4), torch.tensor([0, 1]), eps=0.1)
+
+
+def test_autoattack_logs_what_torchattacks_printed_and_sets_devices_without_a_sub_attack_list(
+        fake_torchattacks, monkeypatch, caplog):
+    def init(self, model, **kw):  # an AutoAttack whose inner object has no ``attacks`` list
+        print("chatter from torchattacks")
+        self.kw, self.devices = kw, []
+        self._autoattack = type("AA", (), {"set_device": lambda s, d: self.devices.append(d)})()
+        _FakeAutoAttack.made.append(self)
+
+    monkeypatch.setattr(_FakeAutoAttack, "__init__", init)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x = torch.full((2, 1, 2, 2), 0.5)
+    with caplog.at_level(logging.DEBUG, logger="analysis.attacks"):
+        autoattack(model, x, torch.tensor([0, 1]), eps=0.1)
+    assert "torchattacks: chatter from torchattacks" in caplog.text
+    assert fake_torchattacks[0].devices == [x.device] * 2

@@ -374,3 +374,50 @@ def test_gr_loss_of_a_flat_model_has_no_penalty_and_no_nan():
     out = gr_loss(Flat(), x, y, lam=2.0, fd_step=0.5)
     assert torch.isfinite(out.loss) and out.parts["penalty"] == 0.0
     assert float(out.loss) == pytest.approx(float(F.cross_entropy(Flat()(x), y)), rel=1e-6)
+
+
+def test_llr_official_passes_its_arguments_to_the_inner_maximiser():
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    kw = dict(eps=0.2, norm="l2", steps=3, step_frac=0.3, init_std=0.01)
+    torch.manual_seed(4)
+    want = llr_official_inner_max(model, x, y, **kw)
+    torch.manual_seed(4)
+    out = llr_loss(model, x, y, lam=0.5, variant="official", **kw)
+    torch.testing.assert_close(out.x_adv, want, rtol=0, atol=0)
+    with torch.no_grad():
+        clean, adv = model(x), model(want)
+    torch.testing.assert_close(out.clean_logits, clean, rtol=0, atol=0)
+    torch.testing.assert_close(out.adv_logits, adv, rtol=0, atol=0)
+    ce, ce_adv = F.cross_entropy(clean, y), F.cross_entropy(adv, y)
+    assert out.parts == pytest.approx({"ce": float(ce), "gamma": float(ce_adv), "lin": 0.0}, rel=1e-12)
+    assert float(out.loss) == pytest.approx(float(ce + 0.5 * ce_adv), rel=1e-12)
+
+
+@pytest.mark.parametrize("same_mask", [True, False])
+def test_llr_intended_equals_its_definition_written_out(same_mask):
+    """ce + lam |ce(x_adv) - ce(x) - <delta, grad>| + mu |<delta, grad>|, with x_adv from the inner
+    maximiser called with every argument, and the dropout masks of the clean pass replayed at x_adv
+    only when asked."""
+    model = _model(dropout=0.3, dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    kw = dict(eps=0.2, norm="l2", steps=3, step_frac=0.3, init_std=0.01)
+    torch.manual_seed(6)
+    x_adv = llr_inner_max(model, x, y, **kw)
+    state = torch.get_rng_state()
+    xg = x.clone().requires_grad_(True)
+    ce = F.cross_entropy(model(xg), y, reduction="none")
+    g, = torch.autograd.grad(ce.sum(), [xg])
+    if same_mask:
+        torch.set_rng_state(state)
+    with torch.no_grad():
+        ce_adv = F.cross_entropy(model(x_adv), y, reduction="none")
+    lin = ((x_adv - x) * g).flatten(1).sum(1)
+    gamma = (ce_adv - ce.detach() - lin).abs()
+    torch.manual_seed(6)
+    out = llr_loss(model, x, y, lam=0.7, mu=1.5, same_dropout_mask=same_mask, **kw)
+    torch.testing.assert_close(out.x_adv, x_adv, rtol=0, atol=0)
+    want = (ce.detach() + 0.7 * gamma + 1.5 * lin.abs()).mean()
+    assert float(out.loss) == pytest.approx(float(want), rel=1e-10)
+    assert out.parts == pytest.approx({"ce": float(ce.detach().mean()), "gamma": float(gamma.mean()),
+                                       "lin": float(lin.abs().mean())}, rel=1e-10)
