@@ -321,6 +321,7 @@ def test_loss_function_defaults_are_the_config_defaults(method):
     for key, kw in names.items():
         assert params[kw].default == METHOD_PARAMS[method][key], (method, key)
     assert params["reduction"].default == "mean"
+    assert "norm" not in params or params["norm"].default == "linf"
 
 
 @pytest.mark.parametrize("call, match", [
@@ -421,3 +422,61 @@ def test_llr_intended_equals_its_definition_written_out(same_mask):
     assert float(out.loss) == pytest.approx(float(want), rel=1e-10)
     assert out.parts == pytest.approx({"ce": float(ce.detach().mean()), "gamma": float(gamma.mean()),
                                        "lin": float(lin.abs().mean())}, rel=1e-10)
+
+
+def _inner(method, model, x, y, kw):
+    if method == "trades":
+        return trades_inner_max(model, x, **kw)
+    return pgd_ce(model, x, y, **kw)
+
+
+@pytest.mark.parametrize("method, kw", [
+    ("at", dict(steps=3, step_frac=0.3, random_start=False, attack_mode="eval")),
+    ("rst", dict(lam=0.6, steps=3, step_frac=0.3, random_start=False, attack_mode="eval")),
+    ("trades", dict(beta=2.5, steps=3, step_frac=0.3, init_std=0.01, clip_start=False)),
+])
+def test_adversarial_losses_equal_their_definitions_written_out(method, kw):
+    """x_adv from the inner maximiser given every argument (l2, not the default norm); the loss,
+    its parts and the logits it reports, for both reductions."""
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    weight = {k: kw.pop(k) for k in ("lam", "beta") if k in kw}
+    inner_kw = dict(eps=0.3, norm="l2", **kw)
+    torch.manual_seed(8)
+    x_adv = _inner(method, model, x, y, inner_kw)
+    with torch.no_grad():
+        clean, adv = model(x), model(x_adv)
+    ce, ce_adv = F.cross_entropy(clean, y, reduction="none"), F.cross_entropy(adv, y, reduction="none")
+    if method == "at":
+        per, parts = ce_adv, {"ce_adv": ce_adv.mean()}
+    elif method == "rst":
+        per, parts = ce + 0.6 * ce_adv, {"ce": ce.mean(), "ce_adv": ce_adv.mean()}
+    else:
+        p, q = F.log_softmax(clean, 1), F.log_softmax(adv, 1)
+        kl = (p.exp() * (p - q)).sum(1)
+        per, parts = ce + 2.5 * kl, {"ce": ce.mean(), "kl": kl.mean()}
+    fn = LOSSES[method][0]
+    for reduction, red in (("mean", torch.mean), ("sum", torch.sum)):
+        torch.manual_seed(8)
+        out = fn(model, x, y, reduction=reduction, **inner_kw, **weight)
+        torch.testing.assert_close(out.x_adv, x_adv, rtol=0, atol=0)
+        assert float(out.loss) == pytest.approx(float(red(per)), rel=1e-10)
+        assert out.loss.requires_grad
+    assert out.parts == pytest.approx({k: float(v) for k, v in parts.items()}, rel=1e-10)
+    torch.testing.assert_close(out.adv_logits, adv, rtol=0, atol=0)
+    if method == "at":
+        assert out.clean_logits is None
+    else:
+        torch.testing.assert_close(out.clean_logits, clean, rtol=0, atol=0)
+
+
+def test_natural_loss_reports_its_logits_and_ce():
+    model = _model(dtype=torch.float64)
+    x, y = _batch(dtype=torch.float64)
+    out = natural_loss(model, x, y, reduction="sum")
+    with torch.no_grad():
+        logits = model(x)
+    torch.testing.assert_close(out.clean_logits, logits, rtol=0, atol=0)
+    assert out.adv_logits is None and out.x_adv is None
+    assert float(out.loss) == pytest.approx(float(F.cross_entropy(logits, y, reduction="sum")), rel=1e-12)
+    assert out.parts == pytest.approx({"ce": float(F.cross_entropy(logits, y))}, rel=1e-12)
