@@ -435,6 +435,7 @@ def _inner(method, model, x, y, kw):
     ("rst", dict(lam=0.6, steps=3, step_frac=0.3, random_start=False, attack_mode="eval")),
     ("trades", dict(beta=2.5, steps=3, step_frac=0.3, init_std=0.01, clip_start=False)),
 ])
+@pytest.mark.filterwarnings("error")  # e.g. torch's warning for a softmax without an explicit dim
 def test_adversarial_losses_equal_their_definitions_written_out(method, kw):
     """x_adv from the inner maximiser given every argument (l2, not the default norm); the loss,
     its parts and the logits it reports, for both reductions."""

@@ -97,8 +97,15 @@ def scipy_k_nearest_other(q, yq, db, ydb, norm, k):
 
 @pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("k", [1, 3, 12])
-def test_reference_k_nearest_other_class_equals_scipy(norm, k, rng):
-    """Few grey levels: many exact ties, broken by index; k beyond the other-class count pads."""
+def test_reference_k_nearest_other_class_equals_scipy(norm, k, rng, monkeypatch):
+    """Few grey levels: many exact ties, broken by index; k beyond the other-class count pads.
+    The reference is the ground truth: it never goes through the compiled byte kernel."""
+    import separation.engines.knn as knn
+
+    def no_kernel(*a, **k):
+        raise AssertionError("the reference used the compiled k-NN kernel")
+
+    monkeypatch.setattr(knn._knn_kernels, "knn_bytes", no_kernel)
     q = rng.choice(np.array([0, 3, 255], np.uint8), (9, 4))
     db = rng.choice(np.array([0, 3, 255], np.uint8), (14, 4))
     yq, ydb = rng.integers(0, 3, 9), np.arange(14) % 3

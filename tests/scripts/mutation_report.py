@@ -41,7 +41,7 @@ def results() -> dict[str, str]:
 def diff_of(name: str) -> str:
     p = subprocess.run(["mutmut", "show", name], cwd=REPO, capture_output=True, text=True)
     lines = [ln for ln in p.stdout.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
-    return " / ".join(ln.strip() for ln in lines)[:300]
+    return " / ".join(ln.strip() for ln in lines)
 
 
 def equivalents(res: dict[str, str], diffs: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -65,6 +65,7 @@ def main() -> int:
     cfg.read(REPO / "setup.cfg")
     scope = [s for s in cfg.get("mutmut", "only_mutate").split() if s]
     skipped = [s for s in cfg.get("mutmut", "do_not_mutate", fallback="").split() if s]
+    tests = [s for s in cfg.get("mutmut", "pytest_add_cli_args_test_selection", fallback="").split() if s]
     diffs = {n: diff_of(n) for n, st in res.items() if st == "survived"}
     eq, stale = equivalents(res, diffs)
     for name in eq:
@@ -80,7 +81,7 @@ def main() -> int:
          f"mutmut {_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Scope (`[mutmut]` in setup.cfg): "
          + ", ".join(f"`{s}`" for s in scope) + (" except " + ", ".join(f"`{s}`" for s in skipped) if skipped else "")
-         + "; tests: `tests/` except the modules `--ignore`d there.", "",
+         + "; tests: " + (", ".join(f"`{t}`" for t in tests) or "`tests/`") + ".", "",
          f"**Score: {total['killed']} killed of {checked} non-equivalent mutants run to a verdict "
          f"({100 * total['killed'] / max(1, checked):.1f}%)**; {total['equivalent']} equivalent "
          f"(`tests/mutation_equivalents.yaml`, each with its reason), {total['no tests']} reached by no test, "
@@ -97,8 +98,8 @@ def main() -> int:
         L += ["## Stale equivalence entries", "", "Their line no longer matches the mutant, or it was killed: "
               "review them.", ""] + [f"- `{n}`" for n in stale] + [""]
     L += ["## Survivors", "", "Each is a missing test until a test kills it or it is listed as equivalent.", ""]
-    L += [f"- `{n}`: `{diffs[n]}`" for n in sorted(n for n, st in res.items() if st == "survived")] or ["None."]
-    L += ["", "## Equivalent mutants", ""] + [f"- `{n}`: {eq[n]}" for n in sorted(eq)]
+    L += [f"- `{n}`: `{diffs[n][:300]}`" for n in sorted(n for n, st in res.items() if st == "survived")] or ["None."]
+    L += ["", "## Equivalent mutants", ""] + [f"- `{n}` (`{diffs[n][:200]}`): {eq[n]}" for n in sorted(eq)]
     out = REPO / "reports" / "quality" / "mutation.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(L) + "\n")
