@@ -481,3 +481,20 @@ def test_natural_loss_reports_its_logits_and_ce():
     assert out.adv_logits is None and out.x_adv is None
     assert float(out.loss) == pytest.approx(float(F.cross_entropy(logits, y, reduction="sum")), rel=1e-12)
     assert out.parts == pytest.approx({"ce": float(F.cross_entropy(logits, y))}, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", sorted(LOSSES))
+def test_make_loss_passes_each_method_exactly_its_keywords(method):
+    """The norm goes to every method but natural, eps to the attack-based ones, config names become
+    keyword names; ``loss.kwargs`` states what the loss is called with."""
+    from analysis.config import METHOD_PARAMS
+
+    loss = make_loss(method, {}, eps=0.25, norm="l2", reduction="sum")
+    fn, names = LOSSES[method]
+    want = {names[k]: v for k, v in METHOD_PARAMS[method].items()}
+    want["reduction"] = "sum"
+    if method != "natural":
+        want["norm"] = "l2"
+    if method not in ("natural", "gr"):
+        want["eps"] = 0.25
+    assert loss.kwargs == want and loss.__name__ == f"{method}_loss"
