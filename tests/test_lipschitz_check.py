@@ -68,9 +68,11 @@ def test_every_field_of_the_record(fitted, norm):
 
 
 def test_the_default_arguments(fitted):
-    x, clfs = fitted
+    _, clfs = fitted
+    x = np.random.default_rng(0).integers(0, 256, (30, 6), dtype=np.uint8)  # off the training points
     out = lipschitz_check(clfs["l2"], x, eps=0.05)
     assert (out.n_random, out.n_adversarial, out.gradient_steps, out.tolerance) == (1000, 2 * 200, 10, 1e-9)
+    assert out.random_max_ratio != lipschitz_check(clfs["l2"], x, eps=0.05, seed=1).random_max_ratio
     again = lipschitz_check(clfs["l2"], x, eps=0.05, n_random=1000, n_adversarial=200, gradient_steps=10,
                             seed=0, tol=1e-9)
     assert {k: v for k, v in vars(out).items() if k != "seconds"} == \
