@@ -213,7 +213,7 @@ def test_points_of_another_width_and_an_unfitted_classifier_are_rejected(fitted)
     x, clfs = fitted
     with pytest.raises(ValueError, match="x has 5 features per point, the classifier 6"):
         lipschitz_check(clfs["linf"], x[:, :5], eps=0.1)
-    with pytest.raises(NotFittedError, match="lipschitz_check"):
+    with pytest.raises(NotFittedError, match=r"before lipschitz_check\(\)"):
         lipschitz_check(LocallyLipschitzClassifier(), x, eps=0.1)
 
 
@@ -280,3 +280,30 @@ def test_ratios_drop_pairs_at_distance_zero_and_use_the_given_distances(fitted):
     np.testing.assert_allclose(got, np.abs(d1[1:3] - clf.class_distances(x2[1:3])).max(1) / 0.01, rtol=1e-9)
     np.testing.assert_array_equal(lip._ratios(clf, x1, x2, d1=d1), got)
     assert lip._ratios(clf, x1, x1).shape == (0,)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_the_pairs_are_the_documented_seeded_stream(fitted, monkeypatch, norm):
+    """Starts without replacement while there are enough points (n == len(x): each point once), then
+    x' = clip(x + u), u from the threat model's sampler, all from one seeded generator."""
+    from separation import ThreatModel
+
+    x, clfs = fitted
+    spy = _Spy(monkeypatch)
+    lipschitz_check(clfs[norm], x, eps=0.1, n_random=len(x), n_adversarial=len(x), gradient_steps=0, seed=3)
+    X = x.astype(np.float64) / 255.0
+    rng = np.random.default_rng(3)
+    idx = rng.choice(len(X), len(X), replace=False)
+    want2 = np.clip(X[idx] + ThreatModel(norm, 0.1).sample(rng, len(X), X.shape[1]), 0.0, 1.0)
+    (x1, x2), (a1, _) = spy.calls
+    np.testing.assert_array_equal(x1, X[idx])
+    np.testing.assert_array_equal(x2, want2)
+    np.testing.assert_array_equal(a1, X[rng.choice(len(X), len(X), replace=False)])
+    assert len(set(map(bytes, a1))) == len(X)  # every point once
+
+
+def test_one_adversarial_pair_runs_both_searches(fitted):
+    x, clfs = fitted
+    out = lipschitz_check(clfs["l2"], x, eps=0.05, n_random=0, n_adversarial=1, gradient_steps=2)
+    assert out.n_adversarial == 2 and out.adversarial_toward_nearest_max_ratio > 0
+    assert out.adversarial_gradient_max_ratio > 0

@@ -179,5 +179,107 @@ def test_a_nan_model_is_an_error_not_a_zero():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     with torch.no_grad():
         model[1].weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="not finite"):
+    with pytest.raises(FloatingPointError, match=r"^the model's outputs are not finite \(NaN or inf\) inside the "
+                       r"eps-ball: no Lipschitz estimate can be made \(a broken or diverged model\?\)\.$"):
         estimate_local_lipschitz(model, torch.rand(4, 1, 4, 4), eps=0.1)
+
+
+def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise):
+    """The ascent mode spelled out: start x + 0.001 noise projected; at every iterate the ratio
+    ||f(x) - f(x')||_1 / ||x - x'||, for l-inf after the first also at the vertex x + ||d||_inf sign(d);
+    the strictly larger ratio wins, iterate before vertex; then one projected ascent step."""
+    from separation import ThreatModel
+    from separation.paper import LIPSCHITZ_START_STD
+
+    tm = ThreatModel(norm, eps)
+    p = float("inf") if norm == "linf" else 2.0
+
+    def ratio(xq):
+        num = (model(x) - model(xq)).flatten(1).abs().sum(1)
+        den = torch.linalg.vector_norm((x - xq).flatten(1), ord=p, dim=1)
+        return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(num))
+
+    xp = tm.project(x + LIPSCHITZ_START_STD * noise, x)
+    best, best_x = torch.zeros(len(x), dtype=x.dtype), xp.clone()
+    for t in range(steps + 1):
+        xp = xp.detach().requires_grad_(True)
+        r = ratio(xp)
+        cands = [(r.detach(), xp.detach())]
+        if norm == "linf" and t > 0:
+            d = xp.detach() - x
+            xv = tm.project(x + d.abs().flatten(1).amax(1).view(-1, 1, 1, 1) * d.sign(), x)
+            with torch.no_grad():
+                cands.append((ratio(xv), xv))
+        for rc, pt in cands:
+            better = rc > best
+            best = torch.where(better, rc, best)
+            best_x = torch.where(better.view(-1, 1, 1, 1), pt, best_x)
+        if t < steps:
+            (g,) = torch.autograd.grad(r.sum(), [xp])
+            with torch.no_grad():
+                xp = tm.ascent_step(xp, g, x, step_size)
+    return best.detach(), best_x
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("steps", [0, 1, 3])
+@pytest.mark.parametrize("use_generator", [True, False])
+def test_ascent_mode_equals_its_definition_written_out(norm, steps, use_generator):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    x = 0.2 + 0.6 * torch.rand(7, 1, 4, 4, dtype=torch.float64)
+    kw = dict(eps=0.05, norm=norm, steps=steps, step_size=0.01)
+    gen = torch.Generator().manual_seed(3) if use_generator else None
+    torch.manual_seed(5)
+    noise = torch.randn(x.shape, generator=gen and torch.Generator().manual_seed(3), dtype=torch.float64)
+    want_v, want_x = _ascent_written_out(model, x, noise=noise, **kw)
+    torch.manual_seed(5)
+    got_v, got_x = estimate_local_lipschitz(model, x, generator=gen, return_points=True, **kw)
+    np.testing.assert_array_equal(got_v, want_v.numpy())
+    torch.testing.assert_close(got_x, want_x, rtol=0, atol=0)
+    if steps == 0 and norm == "linf":
+        return
+    # the global generator is used only when no generator is given
+    torch.manual_seed(99)
+    again = estimate_local_lipschitz(model, x, generator=torch.Generator().manual_seed(3), **kw)
+    assert (np.array_equal(again, got_v)) == use_generator
+
+
+def test_ascent_mode_keeps_the_vertex_when_it_is_better():
+    """l-inf: on a linear model the vertex x + ||d|| sign(d) of a partial step has the full ratio."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, generator=g, dtype=torch.float64)
+    x = 0.2 + 0.6 * torch.rand(5, 1, 4, 4, generator=g, dtype=torch.float64)
+    v, pts = estimate_local_lipschitz(_linear(w), x, eps=0.05, steps=1, step_size=0.01, return_points=True,
+                                      generator=torch.Generator().manual_seed(1))
+    d = (pts - x).flatten(1)
+    full = np.isclose(v, float(w.abs().sum()), rtol=1e-12)  # exactly ||w||_1: a vertex was chosen
+    assert full.sum() >= 3
+    assert torch.allclose(d[full].abs(), d[full].abs().amax(1, keepdim=True))  # every coordinate at full size
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_paper_mode_clips_its_start_only_when_asked(clip):
+    """Points at 0 and 1: the official start noise leaves [0, 1] unless clipped (no steps: the start
+    is what is reported)."""
+    from analysis.lipschitz import _paper_batch, _paper_noise
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).double()
+    x = torch.zeros(4, 1, 4, 4, dtype=torch.float64)
+    x[2:] = 1.0
+    _, pts = _paper_batch(model, x, eps=0.1, norm="linf", steps=0, step_size=0.003, top_norm=1,
+                          generator=torch.Generator().manual_seed(2), clip_start=clip)
+    start = x + _paper_noise(x.shape, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(pts, start.clamp(0, 1) if clip else start, rtol=0, atol=0)
+    assert ((pts < 0) | (pts > 1)).any() != clip
+
+
+def test_paper_mode_draws_its_noise_from_the_given_generator():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.rand(20, 1, 4, 4)
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        runs.append(estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=2,
+                                             generator=torch.Generator().manual_seed(4)))
+    np.testing.assert_array_equal(*runs)
