@@ -475,3 +475,14 @@ def test_torch_module_buffers_are_float32_inverse_radius_and_not_saved():
     assert next(iter(module.buffers())) is module.inv_r  # the first floating buffer
     assert module.state_dict() == {}  # derived from the classifier: nothing to save
     assert module.to(torch.float64).inv_r.dtype == torch.float64
+
+
+def test_torch_module_describes_its_classifier():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (12, 1, 2, 3), dtype=np.uint8)
+    clf = LocallyLipschitzClassifier(norm="l1").fit(x, np.arange(12) % 3)
+    m = clf.as_torch_module()
+    assert (m.norm, m.r, m.n_classes, m.input_shape) == ("l1", clf.r_, 3, (1, 2, 3))
+    assert repr(m) == f"NearestClassLogits(norm='l1', r={clf.r_:.6g}, n_classes=3, support=(12, 6))"
+    with pytest.raises(ValueError, match=r"shape \(n, \*\(1, 2, 3\)\), got shape \(6,\)"):
+        m(torch.zeros(6))
