@@ -484,5 +484,9 @@ def test_torch_module_describes_its_classifier():
     m = clf.as_torch_module()
     assert (m.norm, m.r, m.n_classes, m.input_shape) == ("l1", clf.r_, 3, (1, 2, 3))
     assert repr(m) == f"NearestClassLogits(norm='l1', r={clf.r_:.6g}, n_classes=3, support=(12, 6))"
-    with pytest.raises(ValueError, match=r"shape \(n, \*\(1, 2, 3\)\), got shape \(6,\)"):
+    with pytest.raises(ValueError, match=r"^expected a batch of shape \(n, \*\(1, 2, 3\)\), got shape \(6,\); "
+                                         r"for a single point use x\[None\]\.$"):
         m(torch.zeros(6))
+    with pytest.raises(TypeError, match=r"^NearestClassLogits expects a floating-point torch tensor with values "
+                                        r"in \[0, 1\]\.$"):
+        m(torch.zeros(2, 6, dtype=torch.int64))
