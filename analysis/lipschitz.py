@@ -65,7 +65,7 @@ def _paper_noise(shape, generator: torch.Generator | None) -> torch.Tensor:
     return LIPSCHITZ_START_STD * torch.cat(chunks)
 
 
-def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator, clip_start=True):
+def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator):
     tm = threat(norm, eps)
     view = (-1, *([1] * (x.dim() - 1)))
     with torch.no_grad():

@@ -186,7 +186,7 @@ def test_a_nan_model_is_an_error_not_a_zero():
         estimate_local_lipschitz(model, torch.rand(4, 1, 4, 4), eps=0.1)
 
 
-def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise):
+def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise, top_p=1.0):
     """The ascent mode spelled out: start x + 0.001 noise projected; at every iterate the ratio
     ||f(x) - f(x')||_1 / ||x - x'||, for l-inf after the first also at the vertex x + ||d||_inf sign(d);
     the strictly larger ratio wins, iterate before vertex; then one projected ascent step."""
@@ -197,7 +197,7 @@ def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise):
     p = float("inf") if norm == "linf" else 2.0
 
     def ratio(xq):
-        num = (model(x) - model(xq)).flatten(1).abs().sum(1)
+        num = torch.linalg.vector_norm((model(x) - model(xq)).flatten(1), ord=top_p, dim=1)
         den = torch.linalg.vector_norm((x - xq).flatten(1), ord=p, dim=1)
         return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(num))
 
@@ -285,3 +285,128 @@ def test_paper_mode_draws_its_noise_from_the_given_generator():
         runs.append(estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=2,
                                              generator=torch.Generator().manual_seed(4)))
     np.testing.assert_array_equal(*runs)
+
+
+@pytest.mark.parametrize("top_norm, p", [(1, 1.0), ("l1", 1.0), (2, 2.0), ("l2", 2.0), ("linf", float("inf")),
+                                          (float("inf"), float("inf"))])
+def test_every_output_norm_is_the_one_named(top_norm, p):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    x = 0.2 + 0.6 * torch.rand(4, 1, 4, 4, dtype=torch.float64)
+    kw = dict(eps=0.05, norm="linf", steps=2, step_size=0.01)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    want, _ = _ascent_written_out(model, x, noise=noise, top_p=p, **kw)
+    got = estimate_local_lipschitz(model, x, top_norm=top_norm, generator=torch.Generator().manual_seed(3), **kw)
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+def _tanh_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+
+
+def test_the_defaults_are_the_documented_ones():
+    from separation.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS
+
+    model = _tanh_model()
+    x = torch.rand(130, 1, 4, 4, dtype=torch.float64)  # more than one default batch of 128
+    explicit = dict(norm="linf", steps=LIPSCHITZ_STEPS, step_size=LIPSCHITZ_STEP_SIZE, mode="ascent",
+                    batch_size=128, top_norm=1)
+    for mode in ("ascent", "paper"):
+        a = estimate_local_lipschitz(model, x, eps=0.1, generator=torch.Generator().manual_seed(1),
+                                     **({} if mode == "ascent" else {"mode": "paper"}))
+        b = estimate_local_lipschitz(model, x, eps=0.1, generator=torch.Generator().manual_seed(1),
+                                     **{**explicit, "mode": mode}, clip_start=False, progress=False)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_batch_draws_its_start_noise_in_turn():
+    """Ascent: batch after batch, each start drawn from the generator for that batch."""
+    model = _tanh_model()
+    x = 0.2 + 0.6 * torch.rand(10, 1, 4, 4, dtype=torch.float64)
+    kw = dict(eps=0.05, norm="l2", steps=1, step_size=0.01)
+    g = torch.Generator().manual_seed(6)
+    want = torch.cat([_ascent_written_out(model, x[i:i + 3], noise=torch.randn((len(x[i:i + 3]), 1, 4, 4), generator=g,
+                                                                                 dtype=torch.float64), **kw)[0]
+                      for i in range(0, 10, 3)])
+    got = estimate_local_lipschitz(model, x, batch_size=3, generator=torch.Generator().manual_seed(6), **kw)
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_paper_mode_rounds_its_batches_to_the_official_16():
+    """A batch of 20 is run as 32: the noise chunks stay those of the official loader."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    x = torch.rand(40, 1, 8, 8)
+    torch.manual_seed(2)
+    ours = estimate_local_lipschitz(model, x, eps=0.1, mode="paper", batch_size=20)
+    torch.manual_seed(2)
+    np.testing.assert_array_equal(ours, _official_reference(model, x, eps=0.1, norm="linf", steps=10, step_size=0.003))
+
+
+def test_paper_mode_with_a_generator_draws_like_the_global_one():
+    """Generator(s) gives what torch.manual_seed(s) gives: the loader's int64, then the noise."""
+    model = _tanh_model()
+    x = torch.rand(20, 1, 4, 4, dtype=torch.float64)
+    torch.manual_seed(5)
+    glob = estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=2)
+    torch.manual_seed(123)
+    gen = estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=2, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(glob, gen)
+
+
+def test_paper_mode_clip_start_through_the_public_call():
+    model = _tanh_model()
+    x = torch.zeros(3, 1, 4, 4, dtype=torch.float64)
+    for clip in (False, True):
+        _, pts = estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=0, clip_start=clip,
+                                          generator=torch.Generator().manual_seed(0), return_points=True)
+        assert bool((pts < 0).any()) != clip
+
+
+def test_inputs_are_converted_to_the_models_dtype_and_an_empty_batch_is_empty():
+    model = _tanh_model()
+    x8 = torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8)
+    a = estimate_local_lipschitz(model, x8, eps=0.05, generator=torch.Generator().manual_seed(0))
+    b = estimate_local_lipschitz(model, x8.double() / 255, eps=0.05, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(a, b)
+    v = estimate_local_lipschitz(model, torch.zeros(0, 1, 4, 4), eps=0.05)
+    assert v.shape == (0,) and v.dtype == np.float64
+    v, pts = estimate_local_lipschitz(model, torch.zeros(0, 1, 4, 4), eps=0.05, return_points=True)
+    assert v.shape == (0,) and pts.shape == (0, 1, 4, 4)
+
+
+def test_a_model_without_parameters_runs_on_the_cpu():
+    class Square(nn.Module):
+        def forward(self, x):
+            return (x.flatten(1) ** 2)[:, :3]
+
+    v = estimate_local_lipschitz(Square(), torch.rand(4, 1, 2, 2), eps=0.05, steps=2)
+    assert v.shape == (4,) and (v > 0).all()
+
+
+def test_progress_is_off_by_default_and_named_when_on(capsys):
+    model = _tanh_model()
+    x = torch.rand(4, 1, 4, 4, dtype=torch.float64)
+    estimate_local_lipschitz(model, x, eps=0.05, steps=1)
+    assert capsys.readouterr().err == ""
+    estimate_local_lipschitz(model, x, eps=0.05, steps=1, mode="paper", progress=True)
+    assert "local Lipschitz (paper)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    ({"steps": True}, ValueError, r"^steps must be an integer >= 0, got True\.$"),
+    ({"steps": 1.5}, ValueError, r"^steps must be an integer >= 0, got 1\.5\.$"),
+    ({"steps": -1}, ValueError, r"^steps must be an integer >= 0, got -1\.$"),
+    ({"top_norm": 3}, ValueError, r"^top_norm must be 1, 2 or 'linf', got 3\.$"),
+    ({"top_norm": "L1"}, ValueError, r"^top_norm must be 1, 2 or 'linf', got 'L1'\.$"),
+    ({"step_size": -0.1}, ValueError, r"^step_size must be a finite number >= 0"),
+    ({"mode": "descent"}, ValueError, r"^Unknown mode 'descent': use 'ascent' \(correct maximisation\) or 'paper' "
+                                      r"\(the official, descending procedure\)\.$"),
+    ({"eps": 0.0}, ValueError, r"^eps must be > 0 for the local Lipschitz estimate \(the ball is a point\)\.$"),
+    ({"norm": "l1"}, ValueError, r"^Unknown norm 'l1' for the Lipschitz estimate: use 'linf' or 'l2'\.$"),
+])
+def test_bad_arguments_say_what_is_allowed(kw, err, match):
+    model = _tanh_model()
+    with pytest.raises(err, match=match):
+        estimate_local_lipschitz(model, torch.rand(2, 1, 4, 4, dtype=torch.float64), **{"eps": 0.1, **kw})
