@@ -383,6 +383,10 @@ def test_a_model_without_parameters_runs_on_the_cpu():
 
     v = estimate_local_lipschitz(Square(), torch.rand(4, 1, 2, 2), eps=0.05, steps=2)
     assert v.shape == (4,) and (v > 0).all()
+    x = torch.rand(4, 1, 2, 2)
+    np.testing.assert_array_equal(
+        estimate_local_lipschitz(Square(), x, eps=0.05, device="cpu", generator=torch.Generator().manual_seed(0)),
+        estimate_local_lipschitz(Square(), x, eps=0.05, generator=torch.Generator().manual_seed(0)))
 
 
 def test_progress_is_off_by_default_and_named_when_on(capsys):
