@@ -407,3 +407,87 @@ def test_autoattack_logs_what_torchattacks_printed_and_sets_devices_without_a_su
         autoattack(model, x, torch.tensor([0, 1]), eps=0.1)
     assert "torchattacks: chatter from torchattacks" in caplog.text
     assert fake_torchattacks[0].devices == [x.device] * 2
+
+
+# -- the threat model's samplers: torch (attack starts) and numpy (Lipschitz-check pairs) ---------------
+def _l1_uniform_checks(delta: np.ndarray, eps: float):
+    """``delta`` (n, d) uniform in the l1 ball of radius eps: P(|delta|_1 <= t) = (t / eps)^d, the
+    normalised magnitudes |delta_i| / |delta|_1 ~ Beta(1, d - 1), fair independent signs, and
+    independent rows."""
+    from scipy import stats
+
+    n, d = delta.shape
+    radius = np.abs(delta).sum(1)
+    assert radius.max() <= eps * (1 + 1e-12)
+    assert stats.kstest((radius / eps) ** d, "uniform").pvalue > 1e-3
+    share = np.abs(delta[:, 0]) / radius
+    assert stats.kstest(share, stats.beta(1, d - 1).cdf).pvalue > 1e-3
+    assert abs((delta > 0).mean() - 0.5) < 4 * 0.5 / np.sqrt(delta.size)
+    # rows are drawn independently: the first two coordinates of consecutive rows are uncorrelated
+    for j in (0, 1):
+        assert abs(np.corrcoef(np.abs(delta[:-1, j]), np.abs(delta[1:, j]))[0, 1]) < 0.1
+        assert abs(np.corrcoef(np.sign(delta[:-1, j]), np.sign(delta[1:, j]))[0, 1]) < 0.1
+
+
+def test_l1_random_start_is_uniform_in_the_l1_ball():
+    from separation import ThreatModel
+
+    x = torch.full((4000, 1, 2, 3), 0.5, dtype=torch.float64)
+    start = ThreatModel("l1", 0.2).random_start(x, generator=torch.Generator().manual_seed(0))
+    assert start.dtype == torch.float64 and start.shape == x.shape
+    _l1_uniform_checks((start - x).flatten(1).numpy(), 0.2)
+
+
+def test_l1_sample_is_uniform_in_the_l1_ball():
+    from separation import ThreatModel
+
+    _l1_uniform_checks(ThreatModel("l1", 0.2).sample(np.random.default_rng(0), 4000, 6), 0.2)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_random_start_of_one_point_of_one_pixel_uses_the_given_generator(norm):
+    """A single point (the batch dimension is not confused with the others), d = 1 (an l2 direction
+    of norm below 1 is still normalised), the generator's stream and nothing else, the input dtype."""
+    from separation import ThreatModel
+
+    tm = ThreatModel(norm, 0.3)
+    x = torch.full((1, 1), 0.5)
+    starts = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        starts.append(tm.random_start(x, generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(*starts) and starts[0].dtype == torch.float32
+    many = tm.random_start(torch.full((3000, 1), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    r = (many - 0.5).abs().flatten().numpy()
+    from scipy import stats
+
+    assert stats.kstest(r / 0.3, "uniform").pvalue > 1e-3  # |delta| uniform on [0, eps] in one dimension
+    torch.manual_seed(3)
+    a = tm.random_start(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, tm.random_start(x))  # without a generator: torch's global one
+
+
+@pytest.mark.parametrize("loss", ["ce", "margin"])
+@pytest.mark.parametrize("targeted", [False, True])
+def test_one_pgd_step_ascends_the_named_loss(loss, targeted):
+    """One l2 step from x (no random start) is the normalised gradient step of that loss."""
+    import torch.nn.functional as F
+
+    from separation import ThreatModel
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    x = 0.3 + 0.4 * torch.rand(5, 1, 2, 3, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    if loss == "ce":
+        obj = -F.cross_entropy(logits, y, reduction="none") if targeted else F.cross_entropy(logits, y, reduction="none")
+    else:
+        obj = margins(logits, y) if targeted else -margins(logits, y)
+    (g,) = torch.autograd.grad(obj.sum(), [xg])
+    want = ThreatModel("l2", 0.2).ascent_step(x, g, x, 0.05)
+    got = pgd(model, x, y, eps=0.2, norm="l2", steps=1, step_size=0.05, random_start=False, loss=loss,
+              targeted=targeted)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
