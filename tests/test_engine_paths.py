@@ -17,7 +17,7 @@ from separation.engines.blocks import CPUBlocks
 from engine_variants import SMALL
 
 
-def near_tie_l2(n: int, d: int = 3072, seed: int = 0):
+def near_tie_l2(n: int, d: int = 3072, seed: int = 0, spread: int = 3):
     """Queries and a database where each query has two candidates whose squared distances differ
     by exactly 1 while the squared norms are ~2e8: float32's resolution there is ~16, and its
     GEMM error tens of units. The candidates are close to the query (squared distance ~1e4), so a
@@ -28,7 +28,7 @@ def near_tie_l2(n: int, d: int = 3072, seed: int = 0):
     q[:, :8] = rng.integers(240, 256, (n, 8))
     db = []
     for i in range(n):
-        a = np.clip(q[i].astype(np.int64) + rng.integers(-3, 4, d), 0, 255)
+        a = np.clip(q[i].astype(np.int64) + rng.integers(-spread, spread + 1, d), 0, 255)
         b = a.copy()
         b[8:] = a[8 + rng.permutation(d - 8)]
         k = 8 + np.flatnonzero(b[8:] == 250)[0]
@@ -74,6 +74,30 @@ def test_near_ties_in_train_train_and_test_train(rows):
     np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
     np.testing.assert_array_equal(res.train_distances, ref.train_distances)
     np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
+
+
+@pytest.mark.parametrize("rows", [None, 5])
+def test_near_ties_on_the_column_side_of_train_train_blocks(rows):
+    """The mirror image: the near-tie pairs in the earlier class (rows of the class-pair GEMM), their
+    queries in the later one (columns). Each pair point also gets a decoy of the later class one
+    grey level away, and the queries are farther than twice the rows' rounding bound: no row's own
+    candidates include its query, only the columns' bound sends the pair to the exact recheck."""
+    q, db = near_tie_l2(24, d=2048, seed=2, spread=12)
+    ex = exact_sq(q, db)
+    import torch
+
+    Q, D = torch.from_numpy(q).float(), torch.from_numpy(db).float()
+    f32 = ((Q ** 2).sum(1)[:, None] + (D ** 2).sum(1)[None, :] - 2 * Q @ D.T).numpy()
+    assert (f32.argmin(axis=1) != ex.argmin(axis=1)).any(), "float32 resolves every pair: the test proves nothing"
+    decoys = db.copy()
+    decoys[:, 0] = np.where(decoys[:, 0] < 255, decoys[:, 0] + 1, decoys[:, 0] - 1)
+    x = np.concatenate([db, q, decoys])
+    y = np.concatenate([np.zeros(len(db), int), np.ones(len(q) + len(decoys), int)])
+    eng = CPUEngine(blocks=CPUBlocks(gemm_rows=rows))
+    res = compute_separation(x, y, q, np.zeros(len(q), int), norm="l2", engine=eng)
+    ref = compute_separation(x, y, q, np.zeros(len(q), int), norm="l2", engine="reference")
+    np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+    np.testing.assert_array_equal(res.train_distances, ref.train_distances)
 
 
 def test_duplicate_indices_are_the_first_ones():
