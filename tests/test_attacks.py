@@ -491,3 +491,58 @@ def test_one_pgd_step_ascends_the_named_loss(loss, targeted):
     got = pgd(model, x, y, eps=0.2, norm="l2", steps=1, step_size=0.05, random_start=False, loss=loss,
               targeted=targeted)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_pgd_restarts_keep_the_worst_run_per_example(targeted):
+    """Three restarts = three single runs drawn in turn from the generator; per example the run with
+    the highest score (-margin of y, or the target's margin when targeted) wins, the first on ties."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    x = 0.3 + 0.4 * torch.rand(12, 1, 2, 3, dtype=torch.float64)
+    y = torch.arange(12) % 4
+    kw = dict(eps=0.3, norm="l2", steps=2, step_size=0.02, targeted=targeted)
+    g = torch.Generator().manual_seed(4)
+    runs = [pgd(model, x, y, generator=g, **kw) for _ in range(3)]
+    with torch.no_grad():
+        scores = torch.stack([margins(model(r), y) * (1 if targeted else -1) for r in runs])
+    assert (scores.argmax(0) > 0).any()  # a later restart wins somewhere
+    want = torch.stack(runs)[scores.argmax(0), torch.arange(12)]
+    got = pgd(model, x, y, restarts=3, generator=torch.Generator().manual_seed(4), **kw)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+class _Bowl(nn.Module):
+    """Logits (0, -50 |x - c|^2): the loss of label 0 is largest at c, inside the ball, so signed
+    steps oscillate around it and every step count ends somewhere else."""
+
+    def forward(self, x):
+        return torch.stack([torch.zeros(len(x), dtype=x.dtype), -50 * ((x.flatten(1) - 0.52) ** 2).sum(1)], 1)
+
+
+def test_pgd_defaults_are_ten_steps_of_eps_over_five_from_a_random_start():
+    model = _Bowl()
+    x = torch.full((5, 1, 2, 3), 0.5, dtype=torch.float64)
+    y = torch.zeros(5, dtype=torch.long)
+    a = pgd(model, x, y, eps=0.1, generator=torch.Generator().manual_seed(1))
+    b = pgd(model, x, y, eps=0.1, norm="linf", steps=10, step_size=0.02, restarts=1, random_start=True,
+            loss="ce", targeted=False, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    c = pgd(model, x, y, eps=0.1, steps=11, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"steps": True}, r"^steps must be an integer >= 0, got True\.$"),
+    ({"steps": 2.5}, r"^steps must be an integer >= 0, got 2\.5\.$"),
+    ({"steps": -1}, r"^steps must be an integer >= 0, got -1\.$"),
+    ({"restarts": True}, r"^restarts must be an integer >= 1, got True\.$"),
+    ({"restarts": 1.5}, r"^restarts must be an integer >= 1, got 1\.5\.$"),
+    ({"restarts": 0}, r"^restarts must be an integer >= 1, got 0\.$"),
+    ({"step_size": -0.1}, r"^step_size must be a finite number >= 0"),
+    ({"loss": "hinge"}, r"^Unknown loss 'hinge': use 'ce' or 'margin'\.$"),
+])
+def test_bad_pgd_arguments_say_what_is_allowed(kw, match):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=match):
+        pgd(model, torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), eps=0.1, **kw)
