@@ -546,3 +546,17 @@ def test_bad_pgd_arguments_say_what_is_allowed(kw, match):
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(ValueError, match=match):
         pgd(model, torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), eps=0.1, **kw)
+
+
+@pytest.mark.parametrize("norm, p", [("linf", np.inf), ("l2", 2), ("l1", 1)])
+def test_sample_is_uniform_in_its_own_ball(norm, p):
+    """For a uniform point of any norm ball in R^d, P(|delta| <= t) = (t / eps)^d in that norm."""
+    from scipy import stats
+
+    from separation import ThreatModel
+
+    d = 5
+    delta = ThreatModel(norm, 0.2).sample(np.random.default_rng(1), 4000, d)
+    radius = np.linalg.norm(delta, ord=p, axis=1)
+    assert delta.shape == (4000, d) and radius.max() <= 0.2 * (1 + 1e-12)
+    assert stats.kstest((radius / 0.2) ** d, "uniform").pvalue > 1e-3
