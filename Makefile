@@ -95,7 +95,7 @@ test:
 test-reports:
 	$(PYTHON) -m pytest tests/test_report.py $(PYTEST_ARGS)
 
-# mutation testing of the core modules ([mutmut] in setup.cfg; tens of minutes, not in CI); resumes
+# mutation testing of the core modules ([mutmut] in setup.cfg; hours on 2 cores, not in CI); resumes
 # where an interrupted run stopped, then writes reports/quality/mutation.md
 mutation:
 	SHARED_DATA=$(abspath $(SHARED_DATA)) $(PYTHON) -m mutmut run --max-children 2 > /dev/null

@@ -35,7 +35,7 @@ SKIP = [
     (r"import-benchmark", "needs a benchmark file of the first layout"),
     (r"SLURMCluster|sbatch|srun|--scheduler tcp://|--scheduler ADDRESS|--scheduler \$", "needs a cluster"),
     (r"^python benchmarks/", "a benchmark: minutes; its page is rendered from its record"),
-    (r"^make mutation", "mutation testing: tens of minutes (its report is reports/quality/mutation.md)"),
+    (r"^make mutation", "mutation testing: hours on 2 cores (its report is reports/quality/mutation.md)"),
     (r"^dask (scheduler|worker) ", "starts a Dask server that runs until stopped (tests/test_dask_engine.py "
                                    "starts its own cluster)"),
 ]
