@@ -560,3 +560,47 @@ def test_sample_is_uniform_in_its_own_ball(norm, p):
     radius = np.linalg.norm(delta, ord=p, axis=1)
     assert delta.shape == (4000, d) and radius.max() <= 0.2 * (1 + 1e-12)
     assert stats.kstest((radius / 0.2) ** d, "uniform").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_project_exact_repairs_float32_rounding_and_nothing_else(norm):
+    """float32 points pushed just past eps on both sides (0.1 is not representable): measured in
+    float64 every result is inside the ball and [0, 1]; l-inf moves only the offending coordinates,
+    to the representable value nearest the clip; the l2 / l1 repair stays within a few ulps of eps."""
+    from separation import ThreatModel
+
+    eps = 0.1
+    tm = ThreatModel(norm, eps)
+    g = torch.Generator().manual_seed(0)
+    x = (0.2 + 0.6 * torch.rand(64, 1, 3, 3, generator=g))
+    direction = torch.randn(x.shape, generator=g)
+    if norm == "linf":
+        delta = direction.sign() * eps * (1 + 1e-7 * torch.rand(x.shape, generator=g))
+    else:
+        delta = direction / tm.norm_of(direction).view(-1, 1, 1, 1) * eps * 1.0000001
+    out = tm.project_exact(x + delta, x)
+    d = out.double() - x.double()
+    p = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}[norm]
+    n = torch.linalg.vector_norm(d.flatten(1), ord=p, dim=1)
+    assert bool((n <= eps).all()) and bool((out >= 0).all() & (out <= 1).all()) and out.dtype == torch.float32
+    ulp = torch.finfo(torch.float32).eps
+    if norm == "linf":
+        projected = tm.project(x + delta, x)
+        over = (projected.double() - x.double()).abs() > eps
+        assert bool(over.any()) and bool((~over).any())
+        assert torch.equal(out[~over], projected[~over])  # only the offending coordinates move
+        assert bool((d[over].abs() > eps - 2 * ulp).all())  # to the nearest value inside, not farther
+        # both sides were repaired
+        assert bool((d[over] > 0).any() and (d[over] < 0).any())
+    else:
+        assert bool((n > eps - 40 * ulp).all())  # just inside, not shrunk further than rounding asks
+
+
+def test_project_exact_keeps_a_point_exactly_on_the_sphere():
+    """Dyadic values: |x' - x|_1 = eps exactly is inside the closed ball and is not moved."""
+    from separation import ThreatModel
+
+    x = torch.full((1, 4), 0.5)
+    x_adv = x + torch.tensor([[0.125, -0.0625, 0.03125, 0.03125]])
+    for norm, eps in (("l1", 0.25), ("linf", 0.125)):
+        assert torch.equal(ThreatModel(norm, eps).project_exact(x_adv, x), x_adv)
