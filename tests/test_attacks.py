@@ -594,6 +594,7 @@ def test_project_exact_repairs_float32_rounding_and_nothing_else(norm):
         assert bool((d[over] > 0).any() and (d[over] < 0).any())
     else:
         assert bool((n > eps - 40 * ulp).all())  # just inside, not shrunk further than rounding asks
+        torch.testing.assert_close(out, tm.project(x + delta, x), rtol=0, atol=1e-6)  # towards x, not away
 
 
 def test_project_exact_keeps_a_point_exactly_on_the_sphere():
@@ -604,3 +605,12 @@ def test_project_exact_keeps_a_point_exactly_on_the_sphere():
     x_adv = x + torch.tensor([[0.125, -0.0625, 0.03125, 0.03125]])
     for norm, eps in (("l1", 0.25), ("linf", 0.125)):
         assert torch.equal(ThreatModel(norm, eps).project_exact(x_adv, x), x_adv)
+
+
+@pytest.mark.parametrize("norm, p", [("linf", np.inf), ("l2", 2), ("l1", 1)])
+def test_norm_of_is_the_norm_of_each_flattened_sample(norm, p):
+    from separation import ThreatModel
+
+    v = torch.randn(6, 2, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    want = np.linalg.norm(v.flatten(1).numpy(), ord=p, axis=1)
+    np.testing.assert_allclose(ThreatModel(norm, 0.1).norm_of(v).numpy(), want, rtol=1e-12)

@@ -140,3 +140,26 @@ def test_probe_kernel_default_blocks_on_mnist_classes_with_several_blocks(mnist)
     b = compute_separation(x[sub], y[sub], norm="linf", engine="reference")
     np.testing.assert_array_equal(a.train_neighbors, b.train_neighbors)
     np.testing.assert_array_equal(a.train_distances, b.train_distances)
+
+
+def test_block_sizes_are_validated_field_by_field():
+    import dataclasses
+
+    assert CPUBlocks(gemm_rows=None).gemm_rows is None  # the default: from a memory budget
+    for f in dataclasses.fields(CPUBlocks):
+        if f.name == "probe_layout":
+            with pytest.raises(ValueError, match=r"^CPUBlocks\.probe_layout must be one of auto, sorted, given, "
+                                                 r"got 'tiled'\.$"):
+                CPUBlocks(probe_layout="tiled")
+            continue
+        minimum = 0 if f.name in ("probe_seeds", "probe_max", "probe_hist_bytes") else 1
+        assert getattr(CPUBlocks(**{f.name: minimum}), f.name) == minimum
+        for bad in ([None] if f.name != "gemm_rows" else []) + [True, minimum - 1, 2.0]:
+            with pytest.raises(ValueError, match=rf"^CPUBlocks\.{f.name} must be an integer >= {minimum}, got "):
+                CPUBlocks(**{f.name: bad})
+
+
+def test_engines_name_themselves():
+    from separation.engines import ReferenceEngine
+
+    assert repr(ReferenceEngine()) == "ReferenceEngine(name='reference')"
