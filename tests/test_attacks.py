@@ -614,3 +614,15 @@ def test_norm_of_is_the_norm_of_each_flattened_sample(norm, p):
     v = torch.randn(6, 2, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     want = np.linalg.norm(v.flatten(1).numpy(), ord=p, axis=1)
     np.testing.assert_allclose(ThreatModel(norm, 0.1).norm_of(v).numpy(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_a_zero_gradient_does_not_move(norm):
+    from separation import ThreatModel
+
+    x = torch.full((2, 3), 0.5)
+    grad = torch.tensor([[0.0, 2.0, -1.0], [0.0, 0.0, 0.0]])
+    out = ThreatModel(norm, 0.1).step(x, grad, 0.05)
+    assert torch.equal(out[1], x[1]) and bool(torch.isfinite(out).all())
+    if norm == "linf":
+        assert torch.equal(out[0], torch.tensor([0.5, 0.55, 0.45]))
