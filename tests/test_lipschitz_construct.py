@@ -490,3 +490,14 @@ def test_torch_module_describes_its_classifier():
     with pytest.raises(TypeError, match=r"^NearestClassLogits expects a floating-point torch tensor with values "
                                         r"in \[0, 1\]\.$"):
         m(torch.zeros(2, 6, dtype=torch.int64))
+
+
+def test_a_failed_refit_leaves_the_classifier_unfitted():
+    x = np.array([[0, 0], [9, 9], [0, 9]], dtype=np.uint8)
+    clf = LocallyLipschitzClassifier(norm="linf").fit(x, [0, 1, 1])
+    assert hasattr(clf, "separation_")
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        clf.fit(x, [0, 0, 0])
+    assert not hasattr(clf, "index_") and not hasattr(clf, "separation_")
+    with pytest.raises(NotFittedError, match=r"before predict\(\)"):
+        clf.predict(x)
