@@ -457,6 +457,11 @@ def test_random_start_of_one_point_of_one_pixel_uses_the_given_generator(norm):
         torch.manual_seed(seed)
         starts.append(tm.random_start(x, generator=torch.Generator().manual_seed(7)))
     assert torch.equal(*starts) and starts[0].dtype == torch.float32
+    wide = []
+    for seed in (1, 2):  # one point of 16 pixels: every sign and magnitude from the generator
+        torch.manual_seed(seed)
+        wide.append(tm.random_start(torch.full((1, 16), 0.5), generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(*wide)
     many = tm.random_start(torch.full((3000, 1), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
     r = (many - 0.5).abs().flatten().numpy()
     from scipy import stats

@@ -447,7 +447,8 @@ def test_not_fitted_errors_name_the_method_that_was_called():
                                  [float("inf")], [-0.0, -1.0]])
 def test_astuteness_rejects_every_bad_eps(eps):
     pred, rad, y = np.array([1, 2]), np.array([0.1, 0.3]), np.array([1, 2])
-    with pytest.raises(ValueError, match="finite number"):
+    match = r"^eps=.* must be a finite number >= 0\.$" if np.ndim(eps) == 0 else r"^eps values must be finite numbers >= 0\.$"
+    with pytest.raises(ValueError, match=match):
         astuteness_from(pred, rad, y, eps)
 
 

@@ -422,6 +422,8 @@ def test_llr_intended_equals_its_definition_written_out(same_mask):
     assert float(out.loss) == pytest.approx(float(want), rel=1e-10)
     assert out.parts == pytest.approx({"ce": float(ce.detach().mean()), "gamma": float(gamma.mean()),
                                        "lin": float(lin.abs().mean())}, rel=1e-10)
+    assert out.clean_logits is not None and out.adv_logits is not None
+    assert out.clean_logits.shape == out.adv_logits.shape == (len(x), 3)
 
 
 def _inner(method, model, x, y, kw):
@@ -498,3 +500,21 @@ def test_make_loss_passes_each_method_exactly_its_keywords(method):
     if method not in ("natural", "gr"):
         want["eps"] = 0.25
     assert loss.kwargs == want and loss.__name__ == f"{method}_loss"
+
+
+def test_gr_and_llr_called_without_parameters_use_the_config_defaults():
+    """The behaviour of a bare call, not only the signature (wrappers may hide a signature)."""
+    from analysis.config import METHOD_PARAMS
+
+    for method in ("gr", "llr"):
+        fn, names = LOSSES[method]
+        full = {names[k]: v for k, v in METHOD_PARAMS[method].items()}
+        extra = {"eps": EPS} if method == "llr" else {}
+        model = _model(dropout=0.3, dtype=torch.float64)
+        x, y = _batch(dtype=torch.float64)
+        torch.manual_seed(1)
+        bare = fn(model, x, y, **extra)
+        torch.manual_seed(1)
+        explicit = fn(model, x, y, **extra, **full)
+        assert float(bare.loss) == float(explicit.loss), method
+        assert bare.parts == explicit.parts
