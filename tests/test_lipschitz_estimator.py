@@ -186,6 +186,12 @@ def test_a_nan_model_is_an_error_not_a_zero():
         estimate_local_lipschitz(model, torch.rand(4, 1, 4, 4), eps=0.1)
 
 
+def _tanh_model():
+    """A small smooth float64 model on 1x4x4 inputs (3 logits), the same weights every call."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+
+
 def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise, top_p=1.0):
     """The ascent mode spelled out: start x + 0.001 noise projected; at every iterate the ratio
     ||f(x) - f(x')||_1 / ||x - x'||, for l-inf after the first also at the vertex x + ||d||_inf sign(d);
@@ -227,8 +233,7 @@ def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise, top_p=1
 @pytest.mark.parametrize("steps", [0, 1, 3])
 @pytest.mark.parametrize("use_generator", [True, False])
 def test_ascent_mode_equals_its_definition_written_out(norm, steps, use_generator):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model = _tanh_model()
     x = 0.2 + 0.6 * torch.rand(7, 1, 4, 4, dtype=torch.float64)
     kw = dict(eps=0.05, norm=norm, steps=steps, step_size=0.01)
     gen = torch.Generator().manual_seed(3) if use_generator else None
@@ -290,19 +295,13 @@ def test_paper_mode_draws_its_noise_from_the_given_generator():
 @pytest.mark.parametrize("top_norm, p", [(1, 1.0), ("l1", 1.0), (2, 2.0), ("l2", 2.0), ("linf", float("inf")),
                                           (float("inf"), float("inf"))])
 def test_every_output_norm_is_the_one_named(top_norm, p):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model = _tanh_model()
     x = 0.2 + 0.6 * torch.rand(4, 1, 4, 4, dtype=torch.float64)
     kw = dict(eps=0.05, norm="linf", steps=2, step_size=0.01)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     want, _ = _ascent_written_out(model, x, noise=noise, top_p=p, **kw)
     got = estimate_local_lipschitz(model, x, top_norm=top_norm, generator=torch.Generator().manual_seed(3), **kw)
     np.testing.assert_array_equal(got, want.numpy())
-
-
-def _tanh_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 3)).double()
 
 
 def test_the_defaults_are_the_documented_ones():
