@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from separation.engines import CPUEngine, CUDAEngine, FaissEngine, available_engines
 from separation.engines.blocks import CPUBlocks
 
@@ -40,3 +42,13 @@ def variants() -> dict[str, object]:
 
 
 VARIANT_NAMES = tuple(variants())
+
+
+def tied(rng, n, d, classes, values=3):
+    """Few distinct byte values: many ties, and byte-identical points across classes."""
+    x = rng.integers(0, values, (n, d)).astype(np.uint8)
+    y = rng.integers(0, classes, n)
+    y[: min(n, classes)] = np.arange(min(n, classes))
+    if n > 3 and values < 256:
+        x[n // 2] = x[0]  # a cross-class duplicate (or a same-class one)
+    return x, y

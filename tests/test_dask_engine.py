@@ -20,6 +20,8 @@ from separation.engines import CPUEngine, DaskEngine, ReferenceEngine
 from separation.engines.blocks import CPUBlocks
 from separation.engines.shards import read_shard, write_shard
 
+from engine_variants import tied
+
 distributed = pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,16 +48,6 @@ def same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def tied(rng, n, d, classes, values=3):
-    """Few distinct byte values: many ties, and byte-identical points across classes."""
-    x = rng.integers(0, values, (n, d)).astype(np.uint8)
-    y = rng.integers(0, classes, n)
-    y[: min(n, classes)] = np.arange(min(n, classes))
-    if n > 3 and values < 256:
-        x[n // 2] = x[0]  # a cross-class duplicate (or a same-class one)
-    return x, y
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(2, 45), m=st.integers(1, 20), d=st.integers(1, 6), classes=st.integers(1, 4),
        block=st.integers(4, 17), inner=st.sampled_from(sorted(INNERS)), seed=st.integers(0, 2**16))
@@ -70,21 +62,6 @@ def test_equals_the_cpu_engine_bit_for_bit(client, shard_root, n, m, d, classes,
         assert same(want, ref.cross_class(x, y, x, y, norm=norm, same_set=True)), norm
         assert same(eng.cross_class(x, y, x, y, norm=norm, same_set=True), want), norm
         assert same(eng.cross_class(xq, yq, x, y, norm=norm), cpu.cross_class(xq, yq, x, y, norm=norm)), norm
-
-
-@settings(max_examples=40, deadline=None)
-@given(na=st.integers(1, 30), nb=st.integers(1, 30), d=st.integers(1, 6), classes=st.integers(1, 4),
-       dyadic=st.booleans(), inner=st.sampled_from(sorted(INNERS)), seed=st.integers(0, 2**16))
-def test_block_pairs_equal_the_reference_both_ways(na, nb, d, classes, dyadic, inner, seed):
-    rng = np.random.default_rng(seed)
-    (xa, ya), (xb, yb) = tied(rng, na, d, classes), tied(rng, nb, d, classes)
-    if dyadic:
-        xa, xb = xa / 4.0, xb / 4.0
-    ref = ReferenceEngine()
-    for norm in NORMS:
-        got = INNERS[inner].block_pair(xa, ya, xb, yb, norm=norm)
-        want = (*ref.cross_class(xa, ya, xb, yb, norm=norm), *ref.cross_class(xb, yb, xa, ya, norm=norm))
-        assert same(got, want) and all(a.dtype == b.dtype for a, b in zip(got, want)), norm
 
 
 @pytest.mark.parametrize("block_size", [None, 13, (11, 29)])

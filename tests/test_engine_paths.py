@@ -3,18 +3,21 @@
 - l2 near-ties that float32 cannot resolve: the exact recheck must decide them;
 - the l-inf probe kernel with its default block size on real data with more than one support
   block per class;
-- duplicates: which indices are reported, not only how many.
+- duplicates: which indices are reported, not only how many;
+- block pairs (the units of work of a cluster run), both ways at once.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from separation import compute_separation, nearest_neighbors
-from separation.engines import CPUEngine, CUDAEngine, FaissEngine, available_engines
+from separation.engines import CPUEngine, CUDAEngine, FaissEngine, ReferenceEngine, available_engines
 from separation.engines.blocks import CPUBlocks
 
-from engine_variants import SMALL
+from engine_variants import SMALL, VARIANT_NAMES, tied, variants
 
 
 def near_tie_l2(n: int, d: int = 3072, seed: int = 0, spread: int = 3):
@@ -98,6 +101,166 @@ def test_near_ties_on_the_column_side_of_train_train_blocks(rows):
     ref = compute_separation(x, y, q, np.zeros(len(q), int), norm="l2", engine="reference")
     np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
     np.testing.assert_array_equal(res.train_distances, ref.train_distances)
+
+
+def reference_both_ways(xa, ya, xb, yb, norm):
+    ref = ReferenceEngine()
+    return (*ref.cross_class(xa, ya, xb, yb, norm=norm), *ref.cross_class(xb, yb, xa, ya, norm=norm))
+
+
+def assert_same_arrays(got, want, msg):
+    assert len(got) == len(want), msg
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype, msg
+        np.testing.assert_array_equal(a, b, err_msg=msg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(na=st.integers(1, 30), nb=st.integers(1, 30), d=st.integers(1, 6), classes=st.integers(1, 4),
+       dyadic=st.booleans(), variant=st.sampled_from(VARIANT_NAMES), seed=st.integers(0, 2**16))
+def test_block_pairs_equal_the_reference_both_ways(na, nb, d, classes, dyadic, variant, seed):
+    """Every engine's block pair (small blocks, ties, cross-class duplicates, bytes and floats)
+    equals two reference cross-class searches: ``a`` against ``b`` and ``b`` against ``a``."""
+    rng = np.random.default_rng(seed)
+    (xa, ya), (xb, yb) = tied(rng, na, d, classes), tied(rng, nb, d, classes)
+    if dyadic:
+        xa, xb = xa / 4.0, xb / 4.0
+    eng = variants()[variant]
+    for norm in ("linf", "l2", "l1"):
+        assert_same_arrays(eng.block_pair(xa, ya, xb, yb, norm=norm), reference_both_ways(xa, ya, xb, yb, norm),
+                           f"{variant} {norm}")
+
+
+@pytest.mark.parametrize("rows", [None, 5])
+def test_near_ties_in_block_pairs(rows):
+    """l2 near-ties beyond float32 in a block pair, with the pairs in either block: one side's
+    answers come from the rows of the GEMM, the other side's from its columns."""
+    q, db = near_tie_l2(12, d=2048, seed=3)
+    yq, ydb = np.zeros(len(q), int), 1 + np.arange(len(db)) % 2
+    engines = [CPUEngine(blocks=CPUBlocks(gemm_rows=rows)), CUDAEngine(device="cpu", use_triton=False)]
+    for eng in engines:
+        for xa, ya, xb, yb in ((q, yq, db, ydb), (db, ydb, q, yq)):
+            assert_same_arrays(eng.block_pair(xa, ya, xb, yb, norm="l2"),
+                               reference_both_ways(xa, ya, xb, yb, "l2"), repr(eng))
+
+
+def test_gemm_block_rows_set_the_blocks(monkeypatch):
+    """``gemm_rows`` reaches every GEMM entry point: with 5 rows, 12 queries and 11 database
+    points (or 12 points of one class and 11 of another) run as 3 x 3 blocks of at most 5 rows
+    (so the multi-block tests above do run blocks)."""
+    from separation.engines import gemm
+
+    shapes = []
+    block = gemm._block
+
+    def spy(Qt, Dt, *args, **kwargs):
+        shapes.append((len(Qt), len(Dt)))
+        return block(Qt, Dt, *args, **kwargs)
+
+    monkeypatch.setattr(gemm, "_block", spy)
+    rng = np.random.default_rng(4)
+    q, db = rng.integers(0, 256, (12, 6)).astype(np.uint8), rng.integers(0, 256, (11, 6)).astype(np.uint8)
+    blocks = sorted((a, b) for a in (5, 5, 2) for b in (5, 5, 1))
+    eng = CPUEngine(blocks=CPUBlocks(gemm_rows=5))
+    calls = {"nearest": lambda: eng.nearest(q, db, norm="l2"),
+             "cross_class": lambda: eng.cross_class(q, np.zeros(12, int), db, np.ones(11, int), norm="l2"),
+             "train-train": lambda: eng.cross_class(np.concatenate([q, db]), np.repeat([0, 1], [12, 11]),
+                                                    np.concatenate([q, db]), np.repeat([0, 1], [12, 11]),
+                                                    norm="l2", same_set=True),
+             "block_pair": lambda: eng.block_pair(q, np.zeros(12, int), db, np.ones(11, int), norm="l2")}
+    for name, call in calls.items():
+        shapes.clear()
+        call()
+        assert sorted(shapes) == blocks, name
+    shapes.clear()
+    CPUEngine().nearest(q, db, norm="l2")
+    assert shapes == [(12, 11)]
+
+
+def test_top2_search_prunes_more_than_all_class_minima():
+    """The probe search's top-2 mode needs only the two smallest class minima exactly: on six
+    well-separated clusters it computes fewer exact distances per query than ``all``."""
+    from separation.engines.probe import ProbeSearch
+
+    rng = np.random.default_rng(0)
+    centers = rng.integers(0, 256, (6, 8))
+    x = np.clip(centers.repeat(40, 0) + rng.integers(-3, 4, (240, 8)), 0, 255).astype(np.uint8)
+    search = ProbeSearch(x, np.repeat(np.arange(6), 40), 6)
+    search.all(x[::7])
+    every = search.last_stats["exact_rows_per_query"]
+    search.top2(x[::7])
+    assert search.last_stats["exact_rows_per_query"] < every
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_progress_counts_every_differently_labelled_pair_once(variant):
+    """The progress a cross-class search reports adds up to its number of (query, database point)
+    pairs of different labels, counted by hand: train--train (each pair once per direction) and
+    test--train, for every norm."""
+    rng = np.random.default_rng(5)
+    x, y = tied(rng, 23, 4, 3, values=6)
+    xq, yq = tied(rng, 9, 4, 4, values=6)
+    counts = {(a, b): sum(int(u != v) for u in a for v in b) for a, b in ((tuple(y), tuple(y)), (tuple(yq), tuple(y)))}
+    eng = variants()[variant]
+    for norm in ("linf", "l2", "l1"):
+        for (q, lq), same_set in (((x, y), True), ((xq, yq), False)):
+            done = []
+            eng.cross_class(q, lq, x, y, norm=norm, same_set=same_set, progress=done.append)
+            assert all(isinstance(k, int) and k >= 0 for k in done), (norm, done)
+            assert sum(done) == counts[tuple(lq), tuple(y)], (variant, norm, same_set, done)
+
+
+def test_the_cpu_engine_runs_the_probe_kernel_for_linf_only(monkeypatch):
+    """``linf="probe"`` (the default) answers l-inf searches with the probe index built with the
+    engine's block sizes; ``linf="tiled"``, l2 and l1 never build one."""
+    from separation.engines import base, probe
+
+    built = []
+    init = probe.ProbeSearch.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(kwargs.get("blocks"))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(probe.ProbeSearch, "__init__", spy)
+    rng = np.random.default_rng(6)
+    x, y = tied(rng, 20, 5, 3, values=5)
+    for eng, norm, probes in ((CPUEngine(blocks=SMALL), "linf", True), (CPUEngine(linf="tiled", blocks=SMALL), "linf", False),
+                              (CPUEngine(blocks=SMALL), "l2", False), (CPUEngine(blocks=SMALL), "l1", False)):
+        built.clear()
+        eng.nearest(x[:7], x[7:], norm=norm)
+        assert built == ([SMALL] if probes else []), (eng, norm)
+        search = eng.class_search(x, y, 3, norm=norm)
+        assert isinstance(search, probe.ProbeSearch if probes else base.PerClassSearch), (eng, norm)
+        assert built == ([SMALL, SMALL] if probes else []), (eng, norm)
+
+
+def test_the_gemm_functions_with_their_defaults():
+    """The public GEMM functions called with their defaults: a plain query--database search (not
+    train--train) in default-sized blocks, equal to the reference."""
+    from separation.engines.gemm import gemm_cross_class, gemm_nearest
+
+    rng = np.random.default_rng(8)
+    x, y = tied(rng, 19, 5, 3, values=7)
+    xq, yq = tied(rng, 8, 5, 3, values=7)
+    ref = ReferenceEngine()
+    assert_same_arrays(gemm_nearest(xq, x), ref.nearest(xq, x, norm="l2"), "nearest")
+    assert_same_arrays(gemm_cross_class(xq, yq, x, y), ref.cross_class(xq, yq, x, y, norm="l2"), "cross_class")
+
+
+def test_which_block_pairs_visit_each_pair_once():
+    """A cluster run splits train--train work into pairs visited once only where the kernel is
+    symmetric: GEMM l2 and l1 and the tiled l-inf kernel of the CPU engine, but not its probe
+    search, which prunes per query; on the CUDA engine without Triton only l2."""
+    u8, f8 = np.dtype(np.uint8), np.dtype(np.float64)
+    for dtype in (u8, f8):
+        assert CPUEngine().pairs_once("l2", dtype) and CPUEngine().pairs_once("l1", dtype)
+        assert not CPUEngine().pairs_once("linf", dtype)
+        assert CPUEngine(linf="tiled").pairs_once("linf", dtype)
+        torch_path = CUDAEngine(device="cpu", use_triton=False)
+        assert torch_path.pairs_once("l2", dtype)
+        assert not torch_path.pairs_once("linf", dtype) and not torch_path.pairs_once("l1", dtype)
+        assert not ReferenceEngine().pairs_once("l2", dtype)
 
 
 def test_duplicate_indices_are_the_first_ones():

@@ -143,12 +143,10 @@ class PerClassSearch:
 
     def __init__(self, engine: Engine, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
         self.engine = engine
-        self.name = engine.name
         self.norm = norm
         self.n_classes = int(n_classes)
         self.class_index = [np.flatnonzero(labels == c) for c in range(self.n_classes)]
         self.class_support = [np.ascontiguousarray(support[i]) for i in self.class_index]
-        self.last_stats: dict = {}
 
     def all(self, q: np.ndarray):
         dist = np.empty((len(q), self.n_classes))

@@ -28,8 +28,6 @@ class ProbeSearch:
     ``labels``: ``(n,)`` class indices ``0..n_classes-1``; ``blocks``: kernel block sizes.
     """
 
-    name = "cpu"
-
     def __init__(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *,
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         t0 = time.perf_counter()
@@ -109,13 +107,12 @@ class ProbeSearch:
         hi = np.ceil(qf * 255.0).clip(0, 255).astype(np.uint8)
         return ("f64u8" if self.support_u8 else "f64"), qf, lo, hi
 
-    def _run(self, q: np.ndarray, top2: bool, own: np.ndarray | None = None, raw: bool = False):
-        """``(dist (m, C), bidx (m, C))`` for queries ``q``, in chunks of ``probe_query_chunk``."""
+    def _run(self, q: np.ndarray, top2: bool):
+        """``(dist (m, C) in [0, 1], bidx (m, C))`` for queries ``q``, in chunks of ``probe_query_chunk``."""
         step = self.blocks.probe_query_chunk
         if len(q) <= step:
-            return self._run_chunk(q, top2, own, raw)
-        parts = [self._run_chunk(q[s:s + step], top2, None if own is None else own[s:s + step], raw)
-                 for s in range(0, len(q), step)]
+            return self._run_chunk(q, top2, None, False)
+        parts = [self._run_chunk(q[s:s + step], top2, None, False) for s in range(0, len(q), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
