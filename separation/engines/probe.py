@@ -110,9 +110,7 @@ class ProbeSearch:
     def _run(self, q: np.ndarray, top2: bool):
         """``(dist (m, C) in [0, 1], bidx (m, C))`` for queries ``q``, in chunks of ``probe_query_chunk``."""
         step = self.blocks.probe_query_chunk
-        if len(q) <= step:
-            return self._run_chunk(q, top2, None, False)
-        parts = [self._run_chunk(q[s:s + step], top2, None, False) for s in range(0, len(q), step)]
+        parts = [self._run_chunk(q[s:s + step], top2, None, False) for s in range(0, max(len(q), 1), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
