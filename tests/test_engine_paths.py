@@ -131,6 +131,19 @@ def test_block_pairs_equal_the_reference_both_ways(na, nb, d, classes, dyadic, v
                            f"{variant} {norm}")
 
 
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_block_pairs_of_every_variant_on_fixed_data(variant):
+    """The same, for every variant on one fixed draw (the property test samples variants): two
+    blocks of 3 classes with ties, bytes and dyadic floats, every norm."""
+    rng = np.random.default_rng(14)
+    (xa, ya), (xb, yb) = tied(rng, 23, 5, 3, values=4), tied(rng, 17, 5, 3, values=4)
+    eng = variants()[variant]
+    for xa_, xb_ in ((xa, xb), (xa / 4.0, xb / 4.0)):
+        for norm in ("linf", "l2", "l1"):
+            assert_same_arrays(eng.block_pair(xa_, ya, xb_, yb, norm=norm),
+                               reference_both_ways(xa_, ya, xb_, yb, norm), f"{variant} {norm}")
+
+
 @pytest.mark.parametrize("rows", [None, 5])
 def test_near_ties_in_block_pairs(rows):
     """l2 near-ties beyond float32 in a block pair, with the pairs in either block: one side's
@@ -175,6 +188,76 @@ def test_gemm_block_rows_set_the_blocks(monkeypatch):
     shapes.clear()
     CPUEngine().nearest(q, db, norm="l2")
     assert shapes == [(12, 11)]
+
+
+def bound_cases():
+    """(name, queries, database) for the float32 rounding bound: near-ties at large norms, random
+    bytes from 1 to 3072 features, saturated bytes and floats just below 1 (tiny distances between
+    large norms: the worst cancellation)."""
+    rng = np.random.default_rng(11)
+    q, db = near_tie_l2(10, d=2048, seed=5)
+    yield "near-ties", q, db
+    for d in (1, 3, 64, 784, 3072):
+        yield f"bytes d={d}", rng.integers(0, 256, (20, d), dtype=np.uint8), rng.integers(0, 256, (30, d), dtype=np.uint8)
+        yield f"saturated d={d}", np.full((20, d), 255, np.uint8), (255 - rng.integers(0, 2, (30, d))).astype(np.uint8)
+        yield f"floats d={d}", (1 - 1e-3 * rng.random((20, d))).astype(np.float32), \
+            (1 - 1e-3 * rng.random((30, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, q, db", list(bound_cases()), ids=lambda v: v if isinstance(v, str) else "")
+def test_gemm_rounding_bound_holds_for_rows_and_columns(name, q, db):
+    """The float32 GEMM's error on every pair is within the tolerance of its row and of its column:
+    the premise of the exact recheck. (Measured errors stay below 0.15 of the bound on these data.)"""
+    import torch
+    from separation.engines import gemm
+
+    Qt, Dt = torch.from_numpy(q), torch.from_numpy(db)
+    qn, dn = gemm._norms(Qt), gemm._norms(Dt)
+    approx = gemm._approx_sq(Qt.float(), Dt.float(), qn, dn).double().numpy()
+    err = np.abs(approx - ((q[:, None, :].astype(np.float64) - db[None].astype(np.float64)) ** 2).sum(2))
+    row_tol, col_tol = gemm._tolerance(qn, dn, q.shape[1]).numpy(), gemm._tolerance(dn, qn, q.shape[1]).numpy()
+    assert (err <= row_tol[:, None]).all() and (err <= col_tol[None, :]).all()
+    assert (err / row_tol[:, None]).max() < 0.15 and (err / col_tol[None, :]).max() < 0.15
+
+
+def test_gemm_limit_keeps_every_possible_nearest_and_little_more():
+    """The float32 threshold is at least ``min(min d2 + 2 tol, best + tol)`` -- no pair that can be
+    the nearest is dropped -- and at most 16 float32 units of round-off above it."""
+    import torch
+    from separation.engines import gemm
+
+    rng = np.random.default_rng(12)
+    d2_min = torch.from_numpy(rng.random(2000).astype(np.float32) * 10.0 ** rng.integers(-3, 9, 2000))
+    tol = torch.from_numpy(rng.random(2000) * 10.0 ** rng.integers(-6, 4, 2000))
+    best = torch.from_numpy(np.where(rng.random(2000) < 0.3, np.inf, d2_min.double().numpy() * rng.uniform(0.5, 2, 2000)))
+    lim = gemm._limit(d2_min, best, tol).double()
+    want = torch.minimum(d2_min.double() + 2 * tol, best + tol)
+    assert (lim >= want).all()
+    assert (lim <= want * (1 + 16 * gemm.U32)).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_gemm_rechecks_few_pairs_exactly(monkeypatch, dtype):
+    """Pruning works: on random data (no near-ties) about one pair per query is recomputed exactly
+    in one block, and with 43 database blocks only the blocks that improve the best so far (about
+    ln 43 + 1 ~ 4.3 per query) -- not every block's row minimum."""
+    from separation.engines import gemm
+
+    exact = gemm._exact_sq
+    pairs = []
+    monkeypatch.setattr(gemm, "_exact_sq", lambda Q, D, rows, cols: pairs.append(len(rows)) or exact(Q, D, rows, cols))
+    rng = np.random.default_rng(13)
+    for d in (3, 64, 784):
+        if dtype == "uint8":
+            q, db = rng.integers(0, 256, (100, d), dtype=np.uint8), rng.integers(0, 256, (300, d), dtype=np.uint8)
+        else:
+            q, db = rng.random((100, d), dtype=np.float32), rng.random((300, d), dtype=np.float32)
+        pairs.clear()
+        gemm.gemm_nearest(q, db)
+        assert 100 <= sum(pairs) <= 110, (d, sum(pairs))
+        pairs.clear()
+        gemm.gemm_nearest(q, db, block_rows=7)
+        assert 100 <= sum(pairs) <= 700, (d, sum(pairs))
 
 
 def test_top2_search_prunes_more_than_all_class_minima():
@@ -232,6 +315,74 @@ def test_the_cpu_engine_runs_the_probe_kernel_for_linf_only(monkeypatch):
         search = eng.class_search(x, y, 3, norm=norm)
         assert isinstance(search, probe.ProbeSearch if probes else base.PerClassSearch), (eng, norm)
         assert built == ([SMALL, SMALL] if probes else []), (eng, norm)
+
+
+def test_cpu_block_pairs_take_the_symmetric_kernel_where_it_visits_pairs_once(monkeypatch):
+    """l1 and tiled l-inf block pairs run one kernel that updates both blocks; the probe search
+    (per-query pruning) runs the two one-way cross-class searches of the default instead."""
+    calls = []
+    cross = CPUEngine.cross_class
+    monkeypatch.setattr(CPUEngine, "cross_class", lambda self, *a, **k: calls.append(1) or cross(self, *a, **k))
+    rng = np.random.default_rng(8)
+    x, y = tied(rng, 24, 4, 3, values=5)
+    for eng, norm, two_way in ((CPUEngine(blocks=SMALL), "linf", True), (CPUEngine(linf="tiled", blocks=SMALL), "linf", False),
+                               (CPUEngine(blocks=SMALL), "l1", False)):
+        calls.clear()
+        eng.block_pair(x[:11], y[:11], x[11:], y[11:], norm=norm)
+        assert len(calls) == (2 if two_way else 0), (eng, norm)
+
+
+def test_merge_topk_pads_missing_candidates_and_breaks_ties_by_index():
+    from separation.engines.knn import merge_topk
+
+    d = np.array([[2.0, 1.0, 2.0], [np.inf, 3.0, 3.0]])
+    i = np.array([[7, 9, 4], [-1, 5, 2]])
+    out_d, out_i = merge_topk(d, i, 5)
+    np.testing.assert_array_equal(out_d, [[1, 2, 2, np.inf, np.inf], [3, 3, np.inf, np.inf, np.inf]])
+    np.testing.assert_array_equal(out_i, [[9, 4, 7, -1, -1], [2, 5, -1, -1, -1]])
+    assert out_i.dtype == np.int64
+
+
+@pytest.mark.parametrize("engine", [ReferenceEngine(), CPUEngine()], ids=["reference", "cpu"])
+def test_k_nearest_other_class_when_every_query_has_the_first_label(engine):
+    """A database class with no query of another label is skipped, and the later classes are
+    still searched."""
+    rng = np.random.default_rng(9)
+    q, db = rng.integers(0, 256, (5, 4), dtype=np.uint8), rng.integers(0, 256, (9, 4), dtype=np.uint8)
+    ydb = np.arange(9) % 3
+    d, i = engine.cross_class_k(q, np.zeros(5, int), db, ydb, norm="l1", k=3)
+    ex = np.abs(q[:, None].astype(np.int64) - db[None].astype(np.int64)).sum(2)
+    ex[:, ydb == 0] = np.iinfo(np.int64).max
+    want = np.lexsort((np.broadcast_to(np.arange(9), ex.shape), ex), axis=1)[:, :3]
+    np.testing.assert_array_equal(i, want)
+    np.testing.assert_array_equal(d, np.take_along_axis(ex, want, axis=1))
+
+
+def test_the_byte_k_nearest_search_uses_the_compiled_kernel(monkeypatch):
+    """Bytes go through the integer k-NN kernel by default (the float64 brute force is the
+    reference's path); the answer is the reference's."""
+    import separation.engines.knn as knn
+
+    calls = []
+    kernel = knn._knn_kernels.knn_bytes
+    monkeypatch.setattr(knn._knn_kernels, "knn_bytes", lambda *a: calls.append(1) or kernel(*a))
+    rng = np.random.default_rng(10)
+    x, y = tied(rng, 20, 4, 3, values=5)
+    got = CPUEngine().cross_class_k(x[:8], y[:8], x[8:], y[8:], norm="l1", k=2)
+    assert calls
+    assert_same_arrays(got, ReferenceEngine().cross_class_k(x[:8], y[:8], x[8:], y[8:], norm="l1", k=2), "k-NN")
+
+
+@pytest.mark.parametrize("cuda, faiss, gpus, want", [(True, True, 1, "cuda"), (True, False, 0, "cuda"),
+                                                     (False, True, 1, "faiss"), (False, True, 0, "cpu"),
+                                                     (False, False, 1, "cpu")])
+def test_auto_picks_cuda_then_faiss_on_a_gpu_then_cpu(monkeypatch, cuda, faiss, gpus, want):
+    import separation.engines as engines
+
+    monkeypatch.setattr(engines, "cuda_available", lambda: cuda)
+    monkeypatch.setattr(engines.FaissEngine, "available", staticmethod(lambda: faiss))
+    monkeypatch.setattr(engines, "num_gpus", lambda: gpus)
+    assert engines.auto_engine_name() == want
 
 
 def test_the_gemm_functions_with_their_defaults():

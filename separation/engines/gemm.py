@@ -51,33 +51,47 @@ class _Side:
         self.idx[local[better]] = gidx[better]
 
 
+def _approx_sq(Qf, Df, qn, dn):
+    """float32 ``|q - d|^2`` of every pair, ``(nq, nd)``, from one GEMM (``qn``/``dn``: exact squared norms)."""
+    d2 = Qf @ Df.T
+    return d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
+
+
+def _tolerance(sq, other_sq, dim):
+    """Rigorous bound on ``|_approx_sq - exact|`` of each point (squared norms ``sq``, float64) against
+    every point of the other set (squared norms ``other_sq``): float64, one per point.
+
+    ``gamma`` bounds the dot product's rounding (Higham's gamma_n with 4 operations of slack); the
+    second term covers the float32 rounding of both squared norms and of the sum."""
+    gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
+    other_max = other_sq.max()
+    cross = sq.sqrt() * other_max.sqrt()
+    return 2 * gamma * cross + 4 * U32 * (sq + other_max + 2 * cross)
+
+
+def _limit(d2_min, best, tol):
+    """float32 threshold per point: a pair above it cannot be the point's nearest.
+
+    The true nearest j* has ``d2(j*) <= exact(j*) + tol <= exact(argmin d2) + tol <= min d2 + 2 tol``,
+    and ``<= best exact so far + tol``; ``1 + 8 u`` absorbs the rounding of this float64 arithmetic
+    and of the conversion to float32."""
+    return (torch.minimum(d2_min.double() + 2 * tol, best + tol) * (1 + 8 * U32)).to(torch.float32)
+
+
 def _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
-    """Process one (query block, database block) pair on the tensors' device.
+    """Process one (query block, database block) pair on the tensors' device: every pair that can
+    be the nearest of its row (and, with ``d_side``, of its column) is recomputed exactly and offered.
 
     ``Qf``/``Df`` are the float32 copies of ``Qt``/``Dt``; ``qn``/``dn`` exact squared norms.
     """
-    dim = Qt.shape[1]
-    d2 = Qf @ Df.T
-    d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
-    qnorm = qn.sqrt()
-    dnorm = dn.sqrt()
-    dnorm_max = dnorm.max()
-    gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
-    # rigorous bound on |d2_float32 - d2_exact| per row (and per column) of the block
-    row_tol = 2 * gamma * qnorm * dnorm_max + 4 * U32 * (qn + dn.max() + 2 * qnorm * dnorm_max)
+    d2 = _approx_sq(Qf, Df, qn, dn)
     nq, nd = d2.shape
-    dev = Qt.device
-    # the true nearest point j* of a row has d2(j*) <= d*^2 + tol <= exact(argmin) + tol
-    # <= min(d2) + 2 tol, and <= best exact so far + tol: every such pair is rechecked exactly
-    rb = torch.as_tensor(q_side.best[q_off:q_off + nq], device=dev)
-    lim = torch.minimum(d2.amin(dim=1).double() + 2 * row_tol, rb + row_tol) * (1 + 8 * U32)
-    mask = d2 <= lim.to(torch.float32)[:, None]
+    dim = Qt.shape[1]
+    rb = torch.as_tensor(q_side.best[q_off:q_off + nq], device=d2.device)
+    mask = d2 <= _limit(d2.amin(dim=1), rb, _tolerance(qn, dn, dim))[:, None]
     if d_side is not None:
-        qnorm_max = qnorm.max()
-        col_tol = 2 * gamma * dnorm * qnorm_max + 4 * U32 * (dn + qn.max() + 2 * dnorm * qnorm_max)
-        cb = torch.as_tensor(d_side.best[d_off:d_off + nd], device=dev)
-        clim = torch.minimum(d2.amin(dim=0).double() + 2 * col_tol, cb + col_tol) * (1 + 8 * U32)
-        mask |= d2 <= clim.to(torch.float32)[None, :]
+        cb = torch.as_tensor(d_side.best[d_off:d_off + nd], device=d2.device)
+        mask |= d2 <= _limit(d2.amin(dim=0), cb, _tolerance(dn, qn, dim))[None, :]
     rows, cols = torch.nonzero(mask, as_tuple=True)
     ex = _exact_sq(Qt, Dt, rows, cols).cpu().numpy()
     r, c = rows.cpu().numpy(), cols.cpu().numpy()
