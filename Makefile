@@ -29,7 +29,7 @@ CONSTRUCT_EPS ?= 0.1
 CONSTRUCTED_EVAL_SUBSET ?= 500
 PYTEST_ARGS ?=
 
-.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports mutation
+.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports mutation mutation-sample
 
 reports:
 	$(MAKE) records
@@ -99,4 +99,11 @@ test-reports:
 # where an interrupted run stopped, then writes reports/quality/mutation.md
 mutation:
 	SHARED_DATA=$(abspath $(SHARED_DATA)) $(PYTHON) -m mutmut run --max-children 2 > /dev/null
+	$(PYTHON) tests/scripts/mutation_report.py
+
+# a seeded random sample of PER_MODULE not-yet-run mutants of each module (needs one earlier run)
+PER_MODULE ?= 15
+mutation-sample:
+	$(PYTHON) tests/scripts/mutation_report.py --sample $(PER_MODULE) > mutants/sample.txt
+	SHARED_DATA=$(abspath $(SHARED_DATA)) xargs -a mutants/sample.txt -d '\n' $(PYTHON) -m mutmut run --max-children 2 > /dev/null
 	$(PYTHON) tests/scripts/mutation_report.py

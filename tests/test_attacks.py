@@ -618,3 +618,19 @@ def test_a_zero_gradient_does_not_move(norm):
     assert torch.equal(out[1], x[1]) and bool(torch.isfinite(out).all())
     if norm == "linf":
         assert torch.equal(out[0], torch.tensor([0.5, 0.55, 0.45]))
+
+
+def test_threat_model_errors_say_how_to_fix_the_call():
+    with pytest.raises(ValueError, match=r"^Unknown norm 'l3'\. Use one of linf, l2, l1 \(e\.g\. norm='linf'\)\.$"):
+        ThreatModel("l3", 0.1)
+    with pytest.raises(TypeError, match=r"^eps must be a number, got a bool\.$"):
+        ThreatModel("linf", True)
+    with pytest.raises(TypeError, match=r"^eps must be a number, got str\.$"):
+        ThreatModel("linf", "wide")
+    tm = ThreatModel("l2", 1)
+    assert type(tm.eps) is float and tm.eps == 1.0
+
+
+@pytest.mark.parametrize("norm, want", [("linf", 1.0), ("l2", 3.0), ("l1", 9.0)])
+def test_threat_model_diameter_of_the_unit_box(norm, want):
+    assert ThreatModel(norm, 0.1).diameter(9) == want

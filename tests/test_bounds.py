@@ -297,3 +297,29 @@ def test_makefile_runs_the_expected_bounds_grids():
     for ds, norm, eps, cliques in BOUNDS_RUNS:
         line = f"--dataset {ds} --norm {norm}" + (" --cliques" if cliques else "")
         assert line in makefile and "--eps " + " ".join(repr(float(e)) for e in eps) in makefile, (ds, norm)
+
+
+def test_a_larger_radius_witness_replaces_a_worse_one_at_a_smaller_radius(monkeypatch):
+    """A set kept at a larger eps is independent at every smaller eps: where the solver returned a
+    smaller witness at a smaller eps (here forced: a time-limited solve), the larger one is kept,
+    with its counts and upper bound."""
+    import lipschitz_construct.robustness as rob
+
+    solve_eps, calls = rob._solve_eps, []
+
+    def worse_first(*args, **kwargs):
+        point, kept = solve_eps(*args, **kwargs)
+        calls.append(1)
+        if len(calls) < 3:  # the two smaller radii get one and two points
+            kept = kept[:len(calls)]
+            point.n_kept, point.upper_error = len(kept), 1.0 - len(kept) / 12
+        return point, kept
+
+    monkeypatch.setattr(rob, "_solve_eps", worse_first)
+    x = (np.arange(12, dtype=np.float64) / 12)[:, None]
+    res = robustness_bounds(x, np.arange(12) % 2, norm="linf", eps=[0.03, 0.05, 0.09], engine="reference")
+    last = res.kept[2]
+    assert len(last) > 2
+    for k in range(3):
+        np.testing.assert_array_equal(res.kept[k], last)
+        assert res.points[k].n_kept == len(last) and res.points[k].upper_error == 1.0 - len(last) / 12

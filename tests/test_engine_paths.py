@@ -144,6 +144,19 @@ def test_block_pairs_of_every_variant_on_fixed_data(variant):
                                reference_both_ways(xa_, ya, xb_, yb, norm), f"{variant} {norm}")
 
 
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_blank_images_in_block_pairs_are_at_distance_zero(variant):
+    """All-zero points of both labels (blank images): every squared norm is 0, so the GEMM bound and
+    threshold are 0 too, and the pairs at distance 0 must still reach the exact recheck."""
+    xa, xb = np.zeros((4, 6), np.uint8), np.zeros((3, 6), np.uint8)
+    ya, yb = np.array([0, 1, 0, 1]), np.array([1, 0, 1])
+    eng = variants()[variant]
+    for norm in ("linf", "l2", "l1"):
+        got = eng.block_pair(xa, ya, xb, yb, norm=norm)
+        assert_same_arrays(got, reference_both_ways(xa, ya, xb, yb, norm), f"{variant} {norm}")
+        assert not np.any(got[0]) and not np.any(got[2])
+
+
 @pytest.mark.parametrize("rows", [None, 5])
 def test_near_ties_in_block_pairs(rows):
     """l2 near-ties beyond float32 in a block pair, with the pairs in either block: one side's

@@ -4,6 +4,10 @@ Reads mutmut's own result files below ``mutants/`` (exit code per mutant) and ``
 diff of each survivor; the scope is the ``[mutmut]`` section of setup.cfg. Mutants not yet run are
 counted as such: a partial run gives a partial report that says so.
 
+``--sample N`` instead prints a seeded random sample of N not-yet-run mutants of each module, one
+name per line, for ``mutmut run`` (``make mutation-sample``): a full run takes many hours on 2 cores,
+a sample gives every module an unbiased estimate first.
+
 A survivor that no test can kill -- an equivalent mutant -- is listed in
 ``tests/mutation_equivalents.yaml`` with the changed line and the reason. An entry counts only while
 its ``line`` still occurs in the mutant's diff (mutant numbers shift when a function is edited): a
@@ -56,7 +60,33 @@ def equivalents(res: dict[str, str], diffs: dict[str, str]) -> tuple[dict[str, s
     return ok, stale
 
 
-def main() -> int:
+def sample(per_module: int, seed: int) -> list[str]:
+    """``per_module`` not-yet-run mutants of each module, drawn with ``random.Random(seed)``."""
+    import random
+
+    todo = collections.defaultdict(list)
+    for name, st in sorted(results().items()):
+        if st == "not run":
+            todo[name.split(".x")[0]].append(name)
+    rng = random.Random(seed)
+    return [n for mod in sorted(todo) for n in rng.sample(todo[mod], min(per_module, len(todo[mod])))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sample", type=int, metavar="N", help="print N not-yet-run mutants per module instead")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    args = p.parse_args(argv)
+    if args.sample is not None:
+        if args.sample < 1:
+            p.error("--sample N needs N >= 1")
+        if not results():
+            print("no mutmut results under mutants/: run `mutmut run` once first (make mutation)", file=sys.stderr)
+            return 2
+        print("\n".join(sample(args.sample, args.seed)))
+        return 0
     res = results()
     if not res:
         print("no mutmut results under mutants/: run `mutmut run` first (make mutation)", file=sys.stderr)
