@@ -102,16 +102,11 @@ def two_coloring(a: sp.csr_matrix, labels: np.ndarray, n_comp: int):
     return parity, bipartite
 
 
-def greedy_independent(a: sp.csr_matrix, start: np.ndarray | None = None) -> np.ndarray:
-    """A maximal independent set by minimum remaining degree (ties: smallest index), extending
-    ``start`` (a boolean mask of an independent set) if given."""
+def greedy_independent(a: sp.csr_matrix) -> np.ndarray:
+    """A maximal independent set (boolean mask) by minimum remaining degree (ties: smallest index)."""
     n = a.shape[0]
     alive = np.ones(n, bool)
     keep = np.zeros(n, bool)
-    if start is not None and start.any():
-        keep |= start
-        alive[start] = False
-        alive[_rows_neighbors(a, np.flatnonzero(start))] = False
     deg = np.asarray(a[:, alive].sum(axis=1)).ravel() if n else np.zeros(0)
     heap = [(int(deg[v]), int(v)) for v in np.flatnonzero(alive)]
     heapq.heapify(heap)

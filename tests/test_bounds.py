@@ -14,7 +14,7 @@ from scipy.optimize import linprog
 
 from lipschitz_construct import BoundsRecord, robustness_bounds
 from lipschitz_construct import _independent as ind
-from lipschitz_construct.bounds import main
+from lipschitz_construct.bounds import format_summary, get_args_parser, main
 from separation.records import load_record
 
 from conftest import only_record, record_folders
@@ -80,6 +80,36 @@ def test_odd_cycle_needs_the_milp_and_a_timeout_keeps_a_valid_set(monkeypatch):
     assert sol.exact and sol.keep.sum() == 3 and sol.lp_value == 3.5 and sol.n_milp == 1 and sol.n_half == 7
     monkeypatch.setattr(ind, "milp_independent", lambda g, t: (None, False))
     sol = ind.solve(a)
+    assert not sol.exact and sol.n_unsolved == 1 and ind.is_independent(a, sol.keep) and sol.keep.sum() == 3
+
+
+def _cycles(*sizes):
+    """Disjoint cycles of the given sizes: ``(adjacency, n)``."""
+    u, v, start = [], [], 0
+    for m in sizes:
+        u += list(range(start, start + m))
+        v += [start + (k + 1) % m for k in range(m)]
+        start += m
+    u, v = np.array(u), np.array(v)
+    return ind.adjacency(start, np.minimum(u, v), np.maximum(u, v)), start
+
+
+def test_a_component_above_the_small_size_gets_its_own_milp():
+    """An odd cycle of more than SMALL_COMPONENT points is solved alone, beside the group of small
+    components (a triangle, a 5-cycle): the optimum is the sum of (m - 1) / 2 over the cycles."""
+    big = ind.SMALL_COMPONENT + 1 + ind.SMALL_COMPONENT % 2  # odd, above the limit
+    a, n = _cycles(3, big, 5)
+    sol = ind.solve(a)
+    assert sol.exact and sol.n_milp == 3 and ind.is_independent(a, sol.keep)
+    assert sol.keep.sum() == 1 + (big - 1) // 2 + 2
+    assert set(sol.seconds) == {"lp", "bipartite", "milp", "total"}
+
+
+def test_a_time_limit_already_spent_skips_the_milp(monkeypatch):
+    """With no time left the MILP is not started: the greedy set, marked not proven."""
+    a, _ = _cycles(7)
+    monkeypatch.setattr(ind, "milp_independent", lambda g, t: pytest.fail("the MILP ran without time left"))
+    sol = ind.solve(a, time_limit=1e-12)
     assert not sol.exact and sol.n_unsolved == 1 and ind.is_independent(a, sol.keep) and sol.keep.sum() == 3
 
 
@@ -210,11 +240,26 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
         assert len(rec.kept(k)) == p.n_kept and p.solved
     assert rec.result.points[0].optimal_error == 0 < rec.result.points[-1].optimal_error
     assert "lipschitz_construct.bounds" in rec.command() and "--eps 0.2 0.25 0.3" in rec.command()
+    table = format_summary(rec).splitlines()
+    assert table[4].split() == ["eps", "conflicts", "points", "components", "optimal", "LP", "bound", "clique", "LP",
+                                "witness", "exact", "seconds"]
+    for p, line in zip(rec.result.points, table[5:], strict=True):
+        f = line.split()
+        assert f[:4] == [f"{p.eps:g}", str(p.n_conflicts), str(p.n_conflicted_points), str(p.n_components)]
+        assert f[4:8] == [f"{100 * (1 - e):.3f}%" for e in (p.optimal_error, p.lower_error, p.clique_lower_error,
+                                                             p.upper_error)]
+        assert f[8] == "yes"
+    rec.result.points[0].clique_lower_error = None  # the clique LP ran out of time
+    assert format_summary(rec).splitlines()[5].split()[6] == "open"
     assert main(args) == 0 and "reused" in capsys.readouterr().out
     assert main(["--dataset", "digits", "--norm", "l2", "--split", "test", "--eps", "0.7", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--subset", "300", "--seed", "4", "--time-limit", "45", "--no-progress"]) == 0
     test_rec = [load_record(f) for f in record_folders(out) if "test-l2" in f.name][0]
-    assert test_rec.result.n_points == 450
+    assert test_rec.result.n_points == 300 and "clique" not in format_summary(test_rec)
+    import shlex
+
+    again = get_args_parser().parse_args(shlex.split(test_rec.command())[3:])
+    assert (again.split, again.subset, again.seed, again.time_limit, again.eps) == ("test", 300, 4, 45.0, [0.7])
 
 
 def _npz(tmp_path, **arrays):
@@ -323,3 +368,25 @@ def test_a_larger_radius_witness_replaces_a_worse_one_at_a_smaller_radius(monkey
     for k in range(3):
         np.testing.assert_array_equal(res.kept[k], last)
         assert res.points[k].n_kept == len(last) and res.points[k].upper_error == 1.0 - len(last) / 12
+
+
+def test_the_commands_of_records_parse_back_to_their_settings():
+    """``bounds_command`` / ``verify_command`` (what reports print and records replay) give back
+    every setting through the CLIs' own parsers; a record's ``command()`` carries its config."""
+    import shlex
+    from pathlib import Path
+
+    from lipschitz_construct import bounds, verify
+    from lipschitz_construct.records import bounds_command, verify_command
+
+    cmd = bounds_command("mnist", "l2", [0.1, 0.25], split="test", subset=500, seed=3, cliques=True, time_limit=30,
+                         out="runs/b")
+    a = bounds.get_args_parser().parse_args(shlex.split(cmd)[3:])
+    assert (a.dataset, a.norm, a.split, a.eps, a.subset, a.seed, a.cliques, a.time_limit, a.data_root, a.out) == \
+        ("mnist", "l2", "test", [0.1, 0.25], 500, 3, True, 30.0, "DATA_ROOT", Path("runs/b"))
+    a = bounds.get_args_parser().parse_args(shlex.split(bounds_command("digits", "linf", [0.2]))[3:])
+    assert (a.split, a.subset, a.cliques, a.time_limit, a.data_root) == ("train", None, False, 60.0, None)
+    cmd = verify_command("fashion-mnist", "l1", eps=[0.5, 1], subset=300, seed=2, r=0.75, out="runs/v")
+    a = verify.get_args_parser().parse_args(shlex.split(cmd)[3:])
+    assert (a.dataset, a.norm, a.eps, a.subset, a.seed, a.r, a.data_root, a.out) == \
+        ("fashion-mnist", "l1", [0.5, 1.0], 300, 2, 0.75, "DATA_ROOT", Path("runs/v"))

@@ -502,3 +502,16 @@ def test_a_failed_refit_leaves_the_classifier_unfitted():
     assert not hasattr(clf, "index_") and not hasattr(clf, "separation_")
     with pytest.raises(NotFittedError, match=r"before predict\(\)"):
         clf.predict(x)
+
+
+def test_fit_names_the_bad_argument_and_records_its_timings_and_engine():
+    clf = LocallyLipschitzClassifier(norm="l2")
+    with pytest.raises(ValueError, match=r"^x is empty"):
+        clf.fit(np.zeros((0, 3)), np.zeros(0, int))
+    with pytest.raises(ValueError, match=r"^y has 2 labels but the data has 3 points"):
+        clf.fit(np.eye(3), [0, 1])
+    clf.fit(np.eye(3), [0, 1, 1])
+    assert set(clf.fit_seconds_) == {"separation", "index"}
+    assert all(isinstance(s, float) and s >= 0 for s in clf.fit_seconds_.values())
+    assert clf.search_engine_ == clf.index_.engine_ and isinstance(clf.search_engine_, str)
+    assert set(LocallyLipschitzClassifier(norm="l2", r=0.1).fit(np.eye(3), [0, 1, 1]).fit_seconds_) == {"index"}

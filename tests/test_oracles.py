@@ -76,6 +76,18 @@ def test_reference_cross_class_equals_scipy(seed, n, m, d, k, levels, block_byte
         np.testing.assert_allclose(dist, sd / scale, rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("engine", ["reference", "cpu"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_test_test_distances_equal_scipy(engine, norm, rng):
+    """``test_test=True``: each test point's nearest test point of another class, by scipy."""
+    x, y = rng.integers(0, 4, (30, 5)).astype(np.uint8), rng.integers(0, 3, 30)
+    xt, yt = rng.integers(0, 4, (25, 5)).astype(np.uint8), rng.integers(0, 3, 25)
+    res = compute_separation(x, y, xt, yt, norm=norm, engine=engine, test_test=True)
+    sd, si = scipy_cross_class(xt, yt, xt, yt, norm)
+    np.testing.assert_array_equal(res.test_test_neighbors, si)
+    np.testing.assert_allclose(res.test_test_distances, sd / 255.0, rtol=1e-13, atol=0)
+
+
 def test_nearest_neighbors_public_function_equals_scipy(rng):
     q = rng.integers(0, 4, (50, 9)).astype(np.uint8)
     db = rng.integers(0, 4, (70, 9)).astype(np.uint8)
