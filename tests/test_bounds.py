@@ -283,6 +283,7 @@ def _exit_code(argv) -> int:
     (["--eps", "0.1"], "one class", "fewer than two classes"),
     (["--eps", "0.1"], "one label short", "labels"),
     (["--eps", "9"], "given", "exceeds"),
+    (["--eps", "0.1", "--engine", "gpu"], "given", "invalid choice: 'gpu'"),
 ])
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, extra, labels, match):
     x = (np.arange(40).reshape(10, 4) % 256).astype(np.uint8)
@@ -390,3 +391,13 @@ def test_the_commands_of_records_parse_back_to_their_settings():
     a = verify.get_args_parser().parse_args(shlex.split(cmd)[3:])
     assert (a.dataset, a.norm, a.eps, a.subset, a.seed, a.r, a.data_root, a.out) == \
         ("fashion-mnist", "l1", [0.5, 1.0], 300, 2, 0.75, "DATA_ROOT", Path("runs/v"))
+
+
+def test_timings_and_a_one_class_witness_are_reported_by_name():
+    """``seconds`` names its parts; a witness that keeps one class only is refused, saying why."""
+    x = np.array([[0.0], [0.1], [0.2], [0.9]])
+    res = robustness_bounds(x, np.array([0, 1, 0, 1]), norm="linf", eps=[0.01, 1.0], engine="reference")
+    assert set(res.seconds) == {"conflicts", "solve", "total"} and res.seconds["total"] >= res.seconds["conflicts"]
+    with pytest.raises(ValueError, match=r"keeps points of one class only; the nearest-class classifier needs two "
+                                         r"\(it would be the constant classifier\)\.$"):
+        res.witness(1.0)

@@ -398,6 +398,39 @@ def test_auto_picks_cuda_then_faiss_on_a_gpu_then_cpu(monkeypatch, cuda, faiss, 
     assert engines.auto_engine_name() == want
 
 
+def test_cpu_conflict_pairs_take_the_gemm_for_l2_only(monkeypatch):
+    """The CPU range search answers l2 with the host GEMM (and its exact recheck), l-inf and l1
+    with the numba kernel; both give the pairs of the reference."""
+    from separation.engines import conflicts
+
+    calls = []
+    gemm_pairs = conflicts.gemm_pairs
+    monkeypatch.setattr(conflicts, "gemm_pairs", lambda *a, **k: calls.append(1) or gemm_pairs(*a, **k))
+    rng = np.random.default_rng(15)
+    x, y = tied(rng, 30, 4, 3, values=5)
+    for norm, radius in (("l2", 2.5 / 255), ("linf", 1.5 / 255), ("l1", 3.5 / 255)):
+        calls.clear()
+        got = conflicts.cpu_pairs(x, y, x, y, same_set=True, norm=norm, radius=radius)
+        want = conflicts.reference_pairs(x, y, x, y, same_set=True, norm=norm, radius=radius)
+        assert len(calls) == (norm == "l2"), norm
+        assert len(got[0]) > 0
+        assert_same_arrays(got, want, norm)
+
+
+def test_conflict_pairs_defaults_are_linf_auto_and_no_progress(capsys):
+    from separation import conflict_pairs
+
+    rng = np.random.default_rng(16)
+    x, y = tied(rng, 25, 4, 3, values=5)
+    got = conflict_pairs(x, y, radius=1.5 / 255)
+    want = conflict_pairs(x, y, norm="linf", radius=1.5 / 255, engine="reference")
+    assert len(got.i) > 0
+    np.testing.assert_array_equal(got.i, want.i)
+    np.testing.assert_array_equal(got.j, want.j)
+    np.testing.assert_array_equal(got.d, want.d)
+    assert capsys.readouterr().err == ""
+
+
 def test_the_gemm_functions_with_their_defaults():
     """The public GEMM functions called with their defaults: a plain query--database search (not
     train--train) in default-sized blocks, equal to the reference."""
