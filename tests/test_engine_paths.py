@@ -431,6 +431,21 @@ def test_conflict_pairs_defaults_are_linf_auto_and_no_progress(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
+    import re
+
+    import separation.engines as engines
+
+    with pytest.raises(ValueError, match=re.escape("(or --engine dask --scheduler ADDRESS|local:N on the command line).")):
+        engines.get_engine("dask")
+    with pytest.raises(ValueError, match="^Unknown engine 'gpu'. Use 'auto' or one of " + ", ".join(engines.ENGINES) + r"\.$"):
+        engines.get_engine("gpu")
+    monkeypatch.setattr(engines.FaissEngine, "available", staticmethod(lambda: False))
+    with pytest.raises(RuntimeError, match=re.escape("Engine 'faiss' is not available here: install faiss-cpu "
+                                                     "(or the 'gpu' extra). Use engine='auto'.")):
+        engines.get_engine("faiss")
+
+
 def test_the_gemm_functions_with_their_defaults():
     """The public GEMM functions called with their defaults: a plain query--database search (not
     train--train) in default-sized blocks, equal to the reference."""
