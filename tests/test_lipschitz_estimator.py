@@ -413,3 +413,34 @@ def test_bad_arguments_say_what_is_allowed(kw, err, match):
     model = _tanh_model()
     with pytest.raises(err, match=match):
         estimate_local_lipschitz(model, torch.rand(2, 1, 4, 4, dtype=torch.float64), **{"eps": 0.1, **kw})
+
+
+def test_paper_mode_rounds_its_batch_up_to_whole_noise_chunks():
+    """The official noise comes in chunks of 16 examples: a batch of 20 runs as 32, so the stream
+    (and the estimate) is that of batches of 16 or 32; up to float32 matmul rounding. Examples of
+    9 values: torch's normal stream depends on how many values each draw asks for."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(9, 3), nn.Tanh(), nn.Linear(3, 3))
+    x = torch.rand(40, 1, 3, 3, generator=torch.Generator().manual_seed(5))
+    runs = [estimate_local_lipschitz(model, x, eps=0.1, mode="paper", steps=0, batch_size=b,
+                                     generator=torch.Generator().manual_seed(6)) for b in (16, 20, 32)]
+    for run in runs[1:]:
+        np.testing.assert_allclose(run, runs[0], rtol=1e-5)
+
+
+class _DeadUnit(nn.Module):
+    """f(x) = x1 + 3 relu(x0): flat in x0 below 0, steep above (torch's relu'(0) is 0)."""
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return (x[:, 1] + 3 * torch.relu(x[:, 0]))[:, None]
+
+
+def test_the_vertex_companion_keeps_coordinates_the_perturbation_left_at_zero():
+    """The l-inf vertex is x + ||d|| sign(d): a coordinate where the start noise was clipped to
+    the box (d = 0) stays put. At x0 = 0 about half the starts are clipped there: they keep the
+    estimate 1, while the others find the steep side (4); moving x0 inward would give them 2 or more."""
+    x = torch.tensor([[0.0, 0.5]], dtype=torch.float64).repeat(40, 1)
+    est = estimate_local_lipschitz(_DeadUnit(), x, eps=0.1, steps=3, step_size=0.01,
+                                   generator=torch.Generator().manual_seed(7))
+    stayed = np.isclose(est, 1.0, rtol=1e-9)
+    assert 5 < stayed.sum() < 35 and (est[~stayed] > 1.5).all()
