@@ -85,7 +85,7 @@ def test_near_ties_on_the_column_side_of_train_train_blocks(rows):
     queries in the later one (columns). Each pair point also gets a decoy of the later class one
     grey level away, and the queries are farther than twice the rows' rounding bound: no row's own
     candidates include its query, only the columns' bound sends the pair to the exact recheck."""
-    q, db = near_tie_l2(24, d=2048, seed=2, spread=12)
+    q, db = near_tie_l2(24, d=2048, seed=0, spread=12)
     ex = exact_sq(q, db)
     import torch
 
@@ -211,13 +211,13 @@ def bound_cases():
     q, db = near_tie_l2(10, d=2048, seed=5)
     yield "near-ties", q, db
     for d in (1, 3, 64, 784, 3072):
-        yield f"bytes d={d}", rng.integers(0, 256, (20, d), dtype=np.uint8), rng.integers(0, 256, (30, d), dtype=np.uint8)
-        yield f"saturated d={d}", np.full((20, d), 255, np.uint8), (255 - rng.integers(0, 2, (30, d))).astype(np.uint8)
-        yield f"floats d={d}", (1 - 1e-3 * rng.random((20, d))).astype(np.float32), \
+        yield f"bytes-d{d}", rng.integers(0, 256, (20, d), dtype=np.uint8), rng.integers(0, 256, (30, d), dtype=np.uint8)
+        yield f"saturated-d{d}", np.full((20, d), 255, np.uint8), (255 - rng.integers(0, 2, (30, d))).astype(np.uint8)
+        yield f"floats-d{d}", (1 - 1e-3 * rng.random((20, d))).astype(np.float32), \
             (1 - 1e-3 * rng.random((30, d))).astype(np.float32)
 
 
-@pytest.mark.parametrize("name, q, db", list(bound_cases()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name, q, db", [pytest.param(*case, id=case[0]) for case in bound_cases()])
 def test_gemm_rounding_bound_holds_for_rows_and_columns(name, q, db):
     """The float32 GEMM's error on every pair is within the tolerance of its row and of its column:
     the premise of the exact recheck. (Measured errors stay below 0.15 of the bound on these data.)"""
