@@ -95,15 +95,20 @@ test:
 test-reports:
 	$(PYTHON) -m pytest tests/test_report.py $(PYTEST_ARGS)
 
-# mutation testing of the core modules ([mutmut] in setup.cfg; hours on 2 cores, not in CI); resumes
-# where an interrupted run stopped, then writes reports/quality/mutation.md
+# mutation testing of the core modules ([mutmut] in setup.cfg; hours on 2 cores, not in CI). The verdicts
+# are kept in reports/quality/mutmut-results.json: a run resumes where any earlier one stopped, in this
+# clone or another, re-testing only the mutants of functions changed since; then the report is rendered
+MUTATION_REPORT = $(PYTHON) tests/scripts/mutation_report.py
 mutation:
+	$(MUTATION_REPORT) --restore
 	SHARED_DATA=$(abspath $(SHARED_DATA)) $(PYTHON) -m mutmut run --max-children 2 > /dev/null
-	$(PYTHON) tests/scripts/mutation_report.py
+	$(MUTATION_REPORT)
 
-# a seeded random sample of PER_MODULE not-yet-run mutants of each module (needs one earlier run)
+# a seeded random sample of PER_MODULE not-yet-run mutants of each module
 PER_MODULE ?= 15
+SEED ?= 0
 mutation-sample:
-	$(PYTHON) tests/scripts/mutation_report.py --sample $(PER_MODULE) > mutants/sample.txt
+	$(MUTATION_REPORT) --restore
+	mkdir -p mutants && $(MUTATION_REPORT) --sample $(PER_MODULE) --seed $(SEED) > mutants/sample.txt
 	SHARED_DATA=$(abspath $(SHARED_DATA)) xargs -a mutants/sample.txt -d '\n' $(PYTHON) -m mutmut run --max-children 2 > /dev/null
-	$(PYTHON) tests/scripts/mutation_report.py
+	$(MUTATION_REPORT)

@@ -1,30 +1,45 @@
-"""The mutation report's sampler: only mutants not yet run, a fixed number per module, seeded."""
+"""The mutation record and report: verdicts carried across clones while their function is unchanged,
+the sampler, and the shipped report rendered from the shipped record."""
 from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent / "scripts" / "mutation_report.py"
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+REPO = SCRIPTS.parents[1]
 
 
-def load(tmp_path):
-    spec = importlib.util.spec_from_file_location("mutation_report", SCRIPT)
+def load(tmp_path, name="mutation_report"):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(SCRIPTS))
     mod.REPO = tmp_path
     return mod
+
+
+def write_meta(root: Path, path: str, codes: dict, hashes: dict) -> None:
+    meta = root / "mutants" / (path + ".meta")
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": hashes,
+                                "type_check_error_by_key": {}, "durations_by_key": {},
+                                "estimated_durations_by_key": {}}))
 
 
 def test_sample_draws_not_yet_run_mutants_per_module(tmp_path, capsys):
     mod = load(tmp_path)
     assert mod.main(["--sample", "2"]) == 2  # no results yet: says so, exit code 2
     assert "run `mutmut run` once first" in capsys.readouterr().err
-    meta = tmp_path / "mutants" / "pkg"
-    meta.mkdir(parents=True)
     codes = {f"pkg.a.x_f__mutmut_{i}": (None if i % 2 else 1) for i in range(1, 11)}
     codes |= {f"pkg.b.x_g__mutmut_{i}": None for i in range(1, 4)} | {"pkg.c.x_h__mutmut_1": 0}
-    (meta / "a.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+    write_meta(tmp_path, "pkg/a.py", codes, {"x_f": "1", "x_g": "2", "x_h": "3"})
     picked = mod.sample(2, 0)
     assert len(picked) == 4 and len(set(picked)) == 4
     assert all(codes[n] is None for n in picked)
@@ -32,3 +47,70 @@ def test_sample_draws_not_yet_run_mutants_per_module(tmp_path, capsys):
     assert mod.sample(2, 0) == picked and set(mod.sample(5, 1)) == {n for n, c in codes.items() if c is None}
     assert mod.main(["--sample", "2"]) == 0
     assert capsys.readouterr().out.split() == picked
+
+
+def test_function_of_names_mutmuts_hash_key():
+    store = load(Path("."), "mutation_store")
+    assert store.function_of("separation.engines.gemm.x__block__mutmut_16") == "x__block"
+    assert store.function_of("lipschitz_construct.classifier.xǁLocallyLipschitzClassifierǁfit__mutmut_3") \
+        == "xǁLocallyLipschitzClassifierǁfit"
+
+
+def test_a_stored_verdict_is_kept_only_while_its_function_is_unchanged(tmp_path):
+    store = load(tmp_path, "mutation_store")
+    write_meta(tmp_path, "pkg/a.py", {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 0,
+                                      "pkg.a.x_g__mutmut_1": 1, "pkg.a.x_g__mutmut_2": None},
+               {"x_f": "f1", "x_g": "g1"})
+    record = store.save(tmp_path, {"pkg.a.x_f__mutmut_2": "- a / + b"})
+    assert record["diffs"] == {"pkg.a.x_f__mutmut_2": "- a / + b"}
+    assert json.loads((tmp_path / store.STORE).read_text()) == record
+    # a fresh clone: x_f unchanged, x_g edited; mutmut generated the meta anew, nothing run yet
+    write_meta(tmp_path, "pkg/a.py", {"pkg.a.x_f__mutmut_1": None, "pkg.a.x_f__mutmut_2": None,
+                                      "pkg.a.x_g__mutmut_1": None, "pkg.a.x_g__mutmut_2": None},
+               {"x_f": "f1", "x_g": "g2"})
+    merged = store.merge(record["files"], store.from_mutants(tmp_path))["pkg/a.py"]["verdicts"]
+    assert merged == {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 0,
+                      "pkg.a.x_g__mutmut_1": None, "pkg.a.x_g__mutmut_2": None}
+    # a file this clone has not generated keeps its stored verdicts
+    assert store.merge(record["files"], {})["pkg/a.py"] == record["files"]["pkg/a.py"]
+    # saving again forgets the edited function's verdict, and a diff whose mutant no longer survives
+    write_meta(tmp_path, "pkg/a.py", {"pkg.a.x_f__mutmut_1": None, "pkg.a.x_f__mutmut_2": 1,
+                                      "pkg.a.x_g__mutmut_1": None, "pkg.a.x_g__mutmut_2": None},
+               {"x_f": "f1", "x_g": "g2"})
+    again = store.save(tmp_path, {})
+    assert again["files"]["pkg/a.py"]["verdicts"] == {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 1,
+                                                     "pkg.a.x_g__mutmut_1": None, "pkg.a.x_g__mutmut_2": None}
+    assert again["diffs"] == {}
+
+
+def test_restore_writes_valid_verdicts_into_mutants_for_the_next_run(tmp_path):
+    store = load(tmp_path, "mutation_store")
+    write_meta(tmp_path, "pkg/a.py", {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_g__mutmut_1": 0}, {"x_f": "f1", "x_g": "g1"})
+    store.save(tmp_path, {})
+    meta = tmp_path / "mutants" / "pkg" / "a.py.meta"
+    meta.unlink()
+    assert store.restore(tmp_path) == 2  # a fresh clone: the meta file is written whole
+    data = json.loads(meta.read_text())
+    assert data["exit_code_by_key"] == {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_g__mutmut_1": 0}
+    assert set(data) == {"exit_code_by_key", "hash_by_function_name", "type_check_error_by_key",
+                         "durations_by_key", "estimated_durations_by_key"}  # what mutmut's loader asserts
+    # mutmut already generated this clone's meta and x_g changed: only x_f's verdict goes in
+    write_meta(tmp_path, "pkg/a.py", {"pkg.a.x_f__mutmut_1": None, "pkg.a.x_g__mutmut_1": None},
+               {"x_f": "f1", "x_g": "g2"})
+    assert store.restore(tmp_path) == 1
+    assert json.loads(meta.read_text())["exit_code_by_key"] == {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_g__mutmut_1": None}
+
+
+def test_the_report_needs_results(tmp_path, capsys):
+    assert load(tmp_path).main([]) == 2
+    assert "run `mutmut run` first" in capsys.readouterr().err
+
+
+def test_the_shipped_report_is_the_rendering_of_the_shipped_record():
+    """``reports/quality/mutation.md`` is what the committed record renders to (with the committed
+    equivalents): the report is never edited by hand and never out of date with its record."""
+    mod = load(REPO)
+    record = mod.store.load(REPO)
+    if not record.get("files"):
+        pytest.fail("reports/quality/mutmut-results.json is missing: run `make mutation`")
+    assert (REPO / mod.REPORT).read_text() == mod.render(record), "re-render: python tests/scripts/mutation_report.py"

@@ -1,12 +1,17 @@
-"""Write ``reports/quality/mutation.md`` from the results of the last ``mutmut run`` (``make mutation``).
+"""Write ``reports/quality/mutation.md`` from the stored mutation results (``make mutation``).
 
-Reads mutmut's own result files below ``mutants/`` (exit code per mutant) and ``mutmut show`` for the
-diff of each survivor; the scope is the ``[mutmut]`` section of setup.cfg. Mutants not yet run are
-counted as such: a partial run gives a partial report that says so.
+The results are the record ``reports/quality/mutmut-results.json`` (``mutation_store.py``), which
+carries mutmut's verdicts from clone to clone. Run after ``mutmut run``, this script first merges the
+verdicts of this clone's ``mutants/`` into the record (``mutmut show`` gives each new survivor's
+diff), then renders the report from the record alone; without ``mutants/`` it only re-renders. The
+scope is the ``[mutmut]`` section of setup.cfg. Mutants not yet run are counted as such: a partial
+run gives a partial report that says so.
 
-``--sample N`` instead prints a seeded random sample of N not-yet-run mutants of each module, one
-name per line, for ``mutmut run`` (``make mutation-sample``): a full run takes many hours on 2 cores,
-a sample gives every module an unbiased estimate first.
+``--restore`` writes the stored verdicts into ``mutants/`` before a run, so that ``mutmut run``
+continues where any earlier run stopped (``make mutation`` does this first). ``--sample N`` instead
+prints a seeded random sample of N not-yet-run mutants of each module, one name per line, for
+``mutmut run`` (``make mutation-sample``): a full run takes many hours on 2 cores, a sample gives
+every module an unbiased estimate first.
 
 A survivor that no test can kill -- an equivalent mutant -- is listed in
 ``tests/mutation_equivalents.yaml`` with the changed line and the reason. An entry counts only while
@@ -17,32 +22,36 @@ from __future__ import annotations
 
 import collections
 import configparser
-import datetime
-import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mutation_store as store  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
-EQUIVALENTS = REPO / "tests" / "mutation_equivalents.yaml"
+EQUIVALENTS = Path("tests") / "mutation_equivalents.yaml"
+REPORT = Path("reports") / "quality" / "mutation.md"
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", None: "not run"}
+COLUMNS = ["killed", "survived", "equivalent", "no tests", "timeout", "not run"]
+
+
+def statuses(files: dict) -> dict[str, str]:
+    """mutant name -> status, from the ``files`` of a record."""
+    return {name: STATUS.get(code, f"suspicious (exit {code})")
+            for entry in files.values() for name, code in entry["verdicts"].items()}
 
 
 def results() -> dict[str, str]:
-    """mutant name -> status, from ``mutants/**/*.meta``."""
-    out = {}
-    for meta in sorted((REPO / "mutants").rglob("*.meta")):
-        for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
-            out[name] = STATUS.get(code, f"suspicious (exit {code})")
-    return out
+    """mutant name -> status: the stored record completed by this clone's ``mutants/``, if any."""
+    return statuses(store.merge(store.load(REPO).get("files", {}), store.from_mutants(REPO)))
 
 
 def diff_of(name: str) -> str:
+    """The changed lines of a mutant, ``- old / + new``, as ``mutmut show`` prints them."""
     p = subprocess.run(["mutmut", "show", name], cwd=REPO, capture_output=True, text=True)
     lines = [ln for ln in p.stdout.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
     return " / ".join(ln.strip() for ln in lines)
@@ -50,10 +59,11 @@ def diff_of(name: str) -> str:
 
 def equivalents(res: dict[str, str], diffs: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """(mutant -> reason for the survivors listed as equivalent, the stale entries)."""
-    listed = yaml.safe_load(EQUIVALENTS.read_text()) or {} if EQUIVALENTS.exists() else {}
+    path = REPO / EQUIVALENTS
+    listed = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
     ok, stale = {}, []
     for name, entry in sorted(listed.items()):
-        if res.get(name) == "survived" and entry["line"] in diffs[name]:
+        if res.get(name) == "survived" and entry["line"] in diffs.get(name, ""):
             ok[name] = entry["reason"]
         elif res.get(name) != "not run":  # killed, gone, or its line changed
             stale.append(name)
@@ -72,31 +82,28 @@ def sample(per_module: int, seed: int) -> list[str]:
     return [n for mod in sorted(todo) for n in rng.sample(todo[mod], min(per_module, len(todo[mod])))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def _new_survivors(record: dict, fresh: dict) -> list[str]:
+    """Survivors in ``fresh`` (this clone's files) whose diff the record lacks or may have wrong (their
+    function changed since it was stored)."""
+    out = []
+    for path, entry in fresh.items():
+        old = record["files"].get(path, {}).get("hashes", {})
+        for name, code in entry["verdicts"].items():
+            func = store.function_of(name)
+            if code == 0 and (name not in record.get("diffs", {}) or old.get(func) != entry["hashes"].get(func)):
+                out.append(name)
+    return out
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sample", type=int, metavar="N", help="print N not-yet-run mutants per module instead")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
-    args = p.parse_args(argv)
-    if args.sample is not None:
-        if args.sample < 1:
-            p.error("--sample N needs N >= 1")
-        if not results():
-            print("no mutmut results under mutants/: run `mutmut run` once first (make mutation)", file=sys.stderr)
-            return 2
-        print("\n".join(sample(args.sample, args.seed)))
-        return 0
-    res = results()
-    if not res:
-        print("no mutmut results under mutants/: run `mutmut run` first (make mutation)", file=sys.stderr)
-        return 2
+
+def render(record: dict) -> str:
+    """The report, from the record alone (the same record always gives the same text)."""
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
     scope = [s for s in cfg.get("mutmut", "only_mutate").split() if s]
     skipped = [s for s in cfg.get("mutmut", "do_not_mutate", fallback="").split() if s]
     tests = [s for s in cfg.get("mutmut", "pytest_add_cli_args_test_selection", fallback="").split() if s]
-    diffs = {n: diff_of(n) for n, st in res.items() if st == "survived"}
+    res = statuses(record["files"])
+    diffs = record.get("diffs", {})
     eq, stale = equivalents(res, diffs)
     for name in eq:
         res[name] = "equivalent"
@@ -105,43 +112,67 @@ def main(argv: list[str] | None = None) -> int:
         per[name.split(".x")[0]][st] += 1
     total = collections.Counter(res.values())
     checked = total["killed"] + total["survived"]
-    cols = ["killed", "survived", "equivalent", "no tests", "timeout", "not run"]
-    L = ["<!-- Generated by `python tests/scripts/mutation_report.py` from the last `mutmut run`; do not edit. -->",
+    commit = (record.get("git_commit") or "")[:7]
+    L = ["<!-- Generated by `python tests/scripts/mutation_report.py` from "
+         f"`{store.STORE.as_posix()}`; do not edit. -->",
          "", "# Mutation testing of the core modules", "",
-         f"mutmut {_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
-         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Scope (`[mutmut]` in setup.cfg): "
+         f"mutmut {record['mutmut']} on {record['machine']}; results last merged {record['updated']}"
+         + (f" at commit `{commit}`" if commit else "") + ". Scope (`[mutmut]` in setup.cfg): "
          + ", ".join(f"`{s}`" for s in scope) + (" except " + ", ".join(f"`{s}`" for s in skipped) if skipped else "")
          + "; tests: " + (", ".join(f"`{t}`" for t in tests) or "`tests/`") + ".", "",
          f"**Score: {total['killed']} killed of {checked} non-equivalent mutants run to a verdict "
          f"({100 * total['killed'] / max(1, checked):.1f}%)**; {total['equivalent']} equivalent "
-         f"(`tests/mutation_equivalents.yaml`, each with its reason), {total['no tests']} reached by no test, "
+         f"(`{EQUIVALENTS.as_posix()}`, each with its reason), {total['no tests']} reached by no test, "
          f"{total['not run']} of {len(res)} not run yet"
-         + (" (a partial run: `mutmut run` continues where it stopped)." if total["not run"] else "."), "",
-         "| module | " + " | ".join(cols) + " | score |", "|---|" + "---:|" * (len(cols) + 1)]
+         + (" (a partial run: `make mutation` continues where it stopped)." if total["not run"] else "."), "",
+         "| module | " + " | ".join(COLUMNS) + " | score |", "|---|" + "---:|" * (len(COLUMNS) + 1)]
     for mod in sorted(per):
         c = per[mod]
         k, s = c["killed"], c["survived"]
         score = f"{100 * k / (k + s):.0f}%" if k + s else "–"
-        L.append(f"| `{mod}` | " + " | ".join(str(c[x]) for x in cols) + f" | {score} |")
+        L.append(f"| `{mod}` | " + " | ".join(str(c[x]) for x in COLUMNS) + f" | {score} |")
     L += ["", "`no tests`: no selected test runs the mutated function. `score`: killed / (killed + survived).", ""]
     if stale:
         L += ["## Stale equivalence entries", "", "Their line no longer matches the mutant, or it was killed: "
               "review them.", ""] + [f"- `{n}`" for n in stale] + [""]
     L += ["## Survivors", "", "Each is a missing test until a test kills it or it is listed as equivalent.", ""]
-    L += [f"- `{n}`: `{diffs[n][:300]}`" for n in sorted(n for n, st in res.items() if st == "survived")] or ["None."]
+    L += [f"- `{n}`: `{diffs.get(n, '?')[:300]}`" for n in sorted(n for n, st in res.items() if st == "survived")] \
+        or ["None."]
     L += ["", "## Equivalent mutants", ""] + [f"- `{n}` (`{diffs[n][:200]}`): {eq[n]}" for n in sorted(eq)]
-    out = REPO / "reports" / "quality" / "mutation.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(L) + "\n")
-    print(f"wrote {out.relative_to(REPO)}: {total['killed']}/{checked} killed, {total['equivalent']} equivalent, "
-          f"{total['not run']} not run")
+    return "\n".join(L) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sample", type=int, metavar="N", help="print N not-yet-run mutants per module instead")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--restore", action="store_true", help="write the stored verdicts into mutants/ and stop")
+    args = p.parse_args(argv)
+    if args.restore:
+        print(f"restored {store.restore(REPO)} stored verdicts into mutants/")
+        return 0
+    if args.sample is not None:
+        if args.sample < 1:
+            p.error("--sample N needs N >= 1")
+        if not results():
+            print("no mutation results: run `mutmut run` once first (make mutation)", file=sys.stderr)
+            return 2
+        print("\n".join(sample(args.sample, args.seed)))
+        return 0
+    record = store.load(REPO)
+    if (REPO / "mutants").is_dir():
+        record = store.save(REPO, {n: diff_of(n) for n in _new_survivors(record, store.from_mutants(REPO))})
+    if not record.get("files"):
+        print("no mutation results: run `mutmut run` first (make mutation)", file=sys.stderr)
+        return 2
+    (REPO / REPORT).parent.mkdir(parents=True, exist_ok=True)
+    (REPO / REPORT).write_text(render(record))
+    total = collections.Counter(statuses(record["files"]).values())
+    print(f"wrote {REPORT.as_posix()}: {total['killed']} killed, {total['survived']} survived (equivalents "
+          f"included), {total['not run']} not run")
     return 0
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("mutmut")
 
 
 if __name__ == "__main__":
