@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,6 +112,46 @@ def test_a_time_limit_already_spent_skips_the_milp(monkeypatch):
     monkeypatch.setattr(ind, "milp_independent", lambda g, t: pytest.fail("the MILP ran without time left"))
     sol = ind.solve(a, time_limit=1e-12)
     assert not sol.exact and sol.n_unsolved == 1 and ind.is_independent(a, sol.keep) and sol.keep.sum() == 3
+
+
+
+def test_less_than_a_second_left_still_runs_the_milp(monkeypatch):
+    """Any time left, however short, goes to the MILP (HiGHS honours sub-second limits): a 7-cycle
+    with half a second is solved exactly, and the MILP is told the time that is left."""
+    a, _ = _cycles(7)
+    limits, real = [], ind.milp_independent
+    monkeypatch.setattr(ind, "milp_independent", lambda g, t: limits.append(t) or real(g, t))
+    sol = ind.solve(a, time_limit=0.5)
+    assert sol.exact and sol.n_unsolved == 0 and sol.keep.sum() == 3
+    assert len(limits) == 1 and 0 < limits[0] <= 0.5
+
+
+def test_the_clique_lp_passes_its_time_limit_to_highs(monkeypatch):
+    """HiGHS is given the time limit (at least 10 ms); an LP it does not finish gives None."""
+    import scipy.optimize
+
+    a, _ = _cycles(3, 5)
+    seen, real = [], scipy.optimize.linprog
+    monkeypatch.setattr(scipy.optimize, "linprog", lambda *p, **k: seen.append(k["options"]) or real(*p, **k))
+    assert ind.clique_lp(a, time_limit=7) == pytest.approx(1 + 2.5)
+    assert ind.clique_lp(a, time_limit=0) == pytest.approx(3.5)
+    assert seen == [{"time_limit": 7.0}, {"time_limit": 0.01}]
+    monkeypatch.setattr(scipy.optimize, "linprog", lambda *p, **k: SimpleNamespace(status=1, fun=0.0))
+    assert ind.clique_lp(a, time_limit=7) is None
+
+
+def test_conflicted_points_are_counted_once_each():
+    """On a line: 0.0 (class 0), 0.1 (1), 0.2 (0), 0.9 (1). At eps 0.06 (pairs within 0.12) the
+    conflicts are 0-1 and 1-2: two conflicts among three points; the point at 0.9 has none."""
+    x = np.array([[0.0], [0.1], [0.2], [0.9]])
+    res = robustness_bounds(x, np.array([0, 1, 0, 1]), norm="linf", eps=[0.06, 0.5], engine="reference")
+    assert (res.points[0].n_conflicts, res.points[0].n_conflicted_points) == (2, 3)
+    assert (res.points[1].n_conflicts, res.points[1].n_conflicted_points) == (4, 4)
+
+
+def test_every_option_of_the_bounds_cli_says_what_it_does():
+    parser = get_args_parser()
+    assert parser.description and all(a.help for a in parser._actions), "an option without --help text"
 
 
 # -- robustness_bounds on data ---------------------------------------------------------------------
@@ -240,6 +281,7 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
         assert len(rec.kept(k)) == p.n_kept and p.solved
     assert rec.result.points[0].optimal_error == 0 < rec.result.points[-1].optimal_error
     assert "lipschitz_construct.bounds" in rec.command() and "--eps 0.2 0.25 0.3" in rec.command()
+    assert "--cliques" in rec.command().split()
     table = format_summary(rec).splitlines()
     assert table[4].split() == ["eps", "conflicts", "points", "components", "optimal", "LP", "bound", "clique", "LP",
                                 "witness", "exact", "seconds"]
@@ -256,6 +298,7 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
                  "--subset", "300", "--seed", "4", "--time-limit", "45", "--no-progress"]) == 0
     test_rec = [load_record(f) for f in record_folders(out) if "test-l2" in f.name][0]
     assert test_rec.result.n_points == 300 and "clique" not in format_summary(test_rec)
+    assert "--cliques" not in test_rec.command().split()
     import shlex
 
     again = get_args_parser().parse_args(shlex.split(test_rec.command())[3:])

@@ -132,11 +132,23 @@ def test_inputs_like_separation_torch_and_8bit_floats(rng):
     assert _same(conflict_pairs(x.astype(np.float32) / 255, y, norm="linf", radius=0.5), ref)
 
 
-def test_max_pairs_stops_with_a_memory_error(rng):
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("engine", ["reference", "cpu", "torch-on-cpu"])
+def test_max_pairs_stops_with_a_memory_error(rng, engine, norm):
+    """Every engine's pair search (the torch one on CPU too, l2 through the GEMM) stops past max_pairs."""
     x = _data(rng, "bytes", n=30)
     y = np.arange(30) % 2
+    eng = CUDAEngine(device="cpu", use_triton=False) if engine == "torch-on-cpu" else engine
+    radius = 3.0  # above every distance of 6 coordinates in [0, 1]: all 15 x 15 cross-class pairs
     with pytest.raises(MemoryError, match="max_pairs"):
-        conflict_pairs(x, y, norm="linf", radius=1.0, max_pairs=10)
+        conflict_pairs(x, y, norm=norm, radius=radius, max_pairs=10, engine=eng)
+    assert len(conflict_pairs(x, y, norm=norm, radius=radius, max_pairs=225, engine=eng).i) == 225
+
+
+def test_bad_query_labels_are_named_in_the_error():
+    x = np.zeros((4, 2), np.uint8)
+    with pytest.raises(ValueError, match=r"^y_query has 3 labels but the data has 4 points"):
+        conflict_pairs_between(x, np.array([0, 1, 0]), x, np.array([0, 1, 0, 1]), radius=0.1)
 
 
 @pytest.mark.parametrize("call, match", [

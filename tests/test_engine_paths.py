@@ -436,7 +436,9 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
 
     import separation.engines as engines
 
-    with pytest.raises(ValueError, match=re.escape("(or --engine dask --scheduler ADDRESS|local:N on the command line).")):
+    with pytest.raises(ValueError, match="^" + re.escape("The dask engine needs a cluster: pass "
+                                                          "engine=DaskEngine(client_or_address) (or --engine dask "
+                                                          "--scheduler ADDRESS|local:N on the command line).") + "$"):
         engines.get_engine("dask")
     with pytest.raises(ValueError, match="^Unknown engine 'gpu'. Use 'auto' or one of " + ", ".join(engines.ENGINES) + r"\.$"):
         engines.get_engine("gpu")
@@ -444,6 +446,56 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
     with pytest.raises(RuntimeError, match=re.escape("Engine 'faiss' is not available here: install faiss-cpu "
                                                      "(or the 'gpu' extra). Use engine='auto'.")):
         engines.get_engine("faiss")
+    monkeypatch.setattr(engines.CUDAEngine, "available", staticmethod(lambda: False))
+    with pytest.raises(RuntimeError, match=re.escape("Engine 'cuda' is not available here: it needs a CUDA GPU "
+                                                     "visible to torch. Use engine='auto'.")):
+        engines.get_engine("cuda")
+
+
+def test_faiss_reports_its_gpus(monkeypatch):
+    """``num_gpus`` is what faiss says; 0 where faiss cannot tell (or is missing)."""
+    from types import SimpleNamespace
+
+    from separation.engines import faiss_engine
+
+    monkeypatch.setattr(faiss_engine, "_faiss", lambda: SimpleNamespace(get_num_gpus=lambda: 2))
+    assert faiss_engine.num_gpus() == 2
+    monkeypatch.setattr(faiss_engine, "_faiss", lambda: SimpleNamespace())
+    assert faiss_engine.num_gpus() == 0
+
+
+@pytest.mark.skipif("faiss" not in available_engines(), reason="faiss is not installed")
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_faiss_answers_stay_exact_whatever_float32_rounding_faiss_makes(monkeypatch, norm):
+    """A FAISS that errs as far as float32 rounding allows -- every distance raised by the classic
+    bound ((d+2) u (|q| + |x|)^2 for squared l2 through the dot product, (d+1) u (sum|q| + sum|x|)
+    for l1) and a tie broken towards the larger index -- must not be certified: the engine falls
+    back to the exact search and returns index 0 of the tie (stored bytes, so the errors are large)."""
+    from separation.engines import faiss_engine
+    from separation.engines.reference import pairwise_float64
+
+    u = float(np.finfo(np.float32).eps) / 2
+
+    class RoundedFaiss:
+        def add(self, x):
+            self.x = x.astype(np.float64)
+
+        def search(self, q, k):
+            q = q.astype(np.float64)
+            exact = pairwise_float64(q, self.x, norm) ** (2 if norm == "l2" else 1)
+            d = q.shape[1]
+            if norm == "l2":
+                err = (d + 2) * u * (np.linalg.norm(q, axis=1) + np.linalg.norm(self.x, axis=1).max()) ** 2
+            else:
+                err = (d + 1) * u * (q.sum(axis=1) + self.x.sum(axis=1).max())
+            order = np.lexsort((-np.arange(len(self.x))[None, :].repeat(len(q), 0), exact), axis=1)[:, :k]
+            return (np.take_along_axis(exact, order, axis=1) + err[:, None]).astype(np.float32), order
+
+    monkeypatch.setattr(faiss_engine.FaissEngine, "_index", lambda self, d, norm: RoundedFaiss())
+    q = np.full((1, 4), 100, np.uint8)
+    db = np.array([[101, 100, 100, 100], [99, 100, 100, 100], [0, 0, 0, 0]], np.uint8)
+    d, i = FaissEngine(k=1, use_gpu=False).nearest(q, db, norm=norm)
+    assert (i.tolist(), d.tolist()) == ([0], [1.0])
 
 
 def test_the_gemm_functions_with_their_defaults():

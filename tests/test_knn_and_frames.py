@@ -146,3 +146,21 @@ def test_load_records_gives_the_report_rows():
     assert len(load_records("construct", fixtures)) == 1 and len(load_records("evaluate", fixtures)) == 1
     with pytest.raises(ValueError, match="unknown record kind"):
         load_records("nope", fixtures)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_k_beyond_the_database_is_padded_with_inf_and_minus_one(kernel, norm):
+    """Fewer database points than k (or none): the missing neighbours are at distance inf with
+    index -1, in the byte kernel and in the float64 brute force alike."""
+    from separation.engines.knn import nearest_k
+
+    q = np.array([[0, 0], [10, 20]], np.uint8)
+    db = np.array([[3, 4], [10, 20]], np.uint8)
+    d, i = nearest_k(q, db, norm=norm, k=3, kernel=kernel)
+    empty_d, empty_i = nearest_k(q, db[:0], norm=norm, k=2, kernel=kernel)
+    assert np.isposinf(empty_d).all() and (empty_i == -1).all() and empty_i.shape == (2, 2)
+    want = pairwise_float64(q, db, norm)
+    np.testing.assert_array_equal(i, [[0, 1, -1], [1, 0, -1]])
+    np.testing.assert_allclose(d[:, :2], np.take_along_axis(want, i[:, :2], axis=1), rtol=1e-12)
+    assert np.isposinf(d[:, 2]).all()

@@ -139,3 +139,10 @@ def test_a_separation_record_of_other_data_is_not_used(tmp_path, capsys):
     assert run_cli(tmp_path, "--dataset", "digits", "--force", sep=sep) == 0
     res = verification(tmp_path).result
     assert res.r == 0.21875 and res.r_source.startswith("computed")
+
+
+def test_every_option_of_the_verify_cli_says_what_it_does():
+    from lipschitz_construct.verify import get_args_parser
+
+    parser = get_args_parser()
+    assert parser.description and all(a.help for a in parser._actions), "an option without --help text"

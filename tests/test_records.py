@@ -287,3 +287,39 @@ def test_the_probe_index_copies_the_support_once_in_the_low_memory_layout():
         tracemalloc.stop()
         del index
     assert peaks["given"] < 1.35 and peaks["sorted"] < 2.35, peaks
+
+
+def test_record_commands_are_the_exact_command_lines():
+    """What reports print and records replay, word for word: the module run with ``python -m``, a
+    seed only where it differs from 0 (and only with a subset), no ``--data-root`` for the embedded
+    ``digits`` or ``npz`` data or where none is given."""
+    from lipschitz_construct.records import bounds_command, verify_command
+
+    v = "python -m lipschitz_construct.verify"
+    assert verify_command("mnist", "linf") == f"{v} --dataset mnist --norm linf --data-root DATA_ROOT"
+    assert verify_command("mnist", "l2", data_root=None) == f"{v} --dataset mnist --norm l2"
+    assert verify_command("digits", "l2", subset=100) == f"{v} --dataset digits --norm l2 --subset 100"
+    assert verify_command("npz", "l1", subset=100, seed=4, eps=[0.5]) == \
+        f"{v} --dataset npz --norm l1 --eps 0.5 --subset 100 --seed 4"
+    b = "python -m lipschitz_construct.bounds"
+    assert bounds_command("mnist", "linf", [0.1]) == \
+        f"{b} --dataset mnist --norm linf --split train --eps 0.1 --data-root DATA_ROOT"
+    assert bounds_command("mnist", "linf", [0.1], data_root=None).endswith("--eps 0.1")
+    assert bounds_command("digits", "l2", [1], subset=50) == f"{b} --dataset digits --norm l2 --split train --eps 1.0 --subset 50"
+    assert bounds_command("npz", "l2", [1], subset=50, seed=2) == \
+        f"{b} --dataset npz --norm l2 --split train --eps 1.0 --subset 50 --seed 2"
+
+
+def test_astuteness_at_reads_the_eps_values_then_the_curve():
+    """``VerifyResult.astuteness_at``: a ``--eps`` value first, else a point of the curve, matched to
+    within 1e-12 relative (1e-12 absolute below 1); None where neither has that radius."""
+    from types import SimpleNamespace
+
+    from lipschitz_construct.records import Curve, VerifyResult
+
+    res = SimpleNamespace(test_astuteness={"0.1": 0.9, "3.0": 0.25},
+                          astuteness_curve=Curve(eps=[0.1, 0.2, 5.0], astuteness=[0.8, 0.5, 0.125]))
+    at = VerifyResult.astuteness_at
+    assert at(res, 0.1) == 0.9 and at(res, 0.1 + 5e-13) == 0.9 and at(res, 3.0 + 2e-12) == 0.25
+    assert at(res, 0.2) == 0.5 and at(res, 5.0 + 4e-12) == 0.125
+    assert at(res, 0.2 + 2e-12) is None and at(res, 3.0 + 4e-12) is None and at(res, 0.3) is None

@@ -114,3 +114,44 @@ def test_a_test_point_copied_several_times_names_its_first_training_copy(rng):
     res = compute_separation(x, y, xt, yt, norm="linf", engine="cpu")
     assert res.test_train_duplicates.tolist() == [[0, 4], [1, 2]]
     assert [(p.test_index, p.train_index) for p in res.summary().test_train_duplicates] == [(0, 4), (1, 2)]
+
+
+def test_per_class_distances_use_the_norm_asked_for():
+    """``class_distances=True`` in l2 and l1: each point's distance to every class, against scipy."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(7)
+    x, y = rng.integers(0, 256, (40, 6), dtype=np.uint8), np.arange(40) % 3
+    for norm, metric in (("l2", "euclidean"), ("l1", "cityblock")):
+        res = compute_separation(x, y, norm=norm, class_distances=True, engine="reference", progress=False)
+        full = cdist(x.astype(float), x.astype(float), metric) / 255.0
+        want = np.stack([full[:, y == c].min(axis=1) for c in range(3)], axis=1)
+        np.testing.assert_allclose(res.train_class_distances, want, rtol=1e-12, atol=0)
+
+
+def test_a_test_set_of_another_width_is_named_in_the_error():
+    x, y = np.zeros((4, 3), np.uint8), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"^x_test has 2 features per point but x_train has 3: "):
+        compute_separation(x, y, np.zeros((2, 2), np.uint8), np.array([0, 1]), norm="linf")
+
+
+def test_progress_true_draws_the_bars(capsys):
+    x, y = np.arange(12, dtype=np.uint8).reshape(6, 2), np.array([0, 1] * 3)
+    compute_separation(x, y, x, y, norm="linf", engine="reference", progress=True)
+    err = capsys.readouterr().err
+    assert "train-train (reference, linf)" in err and "test-train (reference, linf)" in err and "pair" in err
+    compute_separation(x, y, x, y, norm="linf", engine="reference", progress=False)
+    assert "train-train" not in capsys.readouterr().err
+
+
+def test_the_memory_check_counts_the_test_points(monkeypatch):
+    """The estimate checked before any work includes the test set (sizes as passed)."""
+    import separation._compute as compute
+
+    seen = []
+    real = compute.separation_bytes
+    monkeypatch.setattr(compute, "separation_bytes", lambda *a, **k: seen.append(a[:3]) or real(*a, **k))
+    x, y = np.zeros((6, 2), np.uint8), np.array([0, 1] * 3)
+    compute_separation(x, y, x[:5], y[:5], norm="linf", engine="reference", progress=False)
+    compute_separation(x, y, norm="linf", engine="reference", progress=False)
+    assert seen == [(6, 5, 2), (6, 0, 2)]

@@ -1,0 +1,282 @@
+"""The unit of work of a cluster run, in this process (no cluster): :mod:`separation.engines.block_tasks`
+(one block pair, a pure function of its task) and :mod:`separation.engines.shards` (the data store
+the workers read and the shard files they write). tests/test_dask_engine.py runs the same through
+a real two-worker cluster."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pickle
+import re
+import struct
+
+import numpy as np
+import pytest
+
+from separation.engines import CPUEngine, get_engine
+from separation.engines import block_tasks as bt
+from separation.engines import shards
+from separation.engines.reference import pairwise_float64
+
+from engine_variants import SMALL, tied
+
+
+def nearest_other(xq, yq, xd, yd, norm, offset=0):
+    """float64 brute force: nearest other-label row of ``xd`` per row of ``xq``, ties to the
+    smallest index, global indices (``+ offset``), ``inf`` / ``-1`` where there is none."""
+    dist = np.where(yq[:, None] != yd[None, :], pairwise_float64(xq, xd, norm), np.inf)
+    i = dist.argmin(axis=1) if dist.shape[1] else np.zeros(len(xq), np.int64)
+    d = dist[np.arange(len(xq)), i] if dist.shape[1] else np.full(len(xq), np.inf)
+    return d, np.where(np.isfinite(d), i + offset, -1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker():
+    bt.clear_prepared()
+    yield
+    bt.clear_prepared()
+
+
+def make_task(tmp_path, kind, q_range, d_range, *, norm="l2", inner="cpu", x_db=None, y_db=None, x=None, y=None):
+    query = shards.write_store(tmp_path / "data", x, y)
+    database = query if x_db is None else shards.write_store(tmp_path / "data", x_db, y_db)
+    task = bt.BlockTask("job0", kind, norm, inner, query, database, q_range, d_range, "")
+    return dataclasses.replace(task, shard=str(tmp_path / f"{task.name}.shard"))
+
+
+# -- what a task computes ---------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("inner", ["cpu", "reference", CPUEngine(linf="tiled", blocks=SMALL)],
+                         ids=["cpu", "reference", "cpu-tiled-small"])
+def test_each_kind_of_task_is_the_brute_force_on_its_blocks_with_global_indices(tmp_path, norm, inner):
+    rng = np.random.default_rng(7)
+    x, y = tied(rng, 40, 5, 3)
+    y[30:40] = 1  # block (30, 40) has one label: its label-1 rows have no other-label row there
+    xt, yt = tied(rng, 12, 5, 3)
+
+    rows = make_task(tmp_path, "rows", (4, 12), (30, 40), norm=norm, inner=inner, x=xt, y=yt, x_db=x, y_db=y)
+    d, i = bt.compute_block(rows)
+    want_d, want_i = nearest_other(xt[4:12], yt[4:12], x[30:40], y[30:40], norm, offset=30)
+    assert (want_i == -1).any() and (want_i >= 30).any()
+    np.testing.assert_array_equal(d, want_d)
+    np.testing.assert_array_equal(i, want_i)
+
+    pair = make_task(tmp_path, "pair", (5, 20), (20, 38), norm=norm, inner=inner, x=x, y=y)
+    da, ia, db, ib = bt.compute_block(pair)
+    for got, want in zip((da, ia, db, ib), (*nearest_other(x[5:20], y[5:20], x[20:38], y[20:38], norm, 20),
+                                            *nearest_other(x[20:38], y[20:38], x[5:20], y[5:20], norm, 5))):
+        np.testing.assert_array_equal(got, want)
+
+    diag = make_task(tmp_path, "pair", (10, 35), (10, 35), norm=norm, inner=inner, x=x, y=y)
+    assert diag.diagonal and not pair.diagonal and not rows.diagonal
+    d, i = bt.compute_block(diag)
+    want_d, want_i = nearest_other(x[10:35], y[10:35], x[10:35], y[10:35], norm, offset=10)
+    np.testing.assert_array_equal(d, want_d)
+    np.testing.assert_array_equal(i, want_i)
+    assert i.dtype == np.int64
+
+
+def test_a_task_describes_itself_and_its_traffic(tmp_path):
+    x = np.zeros((60, 5), np.uint8)
+    rows = make_task(tmp_path, "rows", (0, 10), (20, 50), x=x, y=np.arange(60) % 2)
+    assert rows.name == "rows-0-20" and not rows.diagonal
+    assert rows.header() == {"job": "job0", "task": "rows-0-20", "kind": "rows", "norm": "l2",
+                             "query": rows.query.fingerprint, "database": rows.database.fingerprint,
+                             "q_range": [0, 10], "d_range": [20, 50]}
+    assert (rows.read_bytes(), rows.result_bytes()) == ((10 + 30) * (5 + 8), 16 * 10)
+    pair = dataclasses.replace(rows, kind="pair")
+    assert (pair.read_bytes(), pair.result_bytes()) == ((10 + 30) * (5 + 8), 16 * 40)
+    diag = dataclasses.replace(rows, kind="pair", d_range=(0, 10))
+    assert diag.diagonal and (diag.read_bytes(), diag.result_bytes()) == (10 * 13, 16 * 10)
+    wide = dataclasses.replace(rows, query=shards.write_store(tmp_path / "f", np.zeros((60, 5)), np.zeros(60)))
+    assert wide.read_bytes() == 40 * (5 * 8 + 8)  # float64 points
+    assert rows.spec_bytes() == len(pickle.dumps(rows)) > len(rows.shard) + len(rows.query.folder)
+
+
+# -- running a task on a worker: shards written once, then reused ----------------------------------
+def test_run_block_writes_its_shard_once_then_returns_it(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    x, y = tied(rng, 30, 4, 3)
+    task = make_task(tmp_path, "pair", (0, 15), (15, 30), x=x, y=y)
+    out, computed = bt.run_block(task)
+    assert computed and all(np.array_equal(a, b) for a, b in zip(out, bt.compute_block(task)))
+    assert shards.read_shard(task.shard, dict(task.header(), inner="cpu")) is not None  # and its provenance
+
+    monkeypatch.setattr(bt, "compute_block", lambda t: pytest.fail("a valid shard was computed again"))
+    again, computed = bt.run_block(task)
+    assert not computed and all(np.array_equal(a, b) for a, b in zip(out, again))
+    other = dataclasses.replace(task, job="job1")  # same file name, another job: not used
+    monkeypatch.setattr(bt, "compute_block", lambda t: [np.zeros(1)])
+    assert bt.run_block(other) == ([np.zeros(1)], True)
+
+
+def test_run_block_limits_the_task_to_its_threads(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bt, "_limit_threads", seen.append)
+    x, y = tied(np.random.default_rng(2), 10, 3, 2)
+    bt.run_block(dataclasses.replace(make_task(tmp_path, "rows", (0, 5), (5, 10), x=x, y=y), threads=3))
+    assert seen == [3]
+
+
+def test_thread_limits_are_clipped_to_what_numba_and_torch_allow():
+    import numba
+    import torch
+
+    before = numba.get_num_threads(), torch.get_num_threads()
+    try:
+        bt._limit_threads(0)
+        assert (numba.get_num_threads(), torch.get_num_threads()) == (1, 1)
+        most = numba.config.NUMBA_NUM_THREADS
+        bt._limit_threads(most + 1)
+        assert (numba.get_num_threads(), torch.get_num_threads()) == (most, most + 1)
+        bt._limit_threads(2)
+        assert (numba.get_num_threads(), torch.get_num_threads()) == (min(2, numba.config.NUMBA_NUM_THREADS), 2)
+    finally:
+        numba.set_num_threads(before[0])
+        torch.set_num_threads(before[1])
+
+
+def test_a_worker_keeps_its_last_prepared_blocks(tmp_path, monkeypatch):
+    """Database blocks A, B, A, C, A: A stays (used last), B goes when C comes: three preparations."""
+    prepared = []
+    real = CPUEngine.prepare
+    monkeypatch.setattr(CPUEngine, "prepare", lambda self, x, y, norm: prepared.append(len(x)) or real(self, x, y,
+                                                                                                         norm=norm))
+    x, y = tied(np.random.default_rng(3), 40, 4, 3)
+    spans = {"A": (10, 20), "B": (20, 31), "C": (31, 40)}
+    for name in "ABACA":
+        task = make_task(tmp_path, "rows", (0, 10), spans[name], norm="linf", x=x, y=y)
+        d, i = bt.compute_block(task)
+        np.testing.assert_array_equal(i, nearest_other(x[:10], y[:10], *(a[slice(*spans[name])] for a in (x, y)),
+                                                       "linf", spans[name][0])[1])
+    assert bt.PREPARED_CACHE == 2 and prepared == [10, 11, 9]
+    assert bt.clear_prepared() == 2 and bt.clear_prepared() == 0
+    bt.compute_block(task)
+    assert prepared == [10, 11, 9, 10]
+
+
+def test_check_worker_says_whether_it_can_write_and_loads_the_engine(tmp_path):
+    assert bt.check_worker(str(tmp_path / "new" / "shards")) == {"ok": True, "error": "", "engine": None}
+    assert list((tmp_path / "new" / "shards").iterdir()) == []  # the probe file is gone
+    assert bt.check_worker(str(tmp_path), inner="cpu") == {"ok": True, "error": "", "engine": "cpu"}
+    (tmp_path / "file").write_text("x")
+    bad = bt.check_worker(str(tmp_path / "file" / "shards"), inner="cpu")
+    assert not bad["ok"] and bad["engine"] is None
+    assert bad["error"].startswith(("FileExistsError: ", "NotADirectoryError: ")) and "file" in bad["error"]
+    assert bt.resolve_inner("cpu") == "cpu" and bt.resolve_inner("auto") == get_engine("auto").name
+
+
+# -- the data store -----------------------------------------------------------------------------------
+def test_the_store_holds_the_data_once_by_content(tmp_path, monkeypatch):
+    x = np.arange(24, dtype=np.uint8).reshape(6, 4)
+    y = np.array([0, 1, 0, 1, 2, 2])
+    ref = shards.write_store(tmp_path / "s", x, y)
+    assert (ref.n, ref.d, ref.dtype, ref.nbytes) == (6, 4, "|u1", 24)
+    assert ref.x_path == str(tmp_path / "s" / f"{ref.fingerprint[:40]}.x.npy")
+    assert ref.y_path == str(tmp_path / "s" / f"{ref.fingerprint[:40]}.y.npy")
+    gx, gy = shards.open_store(ref)
+    assert np.array_equal(gx, x) and np.array_equal(gy, y) and gy.dtype == np.int64
+    assert isinstance(gx, np.memmap)
+    assert sorted(os.listdir(tmp_path / "s")) == sorted(os.path.basename(p) for p in (ref.x_path, ref.y_path))
+
+    writes = []
+    monkeypatch.setattr(shards, "_write_npy", lambda path, a: writes.append(path.name))
+    assert shards.write_store(tmp_path / "s", x, y) == ref and writes == []  # already there
+    np.save(ref.y_path, y[:3])  # a wrong file of that name is replaced
+    shards.write_store(tmp_path / "s", x, y)
+    assert writes == [os.path.basename(ref.y_path)]
+
+
+def test_the_fingerprint_covers_dtype_shape_points_and_labels():
+    x = np.arange(12, dtype=np.uint8).reshape(4, 3)
+    y = np.array([0, 1, 0, 1])
+    base = shards.fingerprint(x, y)
+    assert base == shards.fingerprint(x, y, chunk_rows=1) == shards.fingerprint(x.copy(), y.astype(np.int32))
+    assert base == hashlib.sha256(b"|u1:(4, 3):" + x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()
+    others = [shards.fingerprint(x.astype(np.float64), y), shards.fingerprint(x.reshape(3, 4), y[:3]),
+              shards.fingerprint(x[::-1], y), shards.fingerprint(x, y[::-1])]
+    assert len({base, *others}) == 5
+
+
+def test_the_store_writes_in_chunks_and_leaves_no_temporary_file(tmp_path):
+    a = np.arange(70, dtype=np.float32).reshape(10, 7)
+    shards._write_npy(tmp_path / "a.npy", a, chunk_rows=3)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), a) and os.listdir(tmp_path) == ["a.npy"]
+
+
+def test_a_store_a_worker_cannot_read_says_how_to_fix_it(tmp_path):
+    x, y = np.zeros((4, 2), np.uint8), np.arange(4)
+    ref = shards.write_store(tmp_path, x, y)
+    missing = shards.StoreRef(str(tmp_path / "elsewhere"), "f" * 64, 4, 2, "|u1")
+    with pytest.raises(shards.StoreError, match="cannot read the data store .*shard_dir must be a folder that "
+                                                "the client and every worker see"):
+        shards.open_store(missing)
+    for digit, (n, d, dtype) in enumerate([(5, 2, "|u1"), (4, 3, "|u1"), (4, 2, "<f8")]):
+        wrong = shards.StoreRef(ref.folder, str(digit) * 64, n, d, dtype)  # the files of ref under this name
+        os.link(ref.x_path, wrong.x_path)
+        os.link(ref.y_path, wrong.y_path)
+        with pytest.raises(shards.StoreError, match=rf"holds \(4, 2\) uint8, not \({n}, {d}\) "
+                                                    rf"{re.escape(dtype)}; delete it and run again"):
+            shards.open_store(wrong)
+    np.save(ref.y_path, np.arange(5))
+    with pytest.raises(shards.StoreError, match="delete it"):  # labels of another length
+        shards.open_store(ref)
+
+
+def test_open_stores_are_kept_per_process_eight_at_most(tmp_path):
+    refs = [shards.write_store(tmp_path, np.full((2, 2), k, np.uint8), [0, 1]) for k in range(9)]
+    first = shards.open_store(refs[0])
+    assert all(a is b for a, b in zip(shards.open_store(refs[0]), first))
+    for r in refs[1:]:
+        shards.open_store(r)
+    assert len(shards._OPEN) <= 8 and refs[0].fingerprint not in shards._OPEN
+    assert refs[8].fingerprint in shards._OPEN
+
+
+# -- shard files ------------------------------------------------------------------------------------
+def _reseal(data: bytes) -> bytes:
+    body = data[:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def _with_header(data: bytes, **change) -> bytes:
+    """The shard ``data`` with header items changed and a valid checksum (the documented layout)."""
+    start = len(shards.MAGIC) + 8
+    (hlen,) = struct.unpack("<Q", data[len(shards.MAGIC):start])
+    head = dict(json.loads(data[start:start + hlen]), **change)
+    hb = json.dumps(head, sort_keys=True).encode()
+    return _reseal(shards.MAGIC + struct.pack("<Q", len(hb)) + hb + data[start + hlen:])
+
+
+def test_a_shard_is_used_only_when_whole_and_written_for_the_task(tmp_path, caplog):
+    path = tmp_path / "t.shard"
+    arrays = [np.array([0.5, np.inf]), np.array([3, -1], np.int64), np.arange(3, dtype=np.float32)]
+    size = shards.write_shard(path, {"job": "j", "task": "t"}, arrays)
+    data = path.read_bytes()
+    assert size == len(data) and data.startswith(shards.MAGIC)
+    got = shards.read_shard(path, {"job": "j", "task": "t"})
+    assert [(a.dtype, a.tolist()) for a in got] == [(a.dtype, a.tolist()) for a in arrays]
+    assert got[0].flags.writeable
+    assert shards.read_shard(path, {}) is not None
+    assert shards.read_shard(tmp_path / "missing.shard", {}) is None
+    assert shards.read_shard(tmp_path, {}) is None  # a folder: logged, not used
+
+    cases = {
+        "not a shard file, or truncated": [b"", data[:len(shards.MAGIC) + 8 + 31], b"X" + data[1:]],
+        "truncated or corrupted (its checksum does not match)": [data[:-1] + bytes([data[-1] ^ 1])],
+        "unreadable header": [_reseal(data.replace(b'{"arrays"', b'{"arrays"'[::-1], 1))],
+        f"shard layout 0, not {shards.SHARD_VERSION}": [_with_header(data, shard_version=0)],
+        "written for another job ('j', expected 'k')": [data],
+        "shorter than its header says": [_with_header(data, arrays=[["<f8", 2], ["<i8", 2], ["<f4", 4]])],
+        "longer than its header says": [_with_header(data, arrays=[["<f8", 2], ["<i8", 2], ["<f4", 2]])],
+    }
+    for why, variants in cases.items():
+        for bad in variants:
+            path.write_bytes(bad)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger=shards.__name__):
+                assert shards.read_shard(path, {"job": "k" if "job" in why else "j"}) is None
+            assert f"{why}; it is computed again" in caplog.text, why
