@@ -132,9 +132,10 @@ class VerificationRecord(Record):
                   "norm": c["norm"], "r": None if r == "auto" else r, "eps": c.get("eps"),
                   "pairs": c.get("pairs", 1000), "adversarial_pairs": c.get("adversarial_pairs", 200),
                   "gradient_steps": c.get("gradient_steps", 10), "lipschitz_eps": c.get("lipschitz_eps")}
-        cross = res.pop("r_crosscheck", {})
-        res["min_train_certified_radius"] = cross.get("min_train_certified_radius")
-        res["r_equals_min_train_radius"] = cross.get("equals_r")
+        cross = res.pop("r_crosscheck", None) or {}  # absent from the earliest records: the summary has it
+        train_min = res["train_certified_radius"]["min"]
+        res["min_train_certified_radius"] = cross.get("min_train_certified_radius", train_min)
+        res["r_equals_min_train_radius"] = cross.get("equals_r", train_min == res["r"])
         res.pop("seconds", None)
         if res.get("astuteness_curve") is None:
             res["astuteness_curve"] = {"eps": [], "astuteness": []}

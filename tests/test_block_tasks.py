@@ -81,15 +81,15 @@ def test_each_kind_of_task_is_the_brute_force_on_its_blocks_with_global_indices(
 
 def test_a_task_describes_itself_and_its_traffic(tmp_path):
     x = np.zeros((60, 5), np.uint8)
-    rows = make_task(tmp_path, "rows", (0, 10), (20, 50), x=x, y=np.arange(60) % 2)
-    assert rows.name == "rows-0-20" and not rows.diagonal
-    assert rows.header() == {"job": "job0", "task": "rows-0-20", "kind": "rows", "norm": "l2",
+    rows = make_task(tmp_path, "rows", (5, 15), (20, 50), x=x, y=np.arange(60) % 2)
+    assert rows.name == "rows-5-20" and not rows.diagonal
+    assert rows.header() == {"job": "job0", "task": "rows-5-20", "kind": "rows", "norm": "l2",
                              "query": rows.query.fingerprint, "database": rows.database.fingerprint,
-                             "q_range": [0, 10], "d_range": [20, 50]}
+                             "q_range": [5, 15], "d_range": [20, 50]}
     assert (rows.read_bytes(), rows.result_bytes()) == ((10 + 30) * (5 + 8), 16 * 10)
     pair = dataclasses.replace(rows, kind="pair")
     assert (pair.read_bytes(), pair.result_bytes()) == ((10 + 30) * (5 + 8), 16 * 40)
-    diag = dataclasses.replace(rows, kind="pair", d_range=(0, 10))
+    diag = dataclasses.replace(rows, kind="pair", d_range=(5, 15))
     assert diag.diagonal and (diag.read_bytes(), diag.result_bytes()) == (10 * 13, 16 * 10)
     wide = dataclasses.replace(rows, query=shards.write_store(tmp_path / "f", np.zeros((60, 5)), np.zeros(60)))
     assert wide.read_bytes() == 40 * (5 * 8 + 8)  # float64 points
@@ -113,12 +113,15 @@ def test_run_block_writes_its_shard_once_then_returns_it(tmp_path, monkeypatch):
     assert bt.run_block(other) == ([np.zeros(1)], True)
 
 
-def test_run_block_limits_the_task_to_its_threads(tmp_path, monkeypatch):
+def test_run_block_limits_the_task_to_its_threads_after_its_fault_point(tmp_path, monkeypatch):
+    """``$SEPARATION_FAULT=kill:block-task`` (tests/test_dask_engine.py) stops a worker at the start of
+    its next task: the point is named ``block-task``."""
     seen = []
-    monkeypatch.setattr(bt, "_limit_threads", seen.append)
+    monkeypatch.setattr(bt, "_limit_threads", lambda n: seen.append(n))
+    monkeypatch.setattr(bt, "fault", lambda point: seen.append(point))
     x, y = tied(np.random.default_rng(2), 10, 3, 2)
     bt.run_block(dataclasses.replace(make_task(tmp_path, "rows", (0, 5), (5, 10), x=x, y=y), threads=3))
-    assert seen == [3]
+    assert seen == ["block-task", 3]
 
 
 def test_thread_limits_are_clipped_to_what_numba_and_torch_allow():
@@ -140,14 +143,15 @@ def test_thread_limits_are_clipped_to_what_numba_and_torch_allow():
 
 
 def test_a_worker_keeps_its_last_prepared_blocks(tmp_path, monkeypatch):
-    """Database blocks A, B, A, C, A: A stays (used last), B goes when C comes: three preparations."""
+    """Database blocks A, B, A, C, A, C: A stays (used last), B goes when C comes: three preparations.
+    Another engine on the same block prepares its own."""
     prepared = []
     real = CPUEngine.prepare
     monkeypatch.setattr(CPUEngine, "prepare", lambda self, x, y, norm: prepared.append(len(x)) or real(self, x, y,
                                                                                                          norm=norm))
     x, y = tied(np.random.default_rng(3), 40, 4, 3)
     spans = {"A": (10, 20), "B": (20, 31), "C": (31, 40)}
-    for name in "ABACA":
+    for name in "ABACAC":
         task = make_task(tmp_path, "rows", (0, 10), spans[name], norm="linf", x=x, y=y)
         d, i = bt.compute_block(task)
         np.testing.assert_array_equal(i, nearest_other(x[:10], y[:10], *(a[slice(*spans[name])] for a in (x, y)),
@@ -155,7 +159,9 @@ def test_a_worker_keeps_its_last_prepared_blocks(tmp_path, monkeypatch):
     assert bt.PREPARED_CACHE == 2 and prepared == [10, 11, 9]
     assert bt.clear_prepared() == 2 and bt.clear_prepared() == 0
     bt.compute_block(task)
-    assert prepared == [10, 11, 9, 10]
+    assert prepared == [10, 11, 9, 9]
+    bt.compute_block(dataclasses.replace(task, inner=CPUEngine(linf="tiled")))
+    assert prepared == [10, 11, 9, 9, 9]
 
 
 def test_check_worker_says_whether_it_can_write_and_loads_the_engine(tmp_path):
@@ -164,29 +170,46 @@ def test_check_worker_says_whether_it_can_write_and_loads_the_engine(tmp_path):
     assert bt.check_worker(str(tmp_path), inner="cpu") == {"ok": True, "error": "", "engine": "cpu"}
     (tmp_path / "file").write_text("x")
     bad = bt.check_worker(str(tmp_path / "file" / "shards"), inner="cpu")
-    assert not bad["ok"] and bad["engine"] is None
+    assert bad["ok"] is False and bad["engine"] is None
     assert bad["error"].startswith(("FileExistsError: ", "NotADirectoryError: ")) and "file" in bad["error"]
     assert bt.resolve_inner("cpu") == "cpu" and bt.resolve_inner("auto") == get_engine("auto").name
+
+
+def test_check_worker_warms_up_the_bytes_l_inf_same_set_search(tmp_path, monkeypatch):
+    """What a worker's first train--train task would otherwise wait for: the engine's l-inf search of
+    a byte set against itself (its compiled kernels), on two labels."""
+    calls = []
+
+    class Recording(CPUEngine):
+        def cross_class(self, xq, yq, xd, yd, **kw):
+            calls.append((xq.dtype, xq.shape, yq.tolist(), yd.tolist(), xd is xq, kw))
+            return super().cross_class(xq, yq, xd, yd, **kw)
+
+    assert bt.check_worker(str(tmp_path), inner=Recording())["engine"] == "cpu"
+    labels = [0, 1] * 4
+    assert calls == [(np.uint8, (8, 4), labels, labels, True, {"norm": "linf", "same_set": True})]
 
 
 # -- the data store -----------------------------------------------------------------------------------
 def test_the_store_holds_the_data_once_by_content(tmp_path, monkeypatch):
     x = np.arange(24, dtype=np.uint8).reshape(6, 4)
-    y = np.array([0, 1, 0, 1, 2, 2])
-    ref = shards.write_store(tmp_path / "s", x, y)
+    y = np.array([0, 1, 0, 1, 2, 2], np.int32)
+    folder = tmp_path / "new" / "s"
+    ref = shards.write_store(folder, x, y)
     assert (ref.n, ref.d, ref.dtype, ref.nbytes) == (6, 4, "|u1", 24)
-    assert ref.x_path == str(tmp_path / "s" / f"{ref.fingerprint[:40]}.x.npy")
-    assert ref.y_path == str(tmp_path / "s" / f"{ref.fingerprint[:40]}.y.npy")
+    assert ref.x_path == str(folder / f"{ref.fingerprint[:40]}.x.npy")
+    assert ref.y_path == str(folder / f"{ref.fingerprint[:40]}.y.npy")
+    assert np.load(ref.y_path).dtype == np.int64  # labels are stored as int64
     gx, gy = shards.open_store(ref)
     assert np.array_equal(gx, x) and np.array_equal(gy, y) and gy.dtype == np.int64
-    assert isinstance(gx, np.memmap)
-    assert sorted(os.listdir(tmp_path / "s")) == sorted(os.path.basename(p) for p in (ref.x_path, ref.y_path))
+    assert isinstance(gx, np.memmap) and isinstance(gy, np.memmap)
+    assert sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in (ref.x_path, ref.y_path))
 
     writes = []
     monkeypatch.setattr(shards, "_write_npy", lambda path, a: writes.append(path.name))
-    assert shards.write_store(tmp_path / "s", x, y) == ref and writes == []  # already there
+    assert shards.write_store(folder, x, y) == ref and writes == []  # already there
     np.save(ref.y_path, y[:3])  # a wrong file of that name is replaced
-    shards.write_store(tmp_path / "s", x, y)
+    shards.write_store(folder, x, y)
     assert writes == [os.path.basename(ref.y_path)]
 
 
@@ -211,8 +234,9 @@ def test_a_store_a_worker_cannot_read_says_how_to_fix_it(tmp_path):
     x, y = np.zeros((4, 2), np.uint8), np.arange(4)
     ref = shards.write_store(tmp_path, x, y)
     missing = shards.StoreRef(str(tmp_path / "elsewhere"), "f" * 64, 4, 2, "|u1")
-    with pytest.raises(shards.StoreError, match="cannot read the data store .*shard_dir must be a folder that "
-                                                "the client and every worker see"):
+    with pytest.raises(shards.StoreError, match=r"this worker cannot read the data store .*elsewhere.* "
+                                                r"\(FileNotFoundError: .*\); shard_dir must be a folder that the client "
+                                                r"and every worker see \(a shared filesystem\)$"):
         shards.open_store(missing)
     for digit, (n, d, dtype) in enumerate([(5, 2, "|u1"), (4, 3, "|u1"), (4, 2, "<f8")]):
         wrong = shards.StoreRef(ref.folder, str(digit) * 64, n, d, dtype)  # the files of ref under this name
@@ -267,7 +291,8 @@ def test_a_shard_is_used_only_when_whole_and_written_for_the_task(tmp_path, capl
     cases = {
         "not a shard file, or truncated": [b"", data[:len(shards.MAGIC) + 8 + 31], b"X" + data[1:]],
         "truncated or corrupted (its checksum does not match)": [data[:-1] + bytes([data[-1] ^ 1])],
-        "unreadable header": [_reseal(data.replace(b'{"arrays"', b'{"arrays"'[::-1], 1))],
+        "unreadable header": [_reseal(data.replace(b'{"arrays"', b'{"arrays"'[::-1], 1)),
+                              _reseal(shards.MAGIC + struct.pack("<Q", 0) + bytes(32))],  # the shortest file
         f"shard layout 0, not {shards.SHARD_VERSION}": [_with_header(data, shard_version=0)],
         "written for another job ('j', expected 'k')": [data],
         "shorter than its header says": [_with_header(data, arrays=[["<f8", 2], ["<i8", 2], ["<f4", 4]])],

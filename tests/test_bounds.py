@@ -3,6 +3,7 @@ certified witness -- against brute force, a generic LP solver and an exhaustive 
 classifiers -- and the ``python -m lipschitz_construct.bounds`` command."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from types import SimpleNamespace
@@ -276,10 +277,20 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
     assert "LP bound" in text and "record:" in text
     rec = load_record(only_record(out), BoundsRecord)
     assert rec.config.split == "train" and rec.config.eps == (0.2, 0.25, 0.3) and rec.config.cliques
+    assert rec.folder == out / "digits" / f"train-linf-{rec.key[:8]}"  # where reports look for it
     assert rec.result.n_points == 1347 and rec.result.threshold_eps == rec.result.separation / 2
     for k, p in enumerate(rec.result.points):
         assert len(rec.kept(k)) == p.n_kept and p.solved
     assert rec.result.points[0].optimal_error == 0 < rec.result.points[-1].optimal_error
+    # a radius is found to within 1e-12 relative; -0.2 is not 0.2
+    at = rec.result.at
+    assert at(0.2) is rec.result.points[0] and at(0.3 * (1 + 1e-13)) is rec.result.points[2]
+    assert at(0.3 * (1 + 1e-11)) is None and at(-0.2) is None and at(0.0) is None
+    assert at(0.2 + 1.5e-12) is None  # 1e-12 absolute below 1
+    tiny = dataclasses.replace(rec.result, points=[dataclasses.replace(rec.result.points[0], eps=1e-12)])
+    assert tiny.at(0.0) is tiny.points[0]  # exactly 1e-12 apart: the same radius
+    big = dataclasses.replace(rec.result, points=[dataclasses.replace(rec.result.points[0], eps=3.0)])
+    assert big.at(3.0 + 2e-12) is big.points[0] and big.at(3.0 + 4e-12) is None  # 1e-12 relative above 1
     assert "lipschitz_construct.bounds" in rec.command() and "--eps 0.2 0.25 0.3" in rec.command()
     assert "--cliques" in rec.command().split()
     table = format_summary(rec).splitlines()

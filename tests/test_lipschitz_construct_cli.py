@@ -29,7 +29,7 @@ def test_digits_linf_record_and_claims(tmp_path, capsys):
     assert out.count("[HELD]") == 3 and "FAILED" not in out and "record:" in out
     rec = verification(tmp_path)
     res = rec.result
-    assert rec.folder.parent == tmp_path / "out" / "digits" and rec.folder.name.startswith("linf-")
+    assert rec.folder.parent == tmp_path / "out" / "digits" and rec.folder.name == f"linf-{rec.key[:8]}"
     assert res.r == 0.21875  # half the digits l-inf separation, 0.4375 (exact: 7/16)
     assert res.lipschitz_bound == pytest.approx(1 / 0.21875)
     assert res.train_accuracy == 1.0 and res.train_astuteness_at_r == 1.0
@@ -49,6 +49,7 @@ def test_digits_linf_record_and_claims(tmp_path, capsys):
     assert res.test_accuracy == pytest.approx(correct.mean())
     assert res.test_astuteness["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
     json.dumps(rec.to_json())  # plain JSON
+    assert rec.command() == "python -m lipschitz_construct.verify --dataset digits --norm linf --eps 0.1 0.2"
 
 
 def test_matching_record_is_reused_unless_forced(tmp_path, capsys):

@@ -101,6 +101,21 @@ def test_restore_writes_valid_verdicts_into_mutants_for_the_next_run(tmp_path):
     assert json.loads(meta.read_text())["exit_code_by_key"] == {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_g__mutmut_1": None}
 
 
+def test_untested_mutants_count_against_the_score_and_modules_weigh_by_size(tmp_path):
+    """Module a: 3 killed, 1 survivor, 1 reached by no test, 95 not run (score 3/5, weight 100);
+    module b: 9 killed, 1 equivalent, 10 not run (score 1, weight 19); module c: nothing run yet."""
+    from collections import Counter
+
+    mod = load(tmp_path)
+    per = {"a": Counter({"killed": 3, "survived": 1, "no tests": 1, "not run": 95}),
+           "b": Counter({"killed": 9, "equivalent": 1, "not run": 10}),
+           "c": Counter({"not run": 7})}
+    assert [mod.module_score(per[m]) for m in "abc"] == [0.6, 1.0, None]
+    est, unseen = mod.scope_estimate(per)
+    assert est == pytest.approx((0.6 * 100 + 1.0 * 19) / 119) and unseen == 7
+    assert mod.scope_estimate({"c": per["c"]}) == (None, 7)
+
+
 def test_the_report_needs_results(tmp_path, capsys):
     assert load(tmp_path).main([]) == 2
     assert "run `mutmut run` first" in capsys.readouterr().err

@@ -323,3 +323,89 @@ def test_astuteness_at_reads_the_eps_values_then_the_curve():
     assert at(res, 0.1) == 0.9 and at(res, 0.1 + 5e-13) == 0.9 and at(res, 3.0 + 2e-12) == 0.25
     assert at(res, 0.2) == 0.5 and at(res, 5.0 + 4e-12) == 0.125
     assert at(res, 0.2 + 2e-12) is None and at(res, 3.0 + 4e-12) is None and at(res, 0.3) is None
+    assert at(res, 0.1 + 1.5e-12) is None and at(res, 0.2 + 1.5e-12) is None  # 1e-12 absolute below 1
+    # exactly 1e-12 apart is still the same radius, in the values and in the curve
+    assert at(SimpleNamespace(test_astuteness={"1e-12": 0.75}, astuteness_curve=Curve(eps=[], astuteness=[])),
+              0.0) == 0.75
+    assert at(SimpleNamespace(test_astuteness={}, astuteness_curve=Curve(eps=[1e-12], astuteness=[0.5])), 0.0) == 0.5
+
+
+SCHEMA1 = Path(__file__).resolve().parent / "fixtures" / "schema1"
+#: schema-1 records as the repository shipped them before typed records (git 532cbfc~1), one per kind
+#: with an upgrade; results/ holds what 532cbfc migrated them to
+MIGRATED = ["construct/digits/l2", "separation/digits/linf", "evaluate/mnist/constructed_linf_eps0.1_subset500",
+            "training/mnist_cpu/natural"]
+
+
+def test_migrate_turns_schema_1_records_into_the_shipped_ones(tmp_path, capsys):
+    """``python -m separation.records migrate`` on the old records of every kind gives back the records
+    that results/ ships (config, result, meta, timing, arrays); until then they load as legacy records,
+    or not at all where the caller refuses those."""
+    import shutil
+
+    from separation.records.__main__ import main
+
+    root = tmp_path / "results"
+    shutil.copytree(SCHEMA1, root)
+    with pytest.raises(RecordError, match=r"schema 1\); run `python -m separation.records migrate` or recompute it"):
+        load_record(root / MIGRATED[0], allow_legacy=False)
+    assert main(["verify", str(root)]) == 0
+    assert capsys.readouterr().out.count("schema 1 (run migrate)") == len(MIGRATED)
+    assert main(["migrate", "--dry-run", str(root)]) == 0
+    assert "4 record(s) to migrate, 0 skipped" in capsys.readouterr().out
+    assert all(load_record(root / p).legacy for p in MIGRATED)  # a dry run writes nothing
+
+    assert main(["migrate", str(root)]) == 0
+    assert capsys.readouterr().out.endswith("4 record(s) migrated, 0 skipped\n")
+    for path in MIGRATED:
+        got, shipped = load_record(root / path), load_record(REPO / "results" / path)
+        assert not got.legacy and not load_record(root / path, allow_legacy=False).legacy, path
+        assert (got.KIND, got.config, got.result, got.meta, got.timing) == \
+            (shipped.KIND, shipped.config, shipped.result, shipped.meta, shipped.timing), path
+        a, b = got.load_arrays(), shipped.load_arrays()
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), path
+    # the verification record's config has gained no field since: the very bytes that were shipped (the key
+    # hashes the config, so a record kind with fields added since has another key than its shipped copy)
+    assert (root / MIGRATED[0] / "record.json").read_bytes() == (REPO / "results" / MIGRATED[0] / "record.json").read_bytes()
+    assert main(["migrate", str(root)]) == 0 and "0 record(s) migrated" in capsys.readouterr().out
+    assert main(["verify", str(root)]) == 0 and "schema 1" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given, want", [
+    ({"subset": 300, "seed": 2, "eps": [0.1, 0.2], "r": 0.25, "pairs": 50, "adversarial_pairs": 20,
+      "gradient_steps": 3, "lipschitz_eps": 0.05},
+     {"subset": 300, "seed": 2, "eps": (0.1, 0.2), "r": 0.25, "pairs": 50, "adversarial_pairs": 20,
+      "gradient_steps": 3, "lipschitz_eps": 0.05}),
+    ({}, {"subset": None, "seed": 0, "eps": None, "r": None, "pairs": 1000, "adversarial_pairs": 200,
+          "gradient_steps": 10, "lipschitz_eps": None}),  # the settings an early record left out
+])
+def test_a_schema_1_verification_keeps_its_settings_or_their_defaults(tmp_path, given, want):
+    """The settings of a schema-1 ``lipschitz_construct`` record (the shipped ones all have the
+    defaults) come through migration; those it lacks take the defaults of the time. A result
+    without curve, r cross-check or seconds gets an empty curve, the cross-check from its train
+    radius summary (smallest radius, and whether it is r) and the check's seconds from the timing."""
+    import shutil
+
+    folder = tmp_path / "rec"
+    shutil.copytree(SCHEMA1 / MIGRATED[0], folder)
+    data = json.loads((folder / "record.json").read_text())
+    for k in want:
+        data["config"].pop(k, None)
+    data["config"].update(given)
+    data["result"]["astuteness_curve"] = None
+    for k in ("r_crosscheck", "seconds"):
+        data["result"].pop(k)
+    (folder / "record.json").write_text(json.dumps(data))
+    rec = load_record(folder)
+    got = {k: getattr(rec.config.data if k in ("subset", "seed") else rec.config, k) for k in want}
+    assert got == want
+    res = rec.result
+    assert (res.astuteness_curve.eps, res.astuteness_curve.astuteness) == ([], [])
+    assert res.min_train_certified_radius == res.train_certified_radius.min == data["result"]["r"]
+    assert res.r_equals_min_train_radius is True  # the cross-check, from the stored summary
+    assert res.lipschitz_check.seconds == {"random": data["timing"]["lipschitz_random"],
+                                           "toward_nearest": data["timing"]["lipschitz_toward_nearest"],
+                                           "gradient": data["timing"]["lipschitz_gradient"]}
+    if given:
+        assert rec.command() == ("python -m lipschitz_construct.verify --dataset digits --norm l2 --eps 0.1 0.2 "
+                                 "--subset 300 --seed 2 --r 0.25")
