@@ -278,6 +278,7 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
     rec = load_record(only_record(out), BoundsRecord)
     assert rec.config.split == "train" and rec.config.eps == (0.2, 0.25, 0.3) and rec.config.cliques
     assert rec.folder == out / "digits" / f"train-linf-{rec.key[:8]}"  # where reports look for it
+    assert set(rec.timing) == {"conflicts", "solve", "total"} and rec.timing["total"] >= rec.timing["solve"]
     assert rec.result.n_points == 1347 and rec.result.threshold_eps == rec.result.separation / 2
     for k, p in enumerate(rec.result.points):
         assert len(rec.kept(k)) == p.n_kept and p.solved

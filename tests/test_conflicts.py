@@ -67,7 +67,7 @@ def test_every_engine_equals_brute_force_ties_included(kind, norm, name, rng):
     for radius in _radii(x, y, norm):
         got = conflict_pairs(x, y, norm=norm, radius=radius, engine=engines()[name])
         want = brute(x, y, x, y, norm, radius, True)
-        assert isinstance(got, ConflictPairs)
+        assert isinstance(got, ConflictPairs) and got.i.dtype == got.j.dtype == np.int64
         assert _same(got, want), (radius, len(got.i), len(want[0]))
         q = slice(5, 23)
         got2 = conflict_pairs_between(x[q], y[q], x, y, norm=norm, radius=radius, engine=engines()[name])
@@ -84,6 +84,43 @@ def test_a_pair_at_exactly_the_radius_is_included_and_one_ulp_less_excludes_it()
         assert len(conflict_pairs(x, y, norm="l2", radius=np.nextafter(r, 0), engine=engine).i) == 0
         i, j, _ = conflict_pairs(x, y, norm="linf", radius=4 / 255, engine=engine)
         assert list(zip(i, j)) == [(0, 1)]
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("name", list(engines()))
+def test_a_pair_at_exactly_its_float64_distance_is_found_in_any_summation_order(norm, name):
+    """Random (not dyadic) floats: an engine that sums the coordinates in another order than the
+    float64 reference may land one ulp above a pair's distance; its candidate test must still keep
+    the pair whose reference distance is exactly the radius."""
+    rng = np.random.default_rng(11)
+    x, y = rng.random((24, 37)), np.arange(24) % 2
+    _, _, d = brute(x, y, x, y, norm, np.inf, True)
+    for radius in rng.choice(np.unique(d), 12, replace=False):
+        got = conflict_pairs(x, y, norm=norm, radius=float(radius), engine=engines()[name])
+        assert _same(got, brute(x, y, x, y, norm, float(radius), True)), radius
+
+
+@pytest.mark.parametrize("between", [False, True])
+def test_the_progress_bar_counts_each_pair_comparison_once(monkeypatch, between):
+    """The bar's total: each unordered pair of differently-labelled points once within one set,
+    each (query, database) pair of different labels between two sets."""
+    import tqdm.auto
+
+    totals = []
+
+    class Bar(tqdm.auto.tqdm):
+        def __init__(self, *a, **kw):
+            totals.append(kw["total"])
+            super().__init__(*a, **dict(kw, disable=True))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    x, y = np.zeros((7, 2), np.uint8), np.array([0, 0, 0, 1, 1, 2, 2])
+    if between:
+        conflict_pairs_between(x[:3], y[4:], x, y, radius=0.1, engine="reference", progress=True)
+        assert totals == [sum(int((y != c).sum()) for c in y[4:])]  # 5 + 5 + 5
+    else:
+        conflict_pairs(x, y, radius=0.1, engine="reference", progress=True)
+        assert totals == [3 * 2 + 3 * 2 + 2 * 2]
 
 
 def test_byte_limit_is_the_largest_integer_reported_within_the_radius(rng):
@@ -158,6 +195,7 @@ def test_bad_query_labels_are_named_in_the_error():
     (lambda x, y: conflict_pairs(x, y[:-1], norm="linf", radius=0.1), "same length"),
     (lambda x, y: conflict_pairs(x, y, norm="l3", radius=0.1), "Unknown norm"),
     (lambda x, y: conflict_pairs_between(x, y, x[:, :3], y, norm="linf", radius=0.1), "features"),
+    (lambda x, y: conflict_pairs_between(x, y, x[:0], y[:0], norm="linf", radius=0.1), "^x_db is empty"),
     (lambda x, y: conflict_pairs(x, y, norm="linf", radius=0.1, engine="nope"), "Unknown engine"),
 ])
 def test_bad_input_is_a_clear_error(call, match, rng):

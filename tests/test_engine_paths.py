@@ -436,6 +436,7 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
 
     import separation.engines as engines
 
+    assert type(engines.get_engine()) is type(engines.get_engine("auto"))  # the default is "auto"
     with pytest.raises(ValueError, match="^" + re.escape("The dask engine needs a cluster: pass "
                                                           "engine=DaskEngine(client_or_address) (or --engine dask "
                                                           "--scheduler ADDRESS|local:N on the command line).") + "$"):
@@ -465,12 +466,14 @@ def test_faiss_reports_its_gpus(monkeypatch):
 
 
 @pytest.mark.skipif("faiss" not in available_engines(), reason="faiss is not installed")
-@pytest.mark.parametrize("norm", ["l2", "l1"])
+@pytest.mark.parametrize("norm", ["l2", "l1", "linf"])
 def test_faiss_answers_stay_exact_whatever_float32_rounding_faiss_makes(monkeypatch, norm):
     """A FAISS that errs as far as float32 rounding allows -- every distance raised by the classic
     bound ((d+2) u (|q| + |x|)^2 for squared l2 through the dot product, (d+1) u (sum|q| + sum|x|)
-    for l1) and a tie broken towards the larger index -- must not be certified: the engine falls
-    back to the exact search and returns index 0 of the tie (stored bytes, so the errors are large)."""
+    for l1, 2 u (max|q| + max|x|) for l-inf of floats converted to float32) and a tie broken towards
+    the larger index -- must not be certified: the engine falls back to the exact search and returns
+    index 0 of the tie (l2, l1: stored bytes, so the errors are large; l-inf of bytes is exact in
+    float32, so l-inf takes floats)."""
     from separation.engines import faiss_engine
     from separation.engines.reference import pairwise_float64
 
@@ -486,16 +489,22 @@ def test_faiss_answers_stay_exact_whatever_float32_rounding_faiss_makes(monkeypa
             d = q.shape[1]
             if norm == "l2":
                 err = (d + 2) * u * (np.linalg.norm(q, axis=1) + np.linalg.norm(self.x, axis=1).max()) ** 2
-            else:
+            elif norm == "l1":
                 err = (d + 1) * u * (q.sum(axis=1) + self.x.sum(axis=1).max())
+            else:
+                err = 2 * u * (q.max(axis=1) + self.x.max())
             order = np.lexsort((-np.arange(len(self.x))[None, :].repeat(len(q), 0), exact), axis=1)[:, :k]
             return (np.take_along_axis(exact, order, axis=1) + err[:, None]).astype(np.float32), order
 
     monkeypatch.setattr(faiss_engine.FaissEngine, "_index", lambda self, d, norm: RoundedFaiss())
-    q = np.full((1, 4), 100, np.uint8)
-    db = np.array([[101, 100, 100, 100], [99, 100, 100, 100], [0, 0, 0, 0]], np.uint8)
+    if norm == "linf":
+        q = np.full((1, 4), 0.5)
+        db = np.array([[0.75, 0.5, 0.5, 0.5], [0.25, 0.5, 0.5, 0.5], [0, 0, 0, 0]])
+    else:
+        q = np.full((1, 4), 100, np.uint8)
+        db = np.array([[101, 100, 100, 100], [99, 100, 100, 100], [0, 0, 0, 0]], np.uint8)
     d, i = FaissEngine(k=1, use_gpu=False).nearest(q, db, norm=norm)
-    assert (i.tolist(), d.tolist()) == ([0], [1.0])
+    assert (i.tolist(), d.tolist()) == ([0], [0.25 if norm == "linf" else 1.0])
 
 
 def test_the_gemm_functions_with_their_defaults():

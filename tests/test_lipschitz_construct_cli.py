@@ -50,6 +50,12 @@ def test_digits_linf_record_and_claims(tmp_path, capsys):
     assert res.test_astuteness["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
     json.dumps(rec.to_json())  # plain JSON
     assert rec.command() == "python -m lipschitz_construct.verify --dataset digits --norm linf --eps 0.1 0.2"
+    assert (rec.config.pairs, rec.config.adversarial_pairs, rec.config.gradient_steps) == (100, 20, 2)  # FAST
+    # the printed summary is the record's: a row per number
+    for label, value in (("test certified radius, min", res.certified_radius.min),
+                         ("test certified radius, median", res.certified_radius.quantiles["0.5"]),
+                         ("test certified radius, mean", res.certified_radius.mean)):
+        assert f"{label:<44} {value:>12.6g}" in out.splitlines()
 
 
 def test_matching_record_is_reused_unless_forced(tmp_path, capsys):
@@ -108,6 +114,17 @@ def test_bad_flags_are_argparse_errors(tmp_path, capsys, args):
         run_cli(tmp_path, *args)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_dataset_without_a_test_split_is_verified_on_its_training_set(tmp_path, capsys):
+    """An npz file with x_train / y_train only: no test numbers, the Lipschitz check on train points."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 0.3, (15, 4)), rng.uniform(0.7, 1, (15, 4))])
+    np.savez(tmp_path / "train.npz", x_train=x, y_train=np.repeat([0, 1], 15))
+    assert run_cli(tmp_path, "--dataset", "npz", "--npz", str(tmp_path / "train.npz"), "--norm", "linf") == 0
+    res = verification(tmp_path).result
+    assert (res.n_train, res.n_test, res.test_accuracy) == (30, 0, None) and res.all_claims_held
+    assert "test accuracy" in capsys.readouterr().out
 
 
 def test_not_separated_data_exit_2(tmp_path, capsys):

@@ -129,6 +129,28 @@ def test_per_class_distances_use_the_norm_asked_for():
         np.testing.assert_allclose(res.train_class_distances, want, rtol=1e-12, atol=0)
 
 
+def test_nearest_neighbors_names_its_queries_in_errors():
+    with pytest.raises(ValueError, match="^queries is empty"):
+        nearest_neighbors(np.zeros((0, 2), np.uint8), np.zeros((3, 2), np.uint8), norm="linf")
+
+
+def test_k_nearest_other_class_against_another_database():
+    """Queries against a separate database: the k nearest database points of another label,
+    against the float64 brute force."""
+    from scipy.spatial.distance import cdist
+
+    from separation import k_nearest_other_class
+
+    rng = np.random.default_rng(5)
+    xq, yq = rng.integers(0, 256, (9, 5), dtype=np.uint8), np.arange(9) % 3
+    xd, yd = rng.integers(0, 256, (20, 5), dtype=np.uint8), np.arange(20) % 3
+    d, i = k_nearest_other_class(xq, yq, xd, yd, k=3, norm="l1", engine="reference")
+    full = np.where(yq[:, None] != yd[None, :], cdist(xq.astype(float), xd.astype(float), "cityblock"), np.inf)
+    want_i = np.lexsort((np.broadcast_to(np.arange(20), full.shape), full), axis=1)[:, :3]
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_allclose(d, np.take_along_axis(full, want_i, axis=1) / 255.0, rtol=1e-12)
+
+
 def test_a_test_set_of_another_width_is_named_in_the_error():
     x, y = np.zeros((4, 3), np.uint8), np.array([0, 1, 0, 1])
     with pytest.raises(ValueError, match=r"^x_test has 2 features per point but x_train has 3: "):

@@ -151,7 +151,8 @@ def render(record: dict) -> str:
     if total["not run"] and est is not None:
         L += [f"Estimated score of the whole scope: **{100 * est:.1f}%** -- each module's score weighted by its "
               "number of mutants, the mutants run in a module standing for all of it (mostly seeded random "
-              "samples: `make mutation-sample`)"
+              "samples: `make mutation-sample`). It leans high where a sample's survivors were since killed "
+              "by new tests: a fresh sample, scored before its survivors are looked at, gives an unbiased one"
               + (f"; {unseen} mutants are in modules without any verdict." if unseen else "."), ""]
     L += ["| module | " + " | ".join(COLUMNS) + " | score |", "|---|" + "---:|" * (len(COLUMNS) + 1)]
     for mod in sorted(per):
