@@ -111,4 +111,4 @@ mutation-sample:
 	$(MUTATION_REPORT) --restore
 	mkdir -p mutants && $(MUTATION_REPORT) --sample $(PER_MODULE) --seed $(SEED) > mutants/sample.txt
 	SHARED_DATA=$(abspath $(SHARED_DATA)) xargs -a mutants/sample.txt -d '\n' $(PYTHON) -m mutmut run --max-children 2 > /dev/null
-	$(MUTATION_REPORT)
+	$(MUTATION_REPORT) --first-pass mutants/sample.txt --seed $(SEED) --per-module $(PER_MODULE)

@@ -304,7 +304,9 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
                                                              p.upper_error)]
         assert f[8] == "yes"
     rec.result.points[0].clique_lower_error = None  # the clique LP ran out of time
+    rec.result.points[0].seconds = {**rec.result.points[0].seconds, "total": 12.5}
     assert format_summary(rec).splitlines()[5].split()[6] == "open"
+    assert format_summary(rec).splitlines()[5].split()[-1] == "12.50"  # the point's total seconds
     assert main(args) == 0 and "reused" in capsys.readouterr().out
     assert main(["--dataset", "digits", "--norm", "l2", "--split", "test", "--eps", "0.7", "--out", str(out),
                  "--subset", "300", "--seed", "4", "--time-limit", "45", "--no-progress"]) == 0
@@ -456,3 +458,10 @@ def test_timings_and_a_one_class_witness_are_reported_by_name():
     with pytest.raises(ValueError, match=r"keeps points of one class only; the nearest-class classifier needs two "
                                          r"\(it would be the constant classifier\)\.$"):
         res.witness(1.0)
+
+
+@pytest.mark.parametrize("engine", ["auto", "cpu", "cuda", "reference"])
+def test_every_documented_engine_is_a_choice(engine):
+    argv = ["--dataset", "digits", "--eps", "0.1", "--engine", engine]
+    assert get_args_parser().parse_args(argv).engine == engine
+    assert get_args_parser().parse_args(argv[:-2]).engine == "auto"

@@ -215,3 +215,17 @@ def test_mnist_subset_cpu_equals_reference(mnist):
         r = float(got.d[len(got.d) // 2])  # a radius at exactly a pair's distance
         assert _same(conflict_pairs(x, y, norm=norm, radius=r), conflict_pairs(x, y, norm=norm, radius=r,
                                                                                engine="reference"))
+
+
+def test_a_radius_that_is_not_a_number_is_named_with_its_type():
+    x, y = np.zeros((4, 2), np.uint8), np.array([0, 1, 0, 1])
+    for radius, kind in (("0.1", "str"), (None, "NoneType"), (True, "bool")):
+        with pytest.raises(ValueError, match=rf"^radius must be a number >= 0 \(in \[0, 1\] pixel units\), got {kind}\.$"):
+            conflict_pairs(x, y, norm="linf", radius=radius)
+
+
+def test_bad_queries_are_named_x_query_in_the_error():
+    x, y = np.zeros((4, 2), np.uint8), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="^x_query is empty"):
+        conflict_pairs_between(x[:0], y[:0], x, y, radius=0.1)
+

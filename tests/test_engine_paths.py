@@ -451,6 +451,10 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
     with pytest.raises(RuntimeError, match=re.escape("Engine 'cuda' is not available here: it needs a CUDA GPU "
                                                      "visible to torch. Use engine='auto'.")):
         engines.get_engine("cuda")
+    monkeypatch.setattr(engines.CPUEngine, "available", classmethod(lambda cls: False))
+    with pytest.raises(RuntimeError, match=re.escape("Engine 'cpu' is not available here: install numba (a "
+                                                     "dependency of this package: reinstall it). Use engine='auto'.")):
+        engines.get_engine("cpu")
 
 
 def test_faiss_reports_its_gpus(monkeypatch):
@@ -596,3 +600,41 @@ def test_engines_name_themselves():
     from separation.engines import ReferenceEngine
 
     assert repr(ReferenceEngine()) == "ReferenceEngine(name='reference')"
+
+
+def test_the_cpu_engine_orders_features_by_decreasing_variance():
+    """High-variance features first: the tiled kernel's partial distances grow fastest and prune
+    earliest (the order changes speed only: distances are sums or maxima over all features)."""
+    rng = np.random.default_rng(6)
+    spread = np.array([1, 40, 3, 255, 0, 90])
+    x = (rng.random((500, 6)) * spread).astype(np.uint8)
+    order = CPUEngine()._order(x)
+    np.testing.assert_array_equal(order, [3, 5, 1, 2, 0, 4])
+    assert CPUEngine(reorder_features=False)._order(x) is None
+
+
+def test_cuda_available_asks_torch(monkeypatch):
+    import torch
+
+    from separation.engines.cuda import cuda_available
+
+    for answer in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda answer=answer: answer)
+        assert cuda_available() is answer
+
+
+@pytest.mark.parametrize("module, device, budget", [("conflicts", "cpu", 64 << 20), ("conflicts", "cuda", 1 << 30),
+                                                    ("gemm", "cpu", 96 << 20), ("gemm", "cuda", 1 << 30)])
+def test_gemm_blocks_keep_one_float32_block_within_the_memory_budget(module, device, budget):
+    """Rows per GEMM block (nearest-neighbour and conflict searches): 256 to 8192, as many as fit one
+    ``(rows, max(dim, 2048))`` float32 block into the budget wherever 256 rows do."""
+    import importlib
+    import types
+
+    block_rows = importlib.import_module(f"separation.engines.{module}")._block_rows
+    dev = types.SimpleNamespace(type=device)
+    for dim in (1, 784, 3072, 12288, 150528):
+        rows = block_rows(dim, dev)
+        assert 256 <= rows <= 8192
+        assert rows == 256 or 4 * rows * max(dim, 2048) <= budget
+        assert rows == 8192 or 4 * (rows + 1) * max(dim, 2048) > budget

@@ -67,7 +67,9 @@ def test_matching_record_is_reused_unless_forced(tmp_path, capsys):
     assert (folder / "record.json").stat().st_mtime_ns == stamp and "reused the record" in capsys.readouterr().out
     assert run_cli(tmp_path, *args, "--force") == 0
     assert (folder / "record.json").stat().st_mtime_ns != stamp
-    res = verification(tmp_path).result
+    rec = verification(tmp_path)
+    assert rec.config.data.subset == 300 and "--subset 300" in rec.command()
+    res = rec.result
     assert res.n_train == 300 and res.engine == "cpu"
     assert list(res.test_astuteness) == [str(res.r)]  # default eps for l2: r itself
     assert run_cli(tmp_path, *args, "--eps", "0.5") == 0  # another configuration: another folder
@@ -164,3 +166,17 @@ def test_every_option_of_the_verify_cli_says_what_it_does():
 
     parser = get_args_parser()
     assert parser.description and all(a.help for a in parser._actions), "an option without --help text"
+
+
+def test_the_cli_defaults_are_the_config_defaults():
+    """What ``--help`` promises (e.g. "default 1000") is what ``VerifyConfig`` records by default."""
+    import dataclasses
+
+    from lipschitz_construct.records import VerifyConfig
+    from lipschitz_construct.verify import get_args_parser
+
+    args = get_args_parser().parse_args(["--dataset", "digits"])
+    defaults = {f.name: f.default for f in dataclasses.fields(VerifyConfig)}
+    assert (args.pairs, args.adversarial_pairs, args.gradient_steps) == (1000, 200, 10)
+    for name in ("pairs", "adversarial_pairs", "gradient_steps", "lipschitz_eps", "eps"):
+        assert getattr(args, name) == defaults[name], name

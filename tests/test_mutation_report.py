@@ -116,6 +116,49 @@ def test_untested_mutants_count_against_the_score_and_modules_weigh_by_size(tmp_
     assert mod.scope_estimate({"c": per["c"]}) == (None, 7)
 
 
+def test_the_report_names_every_mutant_that_is_not_killed(tmp_path):
+    mod = load(tmp_path)
+    (tmp_path / "setup.cfg").write_text("[mutmut]\nonly_mutate = pkg/*\n")
+    record = {"mutmut": "3.8.1", "machine": "x86_64, 2 CPUs", "updated": "2026-01-01 00:00 UTC",
+              "files": {"pkg/a.py": {"hashes": {}, "verdicts": {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 0,
+                                                                 "pkg.a.x_g__mutmut_1": 33}}},
+              "diffs": {"pkg.a.x_f__mutmut_2": "- a < b / + a <= b"}}
+    text = mod.render(record)
+    assert "**Score: 1 killed of 3 non-equivalent mutants run to a verdict (33.3%)**" in text
+    assert "- `pkg.a.x_f__mutmut_2`: `- a < b / + a <= b`" in text.split("## Survivors")[1]
+    assert "- `pkg.a.x_g__mutmut_1`" in text.split("## Reached by no selected test")[1]
+    assert "pkg.a.x_f__mutmut_1" not in text
+
+
+def test_a_fresh_sample_keeps_its_first_run_and_gives_an_unbiased_estimate(tmp_path, capsys):
+    """The sample's verdicts are stored as its first run left them: killing a survivor later does not
+    change its estimate; a survivor listed as equivalent since leaves the denominator."""
+    mod = load(tmp_path)
+    (tmp_path / "setup.cfg").write_text("[mutmut]\nonly_mutate = pkg/*\n")
+    (tmp_path / "tests").mkdir()
+    names = [f"pkg.a.x_f__mutmut_{i}" for i in range(1, 6)]
+    codes = dict(zip(names, [1, 1, 0, 0, 33])) | {"pkg.a.x_f__mutmut_6": None}
+    write_meta(tmp_path, "pkg/a.py", codes, {"x_f": "1"})
+    (tmp_path / "sample.txt").write_text("\n".join(names[:4] + ["pkg.a.x_f__mutmut_6"]))
+    with pytest.raises(SystemExit):  # the sample's settings are part of its record
+        mod.main(["--first-pass", str(tmp_path / "sample.txt")])
+    args = ["--first-pass", str(tmp_path / "sample.txt"), "--seed", "3", "--per-module", "5"]
+    assert mod.main(args) == 2 and "no verdict yet (e.g. pkg.a.x_f__mutmut_6)" in capsys.readouterr().err
+    assert not (tmp_path / mod.store.STORE).exists()  # refused before anything was written
+    (tmp_path / "sample.txt").write_text("\n".join(names))
+    mod.diff_of = lambda name: "- a < b / + a <= b"
+    assert mod.main(args) == 0
+    assert "| seed 3, 5 per module | 5 | 2 | 0 | **40.0%** |" in (tmp_path / mod.REPORT).read_text()
+    # a test kills mutant 3 later; mutant 4 is shown equivalent
+    write_meta(tmp_path, "pkg/a.py", codes | {"pkg.a.x_f__mutmut_3": 1}, {"x_f": "1"})
+    (tmp_path / "tests" / "mutation_equivalents.yaml").write_text(
+        "pkg.a.x_f__mutmut_4:\n  line: 'a <= b'\n  reason: the same\n")
+    assert mod.main(args) == 0  # the same sample again: stored once, as first run
+    record = json.loads((tmp_path / mod.store.STORE).read_text())
+    assert len(record["samples"]) == 1 and record["samples"][0]["first_pass"]["pkg.a.x_f__mutmut_3"] == 0
+    assert "| seed 3, 5 per module | 5 | 2 | 1 | **50.0%** |" in (tmp_path / mod.REPORT).read_text()
+
+
 def test_the_report_needs_results(tmp_path, capsys):
     assert load(tmp_path).main([]) == 2
     assert "run `mutmut run` first" in capsys.readouterr().err
@@ -129,3 +172,17 @@ def test_the_shipped_report_is_the_rendering_of_the_shipped_record():
     if not record.get("files"):
         pytest.fail("reports/quality/mutmut-results.json is missing: run `make mutation`")
     assert (REPO / mod.REPORT).read_text() == mod.render(record), "re-render: python tests/scripts/mutation_report.py"
+
+
+def test_make_mutation_sample_draws_runs_and_stores_the_first_pass():
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-n", "mutation-sample", "PER_MODULE=3", "SEED=4"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    steps = [next(i for i, line in enumerate(out) if part in line) for part in
+             ("--restore", "--sample 3 --seed 4 > mutants/sample.txt", "mutmut run",
+              "--first-pass mutants/sample.txt --seed 4 --per-module 3")]
+    assert steps == sorted(steps)

@@ -152,3 +152,24 @@ def test_the_base_class_hooks_equal_scipy(norm, rng):
     want_d, want_i = scipy_k_nearest_other(xa, ya, xb, yb, norm, 4)
     np.testing.assert_allclose(d, want_d, rtol=1e-12)
     np.testing.assert_array_equal(i, want_i)
+
+
+def test_the_kernels_absolute_difference_stays_in_the_input_dtype_without_wrapping():
+    """``_absdiff``, in Python and compiled by numba (its overload), equals |a - b| computed in
+    int64 / float64; bytes stay bytes (the l-inf kernel's accumulators are uint8)."""
+    import numba
+
+    from separation.engines._kernels import _absdiff
+
+    compiled = numba.njit(lambda a, b: _absdiff(a, b))
+    vals = np.array([0, 1, 2, 127, 128, 254, 255], np.uint8)
+    for a in vals:
+        for b in vals:
+            want = abs(int(a) - int(b))
+            assert _absdiff(a, b) == want and _absdiff(a, b).dtype == np.uint8
+            assert compiled(a, b) == want
+    assert compiled.nopython_signatures[0].return_type == numba.uint8
+    floats = np.array([-3.5, 0.0, 0.25, 1.0])
+    for a in floats:
+        for b in floats:
+            assert _absdiff(a, b) == compiled(a, b) == abs(float(a) - float(b))

@@ -177,3 +177,22 @@ def test_the_memory_check_counts_the_test_points(monkeypatch):
     compute_separation(x, y, x[:5], y[:5], norm="linf", engine="reference", progress=False)
     compute_separation(x, y, norm="linf", engine="reference", progress=False)
     assert seen == [(6, 5, 2), (6, 0, 2)]
+
+
+def test_every_part_of_the_work_is_timed_by_name():
+    """``seconds`` holds one wall time per part that ran, each between 0 and the whole call's."""
+    import time
+
+    rng = np.random.default_rng(8)
+    x, y = rng.integers(0, 256, (30, 4), dtype=np.uint8), np.arange(30) % 3
+    t0 = time.perf_counter()
+    res = compute_separation(x, y, x[:7], y[:7], norm="l1", engine="reference", test_test=True, k=2,
+                             class_distances=True, progress=False)
+    wall = time.perf_counter() - t0
+    assert set(res.seconds) == {"train_train", "test_train", "test_test", "knn", "class_distances"}
+    assert all(0 <= s <= wall for s in res.seconds.values()), res.seconds
+
+
+def test_queries_of_another_width_are_named_in_the_error():
+    with pytest.raises(ValueError, match=r"^queries have 2 features per point but database has 3\.$"):
+        nearest_neighbors(np.zeros((2, 2), np.uint8), np.zeros((3, 3), np.uint8), norm="linf")

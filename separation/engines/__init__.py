@@ -31,6 +31,10 @@ ENGINES: dict[str, type[Engine]] = {
     "faiss": FaissEngine,
     "cuda": CUDAEngine,
 }
+# what an engine that is not available needs (the reference engine always is)
+_MISSING = {"cpu": "install numba (a dependency of this package: reinstall it)",
+            "cuda": "it needs a CUDA GPU visible to torch",
+            "faiss": "install faiss-cpu (or the 'gpu' extra)"}
 
 
 def available_engines() -> list[str]:
@@ -62,9 +66,7 @@ def get_engine(engine: str | Engine = "auto") -> Engine:
         )
     cls = ENGINES[engine]
     if not cls.available():
-        hint = {"cuda": "it needs a CUDA GPU visible to torch",
-                "faiss": "install faiss-cpu (or the 'gpu' extra)"}.get(engine, "")
-        raise RuntimeError(f"Engine {engine!r} is not available here: {hint}. Use engine='auto'.")
+        raise RuntimeError(f"Engine {engine!r} is not available here: {_MISSING[engine]}. Use engine='auto'.")
     log.debug("using engine %s", engine)
     return cls()
 

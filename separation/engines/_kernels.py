@@ -22,8 +22,10 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 
-def _absdiff(a, b):  # pragma: no cover - replaced by the overload below inside numba
-    return abs(a - b)
+def _absdiff(a, b):
+    """|a - b| in the inputs' own dtype, without the wrap-around of unsigned subtraction (numba
+    compiles the overload below in its place)."""
+    return max(a, b) - min(a, b)
 
 
 @overload(_absdiff, inline="always")

@@ -11,7 +11,8 @@ run gives a partial report that says so.
 continues where any earlier run stopped (``make mutation`` does this first). ``--sample N`` instead
 prints a seeded random sample of N not-yet-run mutants of each module, one name per line, for
 ``mutmut run`` (``make mutation-sample``): a full run takes many hours on 2 cores, a sample gives
-every module an unbiased estimate first.
+every module an unbiased estimate first. ``--first-pass FILE`` (after that run) stores the sample's
+verdicts as its first run gave them, and the report scores the stored samples.
 
 A survivor that no test can kill -- an equivalent mutant -- is listed in
 ``tests/mutation_equivalents.yaml`` with the changed line and the reason. An entry counts only while
@@ -117,6 +118,24 @@ def _new_survivors(record: dict, fresh: dict) -> list[str]:
     return out
 
 
+def sample_estimates(record: dict, eq: dict[str, str]) -> list[tuple[str, int, int, int, float | None]]:
+    """One row per stored fresh sample, then one for all of them: ``(label, mutants, killed at the
+    first run, listed as equivalent since, killed / (killed + survived + no tests) of the rest)``."""
+    rows, total = [], collections.Counter()
+    for smp in record.get("samples", []):
+        c = collections.Counter()
+        for name, code in smp["first_pass"].items():
+            st = STATUS.get(code, "other")
+            c["equivalent" if st == "survived" and name in eq else st] += 1
+        total += c
+        commit = (smp.get("git_commit") or "")[:7]
+        rows.append((f"seed {smp['seed']}, {smp['per_module']} per module" + (f", `{commit}`" if commit else ""),
+                     len(smp["first_pass"]), c))
+    if len(rows) > 1:
+        rows.append(("all samples", sum(r[1] for r in rows), total))
+    return [(label, n, c["killed"], c["equivalent"], module_score(c)) for label, n, c in rows]
+
+
 def render(record: dict) -> str:
     """The report, from the record alone (the same record always gives the same text)."""
     cfg = configparser.ConfigParser()
@@ -153,7 +172,16 @@ def render(record: dict) -> str:
               "number of mutants, the mutants run in a module standing for all of it (mostly seeded random "
               "samples: `make mutation-sample`). It leans high where a sample's survivors were since killed "
               "by new tests: a fresh sample, scored before its survivors are looked at, gives an unbiased one"
+              + (" (below)" if record.get("samples") else "")
               + (f"; {unseen} mutants are in modules without any verdict." if unseen else "."), ""]
+    samples = sample_estimates(record, eq)
+    if samples:
+        L += ["Fresh samples (`make mutation-sample`), scored as their first run left them, before any test "
+              "was written for their survivors; a survivor listed as equivalent since is left out:", "",
+              "| sample | mutants | killed at the first run | equivalent | estimate |", "|---|---:|---:|---:|---:|"]
+        L += [f"| {label} | {n} | {k} | {e} | " + ("–" if est is None else f"**{100 * est:.1f}%**") + " |"
+              for label, n, k, e, est in samples]
+        L += [""]
     L += ["| module | " + " | ".join(COLUMNS) + " | score |", "|---|" + "---:|" * (len(COLUMNS) + 1)]
     for mod in sorted(per):
         c = per[mod]
@@ -167,6 +195,10 @@ def render(record: dict) -> str:
     L += ["## Survivors", "", "Each is a missing test until a test kills it or it is listed as equivalent.", ""]
     L += [f"- `{n}`: `{diffs.get(n, '?')[:300]}`" for n in sorted(n for n, st in res.items() if st == "survived")] \
         or ["None."]
+    unreached = sorted(n for n, st in res.items() if st == "no tests")
+    if unreached:
+        L += ["", "## Reached by no selected test", "",
+              "Counted as not killed: no selected test runs the mutated function.", ""] + [f"- `{n}`" for n in unreached]
     L += ["", "## Equivalent mutants", ""] + [f"- `{n}` (`{diffs[n][:200]}`): {eq[n]}" for n in sorted(eq)]
     return "\n".join(L) + "\n"
 
@@ -178,7 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, metavar="N", help="print N not-yet-run mutants per module instead")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--restore", action="store_true", help="write the stored verdicts into mutants/ and stop")
+    p.add_argument("--first-pass", type=Path, metavar="FILE",
+                   help="after merging, store the verdicts of the fresh sample listed in FILE (from --sample, "
+                        "with --seed and --per-module) as its unbiased first run")
+    p.add_argument("--per-module", type=int, default=None, help="the sample's N (with --first-pass)")
     args = p.parse_args(argv)
+    if args.first_pass is not None and args.per_module is None:
+        p.error("--first-pass needs --per-module N (and --seed S): the sample's settings")
     if args.restore:
         print(f"restored {store.restore(REPO)} stored verdicts into mutants/")
         return 0
@@ -190,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("\n".join(sample(args.sample, args.seed)))
         return 0
+    if args.first_pass is not None:  # checked and stored before anything else is written
+        try:
+            store.add_sample(REPO, args.first_pass.read_text().split(), args.seed, args.per_module)
+        except (OSError, ValueError) as exc:
+            print(f"--first-pass {args.first_pass}: {exc}", file=sys.stderr)
+            return 2
     record = store.load(REPO)
     if (REPO / "mutants").is_dir():
         record = store.save(REPO, {n: diff_of(n) for n in _new_survivors(record, store.from_mutants(REPO))})

@@ -12,11 +12,15 @@ itself re-tests the mutants of a changed function). The record is JSON::
      "git_commit": "...",
      "files": {"separation/threat.py": {"hashes": {"x_f": "..."},
                                          "verdicts": {"separation.threat.x_f__mutmut_1": 1 | null}}},
-     "diffs": {"<name of a surviving mutant>": "- old line / + new line"}}
+     "diffs": {"<name of a surviving mutant>": "- old line / + new line"},
+     "samples": [{"seed": 2, "per_module": 8, "git_commit": "...",
+                  "first_pass": {"<mutant name>": 1}}]}
 
 ``verdicts`` holds every mutant of the file, ``null`` for one not run yet; the numbers are mutmut's
 exit codes (1: killed, 0: survived, 33: no test reaches it, ...). ``diffs`` holds the changed lines
-of each survivor, so that the report renders from this record alone.
+of each survivor, so that the report renders from this record alone. ``samples`` keeps the verdicts
+of each fresh random sample as its first run gave them, before any test was written for its
+survivors: an unbiased estimate of the score of the whole scope.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["STORE", "function_of", "load", "merge", "from_mutants", "restore", "save"]
+__all__ = ["STORE", "function_of", "load", "merge", "from_mutants", "restore", "save", "add_sample"]
 
 STORE = Path("reports") / "quality" / "mutmut-results.json"
 
@@ -106,10 +110,30 @@ def save(repo: Path, diffs: dict[str, str]) -> dict:
     kept = {n: d for n, d in {**old.get("diffs", {}), **diffs}.items() if n in survivors}
     record = {"mutmut": _version(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "updated": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-              "git_commit": _git_head(repo), "files": files, "diffs": dict(sorted(kept.items()))}
+              "git_commit": _git_head(repo), "files": files, "diffs": dict(sorted(kept.items())),
+              "samples": old.get("samples", [])}
     path = repo / STORE
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, _dumps(record))
+    return record
+
+
+def add_sample(repo: Path, names: list[str], seed: int, per_module: int) -> dict:
+    """Store the first-run verdicts of a fresh sample (``names``, as this clone's ``mutants/`` has
+    them) in the record; a sample stored before with the same mutants is kept as it was. Raises
+    ValueError naming a mutant without a verdict. Returns the record."""
+    record = load(repo)
+    codes = {n: c for entry in from_mutants(repo).values() for n, c in entry["verdicts"].items()}
+    missing = [n for n in names if codes.get(n) is None]
+    if missing:
+        raise ValueError(f"{len(missing)} sampled mutants have no verdict yet (e.g. {missing[0]}): "
+                         "run `mutmut run` on the sample first")
+    samples = record.setdefault("samples", [])
+    if not any(set(s["first_pass"]) == set(names) for s in samples):
+        samples.append({"seed": seed, "per_module": per_module, "git_commit": _git_head(repo),
+                        "first_pass": {n: codes[n] for n in sorted(names)}})
+        (repo / STORE).parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(repo / STORE, _dumps(record))
     return record
 
 
