@@ -52,3 +52,14 @@ def tied(rng, n, d, classes, values=3):
     if n > 3 and values < 256:
         x[n // 2] = x[0]  # a cross-class duplicate (or a same-class one)
     return x, y
+
+
+def assert_same(res, ref):
+    """Two separation results of bytes, or of dyadic floats (exact sums): the same distances and
+    indices, bit for bit."""
+    np.testing.assert_array_equal(res.train_distances, ref.train_distances)
+    np.testing.assert_array_equal(res.train_neighbors, ref.train_neighbors)
+    if ref.test_distances is not None:
+        np.testing.assert_array_equal(res.test_distances, ref.test_distances)
+        np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
+        np.testing.assert_array_equal(res.test_train_duplicates, ref.test_train_duplicates)

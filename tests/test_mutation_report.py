@@ -121,13 +121,16 @@ def test_the_report_names_every_mutant_that_is_not_killed(tmp_path):
     (tmp_path / "setup.cfg").write_text("[mutmut]\nonly_mutate = pkg/*\n")
     record = {"mutmut": "3.8.1", "machine": "x86_64, 2 CPUs", "updated": "2026-01-01 00:00 UTC",
               "files": {"pkg/a.py": {"hashes": {}, "verdicts": {"pkg.a.x_f__mutmut_1": 1, "pkg.a.x_f__mutmut_2": 0,
-                                                                 "pkg.a.x_g__mutmut_1": 33}}},
+                                                                 "pkg.a.x_g__mutmut_1": 33, "pkg.a.x_g__mutmut_2": -11,
+                                                                 "pkg.a.x_g__mutmut_3": 34}}},
               "diffs": {"pkg.a.x_f__mutmut_2": "- a < b / + a <= b"}}
     text = mod.render(record)
     assert "**Score: 1 killed of 3 non-equivalent mutants run to a verdict (33.3%)**" in text
     assert "- `pkg.a.x_f__mutmut_2`: `- a < b / + a <= b`" in text.split("## Survivors")[1]
     assert "- `pkg.a.x_g__mutmut_1`" in text.split("## Reached by no selected test")[1]
     assert "pkg.a.x_f__mutmut_1" not in text
+    # every mutant is in one column: a crashed test process and a skipped mutant too
+    assert "| `pkg.a` | 1 | 1 | 0 | 1 | 0 | 1 | 1 | 0 | 33% |" in text
 
 
 def test_a_fresh_sample_keeps_its_first_run_and_gives_an_unbiased_estimate(tmp_path, capsys):

@@ -16,8 +16,9 @@ pytest.importorskip("triton")
 from separation import compute_separation, nearest_neighbors  # noqa: E402
 from separation.engines import CUDAEngine, ReferenceEngine  # noqa: E402
 
+from engine_variants import assert_same, tied  # noqa: E402
+
 KERNELS = "separation.engines._triton_kernels"
-FIELDS = ("train_distances", "train_neighbors", "test_distances", "test_neighbors")
 
 
 class Counting:
@@ -60,20 +61,6 @@ def kernels(monkeypatch):
         delattr(package, "_triton_kernels")
 
 
-def few_levels(rng, n, d, levels, classes=3):
-    """``n`` points with bytes from ``levels`` values (ties everywhere, across blocks too) and labels
-    that hold the first two classes (where ``n >= 2``)."""
-    x = rng.integers(0, levels, (n, d)).astype(np.uint8)
-    y = rng.integers(0, classes, n)
-    y[:2] = [0, 1][:n]
-    return x, y
-
-
-def assert_same(a, b):
-    for k in FIELDS:
-        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
-
-
 @pytest.mark.parametrize("prune", [False, True])
 @pytest.mark.parametrize("norm", ["linf", "l1"])
 def test_integer_kernel_over_several_blocks_equals_the_reference(kernels, norm, prune):
@@ -81,8 +68,8 @@ def test_integer_kernel_over_several_blocks_equals_the_reference(kernels, norm, 
     visits the upper triangle of 3 x 3 blocks (in diagonal blocks, the upper triangle of tiles),
     test-train all 2 x 3 blocks and every tile of each."""
     rng = np.random.default_rng(3)
-    x, y = few_levels(rng, 70, 9, levels=3)
-    xt, yt = few_levels(rng, 40, 9, levels=3)
+    x, y = tied(rng, 70, 9, classes=3, values=3)
+    xt, yt = tied(rng, 40, 9, classes=3, values=3)
     eng = CUDAEngine(device="cpu", use_triton=True, block_bytes=32 * 9, pair_tile=(16, 4, 2), prune=prune)
     assert_same(compute_separation(x, y, xt, yt, norm=norm, engine=eng),
                 compute_separation(x, y, xt, yt, norm=norm, engine="reference"))
@@ -94,8 +81,8 @@ def test_integer_kernel_over_several_blocks_equals_the_reference(kernels, norm, 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
 def test_integer_kernel_block_pairs_equal_the_reference_both_ways(kernels, norm):
     rng = np.random.default_rng(4)
-    xa, ya = few_levels(rng, 45, 7, levels=2)
-    xb, yb = few_levels(rng, 38, 7, levels=2)
+    xa, ya = tied(rng, 45, 7, classes=3, values=2)
+    xb, yb = tied(rng, 38, 7, classes=3, values=2)
     eng = CUDAEngine(device="cpu", use_triton=True, block_bytes=32 * 7)
     yb[:] = 0  # b holds one class: the rows of a in it have no neighbour in b...
     ya[-1] = 0  # ...a's last row among them
@@ -127,8 +114,8 @@ def test_blocks_hold_block_bytes_of_points_in_whole_tiles(kernels, dim, block_by
 def test_float_kernel_over_several_blocks_equals_the_reference(kernels, norm):
     """Dyadic floats (exact sums) go through the row kernel, in blocks of 16 rows and tiles of 8."""
     rng = np.random.default_rng(5)
-    x, y = few_levels(rng, 50, 6, levels=4)
-    xt, yt = few_levels(rng, 20, 6, levels=4)
+    x, y = tied(rng, 50, 6, classes=3, values=4)
+    xt, yt = tied(rng, 20, 6, classes=3, values=4)
     x, xt = x / 4.0, xt / 8.0
     eng = CUDAEngine(device="cpu", use_triton=True, block_bytes=16 * 6 * 8, tile=(8, 8, 4))
     assert_same(compute_separation(x, y, xt, yt, norm=norm, engine=eng),
@@ -144,8 +131,8 @@ def test_random_cases_with_ties_at_block_edges(kernels, seed):
     rng = np.random.default_rng(seed)
     for case in range(6):
         n, m, d = int(rng.integers(2, 75)), int(rng.integers(1, 20)), int(rng.integers(1, 40))
-        x, y = few_levels(rng, n, d, levels=[2, 3, 256][case % 3])
-        xt, yt = few_levels(rng, m, d, levels=[2, 3, 256][case % 3])
+        x, y = tied(rng, n, d, classes=3, values=[2, 3, 256][case % 3])
+        xt, yt = tied(rng, m, d, classes=3, values=[2, 3, 256][case % 3])
         if case >= 4:  # float64 data (dyadic: exact sums) go through nn_kernel
             x, xt = x / 256.0, xt / 512.0
         for norm in ("linf", "l1"):

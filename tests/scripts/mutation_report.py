@@ -35,15 +35,21 @@ import mutation_store as store  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 EQUIVALENTS = Path("tests") / "mutation_equivalents.yaml"
 REPORT = Path("reports") / "quality" / "mutation.md"
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
-          24: "timeout", -24: "timeout", 152: "timeout", None: "not run"}
-COLUMNS = ["killed", "survived", "equivalent", "no tests", "timeout", "not run"]
+# mutmut's exit codes; a test process that died of a signal (segfault, abort) is "crashed", and any
+# other code (skipped, suspicious, ...) "other", so that every mutant lands in a column of the report
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout",
+          24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -11: "crashed", -9: "crashed",
+          -6: "crashed", None: "not run"}
+COLUMNS = ["killed", "survived", "equivalent", "no tests", "timeout", "crashed", "other", "not run"]
+
+
+def status_of(code: int | None) -> str:
+    return STATUS.get(code, "other")
 
 
 def statuses(files: dict) -> dict[str, str]:
     """mutant name -> status, from the ``files`` of a record."""
-    return {name: STATUS.get(code, f"suspicious (exit {code})")
-            for entry in files.values() for name, code in entry["verdicts"].items()}
+    return {name: status_of(code) for entry in files.values() for name, code in entry["verdicts"].items()}
 
 
 def results() -> dict[str, str]:
@@ -125,7 +131,7 @@ def sample_estimates(record: dict, eq: dict[str, str]) -> list[tuple[str, int, i
     for smp in record.get("samples", []):
         c = collections.Counter()
         for name, code in smp["first_pass"].items():
-            st = STATUS.get(code, "other")
+            st = status_of(code)
             c["equivalent" if st == "survived" and name in eq else st] += 1
         total += c
         commit = (smp.get("git_commit") or "")[:7]
@@ -179,16 +185,17 @@ def render(record: dict) -> str:
         L += ["Fresh samples (`make mutation-sample`), scored as their first run left them, before any test "
               "was written for their survivors; a survivor listed as equivalent since is left out:", "",
               "| sample | mutants | killed at the first run | equivalent | estimate |", "|---|---:|---:|---:|---:|"]
-        L += [f"| {label} | {n} | {k} | {e} | " + ("–" if est is None else f"**{100 * est:.1f}%**") + " |"
-              for label, n, k, e, est in samples]
+        L += [f"| {label} | {n} | {k} | {e} | " + ("–" if score is None else f"**{100 * score:.1f}%**") + " |"
+              for label, n, k, e, score in samples]
         L += [""]
     L += ["| module | " + " | ".join(COLUMNS) + " | score |", "|---|" + "---:|" * (len(COLUMNS) + 1)]
     for mod in sorted(per):
         c = per[mod]
         score = "–" if module_score(c) is None else f"{100 * module_score(c):.0f}%"
         L.append(f"| `{mod}` | " + " | ".join(str(c[x]) for x in COLUMNS) + f" | {score} |")
-    L += ["", "`no tests`: no selected test runs the mutated function. `score`: killed / (killed + survived + "
-          "no tests).", ""]
+    L += ["", "`no tests`: no selected test runs the mutated function. `timeout`, `crashed`: the tests ran past "
+          "their time or their process died (a segfault, an abort): the mutant was detected, but not by an "
+          "assertion. `score`: killed / (killed + survived + no tests).", ""]
     if stale:
         L += ["## Stale equivalence entries", "", "Their line no longer matches the mutant, or it was killed: "
               "review them.", ""] + [f"- `{n}`" for n in stale] + [""]
@@ -211,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--restore", action="store_true", help="write the stored verdicts into mutants/ and stop")
     p.add_argument("--first-pass", type=Path, metavar="FILE",
-                   help="after merging, store the verdicts of the fresh sample listed in FILE (from --sample, "
-                        "with --seed and --per-module) as its unbiased first run")
+                   help="store the verdicts of the fresh sample listed in FILE (from --sample, with --seed and "
+                        "--per-module) as its unbiased first run, then merge and render as usual")
     p.add_argument("--per-module", type=int, default=None, help="the sample's N (with --first-pass)")
     args = p.parse_args(argv)
     if args.first_pass is not None and args.per_module is None:

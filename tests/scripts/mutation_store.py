@@ -112,9 +112,7 @@ def save(repo: Path, diffs: dict[str, str]) -> dict:
               "updated": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
               "git_commit": _git_head(repo), "files": files, "diffs": dict(sorted(kept.items())),
               "samples": old.get("samples", [])}
-    path = repo / STORE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, _dumps(record))
+    _write(repo, record)
     return record
 
 
@@ -132,9 +130,14 @@ def add_sample(repo: Path, names: list[str], seed: int, per_module: int) -> dict
     if not any(set(s["first_pass"]) == set(names) for s in samples):
         samples.append({"seed": seed, "per_module": per_module, "git_commit": _git_head(repo),
                         "first_pass": {n: codes[n] for n in sorted(names)}})
-        (repo / STORE).parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(repo / STORE, _dumps(record))
+        _write(repo, record)
     return record
+
+
+def _write(repo: Path, record: dict) -> None:
+    path = repo / STORE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, _dumps(record))
 
 
 def _dumps(record: dict) -> str:
