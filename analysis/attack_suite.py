@@ -15,40 +15,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._utils import batches, check_images, eval_mode, to_labels
+from separation.core.errors import InvalidInputError, InvalidTypeError
+
+from .attack_specs import ATTACK_NAMES, DEFAULT_ATTACK_PARAMS, attack_spec
+from .tensors import batches, check_images, eval_mode, to_labels
 from .attacks import autoattack, multitargeted, pgd
 
 log = logging.getLogger("analysis.attacks")
-
-#: Attack names understood by :func:`run_attacks` / ``--attacks``.
-ATTACK_NAMES = ("pgd", "multitargeted", "autoattack")
-
-#: The paper's settings; ``None`` step sizes mean eps/5 (PGD) and eps/10 (multi-targeted).
-DEFAULT_ATTACK_PARAMS: dict[str, dict[str, Any]] = {
-    "pgd": {"steps": 10, "step_size": None, "restarts": 1, "random_start": True, "loss": "ce"},
-    "multitargeted": {"steps": 20, "step_size": None, "restarts": 1, "random_start": True},
-    "autoattack": {"version": "standard"},
-}
-
-
-def attack_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
-    """Normalise ``"pgd"`` or ``{"name": "pgd", "steps": 20}`` to a full ``{"name": ..., **params}``."""
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, Mapping) or "name" not in spec:
-        raise TypeError(f"An attack is a name or a dict with 'name', got {spec!r}.")
-    name = str(spec["name"]).strip().lower().replace("-", "").replace("_", "")
-    name = {"multitarget": "multitargeted", "mt": "multitargeted", "aa": "autoattack"}.get(name, name)
-    if name not in ATTACK_NAMES:
-        raise ValueError(f"Unknown attack {spec['name']!r}. Choose from: {', '.join(ATTACK_NAMES)}.")
-    params = dict(DEFAULT_ATTACK_PARAMS[name])
-    unknown = set(spec) - {"name"} - set(params)
-    if unknown:
-        raise ValueError(f"attack {name}: unknown option(s) {', '.join(sorted(unknown))}; "
-                         f"accepted: {', '.join(params)}.")
-    params.update({k: v for k, v in spec.items() if k != "name"})
-    return {"name": name, **params}
-
 
 def _runner(spec: dict[str, Any]) -> Callable:
     params = {k: v for k, v in spec.items() if k != "name"}
@@ -112,7 +85,7 @@ def run_attacks(model: nn.Module, x: torch.Tensor, y, *, eps: float, norm: str =
     specs = [attack_spec(a) for a in attacks]
     names = [s["name"] for s in specs]
     if len(set(names)) != len(names):
-        raise ValueError(f"Each attack may appear once, got {names}.")
+        raise InvalidInputError(f"Each attack may appear once, got {names}.")
     x = check_images(x).cpu()
     y = to_labels(y, n=len(x))
     t0 = time.perf_counter()
@@ -128,7 +101,7 @@ def run_attacks(model: nn.Module, x: torch.Tensor, y, *, eps: float, norm: str =
         gen_device = torch.device(device) if device is not None else torch.device("cpu")
         gen = torch.Generator(device=gen_device).manual_seed(int(seed))
         t0 = time.perf_counter()
-        from separation.progress import progress_bar
+        from separation.core.progress import progress_bar
 
         it = progress_bar(list(batches(len(idx), batch_size)), enabled=progress, desc=f"{desc}{name}")
         for sl in it:

@@ -22,7 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._utils import check_eps, check_images, eval_mode, threat, to_labels
+from separation.core.threat import check_eps
+from separation.core.errors import InvalidInputError
+
+from .tensors import check_images, eval_mode, threat, to_labels
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,11 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm:
     tm = threat(norm, eps)
     eps = tm.eps
     if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: use 'ce' or 'margin'.")
+        raise InvalidInputError(f"Unknown loss {loss!r}: use 'ce' or 'margin'.")
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
+        raise InvalidInputError(f"steps must be an integer >= 0, got {steps!r}.")
     if isinstance(restarts, bool) or int(restarts) != restarts or restarts < 1:
-        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}.")
+        raise InvalidInputError(f"restarts must be an integer >= 1, got {restarts!r}.")
     step_size = eps / 5 if step_size is None else check_eps(step_size, "step_size")
     x = check_images(x)
     y = to_labels(y, n=len(x), device=x.device)
@@ -168,7 +171,7 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     tm = threat(norm, eps)
     eps = tm.eps
     if version not in ("standard", "plus", "rand"):
-        raise ValueError(f"Unknown AutoAttack version {version!r}: use 'standard', 'plus' or 'rand'.")
+        raise InvalidInputError(f"Unknown AutoAttack version {version!r}: use 'standard', 'plus' or 'rand'.")
     x = check_images(x)
     y = to_labels(y, n=len(x), device=x.device)
     if eps == 0:

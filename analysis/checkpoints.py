@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
+import struct
 import logging
 import os
 import zipfile
@@ -33,17 +35,18 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
-from separation.records import atomic_write_bytes
+from separation.core.errors import CheckpointError
+from separation.core.records import atomic_write_bytes
+from separation.core.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
 #: config keys that map onto build_model arguments
 _BUILD_KEYS = ("in_channels", "num_classes", "input_size")
 _STRIP_PREFIXES = ("module.", "_orig_mod.")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable checkpoint (corrupt, not a checkpoint, wrong architecture)."""
+#: What ``torch.load`` raises for a file that is not a (safely loadable) checkpoint.
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile,
+               UnicodeDecodeError, AttributeError, KeyError, IndexError, struct.error)
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module | Mapping[str, torch.Tensor],
@@ -55,7 +58,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module | Mapping[str, 
     ``config`` must name the architecture (``"arch"``).
     """
     if "arch" not in config:
-        raise ValueError("checkpoint config must contain 'arch' (e.g. {'arch': 'cnn001', 'dropout': 0.0}).")
+        raise InvalidInputError("checkpoint config must contain 'arch' (e.g. {'arch': 'cnn001', 'dropout': 0.0}).")
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     ckpt: dict[str, Any] = {"model": state, "config": dict(config)}
     for key, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
@@ -72,7 +75,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module | Mapping[str, 
     # fail now, not at load time, when something cannot be read back safely
     try:
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except _UNREADABLE as exc:
         raise CheckpointError(f"the checkpoint would not load with weights_only=True ({exc}). Store only "
                               "tensors, numbers, strings, lists and dicts (e.g. RNG states as tensors "
                               "or dicts of ints).") from None
@@ -114,7 +117,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict[str,
         raise CheckpointError(f"checkpoint {path} is a folder; pass the checkpoint file inside it.")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
+    except _UNREADABLE as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         why = _sniff(path)
         if why is None and ("weights_only" in str(exc) or "Weights only load failed" in str(exc)):

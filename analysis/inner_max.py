@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._utils import threat
+from separation.core.errors import InvalidInputError
+
+from .tensors import threat
 
 
 @contextlib.contextmanager
@@ -67,7 +69,7 @@ def pgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
     from .attacks import pgd
 
     if attack_mode not in ("train", "eval"):
-        raise ValueError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}.")
+        raise InvalidInputError(f"attack_mode must be 'train' or 'eval', got {attack_mode!r}.")
     tm = threat(norm, eps)
     if tm.eps == 0:
         return x.detach().clone()

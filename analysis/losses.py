@@ -47,7 +47,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import METHOD_PARAMS, complete_method_params
+from separation.core.errors import InvalidInputError
+
+from .methods import METHODS, complete_method_params
 from .inner_max import batch_view, llr_inner_max, llr_official_inner_max, per_example_ce, pgd_ce, trades_inner_max
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
         return values.mean()
     if reduction == "sum":
         return values.sum()
-    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+    raise InvalidInputError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
 
 
 class RandomReplay:
@@ -178,7 +180,7 @@ def llr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
                           adv_logits=logits_adv.detach(), x_adv=x_adv,
                           parts={"ce": _avg(ce), "gamma": _avg(ce_adv), "lin": 0.0})
     if variant != "intended":
-        raise ValueError(f"LLR variant must be 'intended' or 'official', got {variant!r}.")
+        raise InvalidInputError(f"LLR variant must be 'intended' or 'official', got {variant!r}.")
     x_adv = llr_inner_max(model, x, y, eps=eps, norm=norm, steps=steps, step_frac=step_frac,
                           init_std=init_std)
     delta = x_adv - x.detach()
@@ -203,9 +205,9 @@ def gr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "
             lam: float = 1.0, fd_step: float = 1.0, direction: str = "l2",
             same_dropout_mask: bool = True, reduction: str = "mean", **_: Any) -> LossOutput:
     if fd_step <= 0:
-        raise ValueError(f"GR fd_step must be > 0, got {fd_step}.")
+        raise InvalidInputError(f"GR fd_step must be > 0, got {fd_step}.")
     if direction not in ("l2", "dual"):
-        raise ValueError(f"GR direction must be 'l2' or 'dual', got {direction!r}.")
+        raise InvalidInputError(f"GR direction must be 'l2' or 'dual', got {direction!r}.")
     xg = x.detach().clone().requires_grad_(True)
     rng = RandomReplay(_device(x), enabled=same_dropout_mask)
     logits = model(xg)
@@ -227,34 +229,23 @@ def gr_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str = "
 
 LossFn = Callable[..., LossOutput]
 
-#: method -> (loss function, {config parameter name: loss keyword}).
+#: method -> (loss function, {config parameter name: loss keyword}), from the registry
+#: :data:`analysis.methods.METHODS` (which names each method's loss function).
 LOSSES: dict[str, tuple[LossFn, dict[str, str]]] = {
-    "natural": (natural_loss, {}),
-    "gr": (gr_loss, {"lambda": "lam", "fd_step": "fd_step", "direction": "direction",
-                     "same_dropout_mask": "same_dropout_mask"}),
-    "llr": (llr_loss, {"lambda": "lam", "mu": "mu", "steps": "steps", "step_frac": "step_frac",
-                       "init_std": "init_std", "variant": "variant",
-                       "same_dropout_mask": "same_dropout_mask"}),
-    "at": (at_loss, {"steps": "steps", "step_frac": "step_frac", "random_start": "random_start",
-                     "attack_mode": "attack_mode"}),
-    "rst": (rst_loss, {"lambda": "lam", "steps": "steps", "step_frac": "step_frac",
-                       "random_start": "random_start", "attack_mode": "attack_mode"}),
-    "trades": (trades_loss, {"beta": "beta", "steps": "steps", "step_frac": "step_frac",
-                             "init_std": "init_std", "clip_start": "clip_start"}),
-}
-assert set(LOSSES) == set(METHOD_PARAMS)
+    m.name: (globals()[m.loss], {p.name: p.loss_keyword for p in m.params}) for m in METHODS.values()}
 
 
 def make_loss(method: str, params: Mapping[str, Any] | None = None, *, eps: float, norm: str = "linf",
               reduction: str = "mean") -> Callable[[nn.Module, torch.Tensor, torch.Tensor], LossOutput]:
     """``loss(model, x, y) -> LossOutput`` for a method and its (config-style) parameters."""
     params = complete_method_params(method, params)
-    fn, names = LOSSES[method]
-    kwargs = {names[k]: v for k, v in params.items()}
+    entry = METHODS[method]
+    fn = LOSSES[method][0]
+    kwargs = entry.loss_keywords(params)
     kwargs["reduction"] = reduction
-    if method != "natural":
+    if entry.uses_norm:
         kwargs["norm"] = norm
-    if method not in ("natural", "gr"):
+    if entry.uses_eps:
         kwargs["eps"] = float(eps)
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossOutput:

@@ -3,12 +3,12 @@ run (kind ``training``)."""
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from typing import Any
 
-from separation.records import DataSpec, Record, upgrade_envelope
+from separation.core.paths import safe_name, slug
+from separation.core.records import DataSpec, Record, upgrade_envelope
 
-from .config import TrainConfig
+from .train_config import TrainConfig
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -135,15 +135,10 @@ class EvaluationRecord(Record):
 
     @classmethod
     def folder_name(cls, config: EvaluationConfig, key: str) -> str:
-        name = f"{config.model.name}_{config.norm}_eps{config.eps:g}"
+        name = f"{slug(config.model.name)}_{config.norm}_eps{config.eps:g}"
         if config.data.subset:
             name += f"_subset{config.data.subset}" + (f"_seed{config.data.seed}" if config.data.seed else "")
         return f"{config.data.dataset}/{name}-{key[:8]}"
-
-    def command(self) -> str:
-        c = self.config
-        return evaluate_command(c.data.dataset, c.norm, c.eps, subset=c.data.subset,
-                                constructed=self.constructed, checkpoint=None if self.constructed else "CHECKPOINT")
 
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -165,21 +160,6 @@ class EvaluationRecord(Record):
             "batch_size": c.get("batch_size", 128), "device": c.get("device", "cpu"),
             "train_points": c.get("train_points")}
         return upgrade_envelope(data, config, _result_from_v1(res))
-
-
-def evaluate_command(dataset: str, norm: str, eps: float, *, subset: int | None = None, constructed: bool = False,
-                     checkpoint: str | None = None, data_root: str | None = "DATA_ROOT", out: str | None = None) -> str:
-    """The command line of ``python -m analysis.evaluate`` for these settings."""
-    parts: list[Any] = ["python", "-m", "analysis.evaluate"]
-    parts += ["--model", "constructed"] if constructed else ["--checkpoint", checkpoint or "CHECKPOINT"]
-    parts += ["--dataset", dataset, "--norm", norm, "--eps", f"{eps:g}"]
-    if subset:
-        parts += ["--subset", subset]
-    if dataset not in ("digits", "npz") and data_root:
-        parts += ["--data-root", data_root]
-    if out:
-        parts += ["--out", out]
-    return " ".join(shlex.quote(str(p)) for p in parts)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -211,8 +191,8 @@ class TrainResult:
 
 @dataclasses.dataclass
 class TrainingRecord(Record):
-    """Kind ``training``: one run of a grid. Its folder is ``<grid>/<run name>`` (a run that
-    changes its configuration under the same name is refused, not overwritten)."""
+    """Kind ``training``: one run. Its folder is ``<run name>-<key>`` below its group (a grid's name):
+    every setting that changes the result is in the key, so two configurations never share a record."""
 
     KIND = "training"
 
@@ -226,10 +206,8 @@ class TrainingRecord(Record):
 
     @classmethod
     def folder_name(cls, config: TrainConfig, key: str) -> str:
-        return config.name
-
-    def command(self) -> str:
-        return grid_command("GRID_FILE")
+        """``<run name>-<key>``: two configurations never share a folder, whatever their names."""
+        return f"{safe_name(config.name, 'run name')}-{key[:8]}"
 
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -242,16 +220,5 @@ class TrainingRecord(Record):
         return upgrade_envelope(data, dict(data["config"]), res)
 
 
-def grid_command(grid_file: str, *, data_root: str | None = "DATA_ROOT", results_root: str | None = None) -> str:
-    """The command line of ``python -m analysis.grid`` for a grid file."""
-    parts: list[Any] = ["python", "-m", "analysis.grid", grid_file]
-    if data_root:
-        parts += ["--data-root", data_root]
-    if results_root:
-        parts += ["--results-root", results_root]
-    return " ".join(shlex.quote(str(p)) for p in parts)
-
-
 __all__ = ["EpochStats", "EvalResult", "EvaluationConfig", "EvaluationRecord", "Gaps", "LipschitzSettings",
-           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord", "evaluate_command",
-           "grid_command"]
+           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord"]

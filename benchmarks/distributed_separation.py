@@ -33,14 +33,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.reporting.page_benchmarks import benchmark_page  # noqa: E402
+from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
 from separation import compute_separation, load_dataset  # noqa: E402
 from separation.engines import CPUEngine, DaskEngine  # noqa: E402
 from separation.engines.block_tasks import clear_prepared  # noqa: E402
 from separation.engines.dask_engine import plan_blocks  # noqa: E402
 from separation.engines.shards import fingerprint, write_store  # noqa: E402
-from separation.records import atomic_write_bytes, find_records, load_record, run_metadata, write_record  # noqa: E402
-from separation.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
+from separation.core.records import atomic_write_bytes, find_records, load_record, run_metadata, write_record  # noqa: E402
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
 
 log = logging.getLogger("benchmark")
 

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.reporting.page_benchmarks import benchmark_page  # noqa: E402
+from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
 from separation import compute_separation, load_dataset  # noqa: E402
-from separation.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
-from separation.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
+from separation.core.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
 
 from separation_engines import cifar_shaped  # noqa: E402
 

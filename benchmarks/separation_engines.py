@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from separation import compute_separation, load_dataset  # noqa: E402
 from separation.engines import auto_engine_name, available_engines  # noqa: E402
-from analysis.reporting.page_benchmarks import benchmark_page  # noqa: E402
-from separation.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
-from separation.records.benchmark import (ENGINES_DESCRIPTION, BenchmarkConfig, BenchmarkRecord,  # noqa: E402
+from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
+from separation.core.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
+from separation.core.records.benchmark import (ENGINES_DESCRIPTION, BenchmarkConfig, BenchmarkRecord,  # noqa: E402
                                           BenchmarkResult, BenchmarkRow)
 
 log = logging.getLogger("benchmark")

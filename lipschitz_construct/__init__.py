@@ -9,7 +9,7 @@ runs it on a dataset.
 """
 from .classifier import (InvalidParameterError, LocallyLipschitzClassifier, NotFittedError,
                          NotSeparatedError, astuteness_from, certified_fraction)
-from .lipschitz import lipschitz_check
+from .bound_check import lipschitz_check
 from .records import BoundsRecord, EpsBounds, LipschitzCheck, VerificationRecord
 from .robustness import RobustnessBounds, robustness_bounds
 

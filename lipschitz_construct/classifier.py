@@ -18,21 +18,23 @@ from typing import Sequence
 import numpy as np
 
 from separation import ClassIndex, compute_separation
-from separation.arrays import as_labels, as_points, check_norm
+from separation.core.arrays import as_labels, as_points, check_norm
+from separation.core.errors import InvalidInputError
+from separation.core.threat import check_eps
 from separation.engines import ENGINES, Engine
 
 log = logging.getLogger(__name__)
 
 
-class NotFittedError(ValueError, AttributeError):
+class NotFittedError(InvalidInputError, AttributeError):
     """A method that needs the training data was called before :meth:`fit` (as in scikit-learn)."""
 
 
-class InvalidParameterError(ValueError, TypeError):
+class InvalidParameterError(InvalidInputError, TypeError):
     """A constructor argument has a wrong value or type (a ``ValueError``, as in scikit-learn)."""
 
 
-class NotSeparatedError(ValueError):
+class NotSeparatedError(InvalidInputError):
     """The training set has identical points with different labels: ``r = 0``, no theorem applies."""
 
 
@@ -126,7 +128,7 @@ class LocallyLipschitzClassifier:
         X = as_points(x, "x")
         labels = as_labels(y, len(X), "y")
         if np.unique(labels).size < 2:
-            raise ValueError("y has fewer than two classes: the nearest-class classifier needs at least two.")
+            raise InvalidInputError("y has fewer than two classes: the nearest-class classifier needs at least two.")
         seconds: dict[str, float] = {}
         if self.r == "auto":
             t0 = time.perf_counter()
@@ -163,7 +165,7 @@ class LocallyLipschitzClassifier:
         self._check_fitted(what)
         q = as_points(x, "x")
         if q.shape[1] != self.n_features_in_:
-            raise ValueError(
+            raise InvalidInputError(
                 f"x has {q.shape[1]} features per point but the classifier was fitted on "
                 f"{self.n_features_in_} (shape {self.input_shape_}); pass points of the training shape.")
         return q
@@ -230,14 +232,8 @@ def astuteness_from(pred, radius, y, eps):
     correct = np.asarray(pred) == np.asarray(y)
     radius = np.asarray(radius)
     if np.ndim(eps) == 0:
-        e = float(eps)
-        if not np.isfinite(e) or e < 0:
-            raise ValueError(f"eps={eps!r} must be a finite number >= 0.")
-        return float(np.mean(correct & (radius >= e)))
-    es = np.asarray(eps, dtype=np.float64)
-    if not np.all(np.isfinite(es)) or np.any(es < 0):
-        raise ValueError("eps values must be finite numbers >= 0.")
-    return np.array([float(np.mean(correct & (radius >= e))) for e in es])
+        return float(np.mean(correct & (radius >= check_eps(eps))))
+    return np.array([float(np.mean(correct & (radius >= check_eps(e)))) for e in eps])
 
 
 def certified_fraction(radius: np.ndarray, eps: Sequence[float]) -> np.ndarray:

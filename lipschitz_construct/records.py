@@ -3,10 +3,9 @@ and the robustness bounds of a dataset (kind ``bounds``)."""
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from typing import Any
 
-from separation.records import DataSpec, Record, upgrade_envelope
+from separation.core.records import DataSpec, Record, upgrade_envelope
 
 
 @dataclasses.dataclass
@@ -28,7 +27,7 @@ class Curve:
 
 @dataclasses.dataclass
 class LipschitzCheck:
-    """What :func:`~lipschitz_construct.lipschitz_check` found: the largest ratios
+    """What :func:`~lipschitz_construct.bound_check` found: the largest ratios
     ``|f_i(x) - f_i(x')| / |x - x'|`` on each kind of pair and whether they respect ``bound``."""
 
     bound: float
@@ -118,10 +117,6 @@ class VerificationRecord(Record):
         name = config.norm + d.subset_suffix()
         return f"{d.dataset}/{name}-{key[:8]}"
 
-    def command(self) -> str:
-        c = self.config
-        return verify_command(c.data.dataset, c.norm, eps=c.eps, subset=c.data.subset, seed=c.data.seed, r=c.r)
-
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
         c, res = data["config"], dict(data["result"])
@@ -144,23 +139,6 @@ class VerificationRecord(Record):
                                    if k.startswith("lipschitz_") and k != "lipschitz_check"})
         res["lipschitz_check"] = lip
         return upgrade_envelope(data, config, res)
-
-
-def verify_command(dataset: str, norm: str, *, eps=None, subset: int | None = None, seed: int = 0,
-                   r: float | None = None, data_root: str | None = "DATA_ROOT", out: str | None = None) -> str:
-    """The command line of ``python -m lipschitz_construct.verify`` for these settings."""
-    parts: list[Any] = ["python", "-m", "lipschitz_construct.verify", "--dataset", dataset, "--norm", norm]
-    if eps:
-        parts += ["--eps", *[f"{e:g}" for e in eps]]
-    if subset:
-        parts += ["--subset", subset] + (["--seed", seed] if seed else [])
-    if r is not None:
-        parts += ["--r", f"{r:g}"]
-    if dataset not in ("digits", "npz") and data_root:
-        parts += ["--data-root", data_root]
-    if out:
-        parts += ["--out", out]
-    return " ".join(shlex.quote(str(p)) for p in parts)
 
 
 @dataclasses.dataclass
@@ -249,34 +227,10 @@ class BoundsRecord(Record):
         name = f"{config.split}-{config.norm}" + d.subset_suffix()
         return f"{d.dataset}/{name}-{key[:8]}"
 
-    def command(self) -> str:
-        c = self.config
-        return bounds_command(c.data.dataset, c.norm, c.eps, split=c.split, subset=c.data.subset, seed=c.data.seed,
-                              cliques=c.cliques, time_limit=c.time_limit)
-
     def kept(self, k: int):
         """The sorted indices (into the split) of the witness' points at the ``k``-th radius."""
         return self.load_arrays()[kept_name(k)]
 
 
-def bounds_command(dataset: str, norm: str, eps, *, split: str = "train", subset: int | None = None, seed: int = 0,
-                   cliques: bool = False, time_limit: float | None = None, data_root: str | None = "DATA_ROOT",
-                   out: str | None = None) -> str:
-    """The command line of ``python -m lipschitz_construct.bounds`` for these settings."""
-    parts: list[Any] = ["python", "-m", "lipschitz_construct.bounds", "--dataset", dataset, "--norm", norm,
-                        "--split", split, "--eps", *[repr(float(e)) for e in eps]]
-    if subset:
-        parts += ["--subset", subset] + (["--seed", seed] if seed else [])
-    if cliques:
-        parts.append("--cliques")
-    if time_limit is not None:
-        parts += ["--time-limit", f"{time_limit:g}"]
-    if dataset not in ("digits", "npz") and data_root:
-        parts += ["--data-root", data_root]
-    if out:
-        parts += ["--out", out]
-    return " ".join(shlex.quote(str(p)) for p in parts)
-
-
 __all__ = ["BoundsConfig", "BoundsRecord", "BoundsResult", "Curve", "EpsBounds", "LipschitzCheck", "RadiusSummary",
-           "VerificationRecord", "VerifyConfig", "VerifyResult", "bounds_command", "kept_name", "verify_command"]
+           "VerificationRecord", "VerifyConfig", "VerifyResult", "kept_name"]

@@ -28,26 +28,13 @@ from typing import Sequence
 import numpy as np
 
 from separation import conflict_pairs
-from separation.arrays import as_labels, as_points, check_norm
+from separation.core.arrays import as_labels, as_points, check_norm
+from separation.core.errors import InvalidInputError
+from separation.core.progress import progress_bar
+from separation.core.threat import check_eps_list
 
 from ._independent import adjacency, clique_lp, solve
 from .records import EpsBounds
-
-
-def check_eps(eps) -> list[float]:
-    """``eps`` (a number or a sequence) as a sorted list of distinct finite numbers ``>= 0``."""
-    values = [eps] if np.ndim(eps) == 0 else list(eps)
-    if not values:
-        raise ValueError("eps is empty: pass at least one radius (in [0, 1] pixel units).")
-    out = []
-    for e in values:
-        if isinstance(e, bool) or not isinstance(e, (int, float, np.integer, np.floating)):
-            raise ValueError(f"eps must hold numbers, got {type(e).__name__}.")
-        f = float(e)
-        if not np.isfinite(f) or f < 0:
-            raise ValueError(f"eps={e!r} is not a valid radius: pass finite numbers >= 0 (in [0, 1] pixel units).")
-        out.append(f)
-    return sorted(set(out))
 
 
 class RobustnessBounds:
@@ -102,7 +89,7 @@ class RobustnessBounds:
         for k, e in enumerate(self.eps):
             if abs(e - float(eps)) <= 1e-12 * max(1.0, e):
                 return k
-        raise ValueError(f"eps={eps!r} was not computed; the radii are {', '.join(f'{e:g}' for e in self.eps)}.")
+        raise InvalidInputError(f"eps={eps!r} was not computed; the radii are {', '.join(f'{e:g}' for e in self.eps)}.")
 
     def kept_mask(self, eps: float) -> np.ndarray:
         """``(n,)`` bool: the points the witness at ``eps`` keeps (robustly correct on each)."""
@@ -118,7 +105,7 @@ class RobustnessBounds:
 
         mask = self.kept_mask(eps)
         if np.unique(self._y[mask]).size < 2:
-            raise ValueError(f"the witness at eps={eps:g} keeps points of one class only; the nearest-class "
+            raise InvalidInputError(f"the witness at eps={eps:g} keeps points of one class only; the nearest-class "
                              "classifier needs two (it would be the constant classifier).")
         clf = LocallyLipschitzClassifier(norm=self.norm, r="auto", engine=self._engine)
         return clf.fit(self._x[mask], self._y[mask]), mask
@@ -157,7 +144,7 @@ def _solve_eps(n, i, j, d, eps, *, cliques, time_limit):
 
 
 def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float], engine="auto",
-                      cliques: bool = False, time_limit: float = 60.0, progress: bool = False,
+                      cliques: bool = False, time_limit: float = 60.0, progress: bool | None = None,
                       max_pairs: int | None = 100_000_000) -> RobustnessBounds:
     """The optimal robust accuracy on ``(x, y)`` at each radius, with an LP bound and a witness.
 
@@ -170,35 +157,30 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float],
         cliques: l-inf only: also the clique LP bound (``clique_lower_error``).
         time_limit: seconds of MILP per radius for the non-bipartite components; where it runs out
             the optimum is NaN and ``upper_error`` is the best witness found.
-        progress: progress bars (conflict search, radii).
+        progress: progress bars (conflict search, radii); None: where a person watches.
         max_pairs: stop with a MemoryError when more conflicts than this are found.
 
     Returns:
         :class:`RobustnessBounds`. The conflict search runs once, at ``2 max(eps)``.
     """
     check_norm(norm)
-    values = check_eps(eps)
+    values = check_eps_list(eps)
     if cliques and norm != "linf":
-        raise ValueError(f"cliques=True needs norm='linf' (the clique bound rests on l-inf balls being boxes); "
+        raise InvalidInputError(f"cliques=True needs norm='linf' (the clique bound rests on l-inf balls being boxes); "
                          f"got norm={norm!r}.")
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0 \
             or not np.isfinite(time_limit):
-        raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds.")
+        raise InvalidInputError(f"time_limit={time_limit!r} must be a positive number of seconds.")
     xs = as_points(x, "x")
     ys = as_labels(y, len(xs), "y")
     if np.unique(ys).size < 2:
-        raise ValueError("y has fewer than two classes: with one class every classifier is robustly correct.")
+        raise InvalidInputError("y has fewer than two classes: with one class every classifier is robustly correct.")
     t0 = time.perf_counter()
     i, j, d = conflict_pairs(xs, ys, norm=norm, radius=2 * max(values), engine=engine, max_pairs=max_pairs,
                              progress=progress)
     t_pairs = time.perf_counter() - t0
     points, kept = [], []
-    it = values
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(values, desc=f"bounds ({norm})", unit="eps", leave=False)
-    for e in it:
+    for e in progress_bar(values, enabled=progress, desc=f"bounds ({norm})", unit="eps"):
         p, k = _solve_eps(len(ys), i, j, d, e, cliques=cliques, time_limit=float(time_limit))
         points.append(p)
         kept.append(k)
@@ -214,4 +196,4 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float],
                             separation=float(d.min()) if len(d) else None, seconds=seconds)
 
 
-__all__ = ["EpsBounds", "RobustnessBounds", "check_eps", "robustness_bounds"]
+__all__ = ["EpsBounds", "RobustnessBounds", "robustness_bounds"]

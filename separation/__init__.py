@@ -1,9 +1,10 @@
 """Exact dataset separation: distance from every point to the nearest differently-labelled training point.
 
-Public API (everything else is private):
+Public API (everything else is private; loaded on first use, so ``import separation`` is cheap):
 
 - :func:`compute_separation`, :func:`nearest_neighbors`, :func:`k_nearest_other_class`,
-  :class:`SeparationResult` (with ``to_frame()`` and ``class_matrix()``);
+  :class:`SeparationResult` (with ``to_frame()`` and ``class_matrix()``; :func:`load_result` reads one
+  back from a record);
 - :class:`SeparationRecord` (what ``python -m separation.compute`` writes), with
   :class:`SeparationConfig` and :class:`SeparationSummary` (of :class:`SplitSummary`, :class:`Pair`,
   :class:`EpsStat`, :class:`DupPair`);
@@ -13,20 +14,50 @@ Public API (everything else is private):
 - :class:`ThreatModel`: the eps-ball of a norm intersected with [0, 1]^d (projection, steps, sampling);
 - :func:`load_dataset`, :class:`Dataset`, :data:`DATASET_NAMES`;
 - :func:`get_engine`, :func:`available_engines` (the engines live in :mod:`separation.engines`);
-- the modules :mod:`separation.paper` (the paper's constants), :mod:`separation.arrays` (input
-  conventions) and :mod:`separation.records` (result records).
+- the foundation :mod:`separation.core` (paper constants, arrays, records, the command kit).
 """
-from ._compute import compute_separation, k_nearest_other_class, nearest_neighbors
-from ._conflicts import ConflictPairs, conflict_pairs, conflict_pairs_between
-from ._result import SeparationResult
-from ._summary import DupPair, EpsStat, Pair, SeparationConfig, SeparationRecord, SeparationSummary, SplitSummary
-from .datasets import DATASET_NAMES, Dataset, load_dataset
-from .engines import available_engines, get_engine
-from .index import ClassIndex
-from .threat import ThreatModel
+from __future__ import annotations
 
-__version__ = "0.2.0"
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = ["ClassIndex", "ConflictPairs", "DATASET_NAMES", "Dataset", "DupPair", "EpsStat", "Pair", "SeparationConfig", "SeparationRecord", "SeparationResult",
-           "SeparationSummary", "SplitSummary", "ThreatModel", "__version__", "available_engines",
-           "compute_separation", "conflict_pairs", "conflict_pairs_between", "get_engine", "k_nearest_other_class", "load_dataset", "nearest_neighbors"]
+_EXPORTS = {
+    "compute_separation": "search", "k_nearest_other_class": "search", "nearest_neighbors": "search",
+    "ConflictPairs": "range_search", "conflict_pairs": "range_search", "conflict_pairs_between": "range_search",
+    "SeparationResult": "result", "load_result": "result",
+    "DupPair": "separation_record", "EpsStat": "separation_record", "Pair": "separation_record",
+    "SeparationConfig": "separation_record", "SeparationRecord": "separation_record",
+    "SeparationSummary": "separation_record", "SplitSummary": "separation_record",
+    "DATASET_NAMES": "core.datasets", "Dataset": "core.datasets", "load_dataset": "core.datasets",
+    "available_engines": "engines", "get_engine": "engines",
+    "ClassIndex": "class_index",
+    "ThreatModel": "core.threat",
+}
+
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
+    from .search import compute_separation, k_nearest_other_class, nearest_neighbors  # noqa: F401
+    from .range_search import ConflictPairs, conflict_pairs, conflict_pairs_between  # noqa: F401
+    from .result import SeparationResult, load_result  # noqa: F401
+    from .separation_record import DupPair, EpsStat, Pair, SeparationConfig, SeparationRecord, SeparationSummary, SplitSummary  # noqa: F401
+    from .core.datasets import DATASET_NAMES, Dataset, load_dataset  # noqa: F401
+    from .engines import available_engines, get_engine  # noqa: F401
+    from .class_index import ClassIndex  # noqa: F401
+    from .core.threat import ThreatModel  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name == "__version__":
+        from .core.records import toolkit_version
+
+        return toolkit_version()
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS) + ["__version__"])
+
+
+__all__ = sorted([*_EXPORTS, "__version__"])

@@ -9,7 +9,9 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-from .cli import UsageError, integer, writable_folder
+from .core.cli import integer
+from .core.errors import UsageError
+from .core.paths import writable_folder
 from .engines import Engine
 from .engines.dask_engine import DaskEngine, connect, default_shard_dir, parse_scheduler
 

@@ -304,7 +304,7 @@ def test_multitargeted_runs_targeted_ce_pgd_with_its_arguments(monkeypatch):
     multitargeted(model, x, y, eps=0.2, steps=3)
     assert spy.calls[0][1]["step_size"] == pytest.approx(0.02) and spy.calls[0][1]["random_start"] is True
     assert spy.calls[0][1]["restarts"] == 1 and spy.calls[0][1]["norm"] == "linf"
-    with pytest.raises(ValueError, match="step_size must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"^step_size=-?[0-9.]+ is not valid: pass a finite number >= 0"):
         multitargeted(model, x, y, eps=0.2, step_size=-1.0)
 
 
@@ -541,7 +541,7 @@ def test_pgd_defaults_are_ten_steps_of_eps_over_five_from_a_random_start():
     ({"restarts": True}, r"^restarts must be an integer >= 1, got True\.$"),
     ({"restarts": 1.5}, r"^restarts must be an integer >= 1, got 1\.5\.$"),
     ({"restarts": 0}, r"^restarts must be an integer >= 1, got 0\.$"),
-    ({"step_size": -0.1}, r"^step_size must be a finite number >= 0"),
+    ({"step_size": -0.1}, r"^step_size=-0.1 is not valid: pass a finite number >= 0"),
     ({"loss": "hinge"}, r"^Unknown loss 'hinge': use 'ce' or 'margin'\.$"),
 ])
 def test_bad_pgd_arguments_say_what_is_allowed(kw, match):
@@ -623,9 +623,9 @@ def test_a_zero_gradient_does_not_move(norm):
 def test_threat_model_errors_say_how_to_fix_the_call():
     with pytest.raises(ValueError, match=r"^Unknown norm 'l3'\. Use one of linf, l2, l1 \(e\.g\. norm='linf'\)\.$"):
         ThreatModel("l3", 0.1)
-    with pytest.raises(TypeError, match=r"^eps must be a number, got a bool\.$"):
+    with pytest.raises(TypeError, match=r"^eps must be a number \(in \[0, 1\] pixel units\), got bool\.$"):
         ThreatModel("linf", True)
-    with pytest.raises(TypeError, match=r"^eps must be a number, got str\.$"):
+    with pytest.raises(TypeError, match=r"^eps must be a number \(in \[0, 1\] pixel units\), got str\.$"):
         ThreatModel("linf", "wide")
     tm = ThreatModel("l2", 1)
     assert type(tm.eps) is float and tm.eps == 1.0

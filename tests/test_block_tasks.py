@@ -96,6 +96,59 @@ def test_a_task_describes_itself_and_its_traffic(tmp_path):
     assert rows.spec_bytes() == len(pickle.dumps(rows)) > len(rows.shard) + len(rows.query.folder)
 
 
+@pytest.mark.parametrize("same_set", [True, False])
+def test_range_tasks_of_a_plan_merge_into_the_engines_pairs(tmp_path, same_set):
+    """The ``range`` tasks of a cluster plan (square blocks ``I <= J`` of one set, or every query
+    block against every database block), run here and merged in any order, are the inner engine's
+    range search on the whole sets; ``max_pairs`` holds at its boundary, per task and in all."""
+    from separation.core.errors import LimitError
+    from separation.engines.block_plan import plan_blocks
+    from separation.engines.range_merge import RangeMerge
+
+    rng = np.random.default_rng(21)
+    x, y = tied(rng, 50, 4, 3, values=4)
+    xq, yq = (x, y) if same_set else tied(rng, 23, 4, 3, values=4)
+    query = shards.write_store(tmp_path / "data", xq, yq)
+    database = query if same_set else shards.write_store(tmp_path / "data", x, y)
+    kind, q_rows, d_rows, spans = plan_blocks(len(xq), len(x), 4, pairs=same_set, threads=1, block_size=(9, 7))
+    assert (kind, q_rows, d_rows) == (("pair", 9, 9) if same_set else ("rows", 9, 7))
+    for norm, radius in (("linf", 1 / 255), ("l2", np.sqrt(2) / 255), ("l1", 2 / 255)):
+        tasks = [dataclasses.replace(bt.BlockTask("job0", "range", norm, "cpu", query, database, a, b, "",
+                                                  radius=radius, same_set=same_set),
+                                     shard=str(tmp_path / f"{norm}-{a[0]}-{b[0]}.shard")) for a, b in spans]
+        assert sum(t.diagonal for t in tasks) == (6 if same_set else 0)
+        parts = {t.name: bt.compute_block(t) for t in tasks}
+        assert {p[0].dtype for p in parts.values()} == {np.dtype(np.int32)}
+        want = CPUEngine().range_search(xq, yq, x, y, norm=norm, radius=radius, same_set=same_set)
+        n = len(want[0])
+        assert n > 1
+        for max_pairs in (None, n):
+            merged = RangeMerge(max_pairs, radius)
+            for k in rng.permutation(len(tasks)):
+                merged.add(tasks[k], parts[tasks[k].name])
+            assert merged.nbytes == 16 * n
+            got = merged.arrays()
+            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, want)), norm
+        merged = RangeMerge(n - 1, radius)
+        with pytest.raises(LimitError, match=f"more than {n - 1:,} cross-class pairs"):
+            for t in tasks:
+                merged.add(t, parts[t.name])
+        busiest = max(tasks, key=lambda t: len(parts[t.name][0]))
+        most = len(parts[busiest.name][0])
+        assert bt.run_block(dataclasses.replace(busiest, max_pairs=most))[0] is not None
+        os.unlink(busiest.shard)
+        over = dataclasses.replace(busiest, max_pairs=most - 1)
+        assert bt.run_block(over) == (None, True) and not os.path.exists(over.shard)  # no shard
+        with pytest.raises(LimitError, match=f"more than {most - 1:,}"):
+            RangeMerge(most - 1, radius).add(over, None)
+    head = tasks[0].header()
+    assert (head["kind"], head["radius"], head["same_set"]) == ("range", radius, same_set)
+    bt.run_block(tasks[0])
+    assert shards.read_shard(tasks[0].shard, head) is not None
+    assert shards.read_shard(tasks[0].shard, dataclasses.replace(tasks[0], radius=radius / 2).header()) is None
+    assert RangeMerge(None, 0.1).arrays()[0].dtype == np.int64
+
+
 # -- running a task on a worker: shards written once, then reused ----------------------------------
 def test_run_block_writes_its_shard_once_then_returns_it(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
@@ -203,7 +256,8 @@ def test_the_store_holds_the_data_once_by_content(tmp_path, monkeypatch):
     gx, gy = shards.open_store(ref)
     assert np.array_equal(gx, x) and np.array_equal(gy, y) and gy.dtype == np.int64
     assert isinstance(gx, np.memmap) and isinstance(gy, np.memmap)
-    assert sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in (ref.x_path, ref.y_path))
+    assert sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in (ref.x_path, ref.y_path,
+                                                                               ref.manifest_path))
 
     writes = []
     monkeypatch.setattr(shards, "_write_npy", lambda path, a: writes.append(path.name))
@@ -258,6 +312,82 @@ def test_open_stores_are_kept_per_process_eight_at_most(tmp_path):
         shards.open_store(r)
     assert len(shards._OPEN) <= 8 and refs[0].fingerprint not in shards._OPEN
     assert refs[8].fingerprint in shards._OPEN
+
+
+def _alter(path, rows, seed=0):
+    """Foreign values in ``rows`` of the ``.npy`` file at ``path``, in place: same size, same dtype."""
+    on_disk = np.load(path, mmap_mode="r+")
+    before = np.array(on_disk[rows])
+    on_disk[rows] = (before + 1 + np.random.default_rng(seed).integers(0, 3, before.shape)) % 4
+    on_disk.flush()
+    assert not np.array_equal(np.asarray(on_disk[rows]), before)
+    del on_disk
+
+
+def test_the_client_rewrites_a_store_whose_content_changed(tmp_path, monkeypatch):
+    """Foreign data of exactly the same size and dtype in a store file (points, labels or the
+    manifest) is found by its digests and written again; an intact store is left alone."""
+    x, y = tied(np.random.default_rng(11), 50, 4, 3, values=4)
+    folder = tmp_path / "data"
+    ref = shards.write_store(folder, x, y)
+    assert ref.digest == hashlib.sha256(open(ref.manifest_path, "rb").read()).hexdigest()
+    writes = []
+    real = shards._write_npy
+    monkeypatch.setattr(shards, "_write_npy", lambda path, a: writes.append(path.name) or real(path, a))
+    _alter(ref.x_path, slice(10, 20))
+    assert shards.write_store(folder, x, y) == ref and writes == [os.path.basename(ref.x_path)]
+    assert np.array_equal(np.load(ref.x_path), x)
+    _alter(ref.y_path, slice(3, 4))
+    assert shards.write_store(folder, x, y) == ref and writes[1:] == [os.path.basename(ref.y_path)]
+    assert np.array_equal(np.load(ref.y_path), y)
+    manifest = open(ref.manifest_path, "rb").read()
+    open(ref.manifest_path, "wb").write(manifest.replace(b'"rows": ', b'"rows":  '))
+    with pytest.raises(shards.StoreError, match=re.escape(f"the data store manifest {ref.manifest_path} is not the "
+                                                          f"one this run wrote (changed on disk); delete the folder "
+                                                          f"{ref.folder} and run again")):
+        shards.open_store(ref, fresh=True)
+    assert shards.write_store(folder, x, y) == ref and len(writes) == 2
+    assert open(ref.manifest_path, "rb").read() == manifest
+    assert all(np.array_equal(a, b) for a, b in zip(shards.read_rows(ref, 0, 50), (x, y)))
+
+
+@pytest.mark.parametrize("kind", ["rows", "pair", "range"])
+def test_a_worker_refuses_rows_that_changed_on_disk(tmp_path, kind):
+    """The rows a task reads are checked against the store's digests on the copy it computes with:
+    rows changed on disk (even in a file this worker has open) are a StoreError that names the file
+    and the fix, and no shard is written."""
+    x, y = tied(np.random.default_rng(12), 40, 5, 3, values=4)
+    task = dataclasses.replace(make_task(tmp_path, kind, (0, 20), (20, 40), x=x, y=y), radius=0.5)
+    want = bt.compute_block(task)  # the store is open in this process now
+    for path, rows in ((task.query.x_path, slice(25, 27)), (task.query.y_path, slice(5, 6))):
+        _alter(path, rows)
+        with pytest.raises(shards.StoreError, match=rf"^the data store file {re.escape(path)} does not hold the "
+                                                    r"data it was written with \(rows 0\.\.39 changed on disk\); "
+                                                    r"delete it \(or the folder .*\) and run again: the client "
+                                                    r"writes it anew$"):
+            bt.run_block(task)
+        assert not os.path.exists(task.shard)
+        shards.write_store(tmp_path / "data", x, y)  # the client writes it again: the worker reads it anew
+        got, computed = bt.run_block(task)
+        assert computed and all(np.array_equal(a, b) for a, b in zip(got, want))
+        os.unlink(task.shard)
+
+
+def test_a_worker_verifies_the_digest_blocks_of_the_rows_it_reads(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "DIGEST_BYTES", 10)  # 5 bytes a row: blocks of 2 rows
+    x, y = tied(np.random.default_rng(13), 41, 5, 3, values=4)
+    ref = shards.write_store(tmp_path, x, y)
+    assert shards.digest_rows(5, 1) == 2 and len(json.load(open(ref.manifest_path))["x"]) == 21
+    for lo, hi in ((0, 41), (3, 8), (7, 7), (40, 41), (25, 26)):
+        gx, gy = shards.read_rows(ref, lo, hi)
+        assert np.array_equal(gx, x[lo:hi]) and np.array_equal(gy, y[lo:hi]) and gx.flags.c_contiguous
+    _alter(ref.x_path, slice(25, 26))
+    assert np.array_equal(shards.read_rows(ref, 0, 24)[0], x[:24])  # rows 24..25 are not read
+    assert np.array_equal(shards.read_rows(ref, 26, 41)[0], x[26:])
+    for lo, hi in ((24, 25), (25, 26), (20, 30)):
+        with pytest.raises(shards.StoreError, match=r"\(rows 24\.\.25 changed on disk\)"):
+            shards.read_rows(ref, lo, hi)
+    assert shards.SHARD_VERSION >= 2  # shards of version 1 may come from a changed store: never read
 
 
 # -- shard files ------------------------------------------------------------------------------------

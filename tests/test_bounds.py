@@ -16,10 +16,15 @@ from scipy.optimize import linprog
 
 from lipschitz_construct import BoundsRecord, robustness_bounds
 from lipschitz_construct import _independent as ind
-from lipschitz_construct.bounds import format_summary, get_args_parser, main
-from separation.records import load_record
+from lipschitz_construct.bounds import main
+from lipschitz_construct.bounds_job import BoundsJob, format_summary
+from separation.core.records import load_record
 
 from conftest import only_record, record_folders
+
+
+def get_args_parser():
+    return BoundsJob().parser()
 
 
 def brute_alpha(n, edges):
@@ -241,7 +246,7 @@ def test_witness_after_a_timeout_is_still_certified(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(eps=-0.1), "finite numbers >= 0"), (dict(eps=float("nan")), "finite numbers >= 0"),
+    (dict(eps=-0.1), "finite number >= 0"), (dict(eps=float("nan")), "finite number >= 0"),
     (dict(eps=[]), "empty"), (dict(eps=0.1, norm="l2", cliques=True), "linf"),
     (dict(eps=0.1, time_limit=0), "time_limit"), (dict(eps=0.1, y=np.zeros(6, int)), "two classes"),
     (dict(eps=0.1, y=np.arange(5) % 2), "same length"),
@@ -394,7 +399,7 @@ def test_table_and_figure_render_from_records_deterministically(tmp_path, monkey
 def test_makefile_runs_the_expected_bounds_grids():
     from pathlib import Path
 
-    from analysis.reporting.collect import BOUNDS_RUNS
+    from analysis.rendering.collect import BOUNDS_RUNS
 
     makefile = " ".join((Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ").split())
     for ds, norm, eps, cliques in BOUNDS_RUNS:
@@ -429,23 +434,24 @@ def test_a_larger_radius_witness_replaces_a_worse_one_at_a_smaller_radius(monkey
 
 
 def test_the_commands_of_records_parse_back_to_their_settings():
-    """``bounds_command`` / ``verify_command`` (what reports print and records replay) give back
-    every setting through the CLIs' own parsers; a record's ``command()`` carries its config."""
+    """The command lines of records (what reports print and records replay) are generated from the
+    commands' own parsers and give back every setting through them."""
     import shlex
     from pathlib import Path
 
-    from lipschitz_construct import bounds, verify
-    from lipschitz_construct.records import bounds_command, verify_command
+    from analysis.rendering.commands import bounds_command
+    from lipschitz_construct.verify_job import VerifyJob
 
-    cmd = bounds_command("mnist", "l2", [0.1, 0.25], split="test", subset=500, seed=3, cliques=True, time_limit=30,
-                         out="runs/b")
-    a = bounds.get_args_parser().parse_args(shlex.split(cmd)[3:])
+    cmd = BoundsJob().command_line({"dataset": "mnist", "norm": "l2", "split": "test", "eps": [0.1, 0.25],
+                                    "subset": 500, "seed": 3, "cliques": True, "time_limit": 30.0}, out="runs/b")
+    a = BoundsJob().parser().parse_args(shlex.split(cmd)[3:])
     assert (a.dataset, a.norm, a.split, a.eps, a.subset, a.seed, a.cliques, a.time_limit, a.data_root, a.out) == \
         ("mnist", "l2", "test", [0.1, 0.25], 500, 3, True, 30.0, "DATA_ROOT", Path("runs/b"))
-    a = bounds.get_args_parser().parse_args(shlex.split(bounds_command("digits", "linf", [0.2]))[3:])
+    a = BoundsJob().parser().parse_args(shlex.split(bounds_command("digits", "linf", [0.2]))[3:])
     assert (a.split, a.subset, a.cliques, a.time_limit, a.data_root) == ("train", None, False, 60.0, None)
-    cmd = verify_command("fashion-mnist", "l1", eps=[0.5, 1], subset=300, seed=2, r=0.75, out="runs/v")
-    a = verify.get_args_parser().parse_args(shlex.split(cmd)[3:])
+    cmd = VerifyJob().command_line({"dataset": "fashion-mnist", "norm": "l1", "eps": [0.5, 1.0], "subset": 300,
+                                    "seed": 2, "r": 0.75}, out="runs/v")
+    a = VerifyJob().parser().parse_args(shlex.split(cmd)[3:])
     assert (a.dataset, a.norm, a.eps, a.subset, a.seed, a.r, a.data_root, a.out) == \
         ("fashion-mnist", "l1", [0.5, 1.0], 300, 2, 0.75, "DATA_ROOT", Path("runs/v"))
 

@@ -62,3 +62,75 @@ def test_ctrl_c_is_exit_130_without_a_traceback_or_a_record(tmp_path, argv):
     again = run(*argv, "--out", str(out), "--no-progress")
     assert again.returncode == 0, again.stderr
     assert len(list(out.rglob("record.json"))) == 1
+
+
+# -- the one error contract: expected failures exit 2 in one line, bugs exit 1 with their traceback --
+COMMANDS = [
+    ["separation.compute", "--dataset", "digits", "--subset", "60"],
+    ["lipschitz_construct.verify", "--dataset", "digits", "--subset", "60", "--pairs", "5",
+     "--adversarial-pairs", "2", "--gradient-steps", "1"],
+    ["lipschitz_construct.bounds", "--dataset", "digits", "--subset", "60", "--eps", "0.3"],
+    ["analysis.evaluate", "--model", "constructed", "--dataset", "digits", "--subset", "20", "--attacks", "none",
+     "--lipschitz", "none"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+def test_a_bug_is_exit_1_with_its_traceback_and_nothing_written(tmp_path, argv):
+    """An internal TypeError in a command's work (injected where the work starts) is a bug, not a bad
+    call: the traceback, a line asking to report it, exit 1, no record."""
+    out = tmp_path / "out"
+    p = run(*argv, "--out", str(out), "--no-progress", env={"SEPARATION_FAULT": "bug:before-work"})
+    assert p.returncode == 1, p.stderr
+    assert "Traceback (most recent call last)" in p.stderr
+    assert "TypeError: fault injected at before-work" in p.stderr
+    assert p.stderr.rstrip().splitlines()[-1].startswith("error: this is a bug in the toolkit")
+    assert not list(out.rglob("record.json"))
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+def test_a_bad_call_is_exit_2_in_one_line_and_verbose_adds_the_traceback(tmp_path, argv):
+    argv = [*argv[:argv.index("--subset") + 1], "99999", *argv[argv.index("--subset") + 2:]]
+    p = run(*argv, "--out", str(tmp_path / "out"))
+    assert p.returncode == 2
+    assert one_line(p.stderr).startswith("error: --subset 99999 is larger than the")
+    verbose = run(*argv, "--out", str(tmp_path / "out"), "--verbose")
+    assert verbose.returncode == 2 and "Traceback (most recent call last)" in verbose.stderr
+    assert verbose.stderr.rstrip().splitlines()[-1].startswith("error: --subset 99999")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("module", ["separation.compute", "lipschitz_construct.verify", "lipschitz_construct.bounds",
+                                    "analysis.evaluate", "analysis.train", "analysis.grid", "analysis.report",
+                                    "separation.records"])
+def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(module):
+    """A SIGINT from the command's first line on (its imports included) ends it with one line."""
+    p = run(module, "--help", env={"SEPARATION_FAULT": "sigint:startup"})
+    assert p.returncode == 130
+    assert one_line(p.stderr).startswith("interrupted: no record was written")
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_command_before_its_record(tmp_path, monkeypatch):
+    """A library that catches the KeyboardInterrupt (as distributed's gc callback does) cannot make a
+    command finish as if nothing happened: it ends as interrupted, with no record."""
+    import signal
+
+    from separation.core import cli
+    from separation.separation_job import SeparationJob
+
+    class Swallowing(SeparationJob):
+        def compute(self, args, data, config):
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # swallowed, as a library callback would
+            return super().compute(args, data, config)
+
+    monkeypatch.setitem(cli._state, "interrupted", False)
+    old = signal.signal(signal.SIGINT, cli._on_sigint)
+    try:
+        code = Swallowing().main(["--dataset", "digits", "--subset", "50", "--out", str(tmp_path), "--no-progress"])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert code == 130
+    assert not list(tmp_path.rglob("record.json"))

@@ -9,8 +9,9 @@ import pytest
 
 from conftest import only_record, record_folders
 from separation import SeparationRecord
-from separation.compute import load_result, main
-from separation.records import RECORD_FILE, load_record
+from separation.compute import main
+from separation.result import load_result
+from separation.core.records import RECORD_FILE, load_record
 
 
 def test_cli_digits_writes_and_reuses_a_record(tmp_path, capsys):

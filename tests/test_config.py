@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.config import (METHOD_PARAMS, ConfigError, TrainConfig, build_config, default_run_name,
-                             load_config, parse_override, profile_defaults)
-from analysis.grids import expand_grid, load_grid
+from analysis.methods import METHODS
+from analysis.train_config import TrainConfig, build_config, default_run_name, load_config, profile_defaults
+from separation.core.config_files import parse_override
+from separation.core.errors import ConfigError
+from analysis.training.grid_file import expand_grid, load_grid
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -17,7 +19,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def test_defaults_are_complete_and_explicit():
     cfg = TrainConfig(method="trades")
     assert cfg.eps == 0.1  # MNIST's radius
-    assert cfg.method_params == METHOD_PARAMS["trades"]
+    assert cfg.method_params == METHODS["trades"].defaults
     assert cfg.name == "trades-b6"
     assert TrainConfig(dataset="cifar10").eps == 0.031
     assert TrainConfig(method="rst", method_params={"lambda": 0.5}, dropout=0.5).name == "rst-l0.5-drop0.5"

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from analysis.train import main as train_main
-from analysis.config import ConfigError, load_config, parse_override
-from analysis.config_input import load_yaml
+from analysis.train_config import ConfigError, load_config, parse_override
+from separation.core.config_files import load_yaml
 
 
 @pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("5E-4", 5e-4), ("-2e3", -2000.0), ("1.5e-3", 1.5e-3),

@@ -103,17 +103,21 @@ def test_a_pair_at_exactly_its_float64_distance_is_found_in_any_summation_order(
 @pytest.mark.parametrize("between", [False, True])
 def test_the_progress_bar_counts_each_pair_comparison_once(monkeypatch, between):
     """The bar's total: each unordered pair of differently-labelled points once within one set,
-    each (query, database) pair of different labels between two sets."""
-    import tqdm.auto
+    each (query, database) pair of different labels between two sets; the engine's progress
+    reaches it. The bar is the toolkit's (separation.core.progress.progress_bar, tqdm.std)."""
+    import tqdm.std
 
-    totals = []
+    totals, done = [], []
 
-    class Bar(tqdm.auto.tqdm):
+    class Bar(tqdm.std.tqdm):
         def __init__(self, *a, **kw):
             totals.append(kw["total"])
             super().__init__(*a, **dict(kw, disable=True))
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+        def update(self, n=1):
+            done.append(n)
+
+    monkeypatch.setattr(tqdm.std, "tqdm", Bar)
     x, y = np.zeros((7, 2), np.uint8), np.array([0, 0, 0, 1, 1, 2, 2])
     if between:
         conflict_pairs_between(x[:3], y[4:], x, y, radius=0.1, engine="reference", progress=True)
@@ -121,6 +125,7 @@ def test_the_progress_bar_counts_each_pair_comparison_once(monkeypatch, between)
     else:
         conflict_pairs(x, y, radius=0.1, engine="reference", progress=True)
         assert totals == [3 * 2 + 3 * 2 + 2 * 2]
+    assert sum(done) == totals[0]
 
 
 def test_byte_limit_is_the_largest_integer_reported_within_the_radius(rng):
@@ -220,7 +225,7 @@ def test_mnist_subset_cpu_equals_reference(mnist):
 def test_a_radius_that_is_not_a_number_is_named_with_its_type():
     x, y = np.zeros((4, 2), np.uint8), np.array([0, 1, 0, 1])
     for radius, kind in (("0.1", "str"), (None, "NoneType"), (True, "bool")):
-        with pytest.raises(ValueError, match=rf"^radius must be a number >= 0 \(in \[0, 1\] pixel units\), got {kind}\.$"):
+        with pytest.raises(TypeError, match=rf"^radius must be a number \(in \[0, 1\] pixel units\), got {kind}\.$"):
             conflict_pairs(x, y, norm="linf", radius=radius)
 
 

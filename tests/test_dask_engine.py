@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from separation import ClassIndex, compute_separation, nearest_neighbors
-from separation.engines import CPUEngine, DaskEngine, ReferenceEngine
+from separation.engines import CPUEngine, DaskEngine, FaissEngine, ReferenceEngine
 from separation.engines.blocks import CPUBlocks
 from separation.engines.shards import read_shard, write_shard
 
@@ -133,7 +134,7 @@ def _wait_idle(client, timeout=60):
 KILLED_CLIENT = """
 import os, signal, sys
 import numpy as np
-from separation.engines import CPUEngine, DaskEngine, ReferenceEngine
+from separation.engines import CPUEngine, DaskEngine, FaissEngine, ReferenceEngine
 data = np.load(sys.argv[1])
 engine = DaskEngine(sys.argv[2], inner=CPUEngine(linf="tiled"), shard_dir=sys.argv[3], block_size=40)
 seen = []
@@ -240,12 +241,186 @@ def test_bad_input_is_refused_with_a_clear_message(client, tmp_path):
         compute_separation(np.zeros((4, 2), np.uint8), [0, 1, 0, 1], engine="dask")
 
 
+# -- range search on the cluster ----------------------------------------------------------------------
+def _radii(eng, x, y):
+    """0, exactly a tied distance in the bulk, one ulp below it, and above every distance."""
+    _, _, d = eng.range_search(x, y, x, y, norm="l1", radius=float(x.shape[1]), same_set=True)
+    mid = float(np.unique(d)[len(np.unique(d)) // 3]) if len(d) else 0.5
+    return [0.0, mid, float(np.nextafter(mid, 0)), 2.0 * x.shape[1]]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(2, 45), m=st.integers(1, 20), d=st.integers(1, 6), classes=st.integers(1, 4),
+       block=st.one_of(st.integers(3, 17), st.tuples(st.integers(3, 17), st.integers(3, 17))),
+       floats=st.booleans(), seed=st.integers(0, 2**16))
+def test_range_search_equals_the_cpu_engine_field_for_field(client, shard_root, n, m, d, classes, block, floats,
+                                                            seed):
+    rng = np.random.default_rng(seed)
+    (x, y), (xq, yq) = tied(rng, n, d, classes, values=4), tied(rng, m, d, classes + 1, values=4)
+    if floats:  # dyadic: ties everywhere, sums exact
+        x, xq = x / 4.0, xq / 4.0
+    eng = DaskEngine(client, inner="cpu", block_size=block, shard_dir=shard_root / "range")
+    cpu = CPUEngine(blocks=SMALL)
+    for norm in NORMS:
+        for radius in _radii(cpu, x, y):
+            want = cpu.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True)
+            got = eng.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True)
+            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, want)), (norm, radius)
+            want = cpu.range_search(xq, yq, x, y, norm=norm, radius=radius)
+            got = eng.range_search(xq, yq, x, y, norm=norm, radius=radius)
+            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, want)), (norm, radius)
+    assert eng.passes[-1].schedule == "range"
+
+
+def test_range_search_resumes_counts_its_work_and_stops_at_max_pairs(client, tmp_path):
+    from separation import conflict_pairs
+    from separation.core.errors import LimitError
+    from separation.engines.conflicts import Layout
+
+    rng = np.random.default_rng(9)
+    x, y = tied(rng, 70, 5, 3, values=4)
+    eng = DaskEngine(client, inner=CPUEngine(linf="tiled"), block_size=12, shard_dir=tmp_path / "s")
+    for norm in NORMS:
+        radius = _radii(CPUEngine(), x, y)[1]
+        want = CPUEngine().range_search(x, y, x, y, norm=norm, radius=radius, same_set=True)
+        seen = []
+        got = eng.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True, progress=seen.append)
+        assert same(got, want) and len(want[0]) > 1 and sum(seen) == Layout(y, y, True).work()
+        p = eng.passes[-1]
+        assert (p.name, p.schedule, p.shards, p.computed) == ("same-set", "range", 6 * 7 // 2, 21)
+        assert same(conflict_pairs(x, y, norm=norm, radius=radius, engine=eng), want)  # the public function
+        assert eng.passes[-1].computed == 0 and eng.passes[-1].reused == 21  # shards of the same job
+        n = len(want[0])
+        assert same(eng.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True, max_pairs=n), want)
+        with pytest.raises(LimitError, match=f"more than {n - 1:,} cross-class pairs"):
+            eng.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True, max_pairs=n - 1)
+    one = DaskEngine(client, inner="cpu", block_size=100, shard_dir=tmp_path / "one")  # one task: its worker stops
+    with pytest.raises(LimitError, match="more than 3 cross-class pairs lie within radius"):
+        one.range_search(x, y, x, y, norm="linf", radius=1.0, same_set=True, max_pairs=3)
+    assert not _shards(tmp_path / "one")
+    if FaissEngine.available():  # an inner engine without a range search: refused before any task
+        with pytest.raises(ValueError, match="The faiss engine has no range_search"):
+            DaskEngine(client, inner="faiss", shard_dir=tmp_path / "f").range_search(x, y, x, y, norm="l2",
+                                                                                     radius=0.1)
+
+
+def test_robustness_bounds_on_the_cluster(client, shard_root):
+    from lipschitz_construct import robustness_bounds
+
+    x, y = tied(np.random.default_rng(10), 60, 5, 3, values=5)
+    eng = DaskEngine(client, inner="cpu", block_size=16, shard_dir=shard_root / "bounds")
+    got, want = (robustness_bounds(x, y, eps=[0.5 / 255, 1 / 255, 2 / 255], engine=e, progress=False)
+                 for e in (eng, "cpu"))
+    assert np.array_equal(got.n_conflicts, want.n_conflicts) and got.n_conflicts[-1] > 0
+    assert np.array_equal(got.upper_error, want.upper_error) and got.separation == want.separation
+    assert eng.passes[-1].schedule == "range"
+
+
+# -- the data store: a changed store is never used, connections are bounded --------------------------
+def _alter_rows(path, rows, seed=0):
+    """Foreign values in ``rows`` of the store file ``path`` in place (same size, same dtype)."""
+    on_disk = np.load(path, mmap_mode="r+")
+    before = np.array(on_disk[rows])
+    on_disk[rows] = (before + 1 + np.random.default_rng(seed).integers(0, 3, before.shape)) % 6
+    on_disk.flush()
+    assert not np.array_equal(np.asarray(on_disk[rows]), before)
+
+
+def test_a_store_changed_on_disk_between_runs_never_changes_an_answer(client, tmp_path):
+    """50 rows of the store altered (same size and dtype) after a run: the next runs (new jobs that
+    read the store) still equal the CPU engine -- the client finds the change and writes the store
+    again -- and so do runs after the store is deleted, from the shards left."""
+    rng = np.random.default_rng(8)
+    x, y = tied(rng, 120, 6, 3, values=6)
+    cpu = CPUEngine()
+    eng = DaskEngine(client, inner="cpu", block_size=25, shard_dir=tmp_path / "s")
+    assert same(eng.cross_class(x, y, x, y, norm="l2", same_set=True), cpu.cross_class(x, y, x, y, norm="l2",
+                                                                                      same_set=True))
+    (store,) = (tmp_path / "s" / "data").glob("*.x.npy")
+    (labels,) = (tmp_path / "s" / "data").glob("*.y.npy")
+    for k, norm in enumerate(("linf", "l1")):
+        _alter_rows(store, slice(30, 80), seed=k)
+        assert same(eng.cross_class(x, y, x, y, norm=norm, same_set=True),
+                    cpu.cross_class(x, y, x, y, norm=norm, same_set=True)), norm
+        assert eng.passes[-1].computed == eng.passes[-1].shards
+        assert np.array_equal(np.load(store), x)
+    _alter_rows(labels, slice(0, 50))
+    want = cpu.range_search(x, y, x, y, norm="l2", radius=3 / 255, same_set=True)
+    assert same(eng.range_search(x, y, x, y, norm="l2", radius=3 / 255, same_set=True), want)
+    shutil.rmtree(tmp_path / "s" / "data")
+    for norm in NORMS:
+        assert same(eng.cross_class(x, y, x, y, norm=norm, same_set=True),
+                    cpu.cross_class(x, y, x, y, norm=norm, same_set=True)), norm
+        assert eng.passes[-1].computed == 0
+    assert same(eng.range_search(x, y, x, y, norm="l2", radius=3 / 255, same_set=True), want)
+
+
+def test_a_store_changed_while_workers_read_it_fails_the_run_with_a_clear_error(client, tmp_path, monkeypatch):
+    from separation.engines import dask_engine
+    from separation.engines.shards import StoreError
+
+    real = dask_engine.write_store
+
+    def write_then_alter(folder, x, y):  # the client's write, then a change on disk before any task reads
+        ref = real(folder, x, y)
+        _alter_rows(ref.x_path, slice(7, 9))
+        return ref
+
+    monkeypatch.setattr(dask_engine, "write_store", write_then_alter)
+    x, y = tied(np.random.default_rng(14), 60, 4, 3, values=6)
+    eng = DaskEngine(client, inner="cpu", block_size=20, shard_dir=tmp_path / "s")
+    for call in (lambda: eng.cross_class(x, y, x, y, norm="l2", same_set=True),
+                 lambda: eng.range_search(x, y, x, y, norm="linf", radius=0.1, same_set=True)):
+        with pytest.raises(StoreError, match=r"^the data store file .*/s/data/[0-9a-f]{40}\.x\.npy does not hold the "
+                                             r"data it was written with \(rows 0\.\.59 changed on disk\); delete it"):
+            call()
+    assert not _shards(tmp_path / "s")  # nothing computed from the changed rows
+
+
+@pytest.mark.parametrize("reply, what", [(b"", "TimeoutError: nothing answered as a Dask scheduler there"),
+                                         (b"SSH-2.0-OpenSSH_9.6\r\n" * 4,
+                                          "MemoryError: what answered is not a Dask scheduler")])
+def test_a_server_that_is_not_a_scheduler_is_a_cluster_error_within_the_timeout(reply, what):
+    """A socket that accepts and stays silent (or answers something else) at the scheduler address:
+    a ClusterError after about the timeout, not a wait without end in Dask's handshake."""
+    import re
+    import socket
+    import threading
+
+    from separation.core.errors import ClusterError
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            accepted.append(conn)
+            conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(ClusterError, match="^" + re.escape(f"cannot reach a Dask scheduler at {address} within "
+                                                               f"2 s ({what}); check the address")):
+            DaskEngine(address, timeout=2)
+        assert time.perf_counter() - t0 < 10 and accepted
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+
+
 # -- the command line -------------------------------------------------------------------------------
 def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_shards(client, tmp_path):
     from conftest import only_record
 
     from separation.compute import main
-    from separation.records import load_record
+    from separation.core.records import load_record
 
     common = ["--dataset", "digits", "--norm", "l2", "--no-progress"]
     assert main(common + ["--engine", "cpu", "--out", str(tmp_path / "cpu")]) == 0

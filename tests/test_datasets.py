@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import os
 import pickle
 import shutil
@@ -12,7 +13,8 @@ import pytest
 from PIL import Image
 
 from separation import load_dataset
-from separation.datasets import (DATASET_NAMES, RESTRICTED_IMAGENET_RANGES, DatasetNotFoundError,
+from separation.core.errors import CorruptDataError
+from separation.core.datasets import (DATASET_NAMES, RESTRICTED_IMAGENET_RANGES, DatasetNotFoundError,
                                  default_data_root)
 
 
@@ -83,8 +85,12 @@ def test_mnist_like_fake_idx(tmp_path, name, folder):
     for prefix, n in (("train", 7), ("t10k", 3)):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
-    ds = load_dataset(name, root=tmp_path)
+    ds = load_dataset(name, root=tmp_path, check_integrity=False)
     assert ds.x_train.shape == (7, 1, 28, 28) and ds.x_test.shape == (3, 1, 28, 28)
+    # verified by content: unpacked files that are not the published ones are refused, naming the file
+    with pytest.raises(CorruptDataError, match=rf"^{re.escape(str(raw / 'train-images-idx3-ubyte'))} does not hold the "
+                                               r"published data \(its sha256 differs\)"):
+        load_dataset(name, root=tmp_path)
 
 
 def test_mnist_corrupt_archive_is_reported(tmp_path):
@@ -94,7 +100,8 @@ def test_mnist_corrupt_archive_is_reported(tmp_path):
               "t10k-labels-idx1-ubyte"):
         with gzip.open(raw / f"{f}.gz", "wb") as fh:
             fh.write(b"<html>not found</html>")
-    with pytest.raises(ValueError, match="checksum mismatch"):
+    with pytest.raises(CorruptDataError, match=r"train-images-idx3-ubyte\.gz does not have the published content "
+                                               r"\(md5 [0-9a-f]{32}, expected f68b3c2dcbeaaa9fbdd348bbdeb94873\)"):
         load_dataset("mnist", root=tmp_path)
 
 

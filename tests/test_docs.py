@@ -31,10 +31,10 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{output}"
     assert not re.search(r"^WARNING", output, re.M), output
     # the API reference was generated from the docstrings, with cross-references resolved
-    page = (site / "reference" / "separation.index" / "index.html").read_text()
-    assert 'id="separation.index.ClassIndex"' in page
+    page = (site / "reference" / "separation.class_index" / "index.html").read_text()
+    assert 'id="separation.class_index.ClassIndex"' in page
     losses = (site / "reference" / "analysis.losses" / "index.html").read_text()
-    assert 'href="../separation.threat/#separation.threat.ThreatModel"' in losses
+    assert 'href="../separation.core.threat/#separation.core.threat.ThreatModel"' in losses
     assert (site / "guide" / "records" / "index.html").is_file()
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from separation import compute, load_dataset
-from separation.datasets import DownloadError
+from separation.core.datasets import DownloadError
 
 tvd = pytest.importorskip("torchvision.datasets")
 
@@ -48,16 +48,24 @@ def idx_bytes(arr: np.ndarray) -> bytes:
 
 
 def serve_mnist(monkeypatch, cls, www: Path, url: str, n=(7, 3)):
+    """Serve fake IDX archives as the dataset's mirror; the toolkit's table of published digests
+    (:data:`separation.core.idx_files.FILES`) names theirs, so they verify like the real ones."""
+    from separation.core import idx_files
+
     rng = np.random.default_rng(0)
     (www / "mnist").mkdir()
-    resources = []
-    for prefix, k in (("train", n[0]), ("t10k", n[1])):
-        for kind, arr in (("images-idx3", rng.integers(0, 256, (k, 28, 28))), ("labels-idx1", rng.integers(0, 10, k))):
+    resources, published = [], {}
+    for prefix, split, k in (("train", "train", n[0]), ("t10k", "test", n[1])):
+        for kind, part, arr in (("images-idx3", "images", rng.integers(0, 256, (k, 28, 28))),
+                                ("labels-idx1", "labels", rng.integers(0, 10, k))):
             f = www / "mnist" / f"{prefix}-{kind}-ubyte.gz"
-            f.write_bytes(gzip.compress(idx_bytes(arr)))
+            content = idx_bytes(arr)
+            f.write_bytes(gzip.compress(content))
             resources.append((f.name, md5(f)))
+            published[f"{split}_{part}"] = (f.name[:-3], md5(f), hashlib.sha256(content).hexdigest())
     monkeypatch.setattr(cls, "mirrors", [f"{url}/mnist/"])
     monkeypatch.setattr(cls, "resources", resources)
+    monkeypatch.setitem(idx_files.FILES, cls.__name__, published)
 
 
 def serve_cifar(monkeypatch, cls, www: Path, url: str, hundred: bool):

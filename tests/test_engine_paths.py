@@ -392,9 +392,9 @@ def test_the_byte_k_nearest_search_uses_the_compiled_kernel(monkeypatch):
 def test_auto_picks_cuda_then_faiss_on_a_gpu_then_cpu(monkeypatch, cuda, faiss, gpus, want):
     import separation.engines as engines
 
-    monkeypatch.setattr(engines, "cuda_available", lambda: cuda)
+    monkeypatch.setattr(engines.registry, "cuda_available", lambda: cuda)
     monkeypatch.setattr(engines.FaissEngine, "available", staticmethod(lambda: faiss))
-    monkeypatch.setattr(engines, "num_gpus", lambda: gpus)
+    monkeypatch.setattr(engines.registry, "num_gpus", lambda: gpus)
     assert engines.auto_engine_name() == want
 
 
@@ -444,16 +444,16 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
     with pytest.raises(ValueError, match="^Unknown engine 'gpu'. Use 'auto' or one of " + ", ".join(engines.ENGINES) + r"\.$"):
         engines.get_engine("gpu")
     monkeypatch.setattr(engines.FaissEngine, "available", staticmethod(lambda: False))
-    with pytest.raises(RuntimeError, match=re.escape("Engine 'faiss' is not available here: install faiss-cpu "
-                                                     "(or the 'gpu' extra). Use engine='auto'.")):
+    with pytest.raises(ValueError, match=re.escape("Engine 'faiss' is not available here: install faiss-cpu "
+                                                   "(or the 'gpu' extra). Use engine='auto'.")):
         engines.get_engine("faiss")
     monkeypatch.setattr(engines.CUDAEngine, "available", staticmethod(lambda: False))
-    with pytest.raises(RuntimeError, match=re.escape("Engine 'cuda' is not available here: it needs a CUDA GPU "
-                                                     "visible to torch. Use engine='auto'.")):
+    with pytest.raises(ValueError, match=re.escape("Engine 'cuda' is not available here: it needs a CUDA GPU "
+                                                   "visible to torch. Use engine='auto'.")):
         engines.get_engine("cuda")
     monkeypatch.setattr(engines.CPUEngine, "available", classmethod(lambda cls: False))
-    with pytest.raises(RuntimeError, match=re.escape("Engine 'cpu' is not available here: install numba (a "
-                                                     "dependency of this package: reinstall it). Use engine='auto'.")):
+    with pytest.raises(ValueError, match=re.escape("Engine 'cpu' is not available here: install numba (a "
+                                                   "dependency of this package: reinstall it). Use engine='auto'.")):
         engines.get_engine("cpu")
 
 

@@ -146,6 +146,6 @@ def test_engine_registry_and_errors():
     with pytest.raises(ValueError, match="Unknown engine 'nope'"):
         get_engine("nope")
     if "cuda" not in available_engines():
-        with pytest.raises(RuntimeError, match="not available"):
+        with pytest.raises(ValueError, match="not available"):  # an InvalidInputError
             get_engine("cuda")
     assert get_engine("auto").name in available_engines()

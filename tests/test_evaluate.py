@@ -14,11 +14,11 @@ import torch.nn as nn
 
 from analysis.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from analysis.evaluate import main
-from analysis.evaluation import EvalConfig, evaluate
+from analysis.model_metrics import EvalConfig, evaluate_model as evaluate
 from analysis.models import build_model
 from analysis.records import EvaluationRecord, ModelSpec
 from conftest import only_record, record_folders
-from separation.records import load_record
+from separation.core.records import load_record
 
 REPO = Path(__file__).resolve().parents[1]
 ARRAY_KEYS = {"train_lipschitz", "test_lipschitz", "train_correct", "test_correct", "train_adv_correct",

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from analysis.grid import main
-from separation.records import load_record
+from separation.core.records import load_record
 
 pytest.importorskip("distributed")
 pytest.importorskip("sklearn")
@@ -44,14 +44,17 @@ def test_a_grid_on_the_cluster_gives_the_serial_records(tmp_path, capsys):
     assert main([str(path), *roots("serial")]) == 0
     assert main([str(path), *roots("cluster"), "--scheduler", "local:2"]) == 0
     assert "| natural | natural |" in capsys.readouterr().out
-    for name in ("natural", "rst-l0.5"):
+    folders = sorted(p.name for p in (tmp_path / "serial" / "res" / "tiny").iterdir())
+    assert [f.rpartition("-")[0] for f in folders] == ["natural", "rst-l0.5"]
+    assert sorted(p.name for p in (tmp_path / "cluster" / "res" / "tiny").iterdir()) == folders
+    for name in folders:
         serial = load_record(tmp_path / "serial" / "res" / "tiny" / name)
         cluster = load_record(tmp_path / "cluster" / "res" / "tiny" / name)
         assert _comparable(cluster, tmp_path / "cluster") == _comparable(serial, tmp_path / "serial"), name
         assert cluster.key == serial.key
-    before = (tmp_path / "cluster" / "res" / "tiny" / "natural" / "record.json").read_bytes()
+    before = (tmp_path / "cluster" / "res" / "tiny" / folders[0] / "record.json").read_bytes()
     assert main([str(path), *roots("cluster"), "--scheduler", "local:1"]) == 0  # finished: nothing submitted
-    assert (tmp_path / "cluster" / "res" / "tiny" / "natural" / "record.json").read_bytes() == before
+    assert (tmp_path / "cluster" / "res" / "tiny" / folders[0] / "record.json").read_bytes() == before
 
 
 def test_a_grid_refuses_a_bad_scheduler(tmp_path, capsys, monkeypatch):

@@ -112,7 +112,7 @@ def test_random_labels_keep_class_sizes_and_shrink_the_separation():
 
 def test_random_labels_and_k_from_the_command_line(tmp_path, capsys):
     from separation import compute
-    from separation.compute import load_result
+    from separation.result import load_result
 
     argv = ["--dataset", "digits", "--subset", "200", "--out", str(tmp_path), "--no-progress"]
     assert compute.main(argv) == 0
@@ -122,7 +122,7 @@ def test_random_labels_and_k_from_the_command_line(tmp_path, capsys):
     rec_folder = next(p for p in (tmp_path / "digits").iterdir() if "random" in p.name)
     res = load_result(rec_folder)
     assert res.train_knn_distances.shape == (200, 3) and res.class_matrix().shape[0] == 90
-    from separation.records import load_record
+    from separation.core.records import load_record
 
     assert "--random-labels 5 " in load_record(rec_folder).command() + " "
     with pytest.raises(SystemExit) as exc:  # argparse: usage line and exit 2
@@ -133,7 +133,7 @@ def test_random_labels_and_k_from_the_command_line(tmp_path, capsys):
 def test_load_records_gives_the_report_rows():
     from pathlib import Path
 
-    from analysis.reporting import load_records
+    from analysis.rendering import load_records
 
     fixtures = Path(__file__).resolve().parent / "fixtures" / "records"
     sep = load_records("separation", fixtures)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-import lipschitz_construct.lipschitz as lip
+import lipschitz_construct.bound_check as lip
 from lipschitz_construct import LocallyLipschitzClassifier, NotFittedError, lipschitz_check
 
 
@@ -179,11 +179,11 @@ def test_a_tight_bound_holds_with_zero_tolerance_on_exact_data():
 def test_the_log_line_reports_the_maxima_and_the_verdict(fitted, caplog):
     x, clfs = fitted
     clf = clfs["l2"]
-    with caplog.at_level(logging.INFO, logger="lipschitz_construct.lipschitz"):
+    with caplog.at_level(logging.INFO, logger="lipschitz_construct.bound_check"):
         ok = lipschitz_check(clf, x, eps=0.1, n_random=20, n_adversarial=5, gradient_steps=0)
         bad = lipschitz_check(clf, x, eps=0.1, n_random=20, n_adversarial=5, gradient_steps=0,
                               bound=0.5 / clf.r_)
-    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "lipschitz_construct.lipschitz"]
+    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "lipschitz_construct.bound_check"]
     assert msgs == [f"Lipschitz check: random max {o.random_max_ratio:.6g}, adversarial max "
                     f"{o.adversarial_max_ratio:.6g}, bound {o.bound:.6g} ({v})"
                     for o, v in ((ok, "held"), (bad, "VIOLATED"))]

@@ -9,7 +9,7 @@ import pytest
 from conftest import only_record, record_folders
 from lipschitz_construct.records import VerificationRecord
 from lipschitz_construct.verify import main
-from separation.records import load_record
+from separation.core.records import load_record
 
 FAST = ["--pairs", "100", "--adversarial-pairs", "20", "--gradient-steps", "2", "--no-progress"]
 
@@ -49,7 +49,8 @@ def test_digits_linf_record_and_claims(tmp_path, capsys):
     assert res.test_accuracy == pytest.approx(correct.mean())
     assert res.test_astuteness["0.1"] == pytest.approx(np.mean(correct & (arrays["test_certified_radius"] >= 0.1)))
     json.dumps(rec.to_json())  # plain JSON
-    assert rec.command() == "python -m lipschitz_construct.verify --dataset digits --norm linf --eps 0.1 0.2"
+    assert rec.command() == ("python -m lipschitz_construct.verify --dataset digits --norm linf --eps 0.1 0.2 "
+                             "--pairs 100 --adversarial-pairs 20 --gradient-steps 2")
     assert (rec.config.pairs, rec.config.adversarial_pairs, rec.config.gradient_steps) == (100, 20, 2)  # FAST
     # the printed summary is the record's: a row per number
     for label, value in (("test certified radius, min", res.certified_radius.min),
@@ -162,9 +163,9 @@ def test_a_separation_record_of_other_data_is_not_used(tmp_path, capsys):
 
 
 def test_every_option_of_the_verify_cli_says_what_it_does():
-    from lipschitz_construct.verify import get_args_parser
+    from lipschitz_construct.verify_job import VerifyJob
 
-    parser = get_args_parser()
+    parser = VerifyJob().parser()
     assert parser.description and all(a.help for a in parser._actions), "an option without --help text"
 
 
@@ -173,9 +174,9 @@ def test_the_cli_defaults_are_the_config_defaults():
     import dataclasses
 
     from lipschitz_construct.records import VerifyConfig
-    from lipschitz_construct.verify import get_args_parser
+    from lipschitz_construct.verify_job import VerifyJob
 
-    args = get_args_parser().parse_args(["--dataset", "digits"])
+    args = VerifyJob().parser().parse_args(["--dataset", "digits"])
     defaults = {f.name: f.default for f in dataclasses.fields(VerifyConfig)}
     assert (args.pairs, args.adversarial_pairs, args.gradient_steps) == (1000, 200, 10)
     for name in ("pairs", "adversarial_pairs", "gradient_steps", "lipschitz_eps", "eps"):

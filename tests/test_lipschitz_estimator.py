@@ -1,4 +1,4 @@
-"""analysis.lipschitz: the empirical local Lipschitz constant (ascent) and the official procedure."""
+"""analysis.local_lipschitz: the empirical local Lipschitz constant (ascent) and the official procedure."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.lipschitz import estimate_local_lipschitz
+from analysis.local_lipschitz import estimate_local_lipschitz
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -113,8 +113,8 @@ def test_paper_mode_matches_the_official_procedure(norm, seed, eps):
 def test_paper_mode_noise_is_the_official_stream():
     """The documented fact: the start noise equals torch.manual_seed(s); one int64 draw; then
     randn chunk by chunk of 16."""
-    from analysis.lipschitz import _paper_noise, dataloader_seed_draw
-    from separation.paper import LIPSCHITZ_START_STD
+    from analysis.local_lipschitz import _paper_noise, dataloader_seed_draw
+    from separation.core.paper import LIPSCHITZ_START_STD
 
     torch.manual_seed(7)
     dataloader_seed_draw()
@@ -197,7 +197,7 @@ def _ascent_written_out(model, x, *, eps, norm, steps, step_size, noise, top_p=1
     ||f(x) - f(x')||_1 / ||x - x'||, for l-inf after the first also at the vertex x + ||d||_inf sign(d);
     the strictly larger ratio wins, iterate before vertex; then one projected ascent step."""
     from separation import ThreatModel
-    from separation.paper import LIPSCHITZ_START_STD
+    from separation.core.paper import LIPSCHITZ_START_STD
 
     tm = ThreatModel(norm, eps)
     p = float("inf") if norm == "linf" else 2.0
@@ -269,7 +269,7 @@ def test_ascent_mode_keeps_the_vertex_when_it_is_better():
 def test_paper_mode_clips_its_start_only_when_asked(clip):
     """Points at 0 and 1: the official start noise leaves [0, 1] unless clipped (no steps: the start
     is what is reported)."""
-    from analysis.lipschitz import _paper_batch, _paper_noise
+    from analysis.local_lipschitz import _paper_batch, _paper_noise
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).double()
     x = torch.zeros(4, 1, 4, 4, dtype=torch.float64)
@@ -305,7 +305,7 @@ def test_every_output_norm_is_the_one_named(top_norm, p):
 
 
 def test_the_defaults_are_the_documented_ones():
-    from separation.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS
+    from separation.core.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS
 
     model = _tanh_model()
     x = torch.rand(130, 1, 4, 4, dtype=torch.float64)  # more than one default batch of 128
@@ -403,7 +403,7 @@ def test_progress_is_off_by_default_and_named_when_on(capsys):
     ({"steps": -1}, ValueError, r"^steps must be an integer >= 0, got -1\.$"),
     ({"top_norm": 3}, ValueError, r"^top_norm must be 1, 2 or 'linf', got 3\.$"),
     ({"top_norm": "L1"}, ValueError, r"^top_norm must be 1, 2 or 'linf', got 'L1'\.$"),
-    ({"step_size": -0.1}, ValueError, r"^step_size must be a finite number >= 0"),
+    ({"step_size": -0.1}, ValueError, r"^step_size=-0.1 is not valid: pass a finite number >= 0"),
     ({"mode": "descent"}, ValueError, r"^Unknown mode 'descent': use 'ascent' \(correct maximisation\) or 'paper' "
                                       r"\(the official, descending procedure\)\.$"),
     ({"eps": 0.0}, ValueError, r"^eps must be > 0 for the local Lipschitz estimate \(the ball is a point\)\.$"),

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from analysis.config import ConfigError
+from analysis.train_config import ConfigError
 from analysis.inner_max import llr_inner_max, llr_official_inner_max, pgd_ce, trades_inner_max
 from analysis.losses import LOSSES, RandomReplay, gr_loss, llr_loss, make_loss, natural_loss, trades_loss
 from separation import ThreatModel
@@ -314,12 +314,12 @@ def test_loss_function_defaults_are_the_config_defaults(method):
     """Called directly, a loss uses the same defaults as a config that leaves the parameter out."""
     import inspect
 
-    from analysis.config import METHOD_PARAMS
+    from analysis.methods import METHODS
 
     fn, names = LOSSES[method]
     params = inspect.signature(fn).parameters
     for key, kw in names.items():
-        assert params[kw].default == METHOD_PARAMS[method][key], (method, key)
+        assert params[kw].default == METHODS[method].defaults[key], (method, key)
     assert params["reduction"].default == "mean"
     assert "norm" not in params or params["norm"].default == "linf"
 
@@ -489,11 +489,11 @@ def test_natural_loss_reports_its_logits_and_ce():
 def test_make_loss_passes_each_method_exactly_its_keywords(method):
     """The norm goes to every method but natural, eps to the attack-based ones, config names become
     keyword names; ``loss.kwargs`` states what the loss is called with."""
-    from analysis.config import METHOD_PARAMS
+    from analysis.methods import METHODS
 
     loss = make_loss(method, {}, eps=0.25, norm="l2", reduction="sum")
     fn, names = LOSSES[method]
-    want = {names[k]: v for k, v in METHOD_PARAMS[method].items()}
+    want = {names[k]: v for k, v in METHODS[method].defaults.items()}
     want["reduction"] = "sum"
     if method != "natural":
         want["norm"] = "l2"
@@ -504,11 +504,11 @@ def test_make_loss_passes_each_method_exactly_its_keywords(method):
 
 def test_gr_and_llr_called_without_parameters_use_the_config_defaults():
     """The behaviour of a bare call, not only the signature (wrappers may hide a signature)."""
-    from analysis.config import METHOD_PARAMS
+    from analysis.methods import METHODS
 
     for method in ("gr", "llr"):
         fn, names = LOSSES[method]
-        full = {names[k]: v for k, v in METHOD_PARAMS[method].items()}
+        full = {names[k]: v for k, v in METHODS[method].defaults.items()}
         extra = {"eps": EPS} if method == "llr" else {}
         model = _model(dropout=0.3, dtype=torch.float64)
         x, y = _batch(dtype=torch.float64)

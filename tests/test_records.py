@@ -1,6 +1,6 @@
 """Records that cannot lie: integrity checks on load and reuse, one folder per configuration, and a
 fault-injection suite that interrupts ``separation.compute`` at every point of its write path
-(``SEPARATION_FAULT=kill|sigint|pause:POINT``, see :func:`separation.records._io.fault`)."""
+(``SEPARATION_FAULT=kill|sigint|pause:POINT``, see :func:`separation.core.records._io.fault`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from separation import SeparationRecord, compute_separation, load_dataset
-from separation.records import (RecordError, RecordIntegrityError, find_records, load_record, reusable,
+from separation.core.records import (RecordError, RecordIntegrityError, find_records, load_record, reusable,
                                 write_record)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,9 +81,9 @@ def test_truncated_or_foreign_arrays_are_refused(tmp_path, small):
 
 
 @pytest.mark.parametrize("content, match", [
-    (b"\xff\xfe not utf-8", "not a readable JSON file"),
+    (b"\xff\xfe not utf-8", "is not UTF-8 text"),
     (b"[1, 2, 3]", "not a record"),
-    (b"{not json", "not a readable JSON file"),
+    (b"{not json", "is not valid JSON"),
     (b'{"kind": "separation", "schema": 9}', "schema 9"),
     (b'{"kind": "nonsense", "schema": 2}', "unknown record kind"),
 ])
@@ -96,8 +96,8 @@ def test_unreadable_json_is_a_record_error(tmp_path, content, match):
 
 def _rewrite(path, data):
     """Write edited record JSON with a matching digest: what a careless tool (not a typo) leaves."""
-    from separation.records import canonical_json
-    from separation.records._io import sha256_bytes
+    from separation.core.records import canonical_json
+    from separation.core.records._io import sha256_bytes
 
     body = {k: v for k, v in data.items() if k != "digest"}
     path.write_text(json.dumps({**body, "digest": sha256_bytes(canonical_json(body))}))
@@ -145,7 +145,7 @@ def test_reuse_recomputes_on_every_mismatch_with_a_message(tmp_path, small, capl
         assert reusable(SeparationRecord, rec.folder, other) is None
     assert "another configuration or toolkit version" in caplog.text
     # a new toolkit version (e.g. an engine fix) does not reuse records of the old one
-    monkeypatch.setattr("separation.records._record.toolkit_version", lambda: "9.9.9")
+    monkeypatch.setattr("separation.core.records._record.toolkit_version", lambda: "9.9.9")
     assert reusable(SeparationRecord, rec.folder, cfg) is None
     monkeypatch.undo()
     (rec.folder / "arrays.npz").write_bytes(b"PK")
@@ -258,7 +258,7 @@ def test_concurrent_writers_do_not_interleave(tmp_path):
 def test_too_large_inputs_are_refused_up_front(monkeypatch, capsys, tmp_path):
     from separation import compute
 
-    monkeypatch.setattr("separation._memory.available_bytes", lambda: 1 << 16)
+    monkeypatch.setattr("separation.core.memory.available_bytes", lambda: 1 << 16)
     assert compute.main(["--dataset", "digits", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: separation of 1347 training points (cpu, linf) needs about")
@@ -292,22 +292,28 @@ def test_the_probe_index_copies_the_support_once_in_the_low_memory_layout():
 def test_record_commands_are_the_exact_command_lines():
     """What reports print and records replay, word for word: the module run with ``python -m``, a
     seed only where it differs from 0 (and only with a subset), no ``--data-root`` for the embedded
-    ``digits`` or ``npz`` data or where none is given."""
-    from lipschitz_construct.records import bounds_command, verify_command
+    ``digits`` or ``npz`` data or where none is given. Generated from each command's parser, in its
+    order of options."""
+    from lipschitz_construct.bounds_job import BoundsJob
+    from lipschitz_construct.verify_job import VerifyJob
 
+    verify, bounds = VerifyJob().command_line, BoundsJob().command_line
     v = "python -m lipschitz_construct.verify"
-    assert verify_command("mnist", "linf") == f"{v} --dataset mnist --norm linf --data-root DATA_ROOT"
-    assert verify_command("mnist", "l2", data_root=None) == f"{v} --dataset mnist --norm l2"
-    assert verify_command("digits", "l2", subset=100) == f"{v} --dataset digits --norm l2 --subset 100"
-    assert verify_command("npz", "l1", subset=100, seed=4, eps=[0.5]) == \
-        f"{v} --dataset npz --norm l1 --eps 0.5 --subset 100 --seed 4"
+    assert verify({"dataset": "mnist", "norm": "linf"}) == f"{v} --dataset mnist --norm linf --data-root DATA_ROOT"
+    assert verify({"dataset": "mnist", "norm": "l2"}, data_root=None) == f"{v} --dataset mnist --norm l2"
+    assert verify({"dataset": "digits", "norm": "l2", "subset": 100}) == f"{v} --dataset digits --norm l2 --subset 100"
+    assert verify({"dataset": "npz", "norm": "l1", "subset": 100, "seed": 4, "eps": [0.5]}) == \
+        f"{v} --dataset npz --norm l1 --subset 100 --seed 4 --eps 0.5"
     b = "python -m lipschitz_construct.bounds"
-    assert bounds_command("mnist", "linf", [0.1]) == \
+    assert bounds({"dataset": "mnist", "norm": "linf", "split": "train", "eps": [0.1]}) == \
         f"{b} --dataset mnist --norm linf --split train --eps 0.1 --data-root DATA_ROOT"
-    assert bounds_command("mnist", "linf", [0.1], data_root=None).endswith("--eps 0.1")
-    assert bounds_command("digits", "l2", [1], subset=50) == f"{b} --dataset digits --norm l2 --split train --eps 1.0 --subset 50"
-    assert bounds_command("npz", "l2", [1], subset=50, seed=2) == \
-        f"{b} --dataset npz --norm l2 --split train --eps 1.0 --subset 50 --seed 2"
+    assert bounds({"dataset": "mnist", "norm": "linf", "eps": [0.1]}, data_root=None).endswith("--eps 0.1")
+    assert bounds({"dataset": "digits", "norm": "l2", "split": "train", "eps": [1.0], "subset": 50}) == \
+        f"{b} --dataset digits --norm l2 --subset 50 --split train --eps 1.0"
+    assert bounds({"dataset": "npz", "norm": "l2", "split": "train", "eps": [1.0], "subset": 50, "seed": 2}) == \
+        f"{b} --dataset npz --norm l2 --subset 50 --seed 2 --split train --eps 1.0"
+    with pytest.raises(ValueError, match="has no option for colour"):
+        bounds({"colour": "red"})
 
 
 def test_astuteness_at_reads_the_eps_values_then_the_curve():
@@ -343,7 +349,7 @@ def test_migrate_turns_schema_1_records_into_the_shipped_ones(tmp_path, capsys):
     or not at all where the caller refuses those."""
     import shutil
 
-    from separation.records.__main__ import main
+    from separation.records import main
 
     root = tmp_path / "results"
     shutil.copytree(SCHEMA1, root)
@@ -358,7 +364,12 @@ def test_migrate_turns_schema_1_records_into_the_shipped_ones(tmp_path, capsys):
     assert main(["migrate", str(root)]) == 0
     assert capsys.readouterr().out.endswith("4 record(s) migrated, 0 skipped\n")
     for path in MIGRATED:
-        got, shipped = load_record(root / path), load_record(REPO / "results" / path)
+        # a migrated record keeps its folder; the shipped training records have since moved to folders
+        # named by their key as well (<run name>-<key>)
+        shipped_folder = REPO / "results" / path
+        if not shipped_folder.is_dir():
+            [shipped_folder] = (REPO / "results" / path).parent.glob(f"{Path(path).name}-????????")
+        got, shipped = load_record(root / path), load_record(shipped_folder)
         assert not got.legacy and not load_record(root / path, allow_legacy=False).legacy, path
         assert (got.KIND, got.config, got.result, got.meta, got.timing) == \
             (shipped.KIND, shipped.config, shipped.result, shipped.meta, shipped.timing), path
@@ -407,5 +418,6 @@ def test_a_schema_1_verification_keeps_its_settings_or_their_defaults(tmp_path, 
                                            "toward_nearest": data["timing"]["lipschitz_toward_nearest"],
                                            "gradient": data["timing"]["lipschitz_gradient"]}
     if given:
-        assert rec.command() == ("python -m lipschitz_construct.verify --dataset digits --norm l2 --eps 0.1 0.2 "
-                                 "--subset 300 --seed 2 --r 0.25")
+        assert rec.command() == ("python -m lipschitz_construct.verify --dataset digits --norm l2 --subset 300 "
+                                 "--seed 2 --eps 0.1 0.2 --r 0.25 --pairs 50 --adversarial-pairs 20 "
+                                 "--gradient-steps 3 --lipschitz-eps 0.05")

@@ -12,17 +12,17 @@ import pandas as pd
 import pytest
 
 from analysis import report
-from analysis.reporting import fig_pairs
-from analysis.reporting.collect import expected_missing, load_report_records
-from analysis.reporting.fig_base import FigureSkipped
-from analysis.reporting.fig_lipschitz import lipschitz_vs_adversarial
-from analysis.reporting.format import finite, fmt_pp
-from analysis.reporting.rows import evaluate_row, training_row
-from analysis.reporting.table_dropout import dropout_table
-from analysis.reporting.table_methods import methods_table
-from analysis.reporting.table_separation import separation_table
-from analysis.reporting.writers import to_markdown, write_table
-from separation.records import load_record, write_record
+from analysis.rendering import fig_pairs
+from analysis.rendering.collect import expected_missing, load_report_records
+from analysis.rendering.fig_base import FigureSkipped
+from analysis.rendering.fig_lipschitz import lipschitz_vs_adversarial
+from analysis.rendering.format import finite, fmt_pp
+from analysis.rendering.rows import evaluate_row, training_row
+from analysis.rendering.table_dropout import dropout_table
+from analysis.rendering.table_methods import methods_table
+from analysis.rendering.table_separation import separation_table
+from analysis.rendering.writers import to_markdown, write_table
+from separation.core.records import load_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
@@ -283,7 +283,7 @@ def test_status_and_absent_results_folder(tmp_path, capsys):
     assert report.main(["status", "--results", str(FIXTURES), "--grid", str(tmp_path / "x.yaml")]) == 1
     out = capsys.readouterr().out
     assert "training     5" in out and "python -m separation.compute --dataset fashion-mnist --norm l2" in out
-    assert report.main(["all", "--results", str(tmp_path / "nope")]) == 1
+    assert report.main(["all", "--results", str(tmp_path / "nope")]) == 2  # a bad argument
     assert "does not exist" in capsys.readouterr().err
 
 

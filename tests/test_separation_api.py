@@ -168,7 +168,7 @@ def test_progress_true_draws_the_bars(capsys):
 
 def test_the_memory_check_counts_the_test_points(monkeypatch):
     """The estimate checked before any work includes the test set (sizes as passed)."""
-    import separation._compute as compute
+    import separation.search as compute
 
     seen = []
     real = compute.separation_bytes

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis import report
-from separation.records import find_records
+from separation.core.records import find_records
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS, REPORTS = REPO / "results", REPO / "reports"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.config import TrainConfig
+from analysis.train_config import TrainConfig
 from analysis.checkpoints import load_checkpoint
 from analysis.train import main
 from analysis.training import (CHECKPOINT_FILE, CheckpointMismatch, TrainingInterrupted, augment, derive_seed,
                                prepare_data, train)
-from separation.records import load_record
-from separation.datasets import Dataset
+from separation.core.records import load_record
+from separation.core.datasets import Dataset
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -184,12 +184,17 @@ def test_cli_stop_and_resume(tmp_path, monkeypatch):
     args = ["--config", str(cfg), "--checkpoint-root", str(tmp_path / "ck"), "--results-root",
             str(tmp_path / "res"), "--group", "g", "--no-progress"]
     assert main(args + ["--stop-after-steps", "2"]) == 3
-    state = load_checkpoint(tmp_path / "ck" / "g" / "natural" / CHECKPOINT_FILE)
+    [run] = (tmp_path / "ck" / "g").iterdir()  # <name>-<key of the configuration>
+    assert run.name.startswith("natural-") and len(run.name) == len("natural-") + 8
+    state = load_checkpoint(run / CHECKPOINT_FILE)
     assert (state["epoch"], state["step"]) == (0, 2)
     assert main(args) == 0
-    rec = load_record(tmp_path / "res" / "g" / "natural")
+    rec = load_record(tmp_path / "res" / "g" / run.name)
     assert rec.result.epochs_completed == 1 and rec.config.train_subset == 64
-    assert main(args + ["--lr", "0.5"]) == 2  # a different config on the same checkpoint: refused
+    # another configuration under the same name gets folders of its own: nothing is overwritten
+    assert main(args + ["--lr", "0.5", "--stop-after-steps", "1"]) == 3
+    assert len(list((tmp_path / "ck" / "g").iterdir())) == 2
+    assert load_record(tmp_path / "res" / "g" / run.name).digest == rec.digest
 
 
 @pytest.mark.realdata

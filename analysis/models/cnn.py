@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from separation.core.errors import InvalidInputError
+
 
 def _side_after(size: int, ops: list[str], arch: str) -> int:
     """Spatial size after valid 3x3 convolutions ('c') and 2x2 max-pools ('p')."""
@@ -18,7 +20,7 @@ def _side_after(size: int, ops: list[str], arch: str) -> int:
     for op in ops:
         s = s - 2 if op == "c" else s // 2
         if s < 1:
-            raise ValueError(f"{arch}: input_size={size} is too small for this architecture "
+            raise InvalidInputError(f"{arch}: input_size={size} is too small for this architecture "
                              f"(needs at least {_min_size(ops)} pixels per side).")
     return s
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from separation.core.errors import InvalidInputError
+
 
 class BasicBlock(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
@@ -59,7 +61,7 @@ class WideResNet(nn.Module):
                  num_classes: int = 10, dropout: float = 0.0):
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"wide-resnet: depth={depth} is invalid; use 6k+4 with k >= 1 (e.g. 40).")
+            raise InvalidInputError(f"wide-resnet: depth={depth} is invalid; use 6k+4 with k >= 1 (e.g. 40).")
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
         n = (depth - 4) // 6
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)

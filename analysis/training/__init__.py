@@ -1,11 +1,34 @@
-"""Training one run with one of the paper's methods: data, resumable state, the loop.
+"""Training one run, and grids of runs, with the paper's methods: data, resumable state, the loop.
 
-``python -m analysis.train`` is the command line (:mod:`analysis.train`); :func:`train` the library.
+``python -m analysis.train`` and ``python -m analysis.grid`` are the command lines; the library is
+:func:`train` (:mod:`.loop`), :class:`~.train_job.TrainJob` (one run from its options),
+:mod:`.grid_file` (grid files, torch-free), :mod:`.grid_runs` (a grid, run by run) and
+:mod:`.grid_cluster` (a grid on a Dask cluster). Submodules load on first use, so reading a grid
+file does not import torch.
 """
-from .data import TrainData, augment, prepare_data, to_float
-from .loop import CHECKPOINT_FILE, CONFIG_FILE, EVALUATION_DIR, TrainOutcome, eval_config, finished_record, train
-from .state import CheckpointMismatch, TrainingInterrupted, derive_seed
+from __future__ import annotations
 
-__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CheckpointMismatch", "EVALUATION_DIR", "TrainData", "TrainOutcome",
-           "TrainingInterrupted", "augment", "derive_seed", "eval_config", "finished_record", "prepare_data",
-           "to_float", "train"]
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "TrainData": "data", "augment": "data", "prepare_data": "data", "to_float": "data",
+    "CHECKPOINT_FILE": "loop", "CONFIG_FILE": "loop", "EVALUATION_DIR": "loop", "TrainOutcome": "loop",
+    "eval_config": "loop", "finished_record": "loop", "train": "loop",
+    "CheckpointMismatch": "state", "TrainingDiverged": "state", "TrainingInterrupted": "state", "derive_seed": "state",
+}
+
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
+    from .data import TrainData, augment, prepare_data, to_float  # noqa: F401
+    from .loop import CHECKPOINT_FILE, CONFIG_FILE, EVALUATION_DIR, TrainOutcome, eval_config, finished_record, train  # noqa: F401
+    from .state import CheckpointMismatch, TrainingDiverged, TrainingInterrupted, derive_seed  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from separation.core.errors import InvalidInputError
+
+from ..train_config import TrainConfig
 
 
 @dataclasses.dataclass
@@ -37,16 +39,16 @@ class TrainData:
 def prepare_data(cfg: TrainConfig, *, data_root: str | os.PathLike | None = None, dataset=None) -> TrainData:
     """Load ``cfg.dataset`` (or use ``dataset``) and restrict it to ``cfg.train_subset`` points
     (``sort(default_rng(subset_seed).choice(n, train_subset))``)."""
-    from separation.datasets import load_dataset
+    from separation.core.datasets import load_dataset
 
     if dataset is None:
         dataset = load_dataset(cfg.dataset, root=data_root)
     if dataset.x_train.ndim != 4:
-        raise ValueError(f"{cfg.dataset}: training needs images (n, C, H, W); got shape {dataset.x_train.shape}.")
+        raise InvalidInputError(f"{cfg.dataset}: training needs images (n, C, H, W); got shape {dataset.x_train.shape}.")
     fingerprint = dataset.fingerprint()
     n = len(dataset.x_train)
     if cfg.train_subset is not None and cfg.train_subset > n:
-        raise ValueError(f"train_subset: {cfg.train_subset} is larger than the {n} training points of "
+        raise InvalidInputError(f"train_subset: {cfg.train_subset} is larger than the {n} training points of "
                          f"{cfg.dataset}; lower it or set it to null.")
     if cfg.train_subset is not None and cfg.train_subset < n:
         idx = np.sort(np.random.default_rng(cfg.subset_seed).choice(n, cfg.train_subset, replace=False))
@@ -55,7 +57,7 @@ def prepare_data(cfg: TrainConfig, *, data_root: str | os.PathLike | None = None
     restricted = dataclasses.replace(dataset, x_train=dataset.x_train[idx], y_train=dataset.y_train[idx])
     ys = [dataset.y_train] + ([dataset.y_test] if dataset.y_test is not None else [])
     if any(int(y.min()) < 0 for y in ys):
-        raise ValueError(f"{cfg.dataset}: labels must be non-negative integers (class indices).")
+        raise InvalidInputError(f"{cfg.dataset}: labels must be non-negative integers (class indices).")
     num_classes = max(len(dataset.classes or []), int(max(int(y.max()) for y in ys)) + 1)
 
     def tensor(a):

@@ -4,7 +4,7 @@ Every random draw of a step comes from generators seeded by ``(seed, tag, epoch,
 resumed run reaches bit for bit the weights an uninterrupted one reaches. A checkpoint (weights,
 optimiser, scheduler, epoch, step, history, RNG states) is written atomically after every epoch
 (and every ``checkpoint_every_steps`` steps); at the end the model is evaluated
-(:func:`analysis.evaluation.evaluate`) and a ``training`` record is written beside the checkpoint
+(:func:`analysis.model_metrics.evaluate_model`) and a ``training`` record is written beside the checkpoint
 and copied to ``results_dir``.
 """
 from __future__ import annotations
@@ -21,14 +21,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from separation.records import RECORD_FILE, atomic_write_bytes, reusable, run_metadata, write_record
+from separation.core.records import RECORD_FILE, atomic_write_bytes, reusable, run_metadata, write_record
+from separation.core.errors import InvalidInputError
 
 from ..checkpoints import load_checkpoint, save_checkpoint
-from ..config import TrainConfig
+from ..train_config import TrainConfig
 from ..losses import make_loss
 from ..records import EpochStats, TrainingRecord, TrainResult
 from .data import TrainData, augment, prepare_data, to_float
-from .state import (CHECKPOINT_FORMAT, TAG_AUG, TAG_INIT, TAG_MONITOR, TAG_SHUFFLE, TAG_STEP, TrainingInterrupted,
+from .state import (CHECKPOINT_FORMAT, TrainingDiverged, TAG_AUG, TAG_INIT, TAG_MONITOR, TAG_SHUFFLE, TAG_STEP, TrainingInterrupted,
                     check_resumable, checkpoint_config, derive_seed, determinism, num_threads, resolve_device,
                     rng_state, set_rng_state, stop_on_signals)
 
@@ -69,7 +70,7 @@ def build_model_for(cfg: TrainConfig, data: TrainData) -> nn.Module:
     from ..models import build_model
 
     if data.x_train.shape[-1] != data.x_train.shape[-2]:
-        raise ValueError(f"{cfg.dataset}: the architectures need square images, got {tuple(data.x_train.shape[-2:])}.")
+        raise InvalidInputError(f"{cfg.dataset}: the architectures need square images, got {tuple(data.x_train.shape[-2:])}.")
     return build_model(cfg.arch, in_channels=data.in_channels, num_classes=data.num_classes,
                        input_size=data.input_size, dropout=cfg.dropout)
 
@@ -81,7 +82,7 @@ def finished_record(folder: str | os.PathLike | None, cfg: TrainConfig) -> Train
 
 def eval_config(cfg: TrainConfig):
     """The evaluation a run ends with: ``cfg.evaluation`` with the run's eps and norm."""
-    from ..evaluation import EvalConfig
+    from ..eval_config import EvalConfig
 
     return EvalConfig.from_mapping(cfg.evaluation, eps=cfg.eps, norm=cfg.norm, device=cfg.device)
 
@@ -175,7 +176,7 @@ def train_one_epoch(run: _Run, *, progress: bool, flag, stop_after: int | None, 
     n = len(data.x_train)
     n_batches = math.ceil(n / cfg.batch_size)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, TAG_SHUFFLE, run.epoch)))
-    from separation.progress import progress_bar, resolve
+    from separation.core.progress import progress_bar, resolve
 
     bar = progress_bar(total=n_batches, initial=run.step, desc=f"{cfg.name} epoch {run.epoch + 1}/{cfg.epochs}",
                        dynamic_ncols=True, enabled=progress) if resolve(progress) else None
@@ -195,7 +196,7 @@ def train_one_epoch(run: _Run, *, progress: bool, flag, stop_after: int | None, 
             run.optimizer.zero_grad(set_to_none=True)
             out = run.loss_fn(run.model, xb, yb)
             if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"{cfg.name}: the loss became {float(out.loss)} at epoch {run.epoch + 1}, "
+                raise TrainingDiverged(f"{cfg.name}: the loss became {float(out.loss)} at epoch {run.epoch + 1}, "
                                          f"step {run.step + 1}; lower lr (now {cfg.lr}) or check the method parameters.")
             out.loss.backward()
             run.optimizer.step()
@@ -300,7 +301,7 @@ def train(cfg: TrainConfig, *, run_dir: str | os.PathLike, results_dir: str | os
 
 def _finish(run: _Run, history, run_dir: Path, results_dir: Path | None, progress: bool) -> TrainOutcome:
     """Evaluate the trained model on its training points and the test split; write the record."""
-    from ..evaluation import evaluate
+    from ..model_metrics import evaluate_model
     from ..records import ModelSpec
 
     cfg = run.cfg
@@ -308,7 +309,7 @@ def _finish(run: _Run, history, run_dir: Path, results_dir: Path | None, progres
     t0 = time.perf_counter()
     run.model.eval()
     spec = ModelSpec(name=cfg.name, arch=cfg.arch, config=checkpoint_config(cfg, run.data))
-    ev = evaluate(run.model, run.data.dataset, eval_config(cfg), out=run_dir / EVALUATION_DIR, force=True,
+    ev = evaluate_model(run.model, run.data.dataset, eval_config(cfg), out=run_dir / EVALUATION_DIR, force=True,
                   progress=progress, name=cfg.name, model_spec=spec, checkpoint=str(run.ckpt_path))
     eval_seconds = time.perf_counter() - t0
     result = TrainResult(history=history, epochs_completed=len(history), device_used=str(run.device),

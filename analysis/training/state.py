@@ -13,7 +13,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..config import RUNTIME_FIELDS, ConfigError, TrainConfig
+from separation.core.errors import CheckpointError, ConfigError, ToolkitError
+
+from ..train_config import RUNTIME_FIELDS, TrainConfig
 
 log = logging.getLogger("analysis.train")
 
@@ -22,7 +24,7 @@ TAG_SHUFFLE, TAG_STEP, TAG_AUG, TAG_MONITOR, TAG_INIT = 1, 2, 3, 4, 5
 CHECKPOINT_FORMAT = "analysis.train/1"
 
 
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(Exception):
     """Raised after a checkpoint was saved because of a signal or ``stop_after_steps``."""
 
     def __init__(self, message: str, *, signum: int | None = None):
@@ -30,8 +32,12 @@ class TrainingInterrupted(RuntimeError):
         self.signum = signum
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(CheckpointError):
     """The checkpoint in a run folder was made with a different configuration."""
+
+
+class TrainingDiverged(ToolkitError, FloatingPointError):
+    """The training loss became non-finite; the message names the step and what to change."""
 
 
 def derive_seed(*parts: int) -> int:
@@ -162,7 +168,7 @@ def check_resumable(state: Mapping[str, Any], cfg: TrainConfig, fingerprint: str
                     "same bits as an uninterrupted run on one device.", path, made_on, device)
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "TAG_AUG", "TAG_INIT", "TAG_MONITOR", "TAG_SHUFFLE",
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatch", "TrainingDiverged", "TAG_AUG", "TAG_INIT", "TAG_MONITOR", "TAG_SHUFFLE",
            "TAG_STEP", "TrainingInterrupted", "check_resumable", "checkpoint_config", "config_diff",
            "derive_seed", "determinism", "identity", "num_threads", "resolve_device", "rng_state",
            "set_rng_state", "stop_on_signals"]

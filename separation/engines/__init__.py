@@ -10,67 +10,23 @@
 
 :class:`DaskEngine` runs any of them on a Dask cluster, block pair by block pair (it needs a
 client or a scheduler address, so it is passed as an instance, never by name).
+
+What each engine can do is explicit (:data:`CAPABILITIES`, :meth:`Engine.can`): ``get_engine("auto",
+capability=...)`` picks the fastest engine here that has it.
 """
 from __future__ import annotations
 
-import logging
-
-from .base import Engine, PerClassSearch, merge_better
+from .base import CAPABILITIES, Engine, PerClassSearch, engines_with, merge_better
 from .blocks import CPUBlocks
+# the registry first: the engines register in its order (the order error messages name them)
+from .registry import ENGINES, auto_engine_name, available_engines, get_engine  # isort: skip
 from .cpu import CPUEngine
-from .cuda import CUDAEngine, cuda_available
+from .cuda import CUDAEngine
 from .dask_engine import DaskEngine
-from .faiss_engine import FaissEngine, num_gpus
-from .reference import ReferenceEngine, pairwise_float64
+from .exact import pairwise_float64
+from .faiss_engine import FaissEngine
+from .reference import ReferenceEngine
 
-log = logging.getLogger(__name__)
-
-ENGINES: dict[str, type[Engine]] = {
-    "reference": ReferenceEngine,
-    "cpu": CPUEngine,
-    "faiss": FaissEngine,
-    "cuda": CUDAEngine,
-}
-# what an engine that is not available needs (the reference engine always is)
-_MISSING = {"cpu": "install numba (a dependency of this package: reinstall it)",
-            "cuda": "it needs a CUDA GPU visible to torch",
-            "faiss": "install faiss-cpu (or the 'gpu' extra)"}
-
-
-def available_engines() -> list[str]:
-    """Names of the engines that can run on this machine."""
-    return [name for name, cls in ENGINES.items() if cls.available()]
-
-
-def auto_engine_name() -> str:
-    """The fastest available engine: CUDA (torch) > FAISS on GPU > numba CPU."""
-    if cuda_available():
-        return "cuda"
-    if FaissEngine.available() and num_gpus() > 0:
-        return "faiss"
-    return "cpu"
-
-
-def get_engine(engine: str | Engine = "auto") -> Engine:
-    """Resolve an engine name (or pass an :class:`Engine` instance through)."""
-    if isinstance(engine, Engine):
-        return engine
-    if engine == "auto":
-        engine = auto_engine_name()
-    if engine == "dask":
-        raise ValueError("The dask engine needs a cluster: pass engine=DaskEngine(client_or_address) "
-                         "(or --engine dask --scheduler ADDRESS|local:N on the command line).")
-    if engine not in ENGINES:
-        raise ValueError(
-            f"Unknown engine {engine!r}. Use 'auto' or one of {', '.join(ENGINES)}."
-        )
-    cls = ENGINES[engine]
-    if not cls.available():
-        raise RuntimeError(f"Engine {engine!r} is not available here: {_MISSING[engine]}. Use engine='auto'.")
-    log.debug("using engine %s", engine)
-    return cls()
-
-
-__all__ = ["CPUBlocks", "CPUEngine", "CUDAEngine", "DaskEngine", "ENGINES", "Engine", "FaissEngine", "PerClassSearch",
-           "ReferenceEngine", "auto_engine_name", "available_engines", "get_engine", "merge_better",
-           "pairwise_float64"]
+__all__ = ["CAPABILITIES", "CPUBlocks", "CPUEngine", "CUDAEngine", "DaskEngine", "ENGINES", "Engine", "FaissEngine",
+           "PerClassSearch", "ReferenceEngine", "auto_engine_name", "available_engines", "engines_with", "get_engine",
+           "merge_better", "pairwise_float64"]

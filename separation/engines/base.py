@@ -5,7 +5,13 @@ Every engine answers two questions on ``(n, d)`` arrays (uint8 raw bytes or floa
 * :meth:`Engine.nearest` -- for each query, the exact nearest database point;
 * :meth:`Engine.cross_class` -- for each query, the exact nearest database point *with another label*;
 * :meth:`Engine.class_search` -- an index answering, for queries, the nearest point of *every* class
-  (what :class:`separation.ClassIndex` and the nearest-class classifier are built on).
+  (what :class:`separation.ClassIndex` and the nearest-class classifier are built on);
+* :meth:`Engine.range_search` -- every pair of differently-labelled points within a radius.
+
+Each of these (and :meth:`Engine.cross_class_k`, :meth:`Engine.block_pair`) is a *capability*
+(:data:`CAPABILITIES`): an engine either has it or names it in :attr:`Engine.unsupported` with the
+reason, and calling it then raises an :class:`~separation.core.errors.InvalidInputError` that
+names the engines that have it (:meth:`Engine.can` asks first).
 
 Distances come back as float64 in *stored units* (raw byte values for uint8); callers scale them.
 Ties are broken towards the smallest database index, in every engine, so that all engines return
@@ -14,12 +20,59 @@ the same indices as the float64 brute-force reference.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import numpy as np
 
-from ..paper import NORMS
+from ..core.errors import InvalidInputError
+from ..core.paper import NORMS
+from .knn import cross_class_k
 
 INF = np.inf
+#: What an engine may be asked (its methods of these names); see :meth:`Engine.can`.
+CAPABILITIES = ("nearest", "cross_class", "cross_class_k", "class_search", "block_pair", "range_search")
+
+
+def check_capability(capability) -> str:
+    """``capability`` if it is one of :data:`CAPABILITIES`, else an InvalidInputError listing them."""
+    if capability not in CAPABILITIES:
+        raise InvalidInputError(f"Unknown capability {capability!r}; the capabilities are {', '.join(CAPABILITIES)}.")
+    return capability
+
+
+#: name -> engine class, as the engine modules define them (``class X(Engine, register="x")``)
+_REGISTERED: dict[str, type] = {}
+
+
+def engines_with(capability: str) -> list[str]:
+    """Names of the engines that have ``capability`` (see :data:`CAPABILITIES`), available here or
+    not; an engine made only as an instance (``dask``) says so."""
+    check_capability(capability)
+    return [name if cls.by_name else f"{name} (a {cls.__name__} instance)"
+            for name, cls in _REGISTERED.items() if cls.can(capability)]
+
+
+def lacks(engine_name: str, capability: str, reason: str) -> InvalidInputError:
+    """The error for an engine without ``capability``: why, and which engines have it."""
+    return InvalidInputError(f"The {engine_name} engine has no {capability} ({reason}); use an engine that has it: "
+                             f"{', '.join(engines_with(capability))}.")
+
+
+def _unimplemented(fn):
+    """Marks a base method that is only a placeholder: an engine must override it or name it in
+    :attr:`Engine.unsupported`."""
+    fn.unimplemented = True
+    return fn
+
+
+def _refusal(capability: str, reason: str):
+    def refuse(self, *args, **kwargs):
+        raise lacks(self.name, capability, reason)
+
+    refuse.__name__ = capability
+    refuse.__doc__ = f"Not supported by this engine: {reason}."
+    refuse.unimplemented = True
+    return refuse
 
 
 def merge_better(best_d, best_i, d, i):
@@ -39,15 +92,39 @@ def cross_pairs(y_query, y_db) -> int:
 
 
 class Engine(abc.ABC):
-    """Exact nearest-neighbour engine. Subclasses implement :meth:`nearest`; they may override
-    :meth:`cross_class` with something faster (e.g. computing each pair of classes once)."""
+    """Exact nearest-neighbour engine. Subclasses implement :meth:`nearest` and
+    :meth:`range_search` (or name it in :attr:`unsupported`); they may override :meth:`cross_class`
+    with something faster (e.g. computing each pair of classes once)."""
 
     name: str = "engine"
     norms: tuple[str, ...] = NORMS
+    #: capability (see :data:`CAPABILITIES`) -> the one-line reason this engine lacks it.
+    unsupported: ClassVar[dict[str, str]] = {}
+    #: whether :func:`~separation.engines.get_engine` makes one from its name (a cluster engine
+    #: needs a cluster: it is passed as an instance).
+    by_name: ClassVar[bool] = True
+
+    def __init_subclass__(cls, register: str | None = None, **kwargs):
+        """``register``: the engine's name among the toolkit's engines (:func:`engines_with`). An
+        unsupported capability's method raises the error of :func:`lacks`."""
+        super().__init_subclass__(**kwargs)
+        if register is not None:
+            _REGISTERED[register] = cls
+        for capability, reason in cls.unsupported.items():
+            check_capability(capability)
+            if capability in vars(cls) and not getattr(vars(cls)[capability], "unimplemented", False):
+                raise TypeError(f"{cls.__name__} implements {capability} but names it in unsupported")
+            setattr(cls, capability, _refusal(capability, reason))
 
     @classmethod
     def available(cls) -> bool:
         return True
+
+    @classmethod
+    def can(cls, capability: str) -> bool:
+        """Whether this engine has ``capability`` (one of :data:`CAPABILITIES`)."""
+        check_capability(capability)
+        return capability not in cls.unsupported and not getattr(getattr(cls, capability), "unimplemented", False)
 
     def supports(self, norm: str, dtype: np.dtype) -> bool:
         return norm in self.norms
@@ -109,8 +186,6 @@ class Engine(abc.ABC):
         and indices, sorted by distance then index (``inf`` / ``-1`` padding). Every engine shares
         :func:`separation.engines.knn.cross_class_k` (bytes: the integer kernel; floats: the float64
         formula of the reference), so all agree bit for bit."""
-        from .knn import cross_class_k
-
         return cross_class_k(x_query, y_query, x_db, y_db, norm=norm, k=k)
 
     def class_search(self, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
@@ -118,6 +193,21 @@ class Engine(abc.ABC):
         ``0..n_classes-1``: see :class:`PerClassSearch` for the interface. Engines with a faster
         fused search override this; the default runs :meth:`nearest` once per class."""
         return PerClassSearch(self, support, labels, n_classes, norm=norm)
+
+    @_unimplemented
+    def range_search(self, x_query, y_query, x_db, y_db, *, norm: str, radius: float, same_set: bool = False,
+                     max_pairs: int | None = None, progress=None):
+        """Every (query ``i``, database point ``j``) with ``y_query[i] != y_db[j]`` and distance
+        ``<= radius``, exactly (ties included; bytes decided on the integer distance, see
+        :mod:`separation.engines.conflicts`).
+
+        ``x_query`` ``(m, d)``, ``x_db`` ``(n, d)``: uint8 bytes or float64 in [0, 1] (stored units);
+        ``radius`` in [0, 1] pixel units. ``same_set``: the queries are the database, each pair is
+        reported once, ``i < j``. ``progress``: a callable taking a count of compared pairs.
+        Returns ``(i int64, j int64, d float64 [0, 1] pixel units)`` sorted by ``(i, j)``; more
+        than ``max_pairs`` pairs raise :class:`~separation.core.errors.LimitError`.
+        """
+        raise lacks(self.name, "range_search", "not implemented")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -138,7 +228,7 @@ class PerClassSearch:
     pixel units) to its nearest support point and that point's position in the support (smallest
     position among ties); ``top2(q)`` -> ``(argmin class, smallest, second smallest)``;
     ``other_class(q, own)`` -> the nearest support point of a class other than ``own`` ``(m,)``
-    (-1: any). ``q``: ``(m, d)`` uint8 or float64 in [0, 1], as from :func:`separation.arrays.as_points`.
+    (-1: any). ``q``: ``(m, d)`` uint8 or float64 in [0, 1], as from :func:`separation.core.arrays.as_points`.
     """
 
     def __init__(self, engine: Engine, support: np.ndarray, labels: np.ndarray, n_classes: int, *, norm: str):
@@ -186,4 +276,5 @@ def other_class_from_all(dist: np.ndarray, idx: np.ndarray, own: np.ndarray):
     return best, pick
 
 
-__all__ = ["Engine", "INF", "PerClassSearch", "cross_pairs", "merge_better", "other_class_from_all", "top2_from_all"]
+__all__ = ["CAPABILITIES", "Engine", "INF", "PerClassSearch", "check_capability", "cross_pairs", "engines_with",
+           "lacks", "merge_better", "other_class_from_all", "top2_from_all"]

@@ -6,13 +6,21 @@ it: per query row the nearest other-label database row ``(distance, index)`` in 
 for a same-set *pair* of blocks also per database row its nearest query row. Indices are global
 (rows of the whole query / database set), ``-1`` where a block has no other-label row.
 
-Two kinds of task (``BlockTask.kind``):
+Three kinds of task (``BlockTask.kind``):
 
 ``rows``  query rows ``q_range`` against database rows ``d_range`` (test--train, and train--train
           with engines that prune per query, such as the CPU l-inf probe search);
 ``pair``  train--train rows ``q_range`` and ``d_range`` of one set, each pair of points computed
           once, both sides updated (:meth:`Engine.block_pair`); the diagonal block uses the
           engine's own same-set search.
+``range`` the range search (:meth:`Engine.range_search`) of query rows ``q_range`` against
+          database rows ``d_range`` at ``radius``: ``[i, j, d]``, every differently-labelled pair
+          within it (global indices, int32 below 2**31 rows; distances in [0, 1] pixel units),
+          sorted by ``(i, j)``. ``same_set``: blocks ``I <= J`` of one set, the diagonal block
+          searched within itself (``i < j``).
+
+Every task reads its rows through :func:`~separation.engines.shards.read_rows`, which verifies
+them against the store's digests: a changed store fails the task, it never changes an answer.
 """
 from __future__ import annotations
 
@@ -25,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from ..records._io import fault
-from .shards import StoreRef, open_store, read_shard, write_shard
+from ..core.errors import LimitError
+from ..core.faults import fault
+from .shards import StoreRef, read_rows, read_shard, write_shard
 
 #: Prepared database blocks a worker keeps for its next tasks (e.g. the CPU l-inf probe index).
 PREPARED_CACHE = 2
@@ -37,7 +46,8 @@ _PREPARED: OrderedDict = OrderedDict()
 class BlockTask:
     """One block pair of a job: the stores, the row ranges, the norm, the inner engine (a name,
     resolved on the worker, or an :class:`~separation.engines.Engine`), where its shard goes and
-    how many threads it may use."""
+    how many threads it may use; a ``range`` task also its ``radius`` ([0, 1] pixel units),
+    ``same_set`` and ``max_pairs`` (a block with more pairs stops: see :func:`compute_range`)."""
 
     job: str
     kind: str
@@ -49,6 +59,9 @@ class BlockTask:
     d_range: tuple[int, int]
     shard: str
     threads: int = 1
+    radius: float | None = None
+    same_set: bool = False
+    max_pairs: int | None = None
 
     @property
     def name(self) -> str:
@@ -56,13 +69,18 @@ class BlockTask:
 
     def header(self) -> dict:
         """What a shard of this task must say about itself to be used."""
-        return {"job": self.job, "task": self.name, "kind": self.kind, "norm": self.norm,
-                "query": self.query.fingerprint, "database": self.database.fingerprint,
-                "q_range": list(self.q_range), "d_range": list(self.d_range)}
+        head = {"job": self.job, "task": self.name, "kind": self.kind, "norm": self.norm,
+               "query": self.query.fingerprint, "database": self.database.fingerprint,
+               "q_range": list(self.q_range), "d_range": list(self.d_range)}
+        if self.kind == "range":
+            head.update(radius=self.radius, same_set=self.same_set)
+        return head
 
     @property
     def diagonal(self) -> bool:
-        return self.kind == "pair" and self.q_range == self.d_range
+        """A block of one set against itself."""
+        one_set = self.kind == "pair" or (self.kind == "range" and self.same_set)
+        return one_set and self.q_range == self.d_range
 
     def read_bytes(self) -> int:
         """Bytes of points (and labels) the task reads from the store."""
@@ -72,7 +90,10 @@ class BlockTask:
         return rows * (self.query.d * np.dtype(self.query.dtype).itemsize + 8)
 
     def result_bytes(self) -> int:
-        """Bytes of ``(distance, index)`` vectors the task sends back."""
+        """Bytes of ``(distance, index)`` vectors the task sends back (a ``range`` task: 0, its
+        pairs are known only when it is done)."""
+        if self.kind == "range":
+            return 0
         rows = self.q_range[1] - self.q_range[0]
         if self.kind == "pair" and not self.diagonal:
             rows += self.d_range[1] - self.d_range[0]
@@ -94,10 +115,10 @@ def _limit_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(max(1, n))
 
 
-def _inner(spec):
-    from . import get_engine
+def _inner(spec, capability: str | None = None):
+    from .registry import get_engine
 
-    return get_engine(spec)
+    return get_engine(spec, capability=capability)
 
 
 def _prepared(task: BlockTask, engine, load):
@@ -118,20 +139,39 @@ def _globalize(i: np.ndarray, offset: int) -> np.ndarray:
     return np.where(i >= 0, i + offset, -1).astype(np.int64)
 
 
+def compute_range(task: BlockTask) -> list[np.ndarray] | None:
+    """A ``range`` task's ``[i, j, d]``: global indices (int32 when both sets have fewer than
+    2**31 rows, else int64), distances (float64, [0, 1] pixel units), sorted by ``(i, j)``; None
+    when the block alone has more than ``task.max_pairs`` pairs (the client raises the LimitError:
+    raised here, Dask would retry it and could not send it back as one, see :func:`run_block`)."""
+    engine = _inner(task.inner, "range_search")
+    (a0, a1), (b0, b1) = task.q_range, task.d_range
+    qx, qy = read_rows(task.query, a0, a1)
+    dx, dy = (qx, qy) if task.diagonal else read_rows(task.database, b0, b1)
+    try:
+        i, j, d = engine.range_search(qx, qy, dx, dy, norm=task.norm, radius=task.radius, same_set=task.diagonal,
+                                      max_pairs=task.max_pairs)
+    except LimitError:
+        return None
+    small = np.int32 if max(task.query.n, task.database.n) < 2**31 else np.int64
+    return [(i + a0).astype(small), (j + b0).astype(small), np.asarray(d, np.float64)]
+
+
 def compute_block(task: BlockTask) -> list[np.ndarray]:
     """The task's vectors, computed (no shard read or written): ``[d, i]`` for ``rows`` and
-    diagonal tasks, ``[d_q, i_q, d_d, i_d]`` for off-diagonal pairs."""
+    diagonal tasks, ``[d_q, i_q, d_d, i_d]`` for off-diagonal pairs, ``[i, j, d]`` for ``range``
+    tasks (:func:`compute_range`)."""
+    if task.kind == "range":
+        return compute_range(task)
     engine = _inner(task.inner)
-    xq, yq = open_store(task.query)
-    xd, yd = open_store(task.database)
     (a0, a1), (b0, b1) = task.q_range, task.d_range
-    qx, qy = np.ascontiguousarray(xq[a0:a1]), np.asarray(yq[a0:a1])
+    qx, qy = read_rows(task.query, a0, a1)
     if task.diagonal:
         d, i = engine.cross_class(qx, qy, qx, qy, norm=task.norm, same_set=True)
         return [d, _globalize(i, a0)]
 
     def load():
-        return np.ascontiguousarray(xd[b0:b1]), np.asarray(yd[b0:b1])
+        return read_rows(task.database, b0, b1)
 
     if task.kind == "pair":
         da, ia, db, ib = engine.block_pair(qx, qy, *load(), norm=task.norm)
@@ -140,16 +180,21 @@ def compute_block(task: BlockTask) -> list[np.ndarray]:
     return [d, _globalize(i, b0)]
 
 
-def run_block(task: BlockTask) -> tuple[list[np.ndarray], bool]:
+def run_block(task: BlockTask) -> tuple[list[np.ndarray] | None, bool]:
     """Run one task on a worker: ``(vectors, computed)``. A valid shard already there (written
-    by an earlier or a concurrent run) is returned as it is (``computed`` False)."""
+    by an earlier or a concurrent run) is returned as it is (``computed`` False). A ``range`` task
+    over its ``max_pairs`` returns ``(None, True)`` and writes no shard (a LimitError, a
+    MemoryError too, does not survive the pickling of a task's exception by Dask's tblib)."""
     fault("block-task")
     old = read_shard(task.shard, task.header())
     if old is not None:
         return old, False
     _limit_threads(task.threads)
     out = compute_block(task)
-    write_shard(task.shard, dict(task.header(), inner=_inner(task.inner).name), out)  # provenance only
+    if out is None:
+        return None, True
+    inner = _inner(task.inner, "range_search" if task.kind == "range" else None).name
+    write_shard(task.shard, dict(task.header(), inner=inner), out)  # provenance only
     return out, True
 
 
@@ -187,5 +232,5 @@ def resolve_inner(spec) -> str:
     return _inner(spec).name
 
 
-__all__ = ["BlockTask", "PREPARED_CACHE", "check_worker", "clear_prepared", "compute_block", "resolve_inner",
-           "run_block"]
+__all__ = ["BlockTask", "PREPARED_CACHE", "check_worker", "clear_prepared", "compute_block", "compute_range",
+           "resolve_inner", "run_block"]

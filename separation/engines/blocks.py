@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..core.errors import InvalidInputError
+
 #: Layouts of the l-inf probe index (see :class:`CPUBlocks`).
 PROBE_LAYOUTS = ("auto", "sorted", "given")
 #: ``probe_layout="auto"`` keeps the sorted copy while the index takes under this share of the
@@ -57,11 +59,11 @@ class CPUBlocks:
                 continue
             if f.name == "probe_layout":
                 if v not in PROBE_LAYOUTS:
-                    raise ValueError(f"CPUBlocks.probe_layout must be one of {', '.join(PROBE_LAYOUTS)}, got {v!r}.")
+                    raise InvalidInputError(f"CPUBlocks.probe_layout must be one of {', '.join(PROBE_LAYOUTS)}, got {v!r}.")
                 continue
             minimum = 0 if f.name in ("probe_seeds", "probe_max", "probe_hist_bytes") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ValueError(f"CPUBlocks.{f.name} must be an integer >= {minimum}, got {v!r}.")
+                raise InvalidInputError(f"CPUBlocks.{f.name} must be an integer >= {minimum}, got {v!r}.")
 
 
 DEFAULT_BLOCKS = CPUBlocks()

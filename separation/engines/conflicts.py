@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from .reference import pairwise_float64
+from ..core.errors import LimitError
+from .exact import float_distances, pairwise_float64
 
 #: Queries per kernel call (bounds the per-query buffers; progress is reported per call).
 QUERY_CHUNK = 4096
@@ -51,17 +52,6 @@ def byte_limit(radius: float, norm: str, d: int) -> int:
     while k >= 0 and float(reported(k, norm)) > radius:
         k -= 1
     return k
-
-
-def float_distances(a: np.ndarray, b: np.ndarray, i: np.ndarray, j: np.ndarray, norm: str,
-                    step: int = 4096) -> np.ndarray:
-    """float64 distances of the pairs ``(a[i], b[j])`` by the formula of ``pairwise_float64``."""
-    out = np.empty(len(i))
-    for s in range(0, len(i), step):
-        diff = np.abs(a[i[s:s + step]].astype(np.float64) - b[j[s:s + step]].astype(np.float64))
-        out[s:s + step] = (diff.max(axis=1) if norm == "linf" else diff.sum(axis=1) if norm == "l1"
-                           else np.sqrt(np.square(diff).sum(axis=1)))
-    return out
 
 
 class Layout:
@@ -113,8 +103,14 @@ class Layout:
         return i[order].astype(np.int64), j[order].astype(np.int64), d[order]
 
 
+def too_many_pairs(max_pairs: int, radius: float) -> LimitError:
+    """The error of a search that found more than ``max_pairs`` pairs, with its remedy."""
+    return LimitError(f"more than {max_pairs:,} cross-class pairs lie within radius {radius:g}; pass a smaller "
+                      "radius (or a larger max_pairs if the memory allows)")
+
+
 class PairSink:
-    """Collects pairs in chunks; raises MemoryError past ``max_pairs``."""
+    """Collects pairs in chunks; raises LimitError (a MemoryError) past ``max_pairs``."""
 
     def __init__(self, max_pairs: int | None, radius: float):
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -127,8 +123,7 @@ class PairSink:
             return
         self.n += len(i)
         if self.max_pairs is not None and self.n > self.max_pairs:
-            raise MemoryError(f"more than {self.max_pairs:,} cross-class pairs lie within radius {self.radius:g}; "
-                              "pass a smaller radius (or a larger max_pairs if the memory allows)")
+            raise too_many_pairs(self.max_pairs, self.radius)
         small = np.int32 if self.n < 2**31 else np.int64
         self.parts.append((np.asarray(i).astype(small), np.asarray(j).astype(small), np.asarray(d, np.float64)))
 
@@ -329,4 +324,4 @@ def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float,
 
 
 __all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PairSink", "QUERY_CHUNK", "byte_limit", "cpu_pairs",
-           "float_distances", "gemm_pairs", "reference_pairs", "reported", "torch_pairs"]
+           "float_distances", "gemm_pairs", "reference_pairs", "reported", "too_many_pairs", "torch_pairs"]

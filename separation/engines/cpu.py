@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.errors import InvalidInputError, InvalidTypeError
 from .base import Engine, cross_pairs, merge_better
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
+from .conflicts import cpu_pairs
 
 _SENTINEL_INT = np.iinfo(np.int64).max
 
@@ -37,7 +39,7 @@ def _acc_zero(dtype):
     return np.int64(0) if dtype == np.uint8 else np.float64(0.0)
 
 
-class CPUEngine(Engine):
+class CPUEngine(Engine, register="cpu"):
     """Exact, multi-threaded CPU engine (numba for l-inf/l1, BLAS GEMM + exact recheck for l2)."""
 
     name = "cpu"
@@ -48,9 +50,9 @@ class CPUEngine(Engine):
         ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``blocks``: the
         kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
-            raise ValueError(f"linf must be 'probe' or 'tiled', got {linf!r}")
+            raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
         if not isinstance(blocks, CPUBlocks):
-            raise TypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
+            raise InvalidTypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
         self.reorder_features = reorder_features
         self.linf = linf
         self.blocks = blocks
@@ -75,7 +77,7 @@ class CPUEngine(Engine):
     def _run(self, norm, Q, D, q_gidx, d_gidx, row_best, row_idx, col=None):
         from . import _kernels
 
-        from ..progress import compiling_notice
+        from ..core.progress import compiling_notice
 
         kernel = _kernels.nn_kernel
         compiling_notice(kernel, "tiled nearest-neighbour")
@@ -174,6 +176,12 @@ class CPUEngine(Engine):
         res_d[q_order], res_i[q_order] = out_d, out_i
         return res_d, res_i
 
+    def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
+                     progress=None):
+        """The numba range kernel (l-inf, l1; exact early exit) or the host GEMM with its exact
+        recheck in blocks of ``blocks.gemm_rows`` (l2): :func:`~.conflicts.cpu_pairs`."""
+        return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
+                         max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows)
 
     def class_search(self, support, labels, n_classes, *, norm):
         """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);

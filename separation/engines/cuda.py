@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from .base import Engine, cross_pairs, merge_better
+from .conflicts import torch_pairs
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _triton():
         import triton.language  # noqa: F401
 
         return triton
-    except Exception:
+    except ImportError:  # no Triton: torch.cdist blocks
         return None
 
 
@@ -50,7 +51,7 @@ def _kernels():
     return _triton_kernels
 
 
-class CUDAEngine(Engine):
+class CUDAEngine(Engine, register="cuda"):
     """Exact GPU engine through torch (Triton kernel for l-inf/l1, cuBLAS for l2)."""
 
     name = "cuda"
@@ -220,6 +221,12 @@ class CUDAEngine(Engine):
         if progress is not None:
             progress(cross_pairs(y_query, y_db))
         return d, i
+
+    def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
+                     progress=None):
+        """Torch blocks on this engine's device (:func:`~.conflicts.torch_pairs`)."""
+        return torch_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
+                           max_pairs=max_pairs, progress=progress, device=self.device)
 
 
 __all__ = ["CUDAEngine", "cuda_available", "triton_cdiv"]

@@ -23,17 +23,22 @@ How it runs (see :mod:`~separation.engines.block_tasks` and :mod:`~separation.en
 4. the partial minima are merged with the one tie rule of :func:`~separation.engines.merge_better`
    (smaller distance, then smaller index): the result equals the inner engine's bit for bit.
 
+:meth:`DaskEngine.range_search` runs the same way with ``range`` tasks (square blocks ``I <= J``
+of one set, or every query block against every database block); their pairs are merged by
+:class:`~separation.engines.range_merge.RangeMerge`.
+
 Memory per worker is bounded by the block size (``block_size`` rows, default: about 1 GiB of
 points per block).
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import hashlib
 import importlib.util
 import json
 import logging
-import math
 import os
 import time
 import uuid
@@ -41,17 +46,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .._summary import ClusterPass, ClusterRun
+from ..core.errors import ClusterError, InvalidInputError, InvalidTypeError, UnwritableError
 from .base import Engine, cross_pairs, merge_better
+from .block_plan import DEFAULT_BLOCK_BYTES, TASKS_PER_THREAD, plan_blocks
 from .block_tasks import BlockTask, check_worker, run_block
+from .cluster_run import ClusterPass, ClusterRun
+from .range_merge import RangeMerge
 from .shards import SHARD_VERSION, read_shard, write_store
 
 log = logging.getLogger(__name__)
 
-#: Bytes of points per block when ``block_size`` is not given (bounds each worker's memory).
-DEFAULT_BLOCK_BYTES = 1 << 30
-#: Tasks per worker thread that the automatic block size aims at (load balance).
-TASKS_PER_THREAD = 4
 #: Seconds to wait for a scheduler (and for its first worker).
 CONNECT_TIMEOUT = 10.0
 _BIG = np.iinfo(np.int64).max
@@ -69,19 +73,39 @@ def parse_scheduler(text: str) -> str | int:
     if text.startswith("local:"):
         n = text[len("local:"):]
         if not n.isdigit() or int(n) < 1:
-            raise ValueError(f"scheduler {text!r}: write local:N with N >= 1 worker processes (e.g. local:2)")
+            raise InvalidInputError(f"scheduler {text!r}: write local:N with N >= 1 worker processes (e.g. local:2)")
         return int(n)
     if ":" not in text:
-        raise ValueError(f"scheduler {text!r} is not an address: pass local:N or a scheduler address such as "
+        raise InvalidInputError(f"scheduler {text!r} is not an address: pass local:N or a scheduler address such as "
                          "tcp://HOST:8786")
     return text
+
+
+def handshake(address: str, timeout: float) -> None:
+    """Open a Dask connection to ``address`` and close it, all within ``timeout`` s (the TCP
+    connection *and* the handshake, which Dask itself waits for without a limit). OSError
+    (TimeoutError: nothing answered), or MemoryError (a server that answers with something other
+    than a Dask handshake, read as an impossible frame length)."""
+    from distributed.comm import connect as comm_connect
+    from distributed.security import Security
+
+    args = Security().get_connection_args("client")  # what a Client would use (TLS from the dask config)
+
+    async def bounded():
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **args), timeout)
+        await comm.close()
+
+    # a thread of its own: its event loop never meets the caller's (e.g. a notebook's)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="separation-handshake") as pool:
+        pool.submit(asyncio.run, bounded()).result()
 
 
 def connect(target, *, timeout: float | None = None):
     """``(client, cluster or None)`` for a :class:`distributed.Client`, ``"local:N"`` (a new
     ``LocalCluster`` of N single-threaded processes, owned by the caller) or an address.
-    ConnectionError when no scheduler answers within ``timeout`` s (default
-    :data:`CONNECT_TIMEOUT`), or it has no worker."""
+    ClusterError (a ConnectionError) when no Dask scheduler answers within ``timeout`` s (default
+    :data:`CONNECT_TIMEOUT`; the handshake included: a server that accepts and stays silent is
+    no wait without end), or it has no worker."""
     from distributed import Client, LocalCluster
 
     timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
@@ -94,47 +118,24 @@ def connect(target, *, timeout: float | None = None):
                                silence_logs=logging.ERROR)
         return Client(cluster), cluster
     try:
+        handshake(where, timeout)
         client = Client(where, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
-        raise ConnectionError(f"cannot reach a Dask scheduler at {where} within {timeout:g} s ({type(exc).__name__}); "
-                              "start one (dask scheduler, or a dask-jobqueue cluster) and pass its address, or "
-                              "pass local:N") from None
+    except (OSError, MemoryError) as exc:
+        what = ("nothing answered as a Dask scheduler there" if isinstance(exc, TimeoutError)
+                else "what answered is not a Dask scheduler" if isinstance(exc, MemoryError) else "no connection")
+        raise ClusterError(f"cannot reach a Dask scheduler at {where} within {timeout:g} s ({type(exc).__name__}: "
+                           f"{what}); check the address (a scheduler's port, 8786 by default), start one (dask "
+                           "scheduler, or a dask-jobqueue cluster) and pass its address, or pass local:N") from None
     try:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError:
         client.close()
-        raise ConnectionError(f"the Dask scheduler at {where} has no worker after {timeout:g} s; start workers "
+        raise ClusterError(f"the Dask scheduler at {where} has no worker after {timeout:g} s; start workers "
                               f"(dask worker {where}) or pass local:N") from None
     return client, None
 
 
-def _ranges(n: int, rows: int) -> list[tuple[int, int]]:
-    k = max(1, math.ceil(n / max(1, rows)))
-    rows = math.ceil(n / k)  # equal blocks: better balance than one short remainder
-    return [(s, min(n, s + rows)) for s in range(0, n, rows)]
-
-
-def plan_blocks(nq: int, nd: int, row_bytes: int, *, pairs: bool, threads: int, block_size=None):
-    """How a pass of ``nq`` queries against ``nd`` database rows of ``row_bytes`` bytes is cut:
-    ``(kind, query rows, database rows, [(query range, database range), ...])``. ``pairs``:
-    same-set square blocks, pairs ``I <= J`` (kind ``"pair"``); else every (query block, database
-    block) (kind ``"rows"``, database-block-major). Automatic sizes aim at
-    :data:`TASKS_PER_THREAD` tasks per worker thread, at most :data:`DEFAULT_BLOCK_BYTES` per block."""
-    budget = max(1, DEFAULT_BLOCK_BYTES // max(1, row_bytes))
-    want = TASKS_PER_THREAD * max(1, threads)
-    q_rows, d_rows = block_size or (None, None)
-    if pairs:
-        if q_rows is None:
-            nb = math.ceil((math.sqrt(8 * want + 1) - 1) / 2)  # nb (nb + 1) / 2 >= want
-            q_rows = min(budget, math.ceil(nq / nb))
-        blocks = _ranges(nq, q_rows)
-        return "pair", q_rows, q_rows, [(a, b) for i, a in enumerate(blocks) for b in blocks[i:]]
-    d_rows = d_rows or min(nd, budget)
-    q_rows = q_rows or min(budget, math.ceil(nq / math.ceil(want / len(_ranges(nd, d_rows)))))
-    return "rows", q_rows, d_rows, [(a, b) for b in _ranges(nd, d_rows) for a in _ranges(nq, q_rows)]
-
-
-class DaskEngine(Engine):
+class DaskEngine(Engine, register="dask"):
     """Exact search on a Dask cluster, block pair by block pair, resumable from shard files.
 
     Args:
@@ -152,16 +153,17 @@ class DaskEngine(Engine):
     """
 
     name = "dask"
+    by_name = False
 
     def __init__(self, client_or_address, *, inner: str | Engine = "auto", block_size=None, shard_dir=None,
                  task_threads: int = 1, timeout: float | None = None):
         if isinstance(inner, DaskEngine):
-            raise TypeError("inner must be a local engine ('cpu', 'cuda', 'auto' or an Engine), not a DaskEngine.")
+            raise InvalidTypeError("inner must be a local engine ('cpu', 'cuda', 'auto' or an Engine), not a DaskEngine.")
         if not isinstance(inner, (str, Engine)):
-            raise TypeError(f"inner must be an engine name or an Engine, got {type(inner).__name__}.")
+            raise InvalidTypeError(f"inner must be an engine name or an Engine, got {type(inner).__name__}.")
         self.block_size = _check_block_size(block_size)
         if isinstance(task_threads, bool) or not isinstance(task_threads, int) or task_threads < 1:
-            raise ValueError(f"task_threads must be an integer >= 1, got {task_threads!r}.")
+            raise InvalidInputError(f"task_threads must be an integer >= 1, got {task_threads!r}.")
         self.inner, self.task_threads = inner, task_threads
         self.shard_dir = Path(shard_dir) if shard_dir is not None else default_shard_dir()
         self.passes: list[ClusterPass] = []
@@ -183,13 +185,13 @@ class DaskEngine(Engine):
         bad = {a: r["error"] for a, r in results.items() if not r["ok"]}
         if bad:
             addr, err = next(iter(bad.items()))
-            raise PermissionError(f"{len(bad)} of {len(results)} workers cannot write shard_dir {self.shard_dir} "
+            raise UnwritableError(f"{len(bad)} of {len(results)} workers cannot write shard_dir {self.shard_dir} "
                                   f"({addr}: {err}); pass a shard_dir that every worker can write (a shared "
                                   "filesystem)")
         try:
             self.shard_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PermissionError(f"shard_dir {self.shard_dir} cannot be created by this client ({exc}); pass a "
+            raise UnwritableError(f"shard_dir {self.shard_dir} cannot be created by this client ({exc}); pass a "
                                   "folder that the client and every worker can write") from None
 
     def workers(self) -> dict[str, int]:
@@ -225,13 +227,9 @@ class DaskEngine(Engine):
         if len(x_query) == 0 or len(x_db) == 0:
             return np.full(len(x_query), np.inf), np.full(len(x_query), -1, dtype=np.int64)
         t0 = time.perf_counter()
-        data = self.shard_dir / "data"
-        qref = write_store(data, x_query, y_query)
-        dref = qref if same_set else write_store(data, x_db, y_db)
-        traits = self.client.submit(_traits, self.inner, norm, x_query.dtype.str, pure=False).result()
-        self._inner_name = traits["name"]
-        threads = sum(self.workers().values())
-        tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set and traits["pairs_once"], threads)
+        qref, dref = self._stores(x_query, y_query, x_db, y_db, same_set)
+        traits = self._traits(norm, x_query.dtype)
+        tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set and traits["pairs_once"])
         best_d, best_i = np.full(qref.n, np.inf), np.full(qref.n, _BIG, dtype=np.int64)
         yq, yd = np.asarray(y_query), np.asarray(y_db)
 
@@ -244,6 +242,72 @@ class DaskEngine(Engine):
                 n = cross_pairs(yq[a0:a1], yd[b0:b1])
                 progress(n if task.kind == "rows" or task.diagonal else 2 * n)
 
+        computed = self._resume(tasks, merge)
+        best_i[best_i == _BIG] = -1
+        self._record("same-set" if same_set else "cross-set", tasks, q_rows, d_rows, computed, t0,
+                     float(np.mean([t.result_bytes() for t in tasks])))
+        return best_d, best_i
+
+    def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
+                     progress=None):
+        """Range search as ``range`` block tasks on the cluster (see :mod:`.block_tasks`): square
+        blocks ``I <= J`` of one set (``same_set``) or every (query block, database block); each
+        runs the inner engine's :meth:`~.base.Engine.range_search` and leaves a shard (a rerun
+        reuses it). The pairs equal the inner engine's; ``max_pairs`` is checked as they arrive."""
+        merged = RangeMerge(max_pairs, radius)
+        if len(x_query) == 0 or len(x_db) == 0:
+            return merged.arrays()
+        t0 = time.perf_counter()
+        qref, dref = self._stores(x_query, y_query, x_db, y_db, same_set)
+        self._traits(norm, x_query.dtype, "range_search")
+        tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set, radius=float(radius), same_set=same_set,
+                                           max_pairs=max_pairs)
+        yq, yd = np.asarray(y_query), np.asarray(y_db)
+
+        def merge(task, vectors):
+            merged.add(task, vectors)
+            if progress is not None:
+                (a0, a1), (b0, b1) = task.q_range, task.d_range
+                n = cross_pairs(yq[a0:a1], yd[b0:b1])
+                progress(n // 2 if task.diagonal else n)  # within one block: each pair once
+
+        computed = self._resume(tasks, merge)
+        self._record("same-set" if same_set else "cross-set", tasks, q_rows, d_rows, computed, t0,
+                     merged.nbytes / len(tasks))
+        return merged.arrays()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _stores(self, x_query, y_query, x_db, y_db, same_set):
+        """The query and database stores, written (or verified) under ``shard_dir/data``."""
+        data = self.shard_dir / "data"
+        qref = write_store(data, x_query, y_query)
+        return qref, qref if same_set else write_store(data, x_db, y_db)
+
+    def _traits(self, norm, dtype, capability=None) -> dict:
+        """What the inner engine is on a worker (InvalidInputError if it lacks ``capability``)."""
+        traits = self.client.submit(_traits, self.inner, norm, np.dtype(dtype).str, capability, pure=False).result()
+        self._inner_name = traits["name"]
+        return traits
+
+    def _plan(self, qref, dref, norm, pairs, **range_args):
+        """The tasks of one pass, and their (query rows, database rows); with ``range_args``
+        (``radius``, ``same_set``, ``max_pairs``) ``range`` tasks."""
+        threads = sum(self.workers().values())
+        kind, q_rows, d_rows, spans = plan_blocks(qref.n, dref.n, qref.d * np.dtype(qref.dtype).itemsize,
+                                                  pairs=pairs, threads=threads, block_size=self.block_size)
+        kind = "range" if range_args else kind
+        ident = {"v": SHARD_VERSION, "kind": kind, "norm": norm, "query": qref.fingerprint,
+                 "database": dref.fingerprint, "q_rows": q_rows, "d_rows": d_rows}
+        if range_args:
+            ident.update(radius=range_args["radius"], same_set=range_args["same_set"])
+        job = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+        folder = self.shard_dir / "jobs" / f"{norm}-{job}"
+        tasks = [BlockTask(job, kind, norm, self.inner, qref, dref, a, b, "", self.task_threads, **range_args)
+                 for a, b in spans]
+        return [dataclasses.replace(t, shard=str(folder / f"{t.name}.shard")) for t in tasks], q_rows, d_rows
+
+    def _resume(self, tasks, merge) -> int:
+        """Merge the tasks whose shard is there, run the others; the number computed."""
         todo = []
         for task in tasks:
             old = read_shard(task.shard, task.header())
@@ -251,30 +315,16 @@ class DaskEngine(Engine):
                 todo.append(task)
             else:
                 merge(task, old)
-        computed = self._run(todo, merge)
-        best_i[best_i == _BIG] = -1
-        self.passes.append(ClusterPass(
-            name="same-set" if same_set else "cross-set", schedule=tasks[0].kind, query_rows=q_rows,
-            database_rows=d_rows, shards=len(tasks), computed=computed, reused=len(tasks) - computed,
-            read_bytes_per_task=float(np.mean([t.read_bytes() for t in tasks])),
-            result_bytes_per_task=float(np.mean([t.result_bytes() for t in tasks])),
-            spec_bytes_per_task=float(np.mean([t.spec_bytes() for t in tasks])),
-            seconds=time.perf_counter() - t0))
-        log.info("dask: %s pass, %d block pairs (%d computed, %d reused) in %.2fs", self.passes[-1].name,
-                 len(tasks), computed, len(tasks) - computed, self.passes[-1].seconds)
-        return best_d, best_i
+        return self._run(todo, merge)
 
-    # -- internals ----------------------------------------------------------------------------
-    def _plan(self, qref, dref, norm, pairs, threads):
-        """The tasks of one pass, and their (query rows, database rows)."""
-        kind, q_rows, d_rows, spans = plan_blocks(qref.n, dref.n, qref.d * np.dtype(qref.dtype).itemsize,
-                                                  pairs=pairs, threads=threads, block_size=self.block_size)
-        ident = {"v": SHARD_VERSION, "kind": kind, "norm": norm, "query": qref.fingerprint,
-                 "database": dref.fingerprint, "q_rows": q_rows, "d_rows": d_rows}
-        job = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
-        folder = self.shard_dir / "jobs" / f"{norm}-{job}"
-        tasks = [BlockTask(job, kind, norm, self.inner, qref, dref, a, b, "", self.task_threads) for a, b in spans]
-        return [dataclasses.replace(t, shard=str(folder / f"{t.name}.shard")) for t in tasks], q_rows, d_rows
+    def _record(self, name, tasks, q_rows, d_rows, computed, t0, result_bytes) -> None:
+        self.passes.append(ClusterPass(
+            name=name, schedule=tasks[0].kind, query_rows=q_rows, database_rows=d_rows, shards=len(tasks),
+            computed=computed, reused=len(tasks) - computed,
+            read_bytes_per_task=float(np.mean([t.read_bytes() for t in tasks])), result_bytes_per_task=result_bytes,
+            spec_bytes_per_task=float(np.mean([t.spec_bytes() for t in tasks])), seconds=time.perf_counter() - t0))
+        log.info("dask: %s %s pass, %d block pairs (%d computed, %d reused) in %.2fs", name, tasks[0].kind,
+                 len(tasks), computed, len(tasks) - computed, self.passes[-1].seconds)
 
     def _run(self, tasks, merge) -> int:
         """Submit ``tasks``, merge their results as they finish; the number computed (not found)."""
@@ -290,12 +340,10 @@ class DaskEngine(Engine):
             for fut in as_completed(list(futures)):
                 task = futures.pop(fut)
                 try:
-                    vectors, fresh = fut.result()
-                except OSError:
+                    vectors, fresh = fut.result()  # a task's error comes back as it was raised
+                except BaseException as exc:
+                    exc.add_note(f"(block task {task.name} of job {task.job} on the cluster)")
                     raise
-                except Exception as exc:
-                    raise RuntimeError(f"block task {task.name} failed on the cluster: {type(exc).__name__}: "
-                                       f"{exc}") from exc
                 fut.release()
                 computed += bool(fresh)
                 merge(task, vectors)
@@ -308,14 +356,14 @@ class DaskEngine(Engine):
         return f"DaskEngine({self.client.scheduler.address!r}, inner={self.inner!r}, shard_dir={str(self.shard_dir)!r})"
 
 
-def _traits(inner, norm: str, dtype: str) -> dict:
-    """Run on a worker: the engine ``inner`` resolves to there, and whether its block kernel
-    visits each pair once for ``norm`` and ``dtype``."""
-    from . import get_engine
+def _traits(inner, norm: str, dtype: str, capability: str | None = None) -> dict:
+    """Run on a worker: the engine ``inner`` resolves to there (one with ``capability``, when
+    given), and whether its block kernel visits each pair once for ``norm`` and ``dtype``."""
+    from .registry import get_engine
 
-    eng = get_engine(inner)
+    eng = get_engine(inner, capability=capability)
     if not eng.supports(norm, np.dtype(dtype)):
-        raise ValueError(f"engine {eng.name!r} does not support norm {norm!r}; pick another inner engine")
+        raise InvalidInputError(f"engine {eng.name!r} does not support norm {norm!r}; pick another inner engine")
     return {"name": eng.name, "pairs_once": bool(eng.pairs_once(norm, np.dtype(dtype)))}
 
 
@@ -324,10 +372,10 @@ def _check_block_size(block_size):
         return None
     sizes = block_size if isinstance(block_size, tuple) else (block_size, block_size)
     if len(sizes) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes):
-        raise ValueError(f"block_size must be an integer >= 1 or a pair (query rows, database rows), got "
+        raise InvalidInputError(f"block_size must be an integer >= 1 or a pair (query rows, database rows), got "
                          f"{block_size!r}.")
     return tuple(sizes)
 
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_BLOCK_BYTES", "DaskEngine", "TASKS_PER_THREAD", "connect", "default_shard_dir",
-           "parse_scheduler", "plan_blocks"]
+           "handshake", "parse_scheduler", "plan_blocks"]

@@ -27,7 +27,7 @@ def _faiss():
 def num_gpus() -> int:
     try:
         return int(_faiss().get_num_gpus())
-    except Exception:
+    except (ImportError, AttributeError):  # no faiss, or one without GPU support
         return 0
 
 
@@ -50,10 +50,11 @@ def _exact(queries, database, cand, norm):
     return out
 
 
-class FaissEngine(Engine):
+class FaissEngine(Engine, register="faiss"):
     """Exact search through FAISS flat indexes (GPU when ``faiss.get_num_gpus() > 0``)."""
 
     name = "faiss"
+    unsupported = {"range_search": "FAISS range search is float32 with no exact recheck here"}
 
     def __init__(self, *, k: int = 8, use_gpu: bool | None = None):
         self.k = k

@@ -2,7 +2,7 @@
 
 Every engine answers k-NN the same way, in stored units (bytes for 8-bit data): byte data through
 the integer kernel (:mod:`._knn_kernels`, early exit against the k-th best), float data through the
-float64 brute force's own formula (:func:`~separation.engines.reference.pairwise_float64`), so
+float64 brute force's own formula (:func:`~separation.engines.exact.pairwise_float64`), so
 results equal the reference bit for bit. Rows are sorted by distance, then index; ``inf`` / ``-1``
 pad rows with fewer than ``k`` candidates.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _knn_kernels
-from .reference import pairwise_float64
+from .exact import pairwise_float64
 
 _NORM_CODES = {"linf": _knn_kernels.LINF, "l1": _knn_kernels.L1, "l2": _knn_kernels.L2SQ}
 
@@ -36,7 +36,7 @@ def nearest_k(queries: np.ndarray, database: np.ndarray, *, norm: str, k: int, k
     through the integer kernel unless ``kernel=False`` (the float64 brute force for every dtype)."""
     m = len(queries)
     if kernel and queries.dtype == np.uint8 and database.dtype == np.uint8:
-        from ..progress import compiling_notice
+        from ..core.progress import compiling_notice
 
         compiling_notice(_knn_kernels.knn_bytes, "k-nearest-neighbour")
         out_d = np.empty((m, k), dtype=np.int64)

@@ -88,7 +88,7 @@ class ProbeSearch:
     def _layout(layout: str, nbytes: int) -> str:
         if layout != "auto":
             return layout
-        from .._memory import available_bytes
+        from ..core.memory import available_bytes
         from .blocks import AUTO_SORTED_FRACTION
 
         have = available_bytes()
@@ -114,7 +114,7 @@ class ProbeSearch:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
-        from ..progress import compiling_notice
+        from ..core.progress import compiling_notice
 
         compiling_notice(_probe_kernels.scan, "l-inf probe search")
         kind, QX, QLO8, QHI8 = self._prepare(q)

@@ -4,19 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Engine
+from .conflicts import reference_pairs
+from .exact import pairwise_float64
 
 
-def pairwise_float64(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
-    """Exact ``(len(a), len(b))`` distance matrix in float64, by direct differences (no GEMM trick)."""
-    diff = np.abs(a.astype(np.float64)[:, None, :] - b.astype(np.float64)[None, :, :])
-    if norm == "linf":
-        return diff.max(axis=2)
-    if norm == "l1":
-        return diff.sum(axis=2)
-    return np.sqrt(np.square(diff).sum(axis=2))
-
-
-class ReferenceEngine(Engine):
+class ReferenceEngine(Engine, register="reference"):
     """Direct float64 differences in small blocks. Slow; exact; the ground truth of the test suite."""
 
     name = "reference"
@@ -46,6 +38,12 @@ class ReferenceEngine(Engine):
             best_i[q0:q0 + qb] = bi
         return best_d, best_i
 
+    def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
+                     progress=None):
+        """float64 brute force in blocks of about ``block_bytes`` (:func:`~.conflicts.reference_pairs`)."""
+        return reference_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
+                               max_pairs=max_pairs, progress=progress, block_bytes=self.block_bytes)
+
     def cross_class_k(self, x_query, y_query, x_db, y_db, *, norm, k):
         """k-NN of other classes by direct float64 differences, for every dtype (the ground truth)."""
         from .knn import cross_class_k
@@ -53,4 +51,4 @@ class ReferenceEngine(Engine):
         return cross_class_k(x_query, y_query, x_db, y_db, norm=norm, k=k, kernel=False)
 
 
-__all__ = ["ReferenceEngine", "pairwise_float64"]
+__all__ = ["ReferenceEngine"]

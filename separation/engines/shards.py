@@ -3,7 +3,12 @@
 * **Data store.** The points ``x`` ``(n, d)`` and labels ``y`` ``(n,)`` of a run are written once
   as ``.npy`` files named by the sha256 of their content (:func:`write_store`), into a folder that
   the client and every worker see; workers memory-map them (:func:`open_store`) and read only the
-  rows of their block. The dataset never travels through the scheduler.
+  rows of their block. The dataset never travels through the scheduler. A *manifest* written with
+  them holds the sha256 of every block of :func:`digest_rows` rows; its own sha256 travels in the
+  :class:`StoreRef` of every task. The client verifies the whole store before reusing it (and
+  rewrites, atomically, a file that does not match); a worker verifies the rows it reads against
+  the manifest (:func:`read_rows`), so a store changed on disk is a :class:`StoreError`, never a
+  wrong answer.
 * **Shards.** Each finished block pair is one file (:func:`write_shard`): a magic line, a JSON
   header saying exactly what it holds (job key, block pair, norm, data fingerprints), the
   result vectors, and the sha256 of all that. :func:`read_shard` returns ``None`` for a file that
@@ -23,30 +28,42 @@ from pathlib import Path
 
 import numpy as np
 
-from ..records import atomic_write_bytes
+from ..core.errors import DataError
+from ..core.records import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"SEPARATION-SHARD\n"
 #: Version of the shard layout (part of every job key: a new layout never reads old shards).
-SHARD_VERSION = 1
+#: 2: the data store is verified by digests (shards of version 1 may come from a changed store).
+SHARD_VERSION = 2
 _DIGEST = 32
+#: Bytes of rows per digest of the data store (the most a worker reads beyond its rows, per side).
+DIGEST_BYTES = 1 << 20
+_MANIFEST_VERSION = 1
 
 
-class StoreError(OSError):
-    """The data store cannot be read as described (missing on a worker, other shape)."""
+class StoreError(DataError, OSError):
+    """The data store cannot be used as described (missing on a worker, other shape, content that
+    does not match its digests); the message names the file and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreRef:
     """Points written once into ``folder``: ``n`` rows of ``d`` values of ``dtype`` (and ``n``
-    int64 labels), named by ``fingerprint`` (sha256 of dtype, shape, points and labels)."""
+    int64 labels), named by ``fingerprint`` (sha256 of dtype, shape, points and labels);
+    ``digest``: the sha256 of the store's manifest (computed by the client from its own data)."""
 
     folder: str
     fingerprint: str
     n: int
     d: int
     dtype: str
+    digest: str = ""
+
+    @property
+    def manifest_path(self) -> str:
+        return os.path.join(self.folder, f"{self.fingerprint[:40]}.manifest.json")
 
     @property
     def x_path(self) -> str:
@@ -84,33 +101,92 @@ def _write_npy(path: Path, a: np.ndarray, chunk_rows: int = 65536) -> None:
             tmp.unlink()
 
 
+def digest_rows(d: int, itemsize: int) -> int:
+    """Rows per digest block of a store of ``d`` values of ``itemsize`` bytes per row."""
+    return max(1, DIGEST_BYTES // max(1, d * itemsize))
+
+
+def _digests(a: np.ndarray, rows: int) -> list[str]:
+    return [hashlib.sha256(np.ascontiguousarray(a[s:s + rows]).data).hexdigest() for s in range(0, len(a), rows)]
+
+
+def _manifest(x: np.ndarray, y: np.ndarray, fp: str) -> bytes:
+    """The manifest of ``x`` ``(n, d)`` and int64 ``y`` ``(n,)``: sha256 of each block of rows."""
+    rows = digest_rows(int(x.shape[1]), x.dtype.itemsize)
+    head = {"version": _MANIFEST_VERSION, "fingerprint": fp, "n": int(x.shape[0]), "d": int(x.shape[1]),
+            "dtype": x.dtype.str, "rows": rows, "x": _digests(x, rows), "y": _digests(y, rows)}
+    return json.dumps(head, sort_keys=True).encode()
+
+
+def _matches(path: Path, a: np.ndarray, digests: list[str], rows: int) -> bool:
+    """Whether the ``.npy`` file at ``path`` holds ``a``'s shape, dtype and block digests."""
+    try:
+        old = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    if old.shape != a.shape or old.dtype != a.dtype:
+        return False
+    for k, want in enumerate(digests):
+        if hashlib.sha256(np.ascontiguousarray(old[k * rows:(k + 1) * rows]).data).hexdigest() != want:
+            log.warning("the data store file %s does not hold this run's data (rows %d..%d differ); it is written "
+                        "again", path, k * rows, min(len(a), (k + 1) * rows) - 1)
+            return False
+    return True
+
+
 def write_store(folder: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> StoreRef:
-    """Write ``x`` ``(n, d)`` and ``y`` ``(n,)`` into ``folder`` unless the same content is there
-    already (same fingerprint, whole files); returns their :class:`StoreRef`."""
+    """Write ``x`` ``(n, d)`` and ``y`` ``(n,)`` into ``folder`` with their manifest, unless files of
+    that name already hold exactly this content (every block digest verified); a file that does not
+    is replaced (atomically). Returns their :class:`StoreRef`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     y = np.ascontiguousarray(y, dtype=np.int64)
-    ref = StoreRef(str(folder), fingerprint(x, y), int(x.shape[0]), int(x.shape[1]), x.dtype.str)
-    for path, a in ((Path(ref.x_path), x), (Path(ref.y_path), y)):
-        try:
-            old = np.load(path, mmap_mode="r")
-            if old.shape == a.shape and old.dtype == a.dtype:
-                continue
-        except (OSError, ValueError):
-            pass
-        _write_npy(path, a)
+    fp = fingerprint(x, y)
+    manifest = _manifest(x, y, fp)
+    head = json.loads(manifest)
+    ref = StoreRef(str(folder), fp, int(x.shape[0]), int(x.shape[1]), x.dtype.str,
+                   hashlib.sha256(manifest).hexdigest())
+    for path, a, digests in ((Path(ref.x_path), x, head["x"]), (Path(ref.y_path), y, head["y"])):
+        if not _matches(path, a, digests, head["rows"]):
+            _write_npy(path, a)
+    try:
+        same = Path(ref.manifest_path).read_bytes() == manifest
+    except OSError:
+        same = False
+    if not same:
+        atomic_write_bytes(ref.manifest_path, manifest)
     return ref
 
 
-_OPEN: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+#: fingerprint -> (folder, x, y, manifest) of the stores this process has open
+_OPEN: dict[str, tuple[str, np.ndarray, np.ndarray, dict]] = {}
 
 
-def open_store(ref: StoreRef) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of a store, memory-mapped (kept open per process). StoreError when the files
-    are not there or not of the described shape: the folder must be shared by every worker."""
-    hit = _OPEN.get(ref.fingerprint)
-    if hit is not None:
-        return hit
+def _manifest_of(ref: StoreRef) -> dict:
+    """The store's manifest, if its sha256 is ``ref.digest``; else a StoreError."""
+    try:
+        data = Path(ref.manifest_path).read_bytes()
+    except OSError as exc:
+        raise StoreError(f"this worker cannot read the data store manifest {ref.manifest_path} ({type(exc).__name__}: "
+                         f"{exc}); shard_dir must be a folder that the client and every worker see (a shared "
+                         "filesystem)") from None
+    if hashlib.sha256(data).hexdigest() != ref.digest:
+        raise StoreError(f"the data store manifest {ref.manifest_path} is not the one this run wrote (changed on "
+                         f"disk); delete the folder {ref.folder} and run again")
+    return json.loads(data)
+
+
+def open_store(ref: StoreRef, *, fresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a store, memory-mapped (kept open per process; ``fresh``: opened again). StoreError
+    when the files are not there, not of the described shape, or their manifest is not ``ref``'s:
+    the folder must be shared by every worker. Read rows through :func:`read_rows` (verified)."""
+    return _open(ref, fresh)[:2]
+
+
+def _open(ref: StoreRef, fresh: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    hit = None if fresh else _OPEN.get(ref.fingerprint)
+    if hit is not None and hit[0] == ref.folder:
+        return hit[1:]
     try:
         x = np.load(ref.x_path, mmap_mode="r")
         y = np.load(ref.y_path, mmap_mode="r")
@@ -121,10 +197,41 @@ def open_store(ref: StoreRef) -> tuple[np.ndarray, np.ndarray]:
     if x.shape != (ref.n, ref.d) or x.dtype.str != ref.dtype or y.shape != (ref.n,):
         raise StoreError(f"the data store {ref.x_path} holds {x.shape} {x.dtype}, not ({ref.n}, {ref.d}) "
                          f"{ref.dtype}; delete it and run again")
+    head = _manifest_of(ref)
+    _OPEN.pop(ref.fingerprint, None)
     if len(_OPEN) >= 8:
         _OPEN.pop(next(iter(_OPEN)))
-    _OPEN[ref.fingerprint] = (x, y)
-    return x, y
+    _OPEN[ref.fingerprint] = (ref.folder, x, y, head)
+    return x, y, head
+
+
+def _first_bad(a: np.ndarray, start: int, digests: list[str], rows: int):
+    """The first block of ``a`` (rows from ``start``, a multiple of ``rows``) whose sha256 is not its
+    digest: ``(first row, last row)``, or None."""
+    for s in range(0, len(a), rows):
+        k = (start + s) // rows
+        if hashlib.sha256(np.ascontiguousarray(a[s:s + rows]).data).hexdigest() != digests[k]:
+            return start + s, start + min(len(a), s + rows) - 1
+    return None
+
+
+def read_rows(ref: StoreRef, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``lo..hi-1`` of a store, ``(x (hi - lo, d), y (hi - lo,) int64)`` in memory, after their
+    digest blocks are verified against the manifest (on the copy used: what is checked is what is
+    computed with). A block that does not match is a StoreError naming the file and the fix."""
+    for attempt in range(2):  # a file replaced since it was opened here: open it again once
+        x, y, head = _open(ref, attempt > 0)
+        rows = head["rows"]
+        s, e = (lo // rows * rows, min(ref.n, -(-hi // rows) * rows)) if hi > lo else (lo, lo)
+        xs, ys = np.array(x[s:e]), np.array(y[s:e])
+        bad = [(path, span) for path, a, key in ((ref.x_path, xs, "x"), (ref.y_path, ys, "y"))
+               if (span := _first_bad(a, s, head[key], rows)) is not None]
+        if not bad:
+            return xs[lo - s:hi - s], ys[lo - s:hi - s]
+    path, (a, b) = bad[0]
+    raise StoreError(f"the data store file {path} does not hold the data it was written with (rows {a}..{b} "
+                     f"changed on disk); delete it (or the folder {ref.folder}) and run again: the client writes it "
+                     "anew")
 
 
 def write_shard(path: str | os.PathLike, header: dict, arrays: list[np.ndarray]) -> int:
@@ -186,5 +293,5 @@ def _check(data: bytes, expect: dict):
     return out
 
 
-__all__ = ["MAGIC", "SHARD_VERSION", "StoreError", "StoreRef", "fingerprint", "open_store", "read_shard",
-           "write_shard", "write_store"]
+__all__ = ["DIGEST_BYTES", "MAGIC", "SHARD_VERSION", "StoreError", "StoreRef", "digest_rows", "fingerprint",
+           "open_store", "read_rows", "read_shard", "write_shard", "write_store"]

@@ -11,7 +11,7 @@ itself re-tests the mutants of a changed function). The record is JSON::
     {"mutmut": "3.8.1", "machine": "x86_64, 2 CPUs", "updated": "2026-12-05 14:10 UTC",
      "git_commit": "...",
      "files": {"separation/threat.py": {"hashes": {"x_f": "..."},
-                                         "verdicts": {"separation.threat.x_f__mutmut_1": 1 | null}}},
+                                         "verdicts": {"separation.core.threat.x_f__mutmut_1": 1 | null}}},
      "diffs": {"<name of a surviving mutant>": "- old line / + new line"},
      "samples": [{"seed": 2, "per_module": 8, "git_commit": "...",
                   "first_pass": {"<mutant name>": 1}}]}
