@@ -93,7 +93,7 @@ test:
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-reports:
-	$(PYTHON) -m pytest tests/test_report.py $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/analysis/test_report.py $(PYTEST_ARGS)
 
 # mutation testing of the core modules ([mutmut] in setup.cfg; hours on 2 cores, not in CI). The verdicts
 # are kept in reports/quality/mutmut-results.json: a run resumes where any earlier one stopped, in this

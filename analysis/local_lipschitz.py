@@ -41,7 +41,7 @@ from separation.core.paper import (ATTACK_NORMS, LIPSCHITZ_START_STD, LIPSCHITZ_
 from separation.core.threat import check_eps
 from separation.core.errors import InvalidInputError
 
-from .tensors import (batches, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor)
+from .tensors import (batches, count_nonfinite_outputs, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,10 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     mdev, mdtype = model_device_dtype(model)
     device = torch.device(device) if device is not None else (mdev or torch.device("cpu"))
     x = to_unit_tensor(x, device="cpu", dtype=mdtype)
+    bad = count_nonfinite_outputs(model, x, device=device, dtype=mdtype, batch_size=batch_size)
+    if bad:
+        raise InvalidInputError(f"the model's outputs are not finite (NaN or inf) on {bad} of the {len(x)} points: "
+                                "the local Lipschitz estimate would be meaningless; no estimate was made.")
     if mode == "paper" and batch_size % PAPER_CHUNK:
         batch_size = (batch_size // PAPER_CHUNK + 1) * PAPER_CHUNK
     if mode == "paper":

@@ -30,7 +30,7 @@ from separation.core.records import run_metadata
 from separation.core.threat import check_eps
 from separation.core.errors import InvalidInputError, InvalidTypeError
 
-from .tensors import eval_mode, threat, to_unit_tensor
+from .tensors import count_nonfinite_outputs, eval_mode, threat, to_unit_tensor
 from .attack_suite import attack_spec, run_attacks
 from .local_lipschitz import MODES as LIP_MODES
 from .local_lipschitz import estimate_local_lipschitz
@@ -192,16 +192,8 @@ def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None,
 def check_finite_outputs(model: nn.Module, dataset, splits, *, device, dtype, batch_size: int) -> None:
     """Refuse a model whose logits are not finite on some evaluated point (every point is checked:
     a NaN logit would otherwise take class 0 and count as correct and robust)."""
-    bad = {}
-    for split in splits:
-        x = getattr(dataset, f"x_{split}")
-        n_bad = 0
-        with torch.no_grad(), eval_mode(model):
-            for s in range(0, len(x), batch_size):
-                out = model(to_unit_tensor(x[s:s + batch_size], device=device, dtype=dtype, name=f"x_{split}"))
-                n_bad += int((~torch.isfinite(out.reshape(len(out), -1))).any(dim=1).sum())
-        if n_bad:
-            bad[split] = n_bad
+    bad = {s: n for s in splits if (n := count_nonfinite_outputs(model, getattr(dataset, f"x_{s}"), device=device,
+                                                                  dtype=dtype, batch_size=batch_size, name=f"x_{s}"))}
     if bad:
         where = ", ".join(f"{n} of the {len(getattr(dataset, f'x_{s}'))} {s} points" for s, n in bad.items())
         raise InvalidInputError(f"the model's outputs are not finite (NaN or inf) on {where}: its weights are broken "

@@ -101,6 +101,18 @@ def to_labels(y, *, n: int, device=None) -> torch.Tensor:
     return y.to(device=device, dtype=torch.long)
 
 
+def count_nonfinite_outputs(model: nn.Module, x, *, device=None, dtype: torch.dtype = torch.float32,
+                            batch_size: int = 256, name: str = "x") -> int:
+    """How many points of ``x`` (``(n, ...)`` images) give a non-finite logit (NaN or inf), with the
+    model in eval mode and no gradient: every point is checked, not a sample."""
+    bad = 0
+    with torch.no_grad(), eval_mode(model):
+        for sl in batches(len(x), batch_size):
+            out = model(to_unit_tensor(x[sl], device=device, dtype=dtype, name=name))
+            bad += int((~torch.isfinite(out.reshape(len(out), -1))).any(dim=1).sum())
+    return bad
+
+
 def batches(n: int, batch_size: int):
     """Slices of ``range(n)`` of at most ``batch_size``."""
     if batch_size < 1:
@@ -109,5 +121,5 @@ def batches(n: int, batch_size: int):
         yield slice(start, min(n, start + batch_size))
 
 
-__all__ = ["batches", "check_images", "eval_mode", "flat_norm", "model_device_dtype", "threat",
+__all__ = ["batches", "check_images", "count_nonfinite_outputs", "eval_mode", "flat_norm", "model_device_dtype", "threat",
            "to_labels", "to_unit_tensor"]

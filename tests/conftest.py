@@ -17,9 +17,7 @@ settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
-REPO = Path(__file__).resolve().parents[1]
-# SHARED_DATA overrides the place, e.g. for the copy of the repository that mutation testing runs in
-SHARED_DATA = Path(os.environ.get("SHARED_DATA") or REPO.parent / "shared" / "data")
+from helpers.paths import REPO, SHARED_DATA  # noqa: E402,F401 - REPO for the tests that import it
 
 
 def _has(name: str) -> bool:
@@ -88,15 +86,3 @@ def _seed_global_generators():
     except ImportError:  # pragma: no cover - torch is a dependency
         return
     torch.manual_seed(0)
-
-
-def record_folders(root) -> list[Path]:
-    """Every record folder below ``root`` (sorted)."""
-    return sorted(p.parent for p in Path(root).rglob("record.json"))
-
-
-def only_record(root) -> Path:
-    """The one record folder below ``root`` (the test fails if there is not exactly one)."""
-    found = record_folders(root)
-    assert len(found) == 1, f"expected one record below {root}, found {found}"
-    return found[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 
 
 def run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -134,3 +134,17 @@ def test_a_swallowed_ctrl_c_still_stops_the_command_before_its_record(tmp_path, 
         signal.signal(signal.SIGINT, old)
     assert code == 130
     assert not list(tmp_path.rglob("record.json"))
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+def test_a_record_folder_blocked_by_a_file_is_refused_before_any_work(tmp_path, argv):
+    """``--out/<dataset>`` an existing file: refused in one line before the work (it used to fail
+    only after the computation, or with a traceback)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "digits").write_text("a file where the dataset's folder goes")
+    p = run(*argv, "--out", str(out), "--no-progress", env={"SEPARATION_FAULT": "bug:before-work"})
+    assert p.returncode == 2, p.stderr  # refused before the work: the injected fault is never reached
+    line = one_line(p.stderr)
+    assert line.startswith(f"error: --out {out / 'digits'}") and "is a file" in line and "pass" in line
+    assert sorted(p.name for p in out.iterdir()) == ["digits"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 #: (regex on the command, reason): not run here
@@ -36,7 +36,7 @@ SKIP = [
     (r"SLURMCluster|sbatch|srun|--scheduler tcp://|--scheduler ADDRESS|--scheduler \$", "needs a cluster"),
     (r"^python benchmarks/", "a benchmark: minutes; its page is rendered from its record"),
     (r"^make mutation", "mutation testing: hours on 2 cores (its report is reports/quality/mutation.md)"),
-    (r"^dask (scheduler|worker) ", "starts a Dask server that runs until stopped (tests/test_dask_engine.py "
+    (r"^dask (scheduler|worker) ", "starts a Dask server that runs until stopped (tests/separation/engines/test_dask_engine.py "
                                    "starts its own cluster)"),
 ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 README = REPO / "README.md"
 
 #: The README's "Set-up: two commands"; the second is what CI runs (.ci/run).

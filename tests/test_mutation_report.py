@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent / "scripts"
-REPO = SCRIPTS.parents[1]
+from helpers.paths import REPO  # noqa: E402
+
+SCRIPTS = REPO / "tests" / "scripts"
 
 
 def load(tmp_path, name="mutation_report"):

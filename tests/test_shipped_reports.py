@@ -10,7 +10,7 @@ import pytest
 from analysis import report
 from separation.core.records import find_records
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 RESULTS, REPORTS = REPO / "results", REPO / "reports"
 
 pytestmark = pytest.mark.skipif(not (RESULTS.is_dir() and REPORTS.is_dir()), reason="no results/ or reports/")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 PACKAGES = ("separation", "lipschitz_construct", "analysis")
 MAX_LINES = 400
 

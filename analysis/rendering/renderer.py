@@ -268,7 +268,7 @@ class Report:
         for p in self.records.problems:
             lines.append(f"problem: {p}")
         sys.stdout.write("\n".join(lines) + "\n")
-        return 1 if local else 0
+        return 1 if local or self.records.problems else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ from .errors import ConfigError
 MAX_DEPTH = 32
 #: The largest config text read (bytes).
 MAX_BYTES = 1 << 20
+#: The largest integer a config field takes (a 64-bit signed integer: seeds, counts, sizes).
+MAX_INT = 2**63 - 1
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -70,6 +72,8 @@ def load_yaml(text: str | bytes, where: str = "config") -> Any:
         raise ConfigError(f"{where}: not valid YAML ({' '.join(str(exc).split())})") from None
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply") from None
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise ConfigError(f"{where}: {str(exc)[:100]}") from None
 
 
 def _kind(tp: Any) -> str:
@@ -128,6 +132,8 @@ def check_value(field: str, tp: Any, value: Any) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad()
+        if abs(value) > MAX_INT:
+            raise ConfigError(f"{field}: {str(value)[:12]}... is too large (at most {MAX_INT})")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -160,8 +166,8 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
             data = json.loads(raw)
         else:
             data = load_yaml(raw, str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc}).") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # bad JSON, or a number of more digits than Python converts
+        raise ConfigError(f"{path}: not valid JSON ({str(exc)[:100]}).") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply.") from None
     if data is None:
@@ -200,5 +206,5 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
-__all__ = ["ConfigError", "MAX_BYTES", "MAX_DEPTH", "StrictLoader", "check_field_types", "check_value", "deep_merge",
+__all__ = ["ConfigError", "MAX_BYTES", "MAX_DEPTH", "MAX_INT", "StrictLoader", "check_field_types", "check_value", "deep_merge",
            "load_mapping", "load_yaml", "parse_override"]

@@ -296,6 +296,16 @@ def load_npz(path: str | os.PathLike, name: str = "npz") -> Dataset:
                          f"(and optionally x_test, y_test). Found: {', '.join(arrays) or 'nothing'}.")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise InvalidInputError("npz: give both x_test and y_test, or neither.")
+    for split in ("train", "test"):
+        x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+        if x is None:
+            continue
+        if x.ndim < 2 or len(x) == 0:
+            raise InvalidInputError(f"npz: x_{split} in {path} has shape {x.shape}; it must hold at least one point "
+                                    "(n, *features) -- a split without points can be left out (test only).")
+        if y.reshape(-1).shape[0] != len(x):
+            raise InvalidInputError(f"npz: x_{split} has {len(x)} points but y_{split} has {y.size} labels in {path}; "
+                                    "they must have the same length.")
     x_test = arrays.get("x_test")
     return Dataset(name, arrays["x_train"], arrays["y_train"].reshape(-1),
                    x_test, None if x_test is None else arrays["y_test"].reshape(-1),

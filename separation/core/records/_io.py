@@ -141,6 +141,8 @@ def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES) -> An
         raise RecordError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except RecursionError:
         raise RecordError(f"{path} is JSON nested too deeply to be a record") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RecordError(f"{path} is not usable JSON ({str(exc)[:80]})") from None
 
 
 __all__ = ["LOCK_FILE", "MAX_JSON_BYTES", "atomic_write_bytes", "atomic_write_json", "canonical_json", "clean_temporaries",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, TypeVar
@@ -246,16 +247,20 @@ def load_record(folder: str | os.PathLike, kind: type[R] | None = None, *, allow
                               "`python -m separation.records migrate` or recompute it")
         arr = folder / ARRAYS_FILE
         if arr.is_file():
-            with np.load(arr, allow_pickle=False) as f:
-                names = sorted(f.files)
+            try:
+                with np.load(arr, allow_pickle=False) as f:
+                    names = sorted(f.files)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise RecordError(f"{arr} is not a readable array file ({type(exc).__name__})") from None
             data = {**data, "_arrays": {"file": ARRAYS_FILE, "sha256": sha256_file(arr),
                                         "size": arr.stat().st_size, "names": names}}
-        try:
+        try:  # the upgrade reads a file written by anybody: a missing or mistyped field is a bad record
             data = cls.upgrade(data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise RecordError(f"{path}: a schema-1 record without the expected fields ({exc!r})") from None
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            raise RecordError(f"{path}: a schema-1 record without the expected fields ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
     elif schema != SCHEMA:
-        raise RecordError(f"{path} has schema {schema!r}; this toolkit reads schema {SCHEMA}")
+        raise RecordError(f"{path} has schema {str(schema)[:20]!r}; this toolkit reads schema {SCHEMA}")
     if not legacy:  # over the JSON as stored: fields added later (with defaults) do not break old records
         body = {k: v for k, v in data.items() if k != "digest"}
         if data.get("digest") != sha256_bytes(canonical_json(body)):

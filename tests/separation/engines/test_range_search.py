@@ -17,7 +17,7 @@ from separation.engines import (CAPABILITIES, ENGINES, CPUEngine, CUDAEngine, Da
 from separation.engines.blocks import CPUBlocks
 from separation.engines.conflicts import Layout
 
-from engine_variants import NO_PROBES, SMALL, tied
+from helpers.engine_variants import NO_PROBES, SMALL, tied
 
 NORMS = ("linf", "l2", "l1")
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import only_record, record_folders
+from helpers.records import only_record, record_folders
 from lipschitz_construct.records import VerificationRecord
 from lipschitz_construct.verify import main
 from separation.core.records import load_record

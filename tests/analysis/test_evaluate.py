@@ -17,10 +17,10 @@ from analysis.evaluate import main
 from analysis.model_metrics import EvalConfig, evaluate_model as evaluate
 from analysis.models import build_model
 from analysis.records import EvaluationRecord, ModelSpec
-from conftest import only_record, record_folders
+from helpers.records import only_record, record_folders
 from separation.core.records import load_record
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 ARRAY_KEYS = {"train_lipschitz", "test_lipschitz", "train_correct", "test_correct", "train_adv_correct",
               "test_adv_correct"}
 FAST = ["--attacks", "pgd", "--pgd-steps", "3", "--lip-steps", "3", "--no-progress", "--threads", "1"]
@@ -391,3 +391,39 @@ def test_cli_uses_the_checkpoints_training_points(tmp_path, cnn, digits):
     assert main(["--checkpoint", str(path), "--dataset", "digits", "--out", str(tmp_path / "b"), *FAST,
                  "--lipschitz", "none", "--train-points", "all", "--subset", "60"]) == 0
     assert evaluation(tmp_path / "b").result.train.n == 60
+
+
+class _OneBadLogit(nn.Module):
+    """A model that is finite everywhere except one logit of one point (the image whose first
+    pixel is ``which``): a NaN there would take class 0 and count as correct and robust."""
+
+    def __init__(self, inner: nn.Module, bad_first_pixel: float, value: float = float("nan")):
+        super().__init__()
+        self.inner, self.bad, self.value = inner, bad_first_pixel, value
+
+    def forward(self, x):
+        out = self.inner(x)
+        hit = (x.flatten(1)[:, 0] == self.bad).unsqueeze(1) & (torch.arange(out.shape[1]) == 3).unsqueeze(0)
+        return torch.where(hit, torch.full_like(out, self.value), out)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_one_non_finite_logit_on_one_evaluated_point_is_refused_before_any_attack(tmp_path, cnn, digits, value):
+    """Every evaluated point is checked, not the first 16: the test split's last point has one bad logit."""
+    ds = digits.subset(40, seed=0)
+    ds = dataclasses.replace(ds, x_test=ds.x_test.copy())
+    ds.x_test[-1].reshape(-1)[0] = 0.987654321  # a first pixel no other point has
+    bad = _OneBadLogit(cnn, float(np.float32(0.987654321)), value).eval()
+    with pytest.raises(ValueError, match=r"^the model's outputs are not finite \(NaN or inf\) on 1 of the 40 test points"):
+        evaluate(bad, ds, EvalConfig(eps=0.1, attacks=("pgd",), lipschitz=()), out=tmp_path)
+    assert not list(tmp_path.rglob("record.json"))
+
+
+def test_the_lipschitz_estimator_refuses_one_non_finite_logit_before_its_work(cnn, digits):
+    from analysis.local_lipschitz import estimate_local_lipschitz
+
+    x = torch.as_tensor(digits.x_test[:20], dtype=torch.float32).clone()
+    x[7].view(-1)[0] = 0.987654321  # a first pixel no other point has
+    bad = _OneBadLogit(cnn, float(x[7].view(-1)[0])).eval()
+    with pytest.raises(ValueError, match=r"^the model's outputs are not finite \(NaN or inf\) on 1 of the 20 points"):
+        estimate_local_lipschitz(bad, x, eps=0.1, norm="linf", steps=1)

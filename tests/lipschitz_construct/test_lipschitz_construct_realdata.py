@@ -10,8 +10,9 @@ import torch
 from scipy.spatial.distance import cdist
 
 from lipschitz_construct import LocallyLipschitzClassifier, lipschitz_check
+from helpers.paths import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the repo root
+SHARED_DATA = SHARED_DATA  # ../shared/data from the repo root
 
 pytestmark = pytest.mark.realdata
 

@@ -12,8 +12,9 @@ from analysis.train_config import TrainConfig, build_config, default_run_name, l
 from separation.core.config_files import parse_override
 from separation.core.errors import ConfigError
 from analysis.training.grid_file import expand_grid, load_grid
+from helpers.paths import REPO
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = REPO / "configs"
 
 
 def test_defaults_are_complete_and_explicit():

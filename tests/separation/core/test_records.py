@@ -20,7 +20,7 @@ from separation import SeparationRecord, compute_separation, load_dataset
 from separation.core.records import (RecordError, RecordIntegrityError, find_records, load_record, reusable,
                                 write_record)
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import FIXTURES, REPO
 
 
 @pytest.fixture(scope="module")
@@ -336,7 +336,7 @@ def test_astuteness_at_reads_the_eps_values_then_the_curve():
     assert at(SimpleNamespace(test_astuteness={}, astuteness_curve=Curve(eps=[1e-12], astuteness=[0.5])), 0.0) == 0.5
 
 
-SCHEMA1 = Path(__file__).resolve().parent / "fixtures" / "schema1"
+SCHEMA1 = FIXTURES / "schema1"
 #: schema-1 records as the repository shipped them before typed records (git 532cbfc~1), one per kind
 #: with an upgrade; results/ holds what 532cbfc migrated them to
 MIGRATED = ["construct/digits/l2", "separation/digits/linf", "evaluate/mnist/constructed_linf_eps0.1_subset500",

@@ -16,8 +16,9 @@ from analysis.training import (CHECKPOINT_FILE, CheckpointMismatch, TrainingInte
                                prepare_data, train)
 from separation.core.records import load_record
 from separation.core.datasets import Dataset
+from helpers.paths import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SHARED_DATA = SHARED_DATA
 
 
 def synthetic(n_train=48, n_test=24, seed=0, size=8) -> Dataset:

@@ -17,7 +17,7 @@ from separation import compute_separation, nearest_neighbors
 from separation.engines import CPUEngine, CUDAEngine, FaissEngine, ReferenceEngine, available_engines
 from separation.engines.blocks import CPUBlocks
 
-from engine_variants import SMALL, VARIANT_NAMES, tied, variants
+from helpers.engine_variants import SMALL, VARIANT_NAMES, tied, variants
 
 
 def near_tie_l2(n: int, d: int = 3072, seed: int = 0, spread: int = 3):

@@ -20,7 +20,8 @@ from lipschitz_construct.bounds import main
 from lipschitz_construct.bounds_job import BoundsJob, format_summary
 from separation.core.records import load_record
 
-from conftest import only_record, record_folders
+from helpers.records import only_record, record_folders
+from helpers.paths import REPO
 
 
 def get_args_parser():
@@ -401,7 +402,7 @@ def test_makefile_runs_the_expected_bounds_grids():
 
     from analysis.rendering.collect import BOUNDS_RUNS
 
-    makefile = " ".join((Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ").split())
+    makefile = " ".join((REPO / "Makefile").read_text().replace("\\\n", " ").split())
     for ds, norm, eps, cliques in BOUNDS_RUNS:
         line = f"--dataset {ds} --norm {norm}" + (" --cliques" if cliques else "")
         assert line in makefile and "--eps " + " ".join(repr(float(e)) for e in eps) in makefile, (ds, norm)

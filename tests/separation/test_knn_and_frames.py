@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from separation import compute_separation, k_nearest_other_class, load_dataset
 from separation.engines.reference import pairwise_float64
 
-from engine_variants import VARIANT_NAMES, variants
+from helpers.engine_variants import VARIANT_NAMES, variants
+from helpers.paths import FIXTURES
 
 
 def brute_knn(xq, yq, xd, yd, norm, k):
@@ -135,7 +136,7 @@ def test_load_records_gives_the_report_rows():
 
     from analysis.rendering import load_records
 
-    fixtures = Path(__file__).resolve().parent / "fixtures" / "records"
+    fixtures = FIXTURES / "records"
     sep = load_records("separation", fixtures)
     assert len(sep) == 4 and set(sep.norm) == {"linf", "l2"}
     mnist = sep[(sep.dataset == "mnist") & (sep.norm == "linf")].iloc[0]

@@ -16,7 +16,7 @@ pytest.importorskip("triton")
 from separation import compute_separation, nearest_neighbors  # noqa: E402
 from separation.engines import CUDAEngine, ReferenceEngine  # noqa: E402
 
-from engine_variants import assert_same, tied  # noqa: E402
+from helpers.engine_variants import assert_same, tied  # noqa: E402
 
 KERNELS = "separation.engines._triton_kernels"
 

@@ -193,3 +193,69 @@ def test_readonly_copy_is_explained(shared_data_root, tmp_path):
             load_dataset("mnist", root=ro)
     finally:
         (ro / "MNIST" / "raw").chmod(0o755)
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"x_train": np.zeros((0, 4), np.uint8), "y_train": np.zeros(0, int)}, r"x_train in .* has shape \(0, 4\)"),
+    ({"x_train": np.zeros((3, 4), np.uint8), "y_train": np.zeros(2, int)}, "x_train has 3 points but y_train has 2"),
+    ({"x_train": np.zeros((3, 4), np.uint8), "y_train": np.arange(3), "x_test": np.zeros((0, 4), np.uint8),
+      "y_test": np.zeros(0, int)}, r"x_test in .* has shape \(0, 4\)"),
+])
+def test_an_npz_with_an_empty_or_mismatched_split_is_refused_before_any_work(tmp_path, arrays, match):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=match):
+        load_dataset("npz", npz_path=path)
+    from separation.compute import main
+
+    assert main(["--dataset", "npz", "--npz", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_truncated_or_altered_idx_files_name_the_file_and_the_fix(tmp_path):
+    from separation.core import idx_files
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for prefix, n in (("train", 7), ("t10k", 3)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-5])  # truncated
+    with pytest.raises(CorruptDataError, match=rf"^{re.escape(str(images))} holds 5,483 bytes of data but its header "
+                                               r"says \(7, 28, 28\) \(5,488\): it is truncated or corrupt"):
+        load_dataset("mnist", root=tmp_path, check_integrity=False)
+    images.write_bytes(b"\x00\x00\x09\x03" + images.read_bytes()[4:])
+    with pytest.raises(CorruptDataError, match="is not an IDX file of bytes"):
+        idx_files.parse_idx(images.read_bytes(), str(images))
+
+
+@pytest.mark.realdata
+def test_altered_mnist_bytes_of_the_same_size_are_refused(tmp_path):
+    """The issue's case: unpacked MNIST with a few altered bytes (same size) was accepted; now the
+    content digest refuses it, naming the file -- and reading the .gz archives writes nothing."""
+    import gzip as gz
+    import shutil
+
+    from helpers.paths import SHARED_DATA
+
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip("needs ../shared/data")
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(SHARED_DATA / "MNIST" / "raw", raw)
+    for p in raw.iterdir():
+        p.chmod(0o644)
+    before = sorted(p.name for p in raw.iterdir())
+    ds = load_dataset("mnist", root=tmp_path)  # from the archives, verified, decompressed in memory
+    assert len(ds.x_train) == 60000 and sorted(p.name for p in raw.iterdir()) == before
+    for p in list(raw.glob("*.gz")):
+        p.with_suffix("").write_bytes(gz.decompress(p.read_bytes()))
+        p.unlink()
+    assert load_dataset("mnist", root=tmp_path).fingerprint() == ds.fingerprint()  # unpacked, verified
+    images = raw / "train-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[5000:5050] = bytes(255 - b for b in data[5000:5050])
+    images.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match=rf"^{re.escape(str(images))} does not hold the published data"):
+        load_dataset("mnist", root=tmp_path)

@@ -21,11 +21,11 @@ from separation.engines import CPUEngine, DaskEngine, FaissEngine, ReferenceEngi
 from separation.engines.blocks import CPUBlocks
 from separation.engines.shards import read_shard, write_shard
 
-from engine_variants import tied
+from helpers.engine_variants import tied
 
 distributed = pytest.importorskip("distributed")
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.paths import REPO
 NORMS = ["linf", "l2", "l1"]
 # small kernel blocks: every multi-block path of the inner kernels runs on these small arrays
 SMALL = CPUBlocks(probe_query_block=4, probe_support_block=8, probe_seeds=3, probe_query_chunk=16,
@@ -417,7 +417,7 @@ def test_a_server_that_is_not_a_scheduler_is_a_cluster_error_within_the_timeout(
 
 # -- the command line -------------------------------------------------------------------------------
 def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_shards(client, tmp_path):
-    from conftest import only_record
+    from helpers.records import only_record
 
     from separation.compute import main
     from separation.core.records import load_record

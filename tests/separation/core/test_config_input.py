@@ -2,6 +2,7 @@
 the field, and YAML bombs are refused fast."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -101,3 +102,34 @@ def test_train_cli_reads_scientific_notation_and_string_fields(capsys):
     assert train_main(["--lr", "1e-4", "--name", "123", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "lr: 0.0001" in out and "name: '123'" in out
+
+
+@pytest.mark.parametrize("suffix, text", [
+    (".yaml", "dataset: digits\nepochs: " + "9" * 5000 + "\n"),
+    (".json", '{"dataset": "digits", "epochs": ' + "9" * 5000 + "}"),
+], ids=["yaml", "json"])
+def test_a_number_of_thousands_of_digits_is_a_config_error(tmp_path, suffix, text):
+    path = tmp_path / f"c{suffix}"
+    path.write_text(text)
+    from separation.core.config_files import load_mapping
+
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load_mapping(path)
+
+
+def test_an_integer_beyond_64_bits_is_refused_naming_its_field():
+    from analysis.train_config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"^epochs: 100000000000\.\.\. is too large \(at most 9223372036854775807\)$"):
+        TrainConfig(dataset="digits", epochs=10**20)
+    assert TrainConfig(dataset="digits", seed=2**63 - 1).seed == 2**63 - 1  # exactly at the bound
+
+
+def test_the_train_command_refuses_an_oversized_number_in_one_line(tmp_path, capsys):
+    from analysis.train import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: digits\nepochs: " + "9" * 5000 + "\n")
+    assert main(["--config", str(path), "--print-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ") and "\n" not in err

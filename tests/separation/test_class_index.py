@@ -7,7 +7,7 @@ from scipy.spatial.distance import cdist
 
 from separation import ClassIndex, compute_separation
 
-from engine_variants import VARIANT_NAMES, variants
+from helpers.engine_variants import VARIANT_NAMES, variants
 
 SCIPY = {"linf": "chebyshev", "l2": "euclidean", "l1": "cityblock"}
 

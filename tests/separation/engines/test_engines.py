@@ -14,7 +14,7 @@ from separation import compute_separation, nearest_neighbors
 from separation.engines import ENGINES, available_engines, get_engine
 from separation.engines.reference import pairwise_float64
 
-from engine_variants import VARIANT_NAMES, assert_same, variants
+from helpers.engine_variants import VARIANT_NAMES, assert_same, variants
 
 NORMS = ["linf", "l2", "l1"]
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import only_record, record_folders
+from helpers.records import only_record, record_folders
 from separation import SeparationRecord
 from separation.compute import main
 from separation.result import load_result

@@ -24,8 +24,8 @@ from analysis.rendering.table_separation import separation_table
 from analysis.rendering.writers import to_markdown, write_table
 from separation.core.records import load_record, write_record
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
+from helpers.paths import FIXTURES, REPO
+FIXTURES = FIXTURES / "records"
 GRID = REPO / "configs" / "mnist_cpu.yaml"
 
 

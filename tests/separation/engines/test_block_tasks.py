@@ -21,7 +21,7 @@ from separation.engines import block_tasks as bt
 from separation.engines import shards
 from separation.engines.reference import pairwise_float64
 
-from engine_variants import SMALL, tied
+from helpers.engine_variants import SMALL, tied
 
 
 def nearest_other(xq, yq, xd, yd, norm, offset=0):
