@@ -8,14 +8,14 @@
 #   make test        the test suite
 #
 # Variables (override on the command line, e.g. make reports DATA_ROOT=/tmp/data):
-#   DATA_ROOT        writable data folder in torchvision's layout. Default ./data, created by
-#                    `make data` as a copy of ../shared/data (torchvision unpacks the .gz files there).
+#   DATA_ROOT        data folder in torchvision's layout, read only (MNIST / Fashion-MNIST are read from
+#                    their .gz archives, verified). Default ../shared/data.
 #   RESULTS, REPORTS where records are read/written and where the reports go.
 #   GRIDS            training grid files behind Tables 2 and 3.
 
 PYTHON ?= python
 SHARED_DATA ?= ../shared/data
-DATA_ROOT ?= data
+DATA_ROOT ?= $(SHARED_DATA)
 RESULTS ?= results
 REPORTS ?= reports
 GRIDS ?= configs/mnist_cpu.yaml
@@ -29,7 +29,7 @@ CONSTRUCT_EPS ?= 0.1
 CONSTRUCTED_EVAL_SUBSET ?= 500
 PYTEST_ARGS ?=
 
-.PHONY: reports records data separation construct evaluate-constructed grids bounds render status test test-reports mutation mutation-sample
+.PHONY: reports records separation construct evaluate-constructed grids bounds render status test test-reports mutation mutation-sample
 
 reports:
 	$(MAKE) records
@@ -37,42 +37,31 @@ reports:
 
 records: separation construct evaluate-constructed grids bounds
 
-# a writable copy of ../shared/data in ./data (only for the default DATA_ROOT, only what is missing)
-data:
-	@if [ "$(DATA_ROOT)" = "data" ]; then \
-	  for d in MNIST FashionMNIST; do \
-	    if [ ! -d "data/$$d/raw" ] && [ -d "$(SHARED_DATA)/$$d/raw" ]; then \
-	      echo "copying $(SHARED_DATA)/$$d/raw to data/$$d/raw"; \
-	      mkdir -p "data/$$d" && cp -R "$(SHARED_DATA)/$$d/raw" "data/$$d/" && chmod -R u+w "data/$$d"; \
-	    fi; \
-	  done; \
-	fi
-
-separation: data
+separation:
 	@set -e; for ds in $(SEPARATION_DATASETS); do for norm in $(SEPARATION_NORMS); do \
 	  echo "== separation $$ds $$norm"; \
 	  $(PYTHON) -m separation.compute --dataset $$ds --norm $$norm --data-root "$(DATA_ROOT)" \
 	    --out "$(RESULTS)/separation" --no-progress; \
 	done; done
 
-construct: data
+construct:
 	$(PYTHON) -m lipschitz_construct.verify --dataset $(CONSTRUCT_DATASET) --norm $(CONSTRUCT_NORM) \
 	  --eps $(CONSTRUCT_EPS) --data-root "$(DATA_ROOT)" --out "$(RESULTS)/construct"
 
-evaluate-constructed: data
+evaluate-constructed:
 	$(PYTHON) -m analysis.evaluate --model constructed --dataset $(CONSTRUCT_DATASET) --norm $(CONSTRUCT_NORM) \
 	  --eps $(CONSTRUCT_EPS) --subset $(CONSTRUCTED_EVAL_SUBSET) --data-root "$(DATA_ROOT)" --no-progress \
 	  --out "$(RESULTS)/evaluate/$(CONSTRUCT_DATASET)/constructed_$(CONSTRUCT_NORM)_eps$(CONSTRUCT_EPS)_subset$(CONSTRUCTED_EVAL_SUBSET)"
 
-grids: data
+grids:
 	@set -e; for g in $(GRIDS); do \
 	  echo "== training grid $$g"; \
 	  $(PYTHON) -m analysis.grid $$g --data-root "$(DATA_ROOT)" --results-root "$(RESULTS)/training" --no-progress; \
 	done
 
-# the robustness bounds of the full training sets (analysis/reporting/collect.py BOUNDS_RUNS: the same grids)
+# the robustness bounds of the full training sets (analysis/rendering/collect.py BOUNDS_RUNS: the same grids)
 BOUNDS_ARGS = --split train --data-root "$(DATA_ROOT)" --out "$(RESULTS)/bounds" --no-progress
-bounds: data
+bounds:
 	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm linf --cliques $(BOUNDS_ARGS) \
 	  --eps 0.3686274509803922 0.4 0.44 0.46 0.47 0.48 0.485 0.49 0.4922 0.4942
 	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm l2 $(BOUNDS_ARGS) \

@@ -85,14 +85,17 @@ class Evaluation:
         return self.to_frame("splits").to_html(float_format=lambda v: f"{v:.4g}") + f"<p>{self!r}</p>"
 
     def to_frame(self, kind: str = "points"):
-        """A pandas DataFrame: ``"points"`` (one row per evaluated point: split, index, label,
-        correct, adv_correct, per-attack correctness, local Lipschitz estimates) or ``"splits"``
-        (one row per split with the record's numbers)."""
+        """A pandas DataFrame: ``"points"`` (one row per evaluated point: model, split, index,
+        label, correct, adv_correct, per-attack correctness, local Lipschitz estimates) or
+        ``"splits"`` (one row per split with the record's numbers, and the model's name), so that
+        the frames of several models can be concatenated side by side."""
         import pandas as pd
 
+        model = self.result.model.name
         if kind == "splits":
-            rows = [{"split": n, **dataclasses.asdict(s)} for n in SPLITS if (s := self.result.split(n)) is not None]
-            return pd.DataFrame(rows).set_index("split")
+            rows = [{"model": model, "split": n, **dataclasses.asdict(s)} for n in SPLITS
+                    if (s := self.result.split(n)) is not None]
+            return pd.DataFrame(rows).set_index(["model", "split"])
         if kind != "points":
             raise InvalidInputError(f"kind must be 'points' or 'splits', got {kind!r}.")
         frames = []
@@ -100,7 +103,7 @@ class Evaluation:
             labels = self.arrays.get(f"{split}_labels")
             if labels is None:
                 continue
-            cols = {"split": split, "index": np.arange(len(labels)), "label": labels}
+            cols = {"model": model, "split": split, "index": np.arange(len(labels)), "label": labels}
             for key, arr in self.arrays.items():
                 if key.startswith(f"{split}_") and key != f"{split}_labels":
                     cols[key[len(split) + 1:]] = arr

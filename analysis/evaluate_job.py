@@ -16,6 +16,7 @@ import numpy as np
 from separation.core.cli import integer, nonnegative_float, positive_float
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
+from separation.core.extras import require
 from separation.core.paper import ATTACK_NORMS, LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS
 from separation.core.paths import safe_name
 from separation.core.pipeline import Computed, RecordJob, add_data_arguments, load_data
@@ -148,7 +149,7 @@ class EvaluateJob(RecordJob):
         return data.subset(args.subset, seed=args.seed) if args.model == "constructed" else data
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> EvaluationConfig:
-        import torch
+        torch = require("torch", "evaluating a model (attacks, Lipschitz estimates)")
 
         from .model_metrics import plan_evaluation
         from .models.sources import load_model

@@ -41,7 +41,7 @@ from separation.core.paper import (ATTACK_NORMS, LIPSCHITZ_START_STD, LIPSCHITZ_
 from separation.core.threat import check_eps
 from separation.core.errors import InvalidInputError
 
-from .tensors import (batches, count_nonfinite_outputs, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor)
+from .tensors import (NonFiniteOutputError, batches, count_nonfinite_outputs, eval_mode, flat_norm, model_device_dtype, threat, to_unit_tensor)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _ascent_batch(model, x, *, eps, norm, steps, step_size, top_norm, generator)
             den = flat_norm(x - xp, norm)
             ratio = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(num))
         if not bool(torch.isfinite(ratio).all()):
-            raise FloatingPointError("the model's outputs are not finite (NaN or inf) inside the eps-ball: "
+            raise NonFiniteOutputError("the model's outputs are not finite (NaN or inf) inside the eps-ball: "
                                      "no Lipschitz estimate can be made (a broken or diverged model?).")
         cands = [(ratio.detach(), xp.detach())]
         if norm == "linf" and t > 0:
@@ -180,7 +180,7 @@ def estimate_local_lipschitz(model: nn.Module, x, *, eps: float, norm: str = "li
     x = to_unit_tensor(x, device="cpu", dtype=mdtype)
     bad = count_nonfinite_outputs(model, x, device=device, dtype=mdtype, batch_size=batch_size)
     if bad:
-        raise InvalidInputError(f"the model's outputs are not finite (NaN or inf) on {bad} of the {len(x)} points: "
+        raise NonFiniteOutputError(f"the model's outputs are not finite (NaN or inf) on {bad} of the {len(x)} points: "
                                 "the local Lipschitz estimate would be meaningless; no estimate was made.")
     if mode == "paper" and batch_size % PAPER_CHUNK:
         batch_size = (batch_size // PAPER_CHUNK + 1) * PAPER_CHUNK

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from separation.core.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS, default_eps
+from separation.core.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS, default_eps, radius
 from separation.core.pipeline import Computed, produce_record
 from separation.core.records import run_metadata
 from separation.core.threat import check_eps
 from separation.core.errors import InvalidInputError, InvalidTypeError
 
-from .tensors import count_nonfinite_outputs, eval_mode, threat, to_unit_tensor
+from .tensors import NonFiniteOutputError, count_nonfinite_outputs, eval_mode, threat, to_unit_tensor
 from .attack_suite import attack_spec, run_attacks
 from .local_lipschitz import MODES as LIP_MODES
 from .local_lipschitz import estimate_local_lipschitz
@@ -139,7 +139,10 @@ def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None,
         if not hasattr(dataset, attr):
             raise InvalidTypeError("dataset must be a separation.Dataset (x_train, y_train, x_test, y_test), got "
                                    f"{type(dataset).__name__}.")
-    eps = default_eps(dataset.name) if config.eps is None else config.eps
+    eps = default_eps(dataset.name, config.norm) if config.eps is None else config.eps
+    if eps is None:
+        raise InvalidInputError(f"no eps given, and {radius(dataset.name, config.norm).source.replace(': pass --eps', '')} "
+                                f"({dataset.name}, {config.norm}): pass eps (--eps).")
     tm = threat(config.norm, eps)
     specs = tuple(attack_spec(a) for a in config.attacks)
     if len({s["name"] for s in specs}) != len(specs):
@@ -196,7 +199,7 @@ def check_finite_outputs(model: nn.Module, dataset, splits, *, device, dtype, ba
                                                                   dtype=dtype, batch_size=batch_size, name=f"x_{s}"))}
     if bad:
         where = ", ".join(f"{n} of the {len(getattr(dataset, f'x_{s}'))} {s} points" for s, n in bad.items())
-        raise InvalidInputError(f"the model's outputs are not finite (NaN or inf) on {where}: its weights are broken "
+        raise NonFiniteOutputError(f"the model's outputs are not finite (NaN or inf) on {where}: its weights are broken "
                                 "(a diverged or corrupted checkpoint?); no evaluation was made.")
 
 

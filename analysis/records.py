@@ -3,10 +3,11 @@ run (kind ``training``)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from separation.core.paths import safe_name, slug
-from separation.core.records import DataSpec, Record, upgrade_envelope
+from separation.core.records import DataSpec, Record, reusable, upgrade_envelope
 
 from .train_config import TrainConfig
 
@@ -220,5 +221,10 @@ class TrainingRecord(Record):
         return upgrade_envelope(data, dict(data["config"]), res)
 
 
+def finished_record(folder: str | os.PathLike | None, cfg: TrainConfig) -> TrainingRecord | None:
+    """The verified training record in ``folder`` made with ``cfg`` (runtime fields aside)."""
+    return None if folder is None else reusable(TrainingRecord, folder, cfg)
+
+
 __all__ = ["EpochStats", "EvalResult", "EvaluationConfig", "EvaluationRecord", "Gaps", "LipschitzSettings",
-           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord"]
+           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord", "finished_record"]

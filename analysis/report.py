@@ -16,9 +16,10 @@ Commands (default ``all``)::
     python -m analysis.report readme                   # reports/README.md (tables inline)
     python -m analysis.report status                   # which records exist, which are missing
 
-Exit codes: 0 when every requested artefact was rendered from at least one record; 1 when one had
-no record at all (the message names the commands that produce them), or with ``--strict`` when any
-expected record is missing or a figure was skipped; 2 for invalid arguments.
+Exit codes: 0 when the requested artefact was rendered from at least one record (for ``all``: when
+anything was -- the report of your own runs renders what they allow and lists what is missing);
+1 when it had no record at all (the message names the commands that produce one), or with
+``--strict`` when any expected record is missing or a figure was skipped; 2 for invalid arguments.
 
 The work is :mod:`analysis.rendering.renderer`.
 """

@@ -101,6 +101,10 @@ def to_labels(y, *, n: int, device=None) -> torch.Tensor:
     return y.to(device=device, dtype=torch.long)
 
 
+class NonFiniteOutputError(InvalidInputError, FloatingPointError):
+    """A model whose outputs are not finite (NaN or inf) where they are needed: a broken model."""
+
+
 def count_nonfinite_outputs(model: nn.Module, x, *, device=None, dtype: torch.dtype = torch.float32,
                             batch_size: int = 256, name: str = "x") -> int:
     """How many points of ``x`` (``(n, ...)`` images) give a non-finite logit (NaN or inf), with the
@@ -121,5 +125,5 @@ def batches(n: int, batch_size: int):
         yield slice(start, min(n, start + batch_size))
 
 
-__all__ = ["batches", "check_images", "count_nonfinite_outputs", "eval_mode", "flat_norm", "model_device_dtype", "threat",
+__all__ = ["NonFiniteOutputError", "batches", "check_images", "count_nonfinite_outputs", "eval_mode", "flat_norm", "model_device_dtype", "threat",
            "to_labels", "to_unit_tensor"]

@@ -31,7 +31,7 @@ import yaml
 from separation.core.config_files import check_field_types, deep_merge, load_mapping, parse_override
 from separation.core.errors import ConfigError, UsageError
 from separation.core.paths import safe_name
-from separation.core.paper import ATTACK_NORMS, DEFAULT_EPS
+from separation.core.paper import ATTACK_NORMS, default_eps
 
 from .architectures import ARCHITECTURES
 from .methods import METHODS, complete_method_params
@@ -103,9 +103,9 @@ class TrainConfig:
     def __post_init__(self):
         self._validate()
         if self.eps is None:
-            self.eps = DEFAULT_EPS.get(self.dataset)
+            self.eps = default_eps(self.dataset, self.norm)
             if self.eps is None:
-                raise ConfigError(f"eps: no default radius for dataset {self.dataset!r}; set eps.")
+                raise ConfigError(f"eps: no conventional radius for dataset {self.dataset!r} in {self.norm}; set eps.")
         self.method_params = complete_method_params(self.method, self.method_params)
         self.milestones = [int(m) for m in self.milestones]
         if not self.name:

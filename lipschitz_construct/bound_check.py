@@ -22,6 +22,7 @@ import numpy as np
 from separation import ThreatModel
 from separation.core.arrays import to_unit_float
 from separation.core.errors import InvalidInputError
+from separation.core.extras import require
 
 from .records import LipschitzCheck
 
@@ -50,7 +51,7 @@ def _ratios(clf, x1: np.ndarray, x2: np.ndarray, d1=None):
 
 def _gradient_pairs(clf, x1: np.ndarray, d1: np.ndarray, threat: ThreatModel, steps: int, rng) -> np.ndarray:
     """Projected gradient ascent on the Lipschitz ratio; returns the best ``x'`` found per point."""
-    import torch
+    torch = require("torch", "the gradient-ascent pairs of the Lipschitz check (or pass --gradient-steps 0)")
 
     module = clf.as_torch_module()
     X1 = torch.from_numpy(x1)

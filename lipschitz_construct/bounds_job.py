@@ -84,8 +84,9 @@ class BoundsJob(RecordJob):
         p.add_argument("--cliques", action="store_true",
                        help="l-inf only: also the clique LP bound (tighter for randomized classifiers)")
         p.add_argument("--time-limit", type=positive_float, default=60.0,
-                       help="seconds of MILP per eps for the components no matching solves (default 60); "
-                            "where it runs out the optimum is left open and the best witness found is kept")
+                       help="seconds per eps (default 60) for the greedy witness and the MILPs of the components "
+                            "no matching solves (with --cliques: half of it, the clique LP the rest); where it "
+                            "runs out the optimum is left open and the best witness found is kept")
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> BoundsConfig:
         if args.cliques and args.norm != "linf":

@@ -20,6 +20,7 @@ import numpy as np
 from separation import ClassIndex, compute_separation
 from separation.core.arrays import as_labels, as_points, check_norm
 from separation.core.errors import InvalidInputError
+from separation.core.extras import require
 from separation.core.threat import check_eps
 from separation.engines import ENGINES, Engine
 
@@ -220,11 +221,13 @@ class LocallyLipschitzClassifier:
         return astuteness_from(labels, radius, yy, eps)
 
     def as_torch_module(self):
-        """An ``nn.Module`` mapping float ``(n, *input_shape)`` in [0, 1] to logits ``-f(x)``."""
+        """An ``nn.Module`` mapping float ``(n, *input_shape)`` in [0, 1] to logits ``-f(x)``, in
+        eval mode (it has no dropout or batch statistics: the mode changes nothing)."""
         self._check_fitted("as_torch_module")
+        require("torch", "the constructed classifier as a torch module (nn.Module)")
         from .torch_module import NearestClassLogits
 
-        return NearestClassLogits(self)
+        return NearestClassLogits(self).eval()
 
 
 def astuteness_from(pred, radius, y, eps):

@@ -176,7 +176,7 @@ class EpsBounds:
 @dataclasses.dataclass(frozen=True)
 class BoundsConfig:
     """The settings of ``python -m lipschitz_construct.bounds`` that change its result (the engine
-    does not: every engine is exact; the MILP time limit can)."""
+    does not: every engine is exact; the time limit per radius can)."""
 
     data: DataSpec
     norm: str

@@ -29,12 +29,29 @@ import numpy as np
 
 from separation import conflict_pairs
 from separation.core.arrays import as_labels, as_points, check_norm
-from separation.core.errors import InvalidInputError
+from separation.core.errors import InvalidInputError, LimitError
+from separation.core.memory import GiB, available_bytes, check_fits
 from separation.core.progress import progress_bar
 from separation.core.threat import check_eps_list
+from separation.engines.conflicts import TooManyPairs
 
-from ._independent import adjacency, clique_lp, solve
+from ._graph import from_pairs
+from ._independent import clique_bound, compile_kernels, solve
 from .records import EpsBounds
+
+#: Peak memory per conflict, end to end (at the largest eps), with room to spare: the search holds
+#: 16 bytes per pair and sorts them into its 24-byte int64 / float64 result (40 at its peak); then
+#: 9 bytes per pair (int32 ends, the radius level) and per radius the graph (8 per edge), the
+#: subgraph of the LP's 1/2 vertices (8) and its bipartite part (5): about 30.
+BYTES_PER_CONFLICT = 64
+#: Of which still needed once the pairs are found (checked before the graphs are built).
+SOLVE_BYTES_PER_CONFLICT = 40
+#: Memory per point (labels, LP values, the greedy's heap, masks), beyond the input.
+BYTES_PER_POINT = 256
+#: With ``cliques``, the share of the time limit kept for the clique cover and LP (the MILPs get the rest).
+CLIQUE_SHARE = 0.5
+#: What to do when the conflicts do not fit in memory.
+REMEDY = "pass smaller eps or --subset (fewer points)"
 
 
 class RobustnessBounds:
@@ -118,21 +135,22 @@ class RobustnessBounds:
         return f"RobustnessBounds(norm={self.norm!r}, n={self.n}, eps={self.eps})"
 
 
-def _solve_eps(n, i, j, d, eps, *, cliques, time_limit):
+def _solve_eps(n, u, v, level, k, eps, *, cliques, time_limit):
+    """The bounds at the ``k``-th radius: the graph of the pairs with ``level <= k``, solved within
+    ``time_limit`` seconds from the start (module docstring of ``_independent``)."""
     t0 = time.perf_counter()
-    sel = d <= 2 * eps
-    u, v = i[sel], j[sel]
-    a = adjacency(n, u, v)
-    sol = solve(a, time_limit=time_limit)
-    seconds = {k: float(s) for k, s in sol.seconds.items()}
+    g = from_pairs(n, u, v, level, k)
+    seconds = {"graph": time.perf_counter() - t0}
+    sol = solve(g, deadline=t0 + time_limit * (1 - CLIQUE_SHARE if cliques else 1.0))
+    seconds.update((name, float(s)) for name, s in sol.seconds.items() if name != "total")
     clique_value = None
     if cliques:
         t1 = time.perf_counter()
-        clique_value = clique_lp(a, time_limit=time_limit) if len(u) else float(n)
+        clique_value = clique_bound(g, deadline=t0 + time_limit)
         seconds["cliques"] = time.perf_counter() - t1
     kept = int(sol.keep.sum())
     point = EpsBounds(
-        eps=float(eps), n_conflicts=int(len(u)), n_conflicted_points=int(np.unique(np.concatenate([u, v])).size),
+        eps=float(eps), n_conflicts=g.m, n_conflicted_points=int(np.count_nonzero(g.degrees())),
         n_components=sol.n_components, largest_component=sol.largest_component, n_half_integral=sol.n_half,
         n_milp_components=sol.n_milp, n_unsolved_components=sol.n_unsolved,
         optimal_error=1.0 - kept / n if sol.exact else float("nan"),
@@ -141,6 +159,36 @@ def _solve_eps(n, i, j, d, eps, *, cliques, time_limit):
         upper_error=1.0 - kept / n, solved=sol.exact, n_kept=kept, seconds=seconds)
     point.seconds["total"] = time.perf_counter() - t0
     return point, np.flatnonzero(sol.keep)
+
+
+def _search(xs, ys, *, norm, radius, engine, max_pairs, progress):
+    """The conflicts within ``radius``, stopped before they outgrow the memory: at most the pairs
+    :data:`BYTES_PER_CONFLICT` bytes each leave room for (and ``max_pairs``)."""
+    have = available_bytes()
+    cap = max_pairs
+    if have is not None:
+        room = max(0, (have - BYTES_PER_POINT * len(ys)) // BYTES_PER_CONFLICT)
+        cap = room if max_pairs is None else min(max_pairs, room)
+    try:
+        return conflict_pairs(xs, ys, norm=norm, radius=radius, engine=engine, max_pairs=cap, progress=progress)
+    except TooManyPairs as exc:
+        if cap == max_pairs:
+            raise
+        need = BYTES_PER_CONFLICT * (cap + 1) + BYTES_PER_POINT * len(ys)
+        raise LimitError(f"the robustness bounds need about {need / GiB:.1f} GiB for more than {cap:,} conflicts "
+                         f"(pairs within 2 max(eps) = {radius:g}), and {have / GiB:.1f} GiB are available; "
+                         f"{REMEDY}") from exc
+
+
+def _compact(n, i, j, d, radii):
+    """``(u int32, v int32, level uint8)`` of the pairs on ``n`` points: ``level`` the first radius
+    ``2 eps`` they are within (``d <= radii[level]``); 9 bytes per pair, made in chunks."""
+    dt = np.int32 if n < 2**31 else np.int64
+    u, v = i.astype(dt), j.astype(dt)
+    level = np.empty(len(d), np.uint8 if len(radii) < 256 else np.uint16)
+    for s in range(0, len(d), 1 << 20):
+        level[s:s + (1 << 20)] = np.searchsorted(radii, d[s:s + (1 << 20)], "left")
+    return u, v, level
 
 
 def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float], engine="auto",
@@ -155,13 +203,21 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float],
         eps: a radius or a sequence of radii (``>= 0``, [0, 1] pixel units); sorted, duplicates dropped.
         engine: the exact range search (see :func:`separation.conflict_pairs`).
         cliques: l-inf only: also the clique LP bound (``clique_lower_error``).
-        time_limit: seconds of MILP per radius for the non-bipartite components; where it runs out
-            the optimum is NaN and ``upper_error`` is the best witness found.
+        time_limit: seconds per radius for the parts that may take long: the greedy witness, the
+            MILPs of the non-bipartite components and (with ``cliques``, which then gets the second
+            half) the clique cover and LP; a part not done in time is skipped or stopped, and its
+            result flagged: the optimum NaN (``solved`` False; ``upper_error`` is the best witness
+            found), the clique bound None. The matchings (exact, polynomial) always run.
         progress: progress bars (conflict search, radii); None: where a person watches.
         max_pairs: stop with a MemoryError when more conflicts than this are found.
 
     Returns:
         :class:`RobustnessBounds`. The conflict search runs once, at ``2 max(eps)``.
+
+    Raises:
+        LimitError: (a MemoryError) more conflicts than ``max_pairs``, or than the available memory
+            holds at :data:`BYTES_PER_CONFLICT` bytes each (checked as they are found, before the
+            graph is built); the message says how much memory and what to do.
     """
     check_norm(norm)
     values = check_eps_list(eps)
@@ -176,24 +232,32 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float],
     if np.unique(ys).size < 2:
         raise InvalidInputError("y has fewer than two classes: with one class every classifier is robustly correct.")
     t0 = time.perf_counter()
-    i, j, d = conflict_pairs(xs, ys, norm=norm, radius=2 * max(values), engine=engine, max_pairs=max_pairs,
-                             progress=progress)
+    i, j, d = _search(xs, ys, norm=norm, radius=2 * max(values), engine=engine, max_pairs=max_pairs,
+                      progress=progress)
     t_pairs = time.perf_counter() - t0
+    n, m = len(ys), len(d)
+    check_fits(SOLVE_BYTES_PER_CONFLICT * m + BYTES_PER_POINT * n, f"the robustness bounds of {m:,} conflicts",
+               remedy=REMEDY)
+    separation = float(d.min()) if m else None
+    u, v, level = _compact(n, i, j, d, np.array([2 * e for e in values]))
+    del i, j, d
+    compile_kernels()
     points, kept = [], []
-    for e in progress_bar(values, enabled=progress, desc=f"bounds ({norm})", unit="eps"):
-        p, k = _solve_eps(len(ys), i, j, d, e, cliques=cliques, time_limit=float(time_limit))
+    for k, e in enumerate(progress_bar(values, enabled=progress, desc=f"bounds ({norm})", unit="eps")):
+        p, w = _solve_eps(n, u, v, level, k, e, cliques=cliques, time_limit=float(time_limit))
         points.append(p)
-        kept.append(k)
+        kept.append(w)
     # an independent set at a larger eps is one at every smaller eps: keep the larger witness
     for k in range(len(values) - 2, -1, -1):
         if len(kept[k + 1]) > len(kept[k]):
             kept[k] = kept[k + 1]
             p = points[k]
             p.n_kept = len(kept[k])
-            p.upper_error = 1.0 - p.n_kept / len(ys)
+            p.upper_error = 1.0 - p.n_kept / n
     seconds = {"conflicts": t_pairs, "solve": time.perf_counter() - t0 - t_pairs, "total": time.perf_counter() - t0}
     return RobustnessBounds(norm=norm, x=xs, y=ys, engine=engine, eps=values, points=points, kept=kept,
-                            separation=float(d.min()) if len(d) else None, seconds=seconds)
+                            separation=separation, seconds=seconds)
 
 
-__all__ = ["EpsBounds", "RobustnessBounds", "robustness_bounds"]
+__all__ = ["BYTES_PER_CONFLICT", "BYTES_PER_POINT", "CLIQUE_SHARE", "EpsBounds", "REMEDY", "RobustnessBounds",
+           "SOLVE_BYTES_PER_CONFLICT", "robustness_bounds"]

@@ -192,7 +192,7 @@ class VerifyJob(RecordJob):
         seconds["fit"] = time.perf_counter() - t0
         seconds.update({f"fit_{k}": v for k, v in clf.fit_seconds_.items()})
         r = clf.r_
-        eps = list(args.eps) if args.eps else ([default_eps(args.dataset)] if args.norm == "linf" else [r])
+        eps = list(args.eps) if args.eps else ([default_eps(args.dataset, "linf")] if args.norm == "linf" else [r])
 
         t0 = time.perf_counter()
         train_pred, train_rad = _certify(clf, ds.x_train, progress=progress, desc="certify train")

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from .core.cli import integer
 from .core.errors import UsageError
+from .core.extras import require
 from .core.paths import writable_folder
 from .engines import Engine
 from .engines.dask_engine import DaskEngine, connect, default_shard_dir, parse_scheduler
@@ -68,7 +69,7 @@ def cluster_engine(args: argparse.Namespace) -> Iterator[str | Engine]:
         return
     shard_dir = writable_folder(args.shard_dir if args.shard_dir is not None else default_shard_dir(),
                                 "--shard-dir")
-    import distributed  # noqa: F401 - sets its loggers' levels on import: quiet them after that
+    require("distributed", "--scheduler (a run on a Dask cluster)")  # its loggers' levels are set on import
 
     quiet_cluster_logs()
     engine = DaskEngine(args.scheduler, block_size=args.block_size, shard_dir=shard_dir)
@@ -81,7 +82,7 @@ def cluster_engine(args: argparse.Namespace) -> Iterator[str | Engine]:
 @contextlib.contextmanager
 def cluster_client(scheduler: str) -> Iterator:
     """A :class:`distributed.Client` of ``scheduler`` (``local:N`` starts and then stops a cluster)."""
-    import distributed  # noqa: F401
+    require("distributed", "--scheduler (a run on a Dask cluster)")
 
     quiet_cluster_logs()
     client, cluster = connect(scheduler)

@@ -8,7 +8,7 @@ from .cluster import add_cluster_arguments, cluster_engine, cluster_engine_name
 from .core.cli import integer, nonnegative_float, positive_float
 from .core.datasets import Dataset
 from .core.errors import UsageError
-from .core.paper import default_eps
+from .core.paper import default_eps, radius
 from .core.pipeline import Computed, RecordJob
 from .core.threat import ThreatModel
 from .engines import ENGINES
@@ -22,7 +22,8 @@ STEPS = ("train_train", "test_train", "test_test", "knn", "class_distances")
 
 
 def format_summary(summary: SeparationSummary, dataset: str) -> str:
-    """A short human-readable table of a separation summary."""
+    """A short human-readable table of a separation summary (the ratios to ``2 eps`` for the radii of
+    the record: ``--eps``, else the dataset's conventional radius in this norm, :data:`~separation.core.paper.RADII`)."""
     lines = [f"dataset {dataset}  norm {summary.norm}  engine {summary.engine}  r = {summary.r:.6g}",
              f"{'split':<9} {'n':>7} {'min':>10} {'mean':>10} {'min excl. dup':>14} {'dups':>5}"]
     for name in SPLITS:
@@ -35,6 +36,8 @@ def format_summary(summary: SeparationSummary, dataset: str) -> str:
         for e, v in s.eps.items():
             lines.append(f"          eps={e}: separation/2eps = {v.ratio_to_2eps:.3g}, points closer than 2eps: "
                          f"{100 * v.fraction_below_2eps:.3g}%")
+    if not summary.train.eps:
+        lines.append(f"          no eps: {radius(dataset, summary.norm).source}")
     c = summary.cluster
     if c is not None:
         lines.append(f"cluster {c.scheduler}: {c.workers} workers ({c.threads} threads, engine {c.inner}), "
@@ -60,11 +63,12 @@ class SeparationJob(RecordJob):
     out_kind = "separation"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--splits", nargs="+", default=["train", "test"], choices=SPLITS, metavar="SPLIT",
+        p.add_argument("--splits", nargs="+", default=None, choices=SPLITS, metavar="SPLIT",
                        help="what to compute: train (train-train, always done), test (test-train), "
-                            "test-test (default: train test)")
+                            "test-test (default: train test, or train alone for data without a test split)")
         p.add_argument("--eps", type=positive_float, nargs="+", default=None,
-                       help="attack radii to compare with (default: the paper's eps for the dataset)")
+                       help="attack radii to compare with (default: the dataset's conventional radius in this norm: "
+                            "the paper's for l-inf; none where no radius is conventional)")
         p.add_argument("--engine", default="auto", choices=["auto", *ENGINES, "dask"],
                        help="nearest-neighbour engine (default: auto = fastest available; dask: on the cluster "
                             "of --scheduler); every engine is exact")
@@ -83,8 +87,10 @@ class SeparationJob(RecordJob):
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> SeparationConfig:
         cluster_engine_name(args)  # contradicting engine options are a bad call, found before any work
-        splits = tuple(s for s in SPLITS if s == "train" or s in args.splits)
-        eps = tuple(args.eps) if args.eps is not None else (default_eps(args.dataset),)
+        asked = args.splits if args.splits is not None else (["train", "test"] if data.x_test is not None else ["train"])
+        splits = tuple(s for s in SPLITS if s == "train" or s in asked)
+        conventional = default_eps(args.dataset, args.norm)
+        eps = tuple(args.eps) if args.eps is not None else ((conventional,) if conventional is not None else ())
         labels = "given"
         if args.random_labels is not None:
             labels = f"random(seed={args.random_labels})"
@@ -119,7 +125,8 @@ class SeparationJob(RecordJob):
     def values_of(self, config: SeparationConfig) -> dict[str, Any]:
         d = config.data
         return {"dataset": d.dataset, "norm": config.norm, "subset": d.subset, "seed": d.seed if d.subset else 0,
-                "splits": list(config.splits), "eps": list(config.eps) or None, "k": config.k,
+                "splits": None if config.splits == ("train", "test") else list(config.splits),
+                "eps": list(config.eps) or None, "k": config.k,
                 "class_matrix": config.class_matrix, "random_labels": _random_labels_seed(d.labels)}
 
     def summary(self, record: SeparationRecord) -> str:

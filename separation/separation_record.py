@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .core.errors import InvalidInputError
 from .core.records import DataSpec, Record, upgrade_envelope
 from .engines.cluster_run import ClusterPass, ClusterRun
 
@@ -52,12 +53,14 @@ class SplitSummary:
     mean_excluding_duplicates: float | None
     near_duplicates: list[Pair] | None = None
 
-    def eps_stat(self, eps: float) -> EpsStat | None:
-        """The entry for ``eps`` (matched as a number, not as its string form)."""
+    def eps_stat(self, eps: float) -> EpsStat:
+        """The entry for ``eps`` (matched as a number, not as its string form); InvalidInputError,
+        naming the radii that were computed, for another ``eps``."""
         for k, v in self.eps.items():
             if abs(float(k) - float(eps)) <= 1e-12 * max(1.0, abs(float(eps))):
                 return v
-        return None
+        raise InvalidInputError(f"eps={eps!r} was not computed for this record; its radii are "
+                                f"{', '.join(self.eps) or 'none'} (compute it with --eps {eps!r})")
 
 
 @dataclasses.dataclass

@@ -24,6 +24,7 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, flag", [
     (["separation.compute", "--dataset", "digits", "--out", "FILE"], "--out"),
     (["lipschitz_construct.verify", "--dataset", "digits", "--out", "FILE"], "--out"),
@@ -75,6 +76,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
 def test_a_bug_is_exit_1_with_its_traceback_and_nothing_written(tmp_path, argv):
     """An internal TypeError in a command's work (injected where the work starts) is a bug, not a bad
@@ -88,6 +90,7 @@ def test_a_bug_is_exit_1_with_its_traceback_and_nothing_written(tmp_path, argv):
     assert not list(out.rglob("record.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
 def test_a_bad_call_is_exit_2_in_one_line_and_verbose_adds_the_traceback(tmp_path, argv):
     argv = [*argv[:argv.index("--subset") + 1], "99999", *argv[argv.index("--subset") + 2:]]
@@ -136,6 +139,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_command_before_its_record(tmp_path, 
     assert not list(tmp_path.rglob("record.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
 def test_a_record_folder_blocked_by_a_file_is_refused_before_any_work(tmp_path, argv):
     """``--out/<dataset>`` an existing file: refused in one line before the work (it used to fail

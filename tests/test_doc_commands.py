@@ -21,6 +21,9 @@ import numpy as np
 import pytest
 
 from helpers.paths import REPO
+
+# the slow tier: every documented command, run as a process
+pytestmark = pytest.mark.slow
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 #: (regex on the command, reason): not run here

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from helpers.paths import REPO
 
+# the slow tier: the notebooks, executed
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -40,6 +43,11 @@ def run_notebook(path: Path, workdir: Path, env: dict[str, str]) -> None:
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
     assert "IProgress not found" not in text
+    # the toolkit's own warnings (e.g. a model left in train mode) do not show in its own notebooks
+    assert "UserWarning" not in text and "train mode" not in text, text[:2000]
+    if path.name == "03_your_model.ipynb":  # the models side by side: one row per model and split
+        html = "".join(str(o.get("data", {}).get("text/plain", "")) for o in nb.cells[-1].outputs)
+        assert "my-mlp" in html and "constructed" in html, html[:2000]
 
 
 @pytest.mark.slow

@@ -42,7 +42,8 @@ def constructed(dataset, *, norm: str = "linf", **_: Any):
 
 def checkpoint(dataset, *, path: str | Path, arch: str | None = None, **_: Any):
     """A network from a checkpoint file (:mod:`analysis.checkpoints`), its dimensions checked
-    against ``dataset``; the spec carries the file's sha256 and the checkpoint's configuration."""
+    against ``dataset``; the spec is named by the training run (the checkpoint config's ``name``),
+    else by the file, and carries the file's sha256 and the checkpoint's configuration."""
     from ..checkpoints import file_sha256, model_from_checkpoint
 
     c, h, w = dataset.image_shape
@@ -50,7 +51,9 @@ def checkpoint(dataset, *, path: str | Path, arch: str | None = None, **_: Any):
         raise InvalidInputError(f"{dataset.name}: images are {h}x{w}; the architectures expect square images.")
     model, cfg = model_from_checkpoint(path, arch=arch, in_channels=c, num_classes=num_classes_of(dataset),
                                        input_size=h)
-    return model, ModelSpec(name=Path(path).stem, arch=cfg["arch"], checkpoint_sha256=file_sha256(path),
+    # a checkpoint of analysis.train knows its run's name (e.g. trades-b6); any other, its file's stem
+    name = cfg.get("name") if isinstance(cfg.get("name"), str) and cfg.get("name") else Path(path).stem
+    return model, ModelSpec(name=name, arch=cfg["arch"], checkpoint_sha256=file_sha256(path),
                             config=dict(cfg))
 
 

@@ -16,6 +16,7 @@ from lipschitz_construct.records import BoundsRecord, VerificationRecord
 from separation import SeparationRecord
 from separation.core.paper import TABLE1_NORMS
 from separation.core.errors import ToolkitError
+from separation.core.pipeline import DATA_ROOT_PLACEHOLDER
 from separation.core.records import RecordSet, find_records
 from separation.core.records.benchmark import BenchmarkRecord
 
@@ -46,8 +47,6 @@ BOUNDS_RUNS: tuple[tuple[str, str, tuple[float, ...], bool], ...] = (
      True),
     ("fashion-mnist", "l2", (0.7993774009456595, 1.0, 1.2, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0), False),
 )
-#: Placeholder for the data folder in printed commands (``make data`` creates ./data).
-DATA_ROOT_PLACEHOLDER = "DATA_ROOT"
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lipschitz_construct.records import BoundsRecord
-from separation.core.paper import PAPER_EPS
+from separation.core.paper import PAPER_EPS, default_eps
 
 from .fig_base import FigureSkipped, new_figure, save_figure
 from .format import NORM_NAMES, dataset_name, finite
@@ -60,10 +60,11 @@ def _panel(ax, recs: list[BoundsRecord], rows, dataset: str, norm: str) -> None:
                        label=f"trained models, robust {split} acc.", zorder=3)
             lo = min(lo, min(m[1] for m in models))
             hi_eps = max(hi_eps, max(m[0] for m in models))
-    paper = PAPER_EPS.get(dataset)
-    if paper is not None:
-        ax.axvline(paper, color="black", lw=1.0, ls="--", alpha=0.7, label=f"paper's ε = {paper:g}")
-        hi_eps = max(hi_eps, paper)
+    usual = default_eps(dataset, norm)
+    if usual is not None:  # the paper's radius (l-inf), or the conventional one of this norm
+        who = "paper's" if norm == "linf" and PAPER_EPS.get(dataset) == usual else "usual"
+        ax.axvline(usual, color="black", lw=1.0, ls="--", alpha=0.7, label=f"{who} ε = {usual:g}")
+        hi_eps = max(hi_eps, usual)
     ax.set_xlim(0.0, hi_eps * 1.04 if hi_eps > 0 else 1.0)
     ax.set_ylim(max(0.0, 100 * lo - 0.08 * (100 - 100 * lo) - 0.5), 100.5)
     ax.set_title(f"{dataset_name(dataset)}, {NORM_NAMES.get(norm, norm)}", fontsize=10)

@@ -51,7 +51,7 @@ def load_record_dataset(rec: SeparationRecord, data_root: str | os.PathLike | No
     if folder and not (root / folder).is_dir():
         # fail fast, before torchvision is imported (seconds), when the folder is plainly absent
         raise FigureSkipped(f"{name} images are not available: no {folder}/ under {where} (pass --data-root "
-                            "to a folder in torchvision's layout; make data creates ./data)")
+                            "to a folder in torchvision's layout, e.g. ../shared/data)")
     try:
         if name == "npz":
             ds = load_dataset("npz", npz_path=rec.meta.data_source if rec.meta else None)

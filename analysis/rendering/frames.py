@@ -11,7 +11,9 @@ cannot be read are skipped with a warning (see ``load_report_records(...).proble
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,6 +22,8 @@ from separation.core.records import find_records, record_class
 from separation.core.errors import InvalidInputError
 
 from .rows import construct_row, evaluate_row, separation_rows, training_row
+
+log = logging.getLogger(__name__)
 
 #: The kind names accepted (and their aliases).
 KINDS = {"separation": "separation", "training": "training", "evaluate": "evaluate", "evaluation": "evaluate",
@@ -51,7 +55,12 @@ def load_records(kind: str, root: str | os.PathLike = "results") -> pd.DataFrame
         raise InvalidInputError(f"unknown record kind {kind!r}; choose one of {', '.join(sorted(set(KINDS)))}")
     kind = KINDS[kind]
     record_class(kind)  # import its module: an unknown kind fails here, not silently
+    if not Path(root).is_dir():
+        raise InvalidInputError(f"{root} is not a folder of records (relative paths are taken from {Path.cwd()}); "
+                                "pass root= the folder the commands wrote to (e.g. runs/ or results/)")
     recs = find_records(root, kinds=[kind]).of(kind)
+    if not recs:
+        log.warning("no %s records below %s: the table is empty", kind, root)
     rows: list[dict[str, Any]] = []
     for rec in recs:
         if kind == "separation":

@@ -64,8 +64,8 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
         "python -m analysis.report separation | methods | dropout | figures | readme\n"
         "python -m analysis.report status                       # which records exist, which are missing\n"
         "```\n")
-    add(f"`{DATA_ROOT_PLACEHOLDER}` is a writable folder in torchvision's layout (`MNIST/raw`, "
-        "`FashionMNIST/raw`); `make data` copies `../shared/data` to `./data` (the default). Only the image "
+    add(f"`{DATA_ROOT_PLACEHOLDER}` is a folder in torchvision's layout (`MNIST/raw`, `FashionMNIST/raw`), "
+        "read only (`make` uses `../shared/data` by default). Only the image "
         "grids read data; without it they are skipped with a message. The `make reports` steps, each of "
         "which reuses an existing record with the same config:\n")
     add("```sh\n"

@@ -9,7 +9,8 @@ import numpy as np
 
 from lipschitz_construct.records import VerificationRecord
 from separation import SeparationRecord
-from separation.core.paper import PAPER_EPS
+from separation.core.errors import InvalidInputError
+from separation.core.paper import default_eps
 
 from ..records import EvalResult, EvaluationRecord, TrainingRecord
 from .format import NORM_NAMES, finite, method_label
@@ -24,20 +25,32 @@ def total_seconds(timing: dict[str, float]) -> float | None:
 
 # -- separation -------------------------------------------------------------------------------------
 def eps_values(rec: SeparationRecord) -> list[float]:
-    """The radii a separation record compares with: its own, else the paper's for the dataset."""
+    """The radii a separation record compares with: its own, else the dataset's conventional radius
+    in the record's norm (:data:`~separation.core.paper.RADII`); none where there is none."""
     vals = rec.result.eps_values or list(rec.config.eps)
-    return vals or [PAPER_EPS.get(rec.config.data.dataset, float("nan"))]
+    conventional = default_eps(rec.config.data.dataset, rec.config.norm)
+    return vals or ([conventional] if conventional is not None else [])
+
+
+def _eps_stat(split, eps):
+    """The split's statistics at ``eps``, or None (no split, no radius, or a radius not computed)."""
+    if split is None or eps is None:
+        return None
+    try:
+        return split.eps_stat(eps)
+    except InvalidInputError:
+        return None
 
 
 def separation_rows(rec: SeparationRecord) -> list[dict[str, Any]]:
     res, data = rec.result, rec.config.data
     rows = []
-    for eps in eps_values(rec):
+    for eps in eps_values(rec) or [None]:
         row: dict[str, Any] = {"dataset": data.dataset, "norm": rec.config.norm, "subset": data.subset,
                                "n_train": res.train.n, "n_test": res.test.n if res.test else None,
-                               "eps": eps, "two_eps": 2 * eps}
+                               "eps": eps, "two_eps": None if eps is None else 2 * eps}
         for name, s in (("train", res.train), ("test", res.test)):
-            e = s.eps_stat(eps) if s else None
+            e = _eps_stat(s, eps)
             ratio = e.ratio_to_2eps if e else (s.min / (2 * eps) if s and eps else None)
             has_dups = bool(s and (s.cross_class_duplicates or s.n_excluded))
             row.update({
@@ -105,7 +118,7 @@ def construct_eps(rec: VerificationRecord) -> float | None:
     """The radius of a verification record's row: its first ``--eps``, else the paper's."""
     keys = [float(k) for k in rec.result.test_astuteness]
     cfg_eps = rec.config.eps[0] if rec.config.eps else None
-    for cand in (cfg_eps, PAPER_EPS.get(rec.config.data.dataset)):
+    for cand in (cfg_eps, default_eps(rec.config.data.dataset, rec.config.norm)):
         if cand is not None and any(math.isclose(cand, k, rel_tol=1e-9) for k in keys):
             return cand
     return keys[0] if keys else cfg_eps

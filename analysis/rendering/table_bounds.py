@@ -114,7 +114,7 @@ def bounds_table(records: Sequence[BoundsRecord], *, separation: Sequence[Separa
         "Two points of different classes at distance ≤ 2ε conflict: their ε-balls meet, so no classifier is "
         "robustly correct on both. Optimal robust acc.: the best robust accuracy of any deterministic classifier "
         "on these points, exactly (a maximum independent set of the conflict graph; "
-        f"{DASH} where the MILP time limit ran out).",
+        f"{DASH} where the time limit per radius ran out before the optimum was proven).",
         "LP bound: no classifier, randomized ones included, is more robustly accurate (the pairwise packing LP, "
         "solved exactly as a matching on the bipartite double cover)."
         + (" Clique LP bound: the same with a constraint per clique of conflicts (ℓ∞ balls are boxes, and "
@@ -137,7 +137,7 @@ def bounds_table(records: Sequence[BoundsRecord], *, separation: Sequence[Separa
             f"{dataset_name(c.data.dataset)} {NORM_NAMES.get(c.norm, c.norm)} {c.split}: "
             + (f"fixed random subset of {fmt_int(subset)} points (seed {c.data.seed})" if subset else "full split")
             + f" ({fmt_int(rec.result.n_points)} points), {len(rec.result.points)} radii, search "
-            f"{rec.result.engine}, MILP time limit {c.time_limit:g} s per radius; conflict search "
+            f"{rec.result.engine}, time limit {c.time_limit:g} s per radius; conflict search "
             f"{duration(t.get('conflicts'))}, solving {duration(t.get('solve'))}, in all {duration(t.get('total'))} "
             f"on {hardware_text([rec])}; {provenance_text([rec])}.")
     return Table(TABLE_KEYS["bounds"], "Table 4 – Optimal robust accuracy beyond the separation, with bounds and "

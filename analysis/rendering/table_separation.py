@@ -14,22 +14,43 @@ from .rows import separation_rows
 from .writers import TABLE_KEYS, Table
 
 
-def _variant(rec: SeparationRecord) -> tuple[int, int]:
-    """Preference among records of one dataset and norm: the full dataset, else the largest subset."""
-    return (1 if not rec.config.data.subset else 0, rec.result.train.n)
+def _data_key(rec: SeparationRecord) -> tuple:
+    """What a row of Table 1 stands for: the data (by content: a subset, another .npz file, permuted
+    labels are other data) and the norm."""
+    d = rec.config.data
+    return d.dataset, rec.config.norm, d.fingerprint, d.labels
+
+
+def _order(key: tuple, recs: Sequence[SeparationRecord]) -> tuple:
+    dataset, norm, _, labels = key
+    d = recs[0].config.data
+    return dataset_rank(dataset), norm != "linf", norm, labels != "given", labels, bool(d.subset), -d.n_train, key[2]
 
 
 def select_separation(records: Sequence[SeparationRecord]) -> tuple[list[SeparationRecord], list[SeparationRecord]]:
-    """(shown, not shown): one record per dataset and norm -- the full dataset's if stored."""
-    groups: dict[tuple[str, str], list[SeparationRecord]] = {}
+    """(shown, not shown): one record per data and norm (a subset, another .npz file or permuted
+    labels are other data, each with a row of its own); of several records of the same data and
+    norm, the newest is shown."""
+    groups: dict[tuple, list[SeparationRecord]] = {}
     for r in records:
-        groups.setdefault((r.config.data.dataset, r.config.norm), []).append(r)
+        groups.setdefault(_data_key(r), []).append(r)
     shown, hidden = [], []
-    for key in sorted(groups, key=lambda k: (dataset_rank(k[0]), k[1] != "linf", k[1])):
-        rs = sorted(groups[key], key=_variant, reverse=True)
+    for key in sorted(groups, key=lambda k: _order(k, groups[k])):
+        rs = sorted(groups[key], key=lambda r: (r.meta.created if r.meta else "", r.label), reverse=True)
         shown.append(rs[0])
         hidden.extend(rs[1:])
     return shown, hidden
+
+
+def data_label(dataset: str, fingerprint: str, labels: str, others: Sequence[tuple]) -> str:
+    """The dataset's name; with the start of its fingerprint when other data of that name are shown
+    (two own .npz files), and the labels when they were changed (the random-label control)."""
+    name = dataset_name(dataset)
+    if any(o[0] == dataset and o[2] != fingerprint and o[3] == labels for o in others):
+        name += f" ({fingerprint[:8]})"
+    if labels != "given":
+        name += f", {labels} labels"
+    return name
 
 
 def _points(n_train: Any, n_test: Any, subset: Any) -> str:
@@ -41,7 +62,9 @@ def separation_table(records: Sequence[SeparationRecord], *, missing: Sequence[M
     """Table 1: per dataset and norm, the minimum train--train and test--train separation, its
     ratio to 2 eps, the means, and the minimum with duplicate pairs left out (when any exist)."""
     shown, hidden = select_separation(records)
-    rows = [row for rec in shown for row in separation_rows(rec)]
+    keys = [_data_key(r) for r in shown]
+    rows = [{**row, "data": data_label(*key[:1], key[2], key[3], keys)} for rec, key in zip(shown, keys)
+            for row in separation_rows(rec)]
     data = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["dataset", "norm"])
     disp = []
     for r in rows:
@@ -49,7 +72,7 @@ def separation_table(records: Sequence[SeparationRecord], *, missing: Sequence[M
         any_dups = any(c for c in dup_counts) or any(
             r[f"{s}_min_excl_duplicates"] is not None for s in ("train", "test"))
         disp.append({
-            "Dataset": dataset_name(r["dataset"]),
+            "Dataset": r["data"],
             "Norm": NORM_NAMES.get(r["norm"], str(r["norm"])),
             "Points (train / test)": _points(r["n_train"], r["n_test"], r["subset"]),
             "ε": fmt_eps(r["eps"]),

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "TrainData": "data", "augment": "data", "prepare_data": "data", "to_float": "data",
     "CHECKPOINT_FILE": "loop", "CONFIG_FILE": "loop", "EVALUATION_DIR": "loop", "TrainOutcome": "loop",
-    "eval_config": "loop", "finished_record": "loop", "train": "loop",
+    "eval_config": "loop", "train": "loop",
     "CheckpointMismatch": "state", "TrainingDiverged": "state", "TrainingInterrupted": "state", "derive_seed": "state",
 }
 
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .data import TrainData, augment, prepare_data, to_float  # noqa: F401
-    from .loop import CHECKPOINT_FILE, CONFIG_FILE, EVALUATION_DIR, TrainOutcome, eval_config, finished_record, train  # noqa: F401
+    from .loop import CHECKPOINT_FILE, CONFIG_FILE, EVALUATION_DIR, TrainOutcome, eval_config, train  # noqa: F401
     from .state import CheckpointMismatch, TrainingDiverged, TrainingInterrupted, derive_seed  # noqa: F401
 
 

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from separation.cluster import add_cluster_arguments, cluster_client
 from separation.core.cli import run_command, setup_logging
+from separation.core.extras import require
 from separation.core.paths import writable_folder
 from separation.core.pipeline import DATA_ROOT_PLACEHOLDER, command_line_from
 
@@ -68,13 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _work(args: argparse.Namespace) -> int:
-    from .state import TrainingInterrupted
-
     grid = load_grid(args.grid, overrides=args.overrides)
     configs = select(grid, [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None)
-    if not (args.list or args.table):  # before any work: the folders must be creatable and writable
-        writable_folder(args.checkpoint_root, "--checkpoint-root")
-        writable_folder(args.results_root, "--results-root")
 
     def current():
         return [(c.name, finished(grid, c, args.checkpoint_root, args.results_root)) for c in configs]
@@ -85,6 +81,12 @@ def _work(args: argparse.Namespace) -> int:
     if args.table:
         sys.stdout.write(format_table(current()) + "\n")
         return 0
+    # before any work: the folders must be creatable and writable, and torch there
+    writable_folder(args.checkpoint_root, "--checkpoint-root")
+    writable_folder(args.results_root, "--results-root")
+    require("torch", "training a grid")
+    from .state import TrainingInterrupted
+
     try:
         if args.scheduler is not None:
             records = _on_cluster(grid, configs, args)

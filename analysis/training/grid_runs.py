@@ -10,6 +10,7 @@ from typing import Any
 
 from separation.core.errors import ConfigError, ToolkitError
 
+from ..records import finished_record
 from ..train_config import TrainConfig
 from .grid_file import Grid
 from .train_job import DEFAULT_CHECKPOINT_ROOT, DEFAULT_RESULTS_ROOT, run_folders, summarize
@@ -48,7 +49,7 @@ def run_one(cfg: TrainConfig, *, grid_name: str, checkpoint_root, results_root, 
 
     A pure function of its arguments and the files it reads and writes: the unit of work a
     cluster runs (see ``--scheduler``)."""
-    from .loop import finished_record, train
+    from .loop import train
 
     run_dir, res_dir = run_folders(cfg, grid_name, checkpoint_root, results_root)
     done = finished_record(res_dir, cfg) or finished_record(run_dir, cfg)
@@ -62,8 +63,6 @@ def run_one(cfg: TrainConfig, *, grid_name: str, checkpoint_root, results_root, 
 
 
 def finished(grid: Grid, cfg: TrainConfig, checkpoint_root, results_root):
-    from .loop import finished_record
-
     run_dir, res_dir = run_folders(cfg, grid.name, checkpoint_root, results_root)
     return finished_record(res_dir, cfg) or finished_record(run_dir, cfg)
 

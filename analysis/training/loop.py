@@ -27,7 +27,7 @@ from separation.core.errors import InvalidInputError
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..train_config import TrainConfig
 from ..losses import make_loss
-from ..records import EpochStats, TrainingRecord, TrainResult
+from ..records import EpochStats, TrainingRecord, TrainResult, finished_record
 from .data import TrainData, augment, prepare_data, to_float
 from .state import (CHECKPOINT_FORMAT, TrainingDiverged, TAG_AUG, TAG_INIT, TAG_MONITOR, TAG_SHUFFLE, TAG_STEP, TrainingInterrupted,
                     check_resumable, checkpoint_config, derive_seed, determinism, num_threads, resolve_device,
@@ -73,11 +73,6 @@ def build_model_for(cfg: TrainConfig, data: TrainData) -> nn.Module:
         raise InvalidInputError(f"{cfg.dataset}: the architectures need square images, got {tuple(data.x_train.shape[-2:])}.")
     return build_model(cfg.arch, in_channels=data.in_channels, num_classes=data.num_classes,
                        input_size=data.input_size, dropout=cfg.dropout)
-
-
-def finished_record(folder: str | os.PathLike | None, cfg: TrainConfig) -> TrainingRecord | None:
-    """The verified training record in ``folder`` made with ``cfg`` (runtime fields aside)."""
-    return None if folder is None else reusable(TrainingRecord, folder, cfg)
 
 
 def eval_config(cfg: TrainConfig):
@@ -326,4 +321,4 @@ def _finish(run: _Run, history, run_dir: Path, results_dir: Path | None, progres
 
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "EVALUATION_DIR", "TrainOutcome", "build_model_for", "build_optimizer",
-           "build_scheduler", "eval_config", "finished_record", "train", "train_one_epoch"]
+           "build_scheduler", "eval_config", "train", "train_one_epoch"]

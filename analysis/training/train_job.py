@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from separation.core.cli import integer, run_command, setup_logging
+from separation.core.extras import require
 from separation.core.paths import below, safe_name, writable_folder
 from separation.core.pipeline import RecordJob
 
@@ -143,6 +144,7 @@ class TrainJob(RecordJob):
         return run_command(lambda: self._work(args), verbose=args.verbose > 0)
 
     def _work(self, args: argparse.Namespace) -> int:
+        require("torch", "training")
         from .loop import train
         from .state import TrainingInterrupted
 

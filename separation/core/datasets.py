@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .extras import require
 from .download import check_writable, download_into, torchvision_url
 from .idx_files import CLASSES, FILES, read_verified
 from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError, UnwritableError
@@ -154,7 +155,7 @@ def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, check
     if missing:
         if not download:
             raise _not_found(name, root, f"{cls_name}/raw/{missing[0]}.gz")
-        import torchvision.datasets as tvd
+        tvd = require("torchvision.datasets", f"downloading {name}")
 
         cls = getattr(tvd, cls_name)
         download_into(name, root, lambda tmp: cls(str(tmp), train=True, download=True),
@@ -173,7 +174,7 @@ def _load_mnist_like(name: str, cls_name: str, root: Path, download: bool, check
 
 
 def _load_cifar(name: str, cls_name: str, root: Path, download: bool, check_integrity: bool):
-    import torchvision.datasets as tvd
+    tvd = require("torchvision.datasets", f"loading {name}")
 
     real = getattr(tvd, cls_name)
     cls = real if check_integrity else _permissive(real)
@@ -198,7 +199,7 @@ def _load_cifar(name: str, cls_name: str, root: Path, download: bool, check_inte
 
 
 def _load_svhn(name: str, root: Path, download: bool, check_integrity: bool):
-    import torchvision.datasets as tvd
+    tvd = require("torchvision.datasets", f"loading {name}")
 
     cls = tvd.SVHN if check_integrity else _permissive(tvd.SVHN)
     folder = root / "SVHN"  # torchvision keeps SVHN's .mat files directly in the root it is given
@@ -239,8 +240,8 @@ def _restricted_imagenet_targets(class_names: list[str]) -> tuple[dict[int, int]
 
 def _load_restricted_imagenet(name: str, root: Path, download: bool, check_integrity: bool,
                               progress: bool | None = None):
-    import torchvision.datasets as tvd
-    import torchvision.transforms as T
+    tvd = require("torchvision.datasets", f"loading {name}")
+    T = require("torchvision.transforms", f"loading {name}")
 
     base = root / "restricted-imagenet"
     if not (base / "train").is_dir():
@@ -301,8 +302,8 @@ def load_npz(path: str | os.PathLike, name: str = "npz") -> Dataset:
         if x is None:
             continue
         if x.ndim < 2 or len(x) == 0:
-            raise InvalidInputError(f"npz: x_{split} in {path} has shape {x.shape}; it must hold at least one point "
-                                    "(n, *features) -- a split without points can be left out (test only).")
+            raise InvalidInputError(f"npz: x_{split} in {path} is empty or not points (shape {x.shape}); it must hold "
+                                    "at least one point (n, *features) -- a test split without points can be left out.")
         if y.reshape(-1).shape[0] != len(x):
             raise InvalidInputError(f"npz: x_{split} has {len(x)} points but y_{split} has {y.size} labels in {path}; "
                                     "they must have the same length.")

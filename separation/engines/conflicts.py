@@ -16,7 +16,8 @@ Exactness: for bytes a pair is within the radius iff its distance *as the toolki
 :func:`byte_limit` turns the radius into the largest such ``k`` once, so the kernels compare
 integers. Floats: the float64 distance of :func:`~separation.engines.reference.pairwise_float64`
 (candidates found with a margin are recomputed by that formula).
-Memory grows with the number of pairs found, not with the number of points squared.
+Memory grows with the number of pairs found, not with the number of points squared: 16 bytes a
+pair while searching (:class:`PairSink`), 40 while they are sorted into the 24-byte result.
 """
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ import math
 import numpy as np
 
 from ..core.errors import LimitError
+from ..core.extras import require
 from .exact import float_distances, pairwise_float64
 
 #: Queries per kernel call (bounds the per-query buffers; progress is reported per call).
 QUERY_CHUNK = 4096
 #: Pair slots per query in the first pass (queries with more are rerun with enough slots).
 FIRST_CAP = 64
+#: Pair slots per kernel call at most (its buffers and their copies: about 60 bytes a slot), but one query.
+PASS_SLOTS = 1 << 18
 #: Relative margin of the float candidate tests (sums in another order differ by far less).
 FLOAT_MARGIN = 1e-9
 
@@ -93,45 +97,62 @@ class Layout:
         """Pair comparisons of the whole search (the unit of progress)."""
         return int(sum((qe - qs) * sum(b - a for a, b in parts) for qs, qe, parts in self.class_blocks()))
 
-    def finish(self, i: np.ndarray, j: np.ndarray, d: np.ndarray):
-        """Sorted positions to input indices (same set: ``i < j``), sorted by ``(i, j)``."""
-        i = self.q_order[i]
-        j = self.d_order[j]
-        if self.same_set:
-            i, j = np.minimum(i, j), np.maximum(i, j)
-        order = np.lexsort((j, i))
-        return i[order].astype(np.int64), j[order].astype(np.int64), d[order]
+
+class TooManyPairs(LimitError):
+    """A search that found more than its ``max_pairs`` pairs (a :class:`LimitError`, a MemoryError)."""
 
 
-def too_many_pairs(max_pairs: int, radius: float) -> LimitError:
+def too_many_pairs(max_pairs: int, radius: float) -> TooManyPairs:
     """The error of a search that found more than ``max_pairs`` pairs, with its remedy."""
-    return LimitError(f"more than {max_pairs:,} cross-class pairs lie within radius {radius:g}; pass a smaller "
-                      "radius (or a larger max_pairs if the memory allows)")
+    return TooManyPairs(f"more than {max_pairs:,} cross-class pairs lie within radius {radius:g}; pass a smaller "
+                        "radius (or a larger max_pairs if the memory allows)")
 
 
 class PairSink:
-    """Collects pairs in chunks; raises LimitError (a MemoryError) past ``max_pairs``."""
+    """Collects the pairs of a search as they are found and returns them sorted by ``(i, j)``.
 
-    def __init__(self, max_pairs: int | None, radius: float):
+    ``add`` takes positions in the class-sorted order of ``layout`` (query, database) and keeps
+    input indices (one set: ``i < j``) as int32 where the points allow it, with float64 distances:
+    16 bytes per pair. :meth:`arrays` sorts them by a counting sort on ``i`` into the int64 / float64
+    result (24 bytes per pair, the chunks released as they are placed): the peak is 40 bytes per pair.
+    Raises :class:`TooManyPairs` past ``max_pairs`` (``radius`` is for its message)."""
+
+    def __init__(self, max_pairs: int | None, radius: float, layout: Layout):
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n = 0
         self.max_pairs = max_pairs
         self.radius = radius
+        self.layout = layout
+        self.rows = len(layout.q_order)
+        self.index = np.int32 if max(self.rows, layout.nd) < 2**31 else np.int64
+        self.q_order, self.d_order = layout.q_order.astype(self.index), layout.d_order.astype(self.index)
 
     def add(self, i, j, d) -> None:
+        """Pairs ``(i, j, d)``: sorted query and database positions, distances in [0, 1] units."""
         if len(i) == 0:
             return
         self.n += len(i)
         if self.max_pairs is not None and self.n > self.max_pairs:
             raise too_many_pairs(self.max_pairs, self.radius)
-        small = np.int32 if self.n < 2**31 else np.int64
-        self.parts.append((np.asarray(i).astype(small), np.asarray(j).astype(small), np.asarray(d, np.float64)))
+        i, j = self.q_order[np.asarray(i)], self.d_order[np.asarray(j)]
+        if self.layout.same_set:
+            i, j = np.minimum(i, j), np.maximum(i, j)
+        self.parts.append((i, j, np.asarray(d, np.float64)))
 
-    def arrays(self):
-        if not self.parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        return tuple(np.concatenate([p[k] for p in self.parts]).astype(np.int64 if k < 2 else np.float64)
-                     for k in range(3))
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(i int64, j int64, d float64)`` of every pair, sorted by ``(i, j)``; the parts are released."""
+        from ._pair_order import scatter_rows, sort_rows
+
+        starts = np.zeros(self.rows + 1, np.int64)
+        for i, _, _ in self.parts:
+            starts[1:] += np.bincount(i, minlength=self.rows)
+        np.cumsum(starts, out=starts)
+        out_i, out_j, out_d = np.empty(self.n, np.int64), np.empty(self.n, np.int64), np.empty(self.n)
+        cursor = starts[:-1].copy()
+        while self.parts:  # the newest first: its memory is the first the allocator can give back
+            scatter_rows(*self.parts.pop(), cursor, out_i, out_j, out_d)
+        sort_rows(starts, out_j, out_d)
+        return out_i, out_j, out_d
 
 
 def _feature_order(x: np.ndarray) -> np.ndarray:
@@ -156,13 +177,15 @@ def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_p
         limit, zero = np.int64(byte_limit(radius, norm, D.shape[1])), np.int64(0)
     else:
         limit, zero = np.float64(radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius), np.float64(0.0)
-    sink = PairSink(max_pairs, radius)
+    sink = PairSink(max_pairs, radius, lay)
     for lo in range(0, len(Q), query_chunk) if limit >= 0 else ():
         hi = min(len(Q), lo + query_chunk)
         s1, e1, s2, e2 = lay.ranges(lo, hi)
         rows = np.arange(lo, hi)
         caps = np.full(len(rows), first_cap, np.int64)
-        while len(rows):  # a second pass only for the queries with more pairs than slots
+        while len(rows):  # a second pass only for the queries with more pairs than slots; batches of PASS_SLOTS
+            b = max(1, int(np.searchsorted(np.cumsum(caps), PASS_SLOTS, "right")))
+            rest, rest_caps, rows, caps = rows[b:], caps[b:], rows[:b], caps[:b]
             k = rows - lo
             offsets = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
             out_j = np.empty(int(caps.sum()), np.int64)
@@ -183,10 +206,10 @@ def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_p
                 keep = dd <= radius
                 ii, jj, dd = ii[keep], jj[keep], dd[keep]
             sink.add(ii, jj, dd)
-            rows, caps = rows[~fits], counts[~fits]
+            rows, caps = np.concatenate([rest, rows[~fits]]), np.concatenate([rest_caps, counts[~fits]])
         if progress is not None:
             progress(int(((e1 - s1) + (e2 - s2)).sum()))
-    return lay.finish(*sink.arrays())
+    return sink.arrays()
 
 
 def _block_rows(dim: int, device) -> int:
@@ -197,9 +220,7 @@ def _block_rows(dim: int, device) -> int:
 def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
                block_rows=None):
     """l2: float32 GEMM blocks, candidates within the rigorous rounding bound rechecked exactly."""
-    import torch
-
-    from .gemm import U32, _exact_sq, _norms
+    from .gemm import U32, _exact_sq, _norms, torch
 
     device = torch.device(device)
     lay = Layout(yq, yd, same_set)
@@ -215,9 +236,9 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
         lim2 = radius * radius * (1 + FLOAT_MARGIN)
     rows = block_rows or _block_rows(dim, device)
     gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
-    sink = PairSink(max_pairs, radius)
+    sink = PairSink(max_pairs, radius, lay)
     if is_bytes and k2 < 0:
-        return lay.finish(*sink.arrays())
+        return sink.arrays()
     for qs, qe, parts in lay.class_blocks():
         for qa in range(qs, qe, rows):
             qb = min(qe, qa + rows)
@@ -250,7 +271,7 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
                     sink.add(ii[keep], jj[keep], dd)
             if progress is not None:
                 progress(int((qb - qa) * sum(b - a for a, b in parts)))
-    return lay.finish(*sink.arrays())
+    return sink.arrays()
 
 
 def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
@@ -260,7 +281,7 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
     if norm == "l2":
         return gemm_pairs(xq, yq, xd, yd, same_set=same_set, radius=radius, max_pairs=max_pairs,
                           progress=progress, device=device, block_rows=block_rows)
-    import torch
+    torch = require("torch", "the range search on a torch device")
 
     device = torch.device(device)
     lay = Layout(yq, yd, same_set)
@@ -274,7 +295,7 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
     else:
         lim = radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius
     rows = block_rows or _block_rows(D.shape[1], device)
-    sink = PairSink(max_pairs, radius)
+    sink = PairSink(max_pairs, radius, lay)
     for qs, qe, parts in lay.class_blocks():
         for qa in range(qs, qe, rows):
             qb = min(qe, qa + rows)
@@ -297,7 +318,7 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
                     sink.add(ii, jj, dd)
             if progress is not None:
                 progress(int((qb - qa) * sum(b - a for a, b in parts)))
-    return lay.finish(*sink.arrays())
+    return sink.arrays()
 
 
 def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
@@ -308,7 +329,7 @@ def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float,
     Q = D if same_set else xq[lay.q_order]
     divisor = 255.0 if D.dtype == np.uint8 else 1.0
     rows = max(1, min(4096, int(math.sqrt(block_bytes / max(1, 8 * D.shape[1])))))
-    sink = PairSink(max_pairs, radius)
+    sink = PairSink(max_pairs, radius, lay)
     for qs, qe, parts in lay.class_blocks():
         for qa in range(qs, qe, rows):
             qb = min(qe, qa + rows)
@@ -320,8 +341,9 @@ def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float,
                     sink.add(r + qa, c + da, dist[r, c])
             if progress is not None:
                 progress(int((qb - qa) * sum(b - a for a, b in parts)))
-    return lay.finish(*sink.arrays())
+    return sink.arrays()
 
 
-__all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PairSink", "QUERY_CHUNK", "byte_limit", "cpu_pairs",
-           "float_distances", "gemm_pairs", "reference_pairs", "reported", "too_many_pairs", "torch_pairs"]
+__all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PASS_SLOTS", "PairSink", "QUERY_CHUNK", "byte_limit", "cpu_pairs",
+           "float_distances", "gemm_pairs", "reference_pairs", "reported", "too_many_pairs",
+           "torch_pairs", "TooManyPairs"]

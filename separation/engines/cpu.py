@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InvalidInputError, InvalidTypeError
-from .base import Engine, cross_pairs, merge_better
+from .base import Engine, merge_better
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
 from .conflicts import cpu_pairs
 
@@ -125,10 +125,7 @@ class CPUEngine(Engine, register="cpu"):
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
                                     block_rows=self.blocks.gemm_rows)
         if norm == "linf" and self.linf == "probe":
-            d, i = self._linf_probe(x_query, y_query, x_db, y_db)
-            if progress is not None:
-                progress(cross_pairs(y_query, y_db))
-            return d, i
+            return self.prepare(x_db, y_db, norm="linf")(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
                                        progress=progress)
 
@@ -206,10 +203,10 @@ class CPUEngine(Engine, register="cpu"):
         classes, y_idx = np.unique(y_db, return_inverse=True)
         index = ProbeSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
 
-        def search(x_query, y_query):
+        def search(x_query, y_query, progress=None):
             pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
             own = np.where(classes[pos] == y_query, pos, -1)
-            return index.other_class(x_query, own, raw=True)
+            return index.other_class(x_query, own, raw=True, progress=progress)
 
         return search
 

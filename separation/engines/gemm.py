@@ -9,7 +9,10 @@ index. Runs on any torch device: the CPU engine and the CUDA engine share it.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from ..core.extras import require
+
+torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
 
 U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 

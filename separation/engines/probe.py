@@ -33,6 +33,7 @@ class ProbeSearch:
         t0 = time.perf_counter()
         self.blocks = blocks
         self.n_classes = int(n_classes)
+        self.class_sizes = np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.n_classes)
         self.support_u8 = support.dtype == np.uint8
         order = np.argsort(labels, kind="stable")
         self.order = order
@@ -149,18 +150,24 @@ class ProbeSearch:
         dist, _ = self._run(q, top2=True)
         return top2_from_all(dist)
 
-    def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False):
+    def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False, progress=None):
         """Nearest support point of a class other than ``own`` (``(m,)`` class indices, -1: any):
         ``(distances (m,), indices (m,))``, ties to the smallest support index. Distances are in
         pixel units, or in stored units (bytes for uint8 data) with ``raw``. Queries run in chunks:
-        the working arrays stay bounded however many queries there are."""
+        the working arrays stay bounded however many queries there are; after each chunk
+        ``progress`` (a callable) gets the number of (query, other-class point) pairs it covered."""
         own = np.ascontiguousarray(own, dtype=np.int64)
         out_d, out_i = np.empty(len(q)), np.empty(len(q), dtype=np.int64)
         step = self.blocks.probe_query_chunk
+        if progress is not None:  # about 32 updates, so that a bar shows a rate and an estimate
+            step = min(step, max(1024, -(-len(q) // 32)))
+        others = len(self.order) - np.append(self.class_sizes, 0)[own]  # own = -1: every point
         for s in range(0, len(q), step):
             dist, bidx = self._run_chunk(q[s:s + step], False, own[s:s + step], raw)
             idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
             out_d[s:s + step], out_i[s:s + step] = other_class_from_all(dist, idx, own[s:s + step])
+            if progress is not None:
+                progress(int(others[s:s + step].sum()))
         return out_d, out_i
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..core.errors import InvalidInputError
+from ..core.extras import install_hint
 from .base import Engine, check_capability, lacks
 # the engines register themselves in this order (the order engines_with names them)
 from .reference import ReferenceEngine
@@ -21,8 +22,8 @@ ENGINES: dict[str, type[Engine]] = {
 }
 # what an engine that is not available needs (the reference engine always is)
 _MISSING = {"cpu": "install numba (a dependency of this package: reinstall it)",
-            "cuda": "it needs a CUDA GPU visible to torch",
-            "faiss": "install faiss-cpu (or the 'gpu' extra)"}
+            "cuda": "it needs a CUDA GPU visible to torch (and torch: " + install_hint("torch") + ")",
+            "faiss": "it needs faiss: " + install_hint("faiss") + ", or faiss-gpu: the 'gpu' extra"}
 
 
 def available_engines() -> list[str]:

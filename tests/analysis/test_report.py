@@ -93,18 +93,23 @@ def test_separation_table_cells(records):
     assert any("subset of 60 points" in b for b in t.budget)
 
 
-def test_separation_prefers_the_full_dataset(tmp_path):
+def test_one_row_per_data_and_norm_the_full_dataset_first(tmp_path):
+    """A --subset run is other data (another fingerprint): a row of its own, after the full dataset;
+    a second record of the very same data and norm is not shown twice (the newest is)."""
     src = FIXTURES / "separation" / "mnist" / "linf"
     shutil.copytree(src, tmp_path / "separation" / "mnist" / "linf")
     full = load_record(src)
-    data = dataclasses.replace(full.config.data, subset=50)
+    data = dataclasses.replace(full.config.data, subset=50, fingerprint="f" * 64, n_train=50)
     train = dataclasses.replace(full.result.train, min=0.9)
     sub = dataclasses.replace(full, config=dataclasses.replace(full.config, data=data),
                               result=dataclasses.replace(full.result, train=train), key=None, digest=None)
     write_record(tmp_path / "separation" / "mnist" / "linf-subset50", sub, full.load_arrays())
+    again = dataclasses.replace(full, config=dataclasses.replace(full.config, exclude_below=0.5), key=None, digest=None)
+    write_record(tmp_path / "separation" / "mnist" / "linf-again", again, full.load_arrays())
     t = separation_table(load_report_records(tmp_path).separation)
-    assert list(t.display["Train–train min"]) == ["0.737"]
-    assert any("linf-subset50" in n for n in t.notes)
+    assert list(t.display["Train–train min"]) == ["0.737", "0.900"]
+    assert list(t.display["Points (train / test)"])[1].endswith("(subset)")
+    assert sum("linf-again" in n or "separation/mnist/linf`" in n for n in t.notes) >= 1
 
 
 # -- Table 2 and 3 -------------------------------------------------------------------------------

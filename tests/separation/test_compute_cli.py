@@ -133,6 +133,7 @@ def test_cli_unknown_norm_is_an_argparse_error():
     assert proc.returncode == 2 and "invalid choice: 'l3'" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_mnist_subset_real_data(shared_data_root, tmp_path):
     """Real MNIST: cpu and faiss engines agree with the float64 reference on a 1,500-point subset."""

@@ -30,7 +30,9 @@ def test_result_fields_and_summary(rng):
     cp = s.train.closest_pair
     assert res.train_distances[cp.index] == cp.distance and cp.label != cp.neighbor_label
     assert s.test.eps["0.1"].ratio_to_2eps == pytest.approx(res.test_distances.min() / 0.2)
-    assert s.test.eps_stat(0.1) is s.test.eps["0.1"] and s.test.eps_stat(0.7) is None
+    assert s.test.eps_stat(0.1) is s.test.eps["0.1"]
+    with pytest.raises(ValueError, match=r"^eps=0\.7 was not computed for this record; its radii are 0\.1"):
+        s.test.eps_stat(0.7)
     frac = s.train.eps["0.3"].fraction_below_2eps
     assert frac == pytest.approx(np.mean(res.train_distances < 0.6))
     assert len(s.test_train_duplicates) == 10  # test points copied from train

@@ -260,7 +260,8 @@ def load_record(folder: str | os.PathLike, kind: type[R] | None = None, *, allow
             raise RecordError(f"{path}: a schema-1 record without the expected fields ({type(exc).__name__}: "
                               f"{str(exc)[:120]})") from None
     elif schema != SCHEMA:
-        raise RecordError(f"{path} has schema {str(schema)[:20]!r}; this toolkit reads schema {SCHEMA}")
+        shown = schema if isinstance(schema, int) and abs(schema) < 10**9 else str(schema)[:20]
+        raise RecordError(f"{path} has schema {shown!r}; this toolkit reads schema {SCHEMA}")
     if not legacy:  # over the JSON as stored: fields added later (with defaults) do not break old records
         body = {k: v for k, v in data.items() if k != "digest"}
         if data.get("digest") != sha256_bytes(canonical_json(body)):

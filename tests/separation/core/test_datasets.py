@@ -196,10 +196,10 @@ def test_readonly_copy_is_explained(shared_data_root, tmp_path):
 
 
 @pytest.mark.parametrize("arrays, match", [
-    ({"x_train": np.zeros((0, 4), np.uint8), "y_train": np.zeros(0, int)}, r"x_train in .* has shape \(0, 4\)"),
+    ({"x_train": np.zeros((0, 4), np.uint8), "y_train": np.zeros(0, int)}, r"x_train in .* is empty or not points \(shape \(0, 4\)\)"),
     ({"x_train": np.zeros((3, 4), np.uint8), "y_train": np.zeros(2, int)}, "x_train has 3 points but y_train has 2"),
     ({"x_train": np.zeros((3, 4), np.uint8), "y_train": np.arange(3), "x_test": np.zeros((0, 4), np.uint8),
-      "y_test": np.zeros(0, int)}, r"x_test in .* has shape \(0, 4\)"),
+      "y_test": np.zeros(0, int)}, r"x_test in .* is empty or not points \(shape \(0, 4\)\)"),
 ])
 def test_an_npz_with_an_empty_or_mismatched_split_is_refused_before_any_work(tmp_path, arrays, match):
     path = tmp_path / "d.npz"

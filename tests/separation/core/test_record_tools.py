@@ -107,6 +107,7 @@ def test_import_benchmark_refuses_a_bad_file_in_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "deep"])
 def test_a_command_whose_record_file_is_hostile_recomputes_it(tmp_path, kind):
     """A FIFO or a link to /dev/zero where the record would be neither hangs nor is read without

@@ -23,6 +23,9 @@ from separation.engines.shards import read_shard, write_shard
 
 from helpers.engine_variants import tied
 
+# the slow tier: Dask clusters of worker processes
+pytestmark = pytest.mark.slow
+
 distributed = pytest.importorskip("distributed")
 
 from helpers.paths import REPO
@@ -135,6 +138,7 @@ KILLED_CLIENT = """
 import os, signal, sys
 import numpy as np
 from separation.engines import CPUEngine, DaskEngine, FaissEngine, ReferenceEngine
+
 data = np.load(sys.argv[1])
 engine = DaskEngine(sys.argv[2], inner=CPUEngine(linf="tiled"), shard_dir=sys.argv[3], block_size=40)
 seen = []

@@ -444,12 +444,14 @@ def test_get_engine_errors_say_how_to_fix_the_call(monkeypatch):
     with pytest.raises(ValueError, match="^Unknown engine 'gpu'. Use 'auto' or one of " + ", ".join(engines.ENGINES) + r"\.$"):
         engines.get_engine("gpu")
     monkeypatch.setattr(engines.FaissEngine, "available", staticmethod(lambda: False))
-    with pytest.raises(ValueError, match=re.escape("Engine 'faiss' is not available here: install faiss-cpu "
-                                                   "(or the 'gpu' extra). Use engine='auto'.")):
+    with pytest.raises(ValueError, match=re.escape("Engine 'faiss' is not available here: it needs faiss: pip install "
+                                                   "'separation-toolkit[faiss]' (in a clone: pip install -e '.[faiss]'), "
+                                                   "or faiss-gpu: the 'gpu' extra. Use engine='auto'.")):
         engines.get_engine("faiss")
     monkeypatch.setattr(engines.CUDAEngine, "available", staticmethod(lambda: False))
     with pytest.raises(ValueError, match=re.escape("Engine 'cuda' is not available here: it needs a CUDA GPU "
-                                                   "visible to torch. Use engine='auto'.")):
+                                                   "visible to torch (and torch: pip install 'separation-toolkit[torch]' "
+                                                   "(in a clone: pip install -e '.[torch]')). Use engine='auto'.")):
         engines.get_engine("cuda")
     monkeypatch.setattr(engines.CPUEngine, "available", classmethod(lambda cls: False))
     with pytest.raises(ValueError, match=re.escape("Engine 'cpu' is not available here: install numba (a "

@@ -104,6 +104,7 @@ def test_nearest_matches_reference(engine, norm, rng):
     np.testing.assert_array_equal(d, rd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", [e for e in ("cpu", "faiss") if e in VARIANT_NAMES])
 def test_larger_blocks_and_real_sized_features(engine, rng):
     """Default sizes: several GEMM blocks (l2) and 784 features (MNIST-like), all norms."""
