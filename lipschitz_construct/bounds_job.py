@@ -85,7 +85,7 @@ class BoundsJob(RecordJob):
                        help="l-inf only: also the clique LP bound (tighter for randomized classifiers)")
         p.add_argument("--time-limit", type=positive_float, default=60.0,
                        help="seconds per eps (default 60) for the greedy witness and the MILPs of the components "
-                            "no matching solves (with --cliques: half of it, the clique LP the rest); where it "
+                            "no matching solves (with --cliques: three quarters of it, the clique LP the rest); where it "
                             "runs out the optimum is left open and the best witness found is kept")
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> BoundsConfig:

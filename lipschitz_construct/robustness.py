@@ -48,8 +48,9 @@ BYTES_PER_CONFLICT = 64
 SOLVE_BYTES_PER_CONFLICT = 40
 #: Memory per point (labels, LP values, the greedy's heap, masks), beyond the input.
 BYTES_PER_POINT = 256
-#: With ``cliques``, the share of the time limit kept for the clique cover and LP (the MILPs get the rest).
-CLIQUE_SHARE = 0.5
+#: With ``cliques``, the share of the time limit kept for the clique cover and LP: the MILPs, which
+#: decide the exact optimum, get the rest, and the clique stage also what they leave unused.
+CLIQUE_SHARE = 0.25
 #: What to do when the conflicts do not fit in memory.
 REMEDY = "pass smaller eps or --subset (fewer points)"
 
@@ -204,8 +205,8 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | Sequence[float],
         engine: the exact range search (see :func:`separation.conflict_pairs`).
         cliques: l-inf only: also the clique LP bound (``clique_lower_error``).
         time_limit: seconds per radius for the parts that may take long: the greedy witness, the
-            MILPs of the non-bipartite components and (with ``cliques``, which then gets the second
-            half) the clique cover and LP; a part not done in time is skipped or stopped, and its
+            MILPs of the non-bipartite components and (with ``cliques``, which then gets the last
+            :data:`CLIQUE_SHARE` and what the MILPs leave) the clique cover and LP; a part not done in time is skipped or stopped, and its
             result flagged: the optimum NaN (``solved`` False; ``upper_error`` is the best witness
             found), the clique bound None. The matchings (exact, polynomial) always run.
         progress: progress bars (conflict search, radii); None: where a person watches.

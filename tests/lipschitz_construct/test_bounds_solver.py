@@ -2,7 +2,7 @@
 limit on a hard instance (the code must then claim no optimum, at every level), every path's
 optimum against an independent brute force over all vertex sets (bipartite, MILP, mixed, several
 components), and every size switch at its boundary (SMALL_COMPONENT, MILP_MAX_EDGES,
-CLIQUE_MAX_EDGES). No solver is replaced by a stub here."""
+PRESOLVE_MAX_WORK, CLIQUE_MAX_EDGES). No solver is replaced by a stub here."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +11,7 @@ from scipy.optimize import linprog
 
 from lipschitz_construct import _cliques
 from lipschitz_construct import _independent as ind
+from lipschitz_construct._graph import as_graph
 from lipschitz_construct import robustness_bounds
 
 
@@ -193,6 +194,28 @@ def test_a_group_of_milp_max_edges_is_solved_and_one_edge_more_is_not(monkeypatc
         assert not sol.exact and sol.n_unsolved == (2 if n <= ind.SMALL_COMPONENT else 1)
     else:
         assert sol.exact and sol.keep.sum() == 1 + n // 3
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_edge_rows_with_presolve_up_to_presolve_max_work_and_clique_rows_above(monkeypatch, rng, over):
+    """Squared degrees summing to exactly PRESOLVE_MAX_WORK: one MILP row per edge, with HiGHS'
+    presolve; one above: one row per clique of a cover of every edge, without. Either way the
+    claimed optimum is the brute-force one."""
+    for _ in range(15):
+        n = int(rng.integers(5, 14))
+        edges = odd_wheel_edges(rng, n, rng.uniform(0.2, 0.8))
+        a = graph(n, edges)
+        deg = np.diff(a.indptr)
+        monkeypatch.setattr(ind, "PRESOLVE_MAX_WORK", int((deg * deg).sum()) - over)
+        A, presolve = ind.milp_formulation(as_graph(a), deadline=np.inf)
+        rows = [tuple(A.indices[A.indptr[k]:A.indptr[k + 1]]) for k in range(A.shape[0])]
+        assert presolve == (not over)
+        if presolve:
+            assert sorted(tuple(sorted(r)) for r in rows) == sorted(edges)
+        else:
+            inside = {(min(u, v), max(u, v)) for r in rows for u in r for v in r if u != v}
+            assert inside == set(edges)  # every row a clique, every edge in a row
+        check_exact(n, edges, milp=True)
 
 
 @pytest.mark.parametrize("over", [0, 1])
