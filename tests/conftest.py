@@ -26,7 +26,7 @@ def _has(name: str) -> bool:
 
 @pytest.fixture(scope="session")
 def shared_data_root(tmp_path_factory) -> Path:
-    """A writable copy of ../shared/data (torchvision unpacks the .gz files beside them)."""
+    """A copy of ../shared/data that a test may change (the commands themselves never write to a data root)."""
     if not _has("MNIST"):
         pytest.skip(f"real data not available: {SHARED_DATA} has no MNIST/raw (the shared data folder "
                     "lives beside the repository as ../shared/data)")

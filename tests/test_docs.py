@@ -62,3 +62,15 @@ def test_ci_runs_the_readmes_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     normalised = ci.replace("python3", "python").replace(" -q", "")
     assert SETUP_COMMANDS[1] in normalised, ".ci/run no longer runs the README's second set-up command"
+
+
+def test_the_radii_table_of_the_separation_guide_is_the_registry():
+    """docs/guide/separation.md lists every default radius of ``separation.core.paper.RADII`` with
+    its source, and nothing else: a radius changed in code and not in the guide fails here."""
+    from separation.core.paper import RADII
+
+    text = (REPO / "docs" / "guide" / "separation.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w-]+)` \| (\w+) \| ([\d.]+) \| (.+) \|$", text, flags=re.M)
+    documented = {(ds, norm): (float(eps), source) for ds, norm, eps, source in rows}
+    registry = {(ds, norm): (r.eps, r.source) for ds, by in RADII.items() for norm, r in by.items()}
+    assert documented == registry

@@ -10,6 +10,7 @@
   one module per table;
 - :mod:`.fig_histograms`, :mod:`.fig_lipschitz`, :mod:`.fig_pairs`, :mod:`.fig_bounds` -- the figures;
 - :mod:`.readme` -- ``reports/README.md``: every table with the budget that produced it;
+  :mod:`.readme_why` -- its section on the paper's route against the toolkit, from the records;
 - :mod:`.frames` -- :func:`load_records`: stored records of one kind as a pandas DataFrame.
 """
 from __future__ import annotations

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,31 +18,43 @@ METHOD_MARKERS = {"natural": "o", "gr": "s", "llr": "D", "at": "^", "rst": "v", 
                   "constructed": "*"}
 
 
-def _place_labels(fig, ax, items: list[tuple[float, float, str, str]], fontsize: float = 7.5) -> None:
-    """Annotate points without overlapping labels: for each label try a few offsets around its
-    point and keep the first whose box is free (boxes estimated in display pixels)."""
+MARK = 7  # half the size of a marker's box, in pixels
+
+
+def _offsets(w: float, h: float, mark: float) -> list[tuple[float, float]]:
+    """Label offsets (pixels) around a point whose marker's box has half size ``mark``, nearest
+    first: right, then left, at growing heights."""
+    out = []
+    for dy in (-h / 2, 2, -h - 2, h + 2, -2 * h - 4, 2 * h + 4, -3 * h - 6, 3 * h + 6, -4 * h - 8, 4 * h + 8):
+        out += [(mark + 1, dy), (-w - mark - 1, dy)]
+    return out
+
+
+def _place_labels(fig, ax, items: list[tuple[float, float, str, str, float]], fontsize: float = 7.5) -> None:
+    """Annotate points without overlapping labels and inside the axes: for each label try offsets
+    around its point and keep the first whose box is free and inside; else the
+    inside one that overlaps least (boxes estimated in display pixels). ``items``: (x, y, text,
+    colour, half the size of the marker's box in pixels); an empty text marks an obstacle only."""
     fig.draw_without_rendering()  # settle the constrained layout before measuring
     px_per_pt = fig.dpi / 72.0
     char_w, line_h = 0.58 * fontsize * px_per_pt, 1.25 * fontsize * px_per_pt
+    frame = ax.get_window_extent()
     placed: list[tuple[float, float, float, float]] = []
-    pts = [tuple(ax.transData.transform((x, y))) for x, y, _, _ in items]
-    for (px, py) in pts:  # the markers themselves are obstacles too
-        placed.append((px - 7, py - 7, px + 7, py + 7))
-    order = sorted(range(len(items)), key=lambda i: (-pts[i][1], pts[i][0]))
+    pts = [tuple(ax.transData.transform((x, y))) for x, y, *_ in items]
+    for (px, py), item in zip(pts, items):  # the markers themselves are obstacles too
+        placed.append((px - item[4], py - item[4], px + item[4], py + item[4]))
+    order = sorted((i for i in range(len(items)) if items[i][2]), key=lambda i: (-pts[i][1], pts[i][0]))
     for i in order:
-        x, y, text, color = items[i]
+        x, y, text, color, mark = items[i]
         px, py = pts[i]
         w, h = char_w * len(text), line_h
-        best = None
-        for dx, dy in ((6, 2), (6, -h - 2), (-w - 6, 2), (-w - 6, -h - 2), (6, h + 2), (6, -2 * h - 4),
-                       (-w - 6, h + 2), (-w - 6, -2 * h - 4), (6, 2 * h + 4), (6, -3 * h - 6)):
+        scored = []
+        for k, (dx, dy) in enumerate(_offsets(w, h, mark)):
             box = (px + dx, py + dy, px + dx + w, py + dy + h)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
-                best = (dx, dy, box)
-                break
-        if best is None:
-            best = (6, 2, (px + 6, py + 2, px + 6 + w, py + 2 + h))
-        dx, dy, box = best
+            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
+            hits = sum(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed)
+            scored.append((not inside, hits, k, dx, dy, box))
+        _, _, _, dx, dy, box = min(scored)
         placed.append(box)
         ax.annotate(text, (x, y), xytext=(dx / px_per_pt, dy / px_per_pt), textcoords="offset points",
                     fontsize=fontsize, color=color, ha="left", va="bottom",
@@ -49,9 +62,47 @@ def _place_labels(fig, ax, items: list[tuple[float, float, str, str]], fontsize:
                     {"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6})
 
 
-def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> list[Path]:
+def _points(n) -> str:
+    n = finite(n)
+    return "?" if n is None else f"{int(n):,}"
+
+
+def certified_lines(panel_rows: Sequence[dict[str, Any]], certified: Sequence[dict[str, Any]]) -> list[dict]:
+    """The certified rows (``lipschitz_construct.verify``) drawn in a panel: same dataset, radius and
+    norm as one of its models (they have no Lipschitz estimate, so they are a horizontal line)."""
+    keys = {(r["dataset"], r.get("norm") or "linf", finite(r.get("eps"))) for r in panel_rows}
+    return [c for c in certified if finite(c.get("certified_test_astuteness")) is not None
+            and any(c["dataset"] == d and (c.get("norm") or "linf") == n and e is not None
+                    and finite(c.get("eps")) is not None and math.isclose(e, float(c["eps"]), rel_tol=1e-9)
+                    for d, n, e in keys)]
+
+
+def constructed_note(rows: Sequence[dict[str, Any]], certified: Sequence[dict[str, Any]] = ()) -> str:
+    """The caption's sentence on the constructed classifier's two appearances: attacked (fitted on
+    ``n_fit`` points by ``analysis.evaluate``) and certified (fitted on the whole training set by
+    ``lipschitz_construct.verify``), with the sizes from the records ("" when neither is there)."""
+    attacked = [r for r in rows if r.get("method") == "constructed" and r.get("source") == "evaluate"
+                and finite(r.get("test_lipschitz")) is not None and finite(r.get("test_adv_acc")) is not None]
+    shown = certified_lines(attacked or rows, certified)
+    parts = [f"attacked ({dataset_name(r['dataset'])}, star; `analysis.evaluate`): fitted on "
+             f"{_points(r.get('train_points'))} training points, attacked on {_points(r.get('n_test_eval'))} "
+             "test points (its worst attack)" for r in attacked]
+    parts += [f"certified ({dataset_name(r['dataset'])}, dashed line; `lipschitz_construct.verify`): fitted on "
+              f"{_points(r.get('train_points'))} training points, certified on {_points(r.get('n_test_eval'))} "
+              "test points (exact robust accuracy, no Lipschitz estimate)" for r in shown]
+    if not parts:
+        return ""
+    return ("The constructed classifier of the paper's proof: " + "; ".join(parts) + "."
+            + (" Fitted on different training points, they are different classifiers, hence different robust "
+               "accuracies." if attacked and shown else ""))
+
+
+def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
+                             certified: Sequence[dict[str, Any]] = ()) -> list[Path]:
     """Test local Lipschitz (x, log scale) against adversarial test accuracy (y), one panel per
-    dataset and setting; filled markers without dropout, open markers with dropout."""
+    dataset and setting; filled markers without dropout, open markers with dropout. ``certified``:
+    rows of ``lipschitz_construct.verify`` records, a dashed line at their certified test
+    astuteness in the panels of their dataset and radius."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     pts = [r for r in rows if finite(r.get("test_lipschitz")) is not None
@@ -90,15 +141,22 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
                 key_, sym = METHOD_MAIN_PARAM[m]
                 v = finite(json.loads(r.get("method_params") or "{}").get(key_))
                 label = f"{sym}={v:g}" if v is not None else ""
+            elif m == "constructed":
+                label = f"constructed, fitted on {_points(r.get('train_points'))} points"
             elif m in METHOD_COLORS:
                 label = ""
             else:
                 label = str(r["method_label"])
-            if label:
-                items.append((x, y, label, color))
+            items.append((x, y, label, color, 11 if m == "constructed" else MARK))  # "": an obstacle only
         xs = [float(r["test_lipschitz"]) for r in panels[key]]
         ax.set_xscale("log")
         ax.set_xlim(min(xs) / 1.5, max(xs) * 2.5)
+        for c in certified_lines(panels[key], certified):
+            y = 100 * float(c["certified_test_astuteness"])
+            ax.axhline(y, color=METHOD_COLORS["constructed"], lw=1.0, ls="--", zorder=2)
+            ax.annotate(f"constructed, certified (verify), fitted on {_points(c.get('train_points'))} points",
+                        (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 2), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=7.5, color=METHOD_COLORS["constructed"])
         ax.set_ylim(-4, 104)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -116,6 +174,9 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
                       label=METHOD_NAMES.get(m, "Constructed (attacked)"))
                for m in list(METHODS) + ["constructed"]
                if any(str(r["method"]) == m for p in panels.values() for r in p)]
+    if any(certified_lines(p, certified) for p in panels.values()):
+        handles.append(Line2D([], [], ls="--", color=METHOD_COLORS["constructed"], lw=1.0,
+                              label="Constructed (certified astuteness)"))
     if any(str(r["method"]) not in METHOD_COLORS for p in panels.values() for r in p):
         handles.append(Line2D([], [], ls="", marker="o", color="#7f7f7f", markersize=7,
                               label="other evaluated model (named)"))
@@ -130,4 +191,4 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
     return save_figure(fig, out_dir, "lipschitz_vs_adversarial")
 
 
-__all__ = ["METHOD_COLORS", "METHOD_MARKERS", "lipschitz_vs_adversarial"]
+__all__ = ["METHOD_COLORS", "METHOD_MARKERS", "certified_lines", "constructed_note", "lipschitz_vs_adversarial"]

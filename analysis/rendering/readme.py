@@ -22,11 +22,13 @@ PAPER_GRIDS = {"cifar10": "configs/cifar10_paper.yaml", "svhn": "configs/svhn_pa
                "restricted-imagenet": "configs/restricted_imagenet_paper.yaml"}
 
 
-def _figure_md(shown: set[str], stem: str, caption: str) -> str | None:
+def _figure_md(shown: set[str], stem: str, caption: str, notes: str = "") -> str | None:
+    """A figure with its caption; ``notes``: what the records say about it (after the caption)."""
     if stem not in shown:
         return None
     return (f"![{caption}](figures/{stem}.png)\n\n_{caption}_ "
-            f"([PNG](figures/{stem}.png), [PDF](figures/{stem}.pdf))\n")
+            f"([PNG](figures/{stem}.png), [PDF](figures/{stem}.pdf))\n"
+            + (f"\n{notes}\n" if notes else ""))
 
 
 def _table_md(table: Table, stem: str) -> str:
@@ -37,13 +39,17 @@ def _table_md(table: Table, stem: str) -> str:
 
 def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missing: Sequence[Missing],
                  skipped: Sequence[str], problems: Sequence[str], figures: Sequence[str] | None = None,
-                 benchmarks: Sequence[str] = (), results_root: str = "results") -> str:
+                 benchmarks: Sequence[str] = (), results_root: str = "results", why: str = "",
+                 figure_notes: dict[str, str] | None = None) -> str:
     """The README text. ``figures``: the figure stems to show (default: every PNG in
-    ``out_dir/figures``); ``benchmarks``: the benchmark pages to link."""
+    ``out_dir/figures``); ``benchmarks``: the benchmark pages to link; ``why``: the section on the
+    paper's route against the toolkit (:func:`.readme_why.why_section`), after the introduction;
+    ``figure_notes``: per figure stem, what the records say about it, after its caption."""
     out_dir = Path(out_dir)
     if figures is None:
         figures = sorted(p.stem for p in (out_dir / "figures").glob("*.png")) if (out_dir / "figures").is_dir() else []
     shown = set(figures)
+    notes = figure_notes or {}
     t1, t2, t3, t4 = (tables.get(k) for k in ("separation", "methods", "dropout", "bounds"))
     L: list[str] = []
     add = L.append
@@ -56,6 +62,8 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
         "recomputes nothing. **Each table states the budget that produced it**: the MNIST training runs "
         "below use a CPU budget far smaller than the paper's, so compare trends between methods, not "
         "absolute values with the paper.\n")
+    if why:
+        add(why)
     add("## Regenerate\n")
     add("```sh\n"
         "make reports                  # compute what this machine can (reusing stored records), then render\n"
@@ -99,7 +107,8 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
     if t2 is not None:
         add(_table_md(t2, "table2_methods"))
     f = _figure_md(shown, "lipschitz_vs_adversarial",
-                   "Test local Lipschitz constant against adversarial test accuracy, one point per run.")
+                   "Test local Lipschitz constant against adversarial test accuracy, one point per run.",
+                   notes.get("lipschitz_vs_adversarial", ""))
     if f:
         add(f)
     add("## Table 3 – Dropout\n")
@@ -111,8 +120,10 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
         add(_table_md(t4, "table4_robustness_bounds"))
     f = _figure_md(shown, "robustness_bounds",
                    "Optimal robust accuracy against ε (exact where solved; dashed: the LP bound no classifier "
-                   "beats; dotted: the certified witness), half the separation and the paper's ε marked, and the "
-                   "trained models' robust accuracy (crosses).")
+                   "beats; dotted: the certified witness), from just below the first radius with a drop to the "
+                   "last one, with half the separation marked (dotted) and the paper's ε (dashed, or named in the "
+                   "legend when outside the panel); inset: the trained models' robust accuracy (crosses) at their "
+                   "own ε.", notes.get("robustness_bounds", ""))
     if f:
         add(f)
     local = [m for m in missing if m.local]

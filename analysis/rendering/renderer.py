@@ -20,7 +20,8 @@ from .collect import (DEFAULT_GRID_FILES, Missing, ReportRecords, expected_missi
 from .fig_base import FigureSkipped
 from .page_benchmarks import benchmark_page
 from .readme import build_readme
-from .rows import evaluate_row, training_row
+from .readme_why import why_section
+from .rows import construct_row, evaluate_row, training_row
 from .table_bounds import bounds_table
 from .table_dropout import dropout_table
 from .table_methods import methods_table, uniquify_labels
@@ -147,12 +148,11 @@ class Report:
                 drawn += 1
             except FigureSkipped as exc:
                 self._skip(f"separation histograms ({norm})", str(exc))
-        # every training run (with and without dropout) and every evaluated model
-        rows = [training_row(r) for r in self.records.training] + [evaluate_row(r) for r in self.records.evaluate]
-        uniquify_labels(rows)
+        rows = self.model_rows()
         try:
-            self.written += fig_lipschitz.lipschitz_vs_adversarial(rows, out)
-            self._source("figures/lipschitz_vs_adversarial", list(self.records.training) + list(self.records.evaluate))
+            self.written += fig_lipschitz.lipschitz_vs_adversarial(rows, out, self.certified_rows())
+            self._source("figures/lipschitz_vs_adversarial", list(self.records.training) + list(self.records.evaluate)
+                         + list(self.records.construct))
             drawn += 1
         except FigureSkipped as exc:
             self._skip("Lipschitz vs adversarial accuracy figure",
@@ -212,6 +212,20 @@ class Report:
         return bool(self.records.benchmark)
 
     # -- README and sources ---------------------------------------------------------------------
+    def model_rows(self) -> list[dict[str, Any]]:
+        """Every training run (with and without dropout) and every evaluated model, labelled."""
+        rows = [training_row(r) for r in self.records.training] + [evaluate_row(r) for r in self.records.evaluate]
+        uniquify_labels(rows)
+        return rows
+
+    def certified_rows(self) -> list[dict[str, Any]]:
+        return [construct_row(r) for r in self.records.construct]
+
+    def figure_notes(self) -> dict[str, str]:
+        """What the records say about the figures, for their captions in the README."""
+        return {"lipschitz_vs_adversarial": fig_lipschitz.constructed_note(self.model_rows(), self.certified_rows()),
+                "robustness_bounds": fig_bounds.coinciding_note(self.records.bounds)}
+
     def render_readme(self) -> bool:
         tables = {n: self.table(n) for n in TABLES}
         sources = self.merged_sources()
@@ -219,7 +233,9 @@ class Report:
         benchmarks = sorted(k.split("/", 1)[1] for k in sources if k.startswith("benchmarks/"))
         text = build_readme(self.args.out, tables, missing=self.missing, skipped=sources.get(SKIPPED_KEY, []),
                             figures=figures, benchmarks=benchmarks,
-                            problems=self.records.problems, results_root=self.args.results.as_posix())
+                            problems=self.records.problems, results_root=self.args.results.as_posix(),
+                            why=why_section(self.records.benchmark, self.records.separation),
+                            figure_notes=self.figure_notes())
         self.written.append(write_artefact(self.args.out / "README.md", text))
         log.info("wrote %s", self.args.out / "README.md")
         return True

@@ -12,17 +12,19 @@ import pandas as pd
 import pytest
 
 from analysis import report
-from analysis.rendering import fig_pairs
+from analysis.rendering import fig_bounds, fig_lipschitz, fig_pairs, readme_why
 from analysis.rendering.collect import expected_missing, load_report_records
 from analysis.rendering.fig_base import FigureSkipped
 from analysis.rendering.fig_lipschitz import lipschitz_vs_adversarial
 from analysis.rendering.format import finite, fmt_pp
-from analysis.rendering.rows import evaluate_row, training_row
+from analysis.rendering.rows import construct_row, evaluate_row, training_row
 from analysis.rendering.table_dropout import dropout_table
 from analysis.rendering.table_methods import methods_table
 from analysis.rendering.table_separation import separation_table
 from analysis.rendering.writers import to_markdown, write_table
-from separation.core.records import load_record, write_record
+from lipschitz_construct.records import BoundsConfig, BoundsRecord, BoundsResult, EpsBounds
+from separation.core.records import DataSpec, load_record, write_record
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow
 
 from helpers.paths import FIXTURES, REPO
 FIXTURES = FIXTURES / "records"
@@ -318,3 +320,86 @@ def test_image_grid_shows_duplicates(tmp_path):
     rec = write_record(tmp_path / "toy" / "linf", rec, arrays)
     png, pdf = fig_pairs.closest_pairs_grid(rec, ds, tmp_path, k=2)
     assert png.name == "closest_pairs_mnist_linf.png" and png.stat().st_size > 0 and pdf.stat().st_size > 0
+
+
+# -- figures a reader can read, and the case for the toolkit ---------------------------------------
+
+def _capture(monkeypatch, module) -> list:
+    """The figures ``module`` would save, kept instead of written."""
+    figs: list = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, out, stem, **kw: figs.append(fig) or [])
+    return figs
+
+
+#: An MNIST l-inf bounds record's radii: (eps, optimal, LP, witness, clique) errors.
+BOUNDS = [(0.3, 0.001, 0.001, 0.001, 0.001), (0.4, 0.02, 0.015, 0.02, 0.02), (0.45, 0.08, 0.06, 0.08, None)]
+
+
+def _bounds_record(points=BOUNDS):
+    pts = [EpsBounds(e, 1, 2, 1, 2, 0, 0, 0, opt, lp, cl, wit, True, 100) for e, opt, lp, wit, cl in points]
+    return BoundsRecord(BoundsConfig(DataSpec("mnist", "f" * 64, (1, 28, 28), 1000, 100), "linf",
+                                     eps=tuple(p.eps for p in pts)), BoundsResult(1000, 10, "cpu", 0.6, 0.3, pts))
+
+
+def test_bounds_panel_zooms_on_the_curves_and_leaves_lines_on_the_exact_one_out_of_the_legend(monkeypatch, tmp_path):
+    figs = _capture(monkeypatch, fig_bounds)
+    model = {"source": "training", "dataset": "mnist", "norm": "linf", "eps": 0.1, "train_adv_acc": 0.5}
+    fig_bounds.robustness_bounds_figure([_bounds_record()], [model], tmp_path)
+    ax = figs[0].axes[0]
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert "optimal (exact)" in labels and "LP bound, any classifier" in labels  # below the optimum at 0.4
+    assert "certified witness" not in labels and "clique LP bound" not in labels  # equal to it everywhere
+    assert "witness and clique LP bound" in legend.get_title().get_text()
+    assert "MNIST ℓ∞ train: witness and clique LP bound" in fig_bounds.coinciding_note([_bounds_record()])
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for e, *errors in BOUNDS:
+        assert x0 <= e <= x1 and all(y0 <= 100 * (1 - err) <= y1 for err in errors if err is not None)
+    assert 0.1 < x0 and 50 < y0 and y1 < 101 and x1 < 0.5  # zoomed; the model is not in the panel
+    inset = ax.child_axes[0]  # but in an inset
+    assert [tuple(p) for c in inset.collections for p in c.get_offsets()][0] == pytest.approx((0.1, 50.0))
+
+
+def test_lipschitz_figure_labels_stay_inside_and_name_the_fit_sizes(monkeypatch, tmp_path, records):
+    figs = _capture(monkeypatch, fig_lipschitz)
+    rows = [training_row(r) for r in records.training] + [evaluate_row(r) for r in records.evaluate]
+    far = dict(rows[0], method="cnn", method_label="a model evaluated outside any grid, with a long name",
+               source="evaluate", test_lipschitz=max(r["test_lipschitz"] for r in rows))
+    certified = [construct_row(r) for r in records.construct]
+    fig_lipschitz.lipschitz_vs_adversarial(rows + [far], tmp_path, certified)
+    renderer = figs[0].canvas.get_renderer()
+    ax = figs[0].axes[0]
+    frame = ax.get_window_extent(renderer)
+    texts = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert [s for s, b in texts.items() if b.x0 < frame.x0 - 1 or b.x1 > frame.x1 + 1] == []
+    n_fit, n_train = records.evaluate[0].config.model.config["n_fit"], records.construct[0].result.n_train
+    assert f"constructed, fitted on {n_fit:,} points" in texts
+    assert f"constructed, certified (verify), fitted on {n_train:,} points" in texts
+    note = fig_lipschitz.constructed_note(rows, certified)
+    assert f"fitted on {n_fit:,} training points" in note and f"fitted on {n_train:,} training points" in note
+
+
+def _benchmark(root: Path, paper: float, ours: float) -> None:
+    sec = "Same data, every method"
+    rows = [BenchmarkRow(sec, "MNIST 100+20", "sklearn (paper)", paper, True),
+            BenchmarkRow(sec, "MNIST 100+20", "ours: cpu", ours, True)]
+    write_record(root / "benchmarks" / "separation_engines",
+                 BenchmarkRecord(BenchmarkConfig("separation_engines", "benchmarks/separation_engines.py"),
+                                 BenchmarkResult("2-core x86_64 CPU", rows, ["sklearn (paper)"],
+                                                 {sec: "sklearn (paper)"})))
+
+
+def test_readme_case_for_the_toolkit_is_rendered_from_the_benchmark_record(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    shutil.copytree(FIXTURES, results)
+    argv = ["readme", "--results", str(results), "--out", str(out), "--grid", str(tmp_path / "none.yaml")]
+    assert report.main(argv) == 0  # no benchmark record: the command that stores one, not a crash
+    text = (out / "README.md").read_text()
+    assert "## Why exact, why this toolkit" in text and readme_why.BENCHMARK_COMMAND in text
+    assert f"(reports/README.md#{readme_why.ANCHOR})" in (REPO / "README.md").read_text()
+    assert "Fashion-MNIST 2 / 1" in text  # the duplicates of the fixture records
+    for paper, ours, shown in ((10.0, 2.0, "5.0×"), (10.0, 4.0, "2.5×")):
+        _benchmark(results, paper, ours)
+        assert report.main(argv) == 0
+        row = next(ln for ln in (out / "README.md").read_text().splitlines() if ln.startswith("| MNIST 100+20"))
+        assert shown in row and "| yes" in row
