@@ -51,7 +51,7 @@ construct:
 evaluate-constructed:
 	$(PYTHON) -m analysis.evaluate --model constructed --dataset $(CONSTRUCT_DATASET) --norm $(CONSTRUCT_NORM) \
 	  --eps $(CONSTRUCT_EPS) --subset $(CONSTRUCTED_EVAL_SUBSET) --data-root "$(DATA_ROOT)" --no-progress \
-	  --out "$(RESULTS)/evaluate/$(CONSTRUCT_DATASET)/constructed_$(CONSTRUCT_NORM)_eps$(CONSTRUCT_EPS)_subset$(CONSTRUCTED_EVAL_SUBSET)"
+	  --out "$(RESULTS)/evaluate"
 
 grids:
 	@set -e; for g in $(GRIDS); do \

@@ -403,3 +403,27 @@ def test_readme_case_for_the_toolkit_is_rendered_from_the_benchmark_record(tmp_p
         assert report.main(argv) == 0
         row = next(ln for ln in (out / "README.md").read_text().splitlines() if ln.startswith("| MNIST 100+20"))
         assert shown in row and "| yes" in row
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_evaluate_constructed_runs_the_command_the_report_asks_for():
+    """``make evaluate-constructed`` writes below ``$(RESULTS)/evaluate`` as the command that the
+    report lists for a missing attacked constructed classifier does (one record root, the record's
+    own folder below it), never a folder nested inside a record folder."""
+    import shlex
+    import subprocess
+
+    from analysis.rendering.collect import CONSTRUCT_RUNS, CONSTRUCTED_EVAL_SUBSET
+    from analysis.rendering.commands import evaluate_constructed_command
+
+    made = subprocess.run(["make", "-s", "-n", "evaluate-constructed", "PYTHON=python", "RESULTS=R", "DATA_ROOT=D"],
+                          cwd=REPO, capture_output=True, text=True, check=True).stdout
+    [(ds, norm, eps)] = CONSTRUCT_RUNS
+    asked = evaluate_constructed_command(ds, norm, eps, subset=CONSTRUCTED_EVAL_SUBSET, data_root="D", out="R/evaluate")
+
+    def options(cmd: str) -> dict[str, str]:
+        words = shlex.split(cmd.replace("\\\n", " "))
+        return {w: (words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else "")
+                for i, w in enumerate(words) if w.startswith("--") and w != "--no-progress"}
+
+    assert options(made) == options(asked) and options(made)["--out"] == "R/evaluate"

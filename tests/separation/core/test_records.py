@@ -338,8 +338,8 @@ def test_astuteness_at_reads_the_eps_values_then_the_curve():
 
 SCHEMA1 = FIXTURES / "schema1"
 #: schema-1 records as the repository shipped them before typed records (git 532cbfc~1), one per kind
-#: with an upgrade; results/ holds what 532cbfc migrated them to, except the records recomputed since
-#: (0e33f54, 3522263), whose migrated copies as shipped until then are kept in MIGRATED_COPIES
+#: with an upgrade; MIGRATED_COPIES holds what 532cbfc migrated them to, as results/ shipped them
+#: until they were recomputed from clean code (the results/ copies now have keys of their own)
 MIGRATED_COPIES = FIXTURES / "schema1_migrated"
 MIGRATED = ["construct/digits/l2", "separation/digits/linf", "evaluate/mnist/constructed_linf_eps0.1_subset500",
             "training/mnist_cpu/natural"]
@@ -366,13 +366,8 @@ def test_migrate_turns_schema_1_records_into_the_shipped_ones(tmp_path, capsys):
     assert main(["migrate", str(root)]) == 0
     assert capsys.readouterr().out.endswith("4 record(s) migrated, 0 skipped\n")
     for path in MIGRATED:
-        # a migrated record keeps its folder; the shipped training records have since moved to folders
-        # named by their key as well (<run name>-<key>)
+        # a migrated record keeps its folder
         shipped_folder = MIGRATED_COPIES / path
-        if not shipped_folder.is_dir():
-            shipped_folder = REPO / "results" / path
-        if not shipped_folder.is_dir():
-            [shipped_folder] = (REPO / "results" / path).parent.glob(f"{Path(path).name}-????????")
         got, shipped = load_record(root / path), load_record(shipped_folder)
         assert not got.legacy and not load_record(root / path, allow_legacy=False).legacy, path
         assert (got.KIND, got.config, got.result, got.meta, got.timing) == \
