@@ -38,6 +38,8 @@ SKIP = [
     (r"import-benchmark", "needs a benchmark file of the first layout"),
     (r"SLURMCluster|sbatch|srun|--scheduler tcp://|--scheduler ADDRESS|--scheduler \$", "needs a cluster"),
     (r"^python benchmarks/", "a benchmark: minutes; its page is rendered from its record"),
+    (r"--dataset (imagefolder|tiny-imagenet|imagenet)\b", "needs image folders: tests/separation/core/"
+                                                          "test_image_folders.py runs it on folders it writes"),
     (r"^make mutation", "mutation testing: hours on 2 cores (its report is reports/quality/mutation.md)"),
     (r"^dask (scheduler|worker) ", "starts a Dask server that runs until stopped (tests/separation/engines/test_dask_engine.py "
                                    "starts its own cluster)"),

@@ -14,7 +14,8 @@ from ..methods import METHODS
 DASH = "—"
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
                  "cifar100": "CIFAR-100", "svhn": "SVHN", "restricted-imagenet": "Restricted ImageNet",
-                 "digits": "digits (8×8)", "npz": "npz"}
+                 "digits": "digits (8×8)", "npz": "npz", "imagefolder": "image folders",
+                 "tiny-imagenet": "Tiny-ImageNet", "imagenet": "ImageNet"}
 NORM_NAMES = {"linf": "ℓ∞", "l2": "ℓ2", "l1": "ℓ1"}
 METHOD_NAMES = {m.name: m.paper_name for m in METHODS.values()}
 #: The parameter that names a method's variant in the tables (as in the run names).

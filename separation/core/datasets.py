@@ -18,6 +18,7 @@ import numpy as np
 from .extras import require
 from .download import check_writable, download_into, torchvision_url
 from .idx_files import CLASSES, FILES, read_verified
+from .image_folders import LAYOUTS, decode, imagenet_samples, load_imagefolder, load_imagenet, load_tiny_imagenet
 from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError, UnwritableError
 from .progress import progress_bar
 from .records import DataSpec
@@ -238,34 +239,26 @@ def _restricted_imagenet_targets(class_names: list[str]) -> tuple[dict[int, int]
     return mapping, supers
 
 
-def _load_restricted_imagenet(name: str, root: Path, download: bool, check_integrity: bool,
-                              progress: bool | None = None):
-    tvd = require("torchvision.datasets", f"loading {name}")
-    T = require("torchvision.transforms", f"loading {name}")
-
-    base = root / "restricted-imagenet"
-    if not (base / "train").is_dir():
-        base = root
-    if download:
-        raise InvalidInputError("restricted-imagenet cannot be downloaded automatically (ImageNet's licence); "
-                         "place an ImageFolder tree with train/ and val/ under --data-root.")
-    tf = T.Compose([T.Resize(72), T.CenterCrop(64), T.PILToTensor()])
+def _load_restricted_imagenet(name: str, root: Path, image_size: int | None, progress: bool | None = None):
+    """The ImageNet class folders mapped to the 9 super-classes; ``image_size`` default 64 (the paper's)."""
+    train, val, classes_found, base = imagenet_samples(root, name)
+    mapping, classes = _restricted_imagenet_targets(classes_found)
     out = []
-    classes = None
-    for split in ("train", "val"):
-        folder = base / split
-        if not folder.is_dir():
-            raise _not_found(name, root, f"restricted-imagenet/{split}/ (ImageFolder)")
-        ds = tvd.ImageFolder(str(folder), allow_empty=True)
-        mapping, classes = _restricted_imagenet_targets(ds.classes)
-        keep = [(p, mapping[t]) for p, t in ds.samples if t in mapping]
+    for split, samples in (("train", train), ("val", val)):
+        keep = [(p, mapping[t]) for p, t in samples if t in mapping]
         if not keep:
-            raise InvalidInputError(f"restricted-imagenet: no images of the 9 super-classes in {folder}.")
-        x = np.empty((len(keep), 3, 64, 64), dtype=np.uint8)
-        for k in progress_bar(range(len(keep)), enabled=progress, desc=f"restricted-imagenet {split}", unit="image"):
-            x[k] = tf(ds.loader(keep[k][0]).convert("RGB")).numpy()
-        out.append((x, np.array([t for _, t in keep], dtype=np.int64)))
+            raise InvalidInputError(f"restricted-imagenet: no images of the 9 super-classes in {base / split}.")
+        out.append((decode([p for p, _ in keep], 64 if image_size is None else image_size,
+                           what=f"restricted-imagenet {split}", progress=progress),
+                    np.array([t for _, t in keep], dtype=np.int64)))
     return Dataset(name, *out[0], *out[1], classes=classes, source=f"ImageFolder({base})")
+
+
+def _folder_dataset(name: str, loader: Callable):
+    def load(root: Path, image_size: int | None, progress: bool | None = None) -> Dataset:
+        *arrays, classes = loader(root, image_size, progress)
+        return Dataset(name, *arrays, classes=list(classes), source=f"{name} image folders ({root})")
+    return load
 
 
 def _load_digits(name: str, root: Path, download: bool, check_integrity: bool):
@@ -319,14 +312,22 @@ DATASETS: dict[str, Callable] = {
     "cifar10": lambda r, d, c: _load_cifar("cifar10", "CIFAR10", r, d, c),
     "cifar100": lambda r, d, c: _load_cifar("cifar100", "CIFAR100", r, d, c),
     "svhn": lambda r, d, c: _load_svhn("svhn", r, d, c),
-    "restricted-imagenet": lambda r, d, c: _load_restricted_imagenet("restricted-imagenet", r, d, c),
     "digits": lambda r, d, c: _load_digits("digits", r, d, c),
 }
-DATASET_NAMES = tuple(DATASETS) + ("npz",)
+#: Collections of image files (:mod:`.image_folders`): loader(root, image_size, progress). They take
+#: ``image_size`` and are never downloaded.
+FOLDER_DATASETS: dict[str, Callable] = {
+    "imagefolder": _folder_dataset("imagefolder", load_imagefolder),
+    "tiny-imagenet": _folder_dataset("tiny-imagenet", load_tiny_imagenet),
+    "imagenet": _folder_dataset("imagenet", load_imagenet),
+    "restricted-imagenet": lambda r, s, p=None: _load_restricted_imagenet("restricted-imagenet", r, s, p),
+}
+DATASET_NAMES = tuple(DATASETS) + tuple(FOLDER_DATASETS) + ("npz",)
 
 
 def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: bool = False,
-                 check_integrity: bool = True, npz_path: str | os.PathLike | None = None) -> Dataset:
+                 check_integrity: bool = True, npz_path: str | os.PathLike | None = None,
+                 image_size: int | None = None) -> Dataset:
     """Load a dataset by name (see :data:`DATASET_NAMES`).
 
     Args:
@@ -334,20 +335,37 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         download: let torchvision download missing files (never done otherwise).
         check_integrity: verify torchvision's md5 checksums (turn off only for test fixtures).
         npz_path: the file, for ``name="npz"``.
+        image_size: image-folder datasets only (:data:`FOLDER_DATASETS`): resize the shorter side
+            to ``image_size * 9 / 8`` and crop the centre ``image_size`` square (the paper's pipeline).
     """
+    if name not in DATASET_NAMES:
+        raise InvalidInputError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASET_NAMES)}.")
+    if image_size is not None and name not in FOLDER_DATASETS:
+        raise InvalidInputError(f"--image-size applies to the image-folder datasets ({', '.join(FOLDER_DATASETS)}); "
+                                f"{name} has a fixed image size: leave --image-size out.")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
+                                   or image_size < 1):
+        raise InvalidInputError(f"image_size={image_size!r} must be a positive whole number of pixels.")
     if name == "npz":
         if npz_path is None:
             raise InvalidInputError("dataset 'npz' needs a file: pass --npz PATH (npz_path=...).")
         return load_npz(npz_path)
-    if name not in DATASETS:
-        raise InvalidInputError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASET_NAMES)}.")
     root = Path(root).expanduser() if root is not None else default_data_root()
-    ds = DATASETS[name](root, download, check_integrity)
+    if name in FOLDER_DATASETS:
+        if download:
+            raise InvalidInputError(f"{name} cannot be downloaded by the toolkit: place its image folders under "
+                                    f"--data-root (layouts: {LAYOUTS}) and leave --download out.")
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"{name}: the data root {root} is not a folder; point --data-root at the "
+                                       f"folder that holds its images (layouts: {LAYOUTS}).")
+        ds = FOLDER_DATASETS[name](root, image_size)
+    else:
+        ds = DATASETS[name](root, download, check_integrity)
     for split, x in (("train", ds.x_train), ("test", ds.x_test)):
         if x is not None and len(x) == 0:
             raise InvalidInputError(f"{name}: the {split} split is empty under {root}.")
     return ds
 
 
-__all__ = ["DATASETS", "DATASET_NAMES", "Dataset", "DatasetNotFoundError", "DownloadError", "RESTRICTED_IMAGENET_RANGES",
+__all__ = ["DATASETS", "DATASET_NAMES", "Dataset", "FOLDER_DATASETS", "DatasetNotFoundError", "DownloadError", "RESTRICTED_IMAGENET_RANGES",
            "default_data_root", "load_dataset", "load_npz"]

@@ -56,7 +56,7 @@ class Computed:
 
 def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NORMS,
                        seed_help: str = "seed of --subset (default 0)") -> None:
-    """--dataset, --npz, --norm, --data-root, --download, --subset, --seed."""
+    """--dataset, --npz, --norm, --data-root, --download, --subset, --seed, --image-size."""
     p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                    help="dataset name (default: digits, embedded in scikit-learn, no download)")
     p.add_argument("--npz", default=None, help="file for --dataset npz: x_train, y_train[, x_test, y_test]")
@@ -68,12 +68,17 @@ def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NOR
     p.add_argument("--subset", type=integer(2), default=None,
                    help="use a fixed random subset of N train and N test points (N >= 2)")
     p.add_argument("--seed", type=integer(0), default=0, help=seed_help)
+    p.add_argument("--image-size", type=integer(1), default=None, metavar="N",
+                   help="image-folder datasets (imagefolder, tiny-imagenet, imagenet, restricted-imagenet): shorter "
+                        "side to N*9/8, centre crop N, as in the paper (default: images as they are; "
+                        "restricted-imagenet: 64)")
 
 
 def load_data(args: argparse.Namespace, *, subset: bool = True) -> Dataset:
     """The dataset ``args`` name, with the subset rules of every command (``--subset`` no larger
     than the training split, then the fixed random subset of ``--seed``)."""
-    ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz)
+    ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz,
+                      image_size=getattr(args, "image_size", None))
     n = getattr(args, "subset", None)
     if n is not None and n > len(ds.x_train):
         raise UsageError(f"--subset {n} is larger than the {len(ds.x_train)} training points of "

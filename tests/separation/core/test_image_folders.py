@@ -1,0 +1,191 @@
+"""Image collections in class folders (imagefolder, tiny-imagenet, imagenet): fake files in the real
+on-disk layouts and formats, written by the tests, read through ``load_dataset`` and the commands."""
+from __future__ import annotations
+
+import re
+import shlex
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from separation.core.datasets import load_dataset
+from separation.core.errors import CorruptDataError, DatasetNotFoundError, InvalidInputError
+from separation.core.image_folders import resize_and_crop
+from separation.core.records import load_record
+
+from helpers.paths import REPO
+
+
+def _write(path, pixels: np.ndarray, fmt: str | None = None) -> np.ndarray:
+    """Save ``pixels`` (h, w, 3) or (h, w) uint8; return the RGB bytes Pillow reads back (c, h, w)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt)
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+
+
+def _rng_image(rng, h=6, w=5, grey=False):
+    return rng.integers(0, 256, (h, w) if grey else (h, w, 3), dtype=np.uint8)
+
+
+def test_imagefolder_reads_every_image_of_each_class_folder_as_it_is(tmp_path, rng):
+    """Classes from the sorted folders of train/, images at any depth, any Pillow format (a
+    greyscale PNG becomes RGB); hidden and non-image files are left out; val/ is the test split."""
+    expect = {}
+    expect[("train", "b", "1.png")] = _write(tmp_path / "train" / "b" / "1.png", _rng_image(rng))
+    expect[("train", "a", "x.PNG")] = _write(tmp_path / "train" / "a" / "deep" / "x.PNG", _rng_image(rng, grey=True))
+    expect[("train", "a", "y.bmp")] = _write(tmp_path / "train" / "a" / "y.bmp", _rng_image(rng))
+    expect[("val", "b", "2.tif")] = _write(tmp_path / "val" / "b" / "2.tif", _rng_image(rng))
+    _write(tmp_path / "train" / "a" / ".hidden.png", _rng_image(rng, 3, 3))  # another size: would fail if read
+    (tmp_path / "train" / "a" / "notes.txt").write_text("not an image")
+    ds = load_dataset("imagefolder", root=tmp_path)
+    assert ds.classes == ["a", "b"] and ds.x_train.dtype == np.uint8 and ds.x_train.shape == (3, 3, 6, 5)
+    # sorted by class, then path: a/deep/x.PNG, a/y.bmp, b/1.png
+    for k, key in enumerate([("train", "a", "x.PNG"), ("train", "a", "y.bmp"), ("train", "b", "1.png")]):
+        assert np.array_equal(ds.x_train[k], expect[key])
+    assert ds.y_train.tolist() == [0, 0, 1] and ds.y_test.tolist() == [1]
+    assert np.array_equal(ds.x_test[0], expect[("val", "b", "2.tif")])
+    # a test/ folder instead of val/ is the test split as well
+    (tmp_path / "val").rename(tmp_path / "test")
+    assert np.array_equal(load_dataset("imagefolder", root=tmp_path).x_test, ds.x_test)
+
+
+def test_images_of_several_sizes_need_image_size_and_get_it(tmp_path, rng):
+    _write(tmp_path / "train" / "a" / "1.png", _rng_image(rng, 10, 12))
+    _write(tmp_path / "train" / "b" / "2.png", _rng_image(rng, 11, 12))
+    _write(tmp_path / "val" / "a" / "3.png", _rng_image(rng, 10, 12))
+    with pytest.raises(InvalidInputError, match=r"2\.png is 12x11 but .*1\.png is 12x10; images of several sizes "
+                                                r"need --image-size N"):
+        load_dataset("imagefolder", root=tmp_path)
+    ds = load_dataset("imagefolder", root=tmp_path, image_size=8)
+    assert ds.x_train.shape == (2, 3, 8, 8) and ds.x_test.shape == (1, 3, 8, 8)
+    assert ds.fingerprint() != load_dataset("imagefolder", root=tmp_path, image_size=7).fingerprint()
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 32, 64])
+def test_the_paper_pipeline_equals_torchvision_resize_and_center_crop(rng, size):
+    """Byte for byte what ``Resize(int(N*9/8))`` + ``CenterCrop(N)`` give on PIL images, for
+    portrait, landscape and square images, odd and even sizes, the shorter side exactly 9N/8 too."""
+    T = pytest.importorskip("torchvision.transforms")
+    short = int(size * 9 / 8)
+    reference = T.Compose([T.Resize(short), T.CenterCrop(size)])
+    for h, w in [(short, short), (short, short + 3), (2 * size + 5, size + 2), (size + 2, 3 * size + 1), (97, 60)]:
+        image = Image.fromarray(_rng_image(rng, h, w))
+        got = np.asarray(resize_and_crop(image, size))
+        assert got.shape == (size, size, 3) and np.array_equal(got, np.asarray(reference(image))), (h, w)
+
+
+def _tiny(base, rng, wnids=("n02", "n01", "n03")):
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    for k, w in enumerate(wnids):
+        for i in range(2):
+            _write(base / "train" / w / "images" / f"{w}_{i}.JPEG", _rng_image(rng, 64, 64), "JPEG")
+        (base / "train" / w / f"{w}_boxes.txt").write_text("boxes, not an image\n")
+    notes = []
+    for i, w in enumerate(["n03", "n01", "n01", "n02"]):
+        _write(base / "val" / "images" / f"val_{i}.JPEG", _rng_image(rng, 64, 64), "JPEG")
+        notes.append(f"val_{i}.JPEG\t{w}\t0\t1\t60\t61")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(notes) + "\n")
+    return base
+
+
+def test_tiny_imagenet_as_distributed(tmp_path, rng):
+    """wnids.txt's sorted ids are the classes; val labels come from val_annotations.txt; JPEG files
+    are decoded by Pillow exactly (compared with a direct read of one file)."""
+    base = _tiny(tmp_path / "tiny-imagenet-200", rng)
+    ds = load_dataset("tiny-imagenet", root=tmp_path)
+    assert ds.classes == ["n01", "n02", "n03"] and ds.x_train.shape == (6, 3, 64, 64)
+    assert ds.y_train.tolist() == [0, 0, 1, 1, 2, 2]
+    assert ds.y_test.tolist() == [2, 0, 0, 1]  # val_0 .. val_3
+    with Image.open(base / "val" / "images" / "val_3.JPEG") as im:
+        assert np.array_equal(ds.x_test[3], np.asarray(im.convert("RGB")).transpose(2, 0, 1))
+    assert load_dataset("tiny-imagenet", root=base).fingerprint() == ds.fingerprint()  # the folder itself
+    assert load_dataset("tiny-imagenet", root=tmp_path, image_size=32).x_train.shape == (6, 3, 32, 32)
+    (base / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn99\t0\t0\t1\t1\n")
+    with pytest.raises(CorruptDataError, match=r"line 1 of .*val_annotations\.txt .*'val_0\.JPEG\\tn99"):
+        load_dataset("tiny-imagenet", root=tmp_path)
+
+
+def test_imagenet_class_folders_and_a_flat_val_folder(tmp_path, rng):
+    for split in ("train", "val"):
+        for w in ("n01440764", "n01443537"):
+            _write(tmp_path / "imagenet" / split / w / f"{split}_{w}.JPEG", _rng_image(rng, 40 + len(split), 50),
+                   "JPEG")
+    with pytest.raises(InvalidInputError, match="training images are 50x45 but the test images 50x43; pass "
+                                                "--image-size N"):
+        load_dataset("imagenet", root=tmp_path)
+    ds = load_dataset("imagenet", root=tmp_path, image_size=16)
+    assert ds.classes == ["n01440764", "n01443537"] and ds.x_test.shape == (2, 3, 16, 16)
+    val = tmp_path / "imagenet" / "val"
+    for f in list(val.rglob("*.JPEG")):
+        f.rename(val / f.name)
+    for d in val.iterdir():
+        if d.is_dir():
+            d.rmdir()
+    with pytest.raises(InvalidInputError, match="flat val/ must first be sorted into one folder per WordNet id"):
+        load_dataset("imagenet", root=tmp_path, image_size=16)
+
+
+def test_folder_datasets_say_what_is_missing_and_refuse_what_does_not_apply(tmp_path, rng):
+    for name in ("imagefolder", "tiny-imagenet", "imagenet"):
+        with pytest.raises(DatasetNotFoundError, match="--data-root"):
+            load_dataset(name, root=tmp_path)
+        with pytest.raises(DatasetNotFoundError, match="is not a folder"):
+            load_dataset(name, root=tmp_path / "nowhere")
+        with pytest.raises(InvalidInputError, match="cannot be downloaded by the toolkit"):
+            load_dataset(name, root=tmp_path, download=True)
+    with pytest.raises(InvalidInputError, match="digits has a fixed image size: leave --image-size out"):
+        load_dataset("digits", image_size=8)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidInputError, match="must be a positive whole number"):
+            load_dataset("imagefolder", root=tmp_path, image_size=bad)
+    _write(tmp_path / "train" / "a" / "1.png", _rng_image(rng))
+    _write(tmp_path / "val" / "z" / "2.png", _rng_image(rng))
+    with pytest.raises(InvalidInputError, match="1 class folder"):
+        load_dataset("imagefolder", root=tmp_path)
+    _write(tmp_path / "train" / "b" / "3.png", _rng_image(rng))
+    with pytest.raises(InvalidInputError, match=r"class folders that the training split lacks: z"):
+        load_dataset("imagefolder", root=tmp_path)
+
+
+def test_a_truncated_image_names_the_file(tmp_path, rng):
+    _write(tmp_path / "train" / "a" / "1.png", _rng_image(rng))
+    _write(tmp_path / "train" / "b" / "2.png", _rng_image(rng))
+    _write(tmp_path / "val" / "a" / "3.png", _rng_image(rng))
+    data = (tmp_path / "train" / "b" / "2.png").read_bytes()
+    (tmp_path / "train" / "b" / "2.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptDataError, match=r"2\.png is not a readable image .*replace or remove the file"):
+        load_dataset("imagefolder", root=tmp_path)
+
+
+def _documented_command() -> str:
+    text = (REPO / "docs" / "guide" / "datasets.md").read_text(encoding="utf-8")
+    [cmd] = re.findall(r"^python -m separation\.compute --dataset imagefolder .*$", text, flags=re.M)
+    return cmd
+
+
+def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_path, rng, capsys):
+    """The guide's command, run on folders of images of several sizes: the record holds each point's
+    distance to the nearest training image of another class, equal to a float64 brute force on the
+    decoded images; the data root is left as it was."""
+    from separation.compute import main
+
+    for split, n in (("train", 5), ("val", 3)):
+        for c in ("cat", "dog", "emu"):
+            for i in range(n):
+                _write(tmp_path / "my_images" / split / c / f"{i}.png", _rng_image(rng, 20 + i, 30 - i))
+    before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "my_images").rglob("*"))
+    words = shlex.split(_documented_command())
+    argv = [w.replace("my_images", str(tmp_path / "my_images")) for w in words[3:]]
+    assert main(argv + ["--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    [folder] = [p for p in (tmp_path / "out" / "imagefolder").iterdir() if p.is_dir()]
+    rec = load_record(folder)
+    ds = load_dataset("imagefolder", root=tmp_path / "my_images", image_size=32)
+    x = ds.x_train.reshape(len(ds.x_train), -1).astype(np.int64)
+    d = np.abs(x[:, None] - x[None]).max(-1) / 255  # exact byte differences, in [0, 1] units
+    d[ds.y_train[:, None] == ds.y_train[None]] = np.inf
+    assert np.array_equal(rec.load_arrays()["train_distances"], d.min(1))
+    assert rec.config.data.fingerprint == ds.fingerprint()
+    assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "my_images").rglob("*")) == before
