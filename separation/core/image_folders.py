@@ -47,13 +47,14 @@ def class_folders(folder: Path) -> list[str]:
 
 
 def images_below(folder: Path) -> list[Path]:
-    """Every image file below ``folder`` (any depth), sorted by path; hidden files and folders left out."""
+    """Every image file below ``folder`` (any depth) in torchvision ``ImageFolder``'s order (by folder
+    path, then file name: a folder's own files before those of its subfolders); hidden files and
+    folders left out."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in filenames
-                  if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)]
-    return sorted(found)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [(dirpath, f) for f in filenames if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)]
+    return [Path(d) / f for d, f in sorted(found)]
 
 
 def labelled_images(split_dir: Path, classes: Sequence[str]) -> Samples:

@@ -41,14 +41,28 @@ def test_imagefolder_reads_every_image_of_each_class_folder_as_it_is(tmp_path, r
     (tmp_path / "train" / "a" / "notes.txt").write_text("not an image")
     ds = load_dataset("imagefolder", root=tmp_path)
     assert ds.classes == ["a", "b"] and ds.x_train.dtype == np.uint8 and ds.x_train.shape == (3, 3, 6, 5)
-    # sorted by class, then path: a/deep/x.PNG, a/y.bmp, b/1.png
-    for k, key in enumerate([("train", "a", "x.PNG"), ("train", "a", "y.bmp"), ("train", "b", "1.png")]):
+    # by class, then as torchvision's ImageFolder lists them: a folder's own files before its subfolders'
+    for k, key in enumerate([("train", "a", "y.bmp"), ("train", "a", "x.PNG"), ("train", "b", "1.png")]):
         assert np.array_equal(ds.x_train[k], expect[key])
     assert ds.y_train.tolist() == [0, 0, 1] and ds.y_test.tolist() == [1]
     assert np.array_equal(ds.x_test[0], expect[("val", "b", "2.tif")])
     # a test/ folder instead of val/ is the test split as well
     (tmp_path / "val").rename(tmp_path / "test")
     assert np.array_equal(load_dataset("imagefolder", root=tmp_path).x_test, ds.x_test)
+
+
+def test_images_are_listed_in_the_order_of_torchvisions_image_folder(tmp_path, rng):
+    """Nested folders, a folder's own files beside its subfolders', names that sort differently as
+    path parts and as strings ("a b", "a-b", "a/b"): the same files in the same order as
+    ``torchvision.datasets.ImageFolder``."""
+    tvd = pytest.importorskip("torchvision.datasets")
+    for rel in ["c0/z.png", "c0/a-b/1.png", "c0/a/2.png", "c0/a/b/3.png", "c0/a b/4.png", "c0/A.PNG", "c1/x/y/5.jpg",
+                "c1/6.bmp", "c1/x/7.png"]:
+        _write(tmp_path / rel, _rng_image(rng))
+    from separation.core.image_folders import class_folders, labelled_images
+
+    ours = [(str(p), t) for p, t in labelled_images(tmp_path, class_folders(tmp_path))]
+    assert ours == [(p, t) for p, t in tvd.ImageFolder(str(tmp_path)).samples]
 
 
 def test_images_of_several_sizes_need_image_size_and_get_it(tmp_path, rng):
