@@ -11,8 +11,9 @@ and the torch-free :mod:`analysis.records` and :mod:`analysis.rendering`. The co
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from separation.core.lazy import lazy_exports
 
 _EXPORTS = {
     "build_model": "models", "ARCHITECTURES": "architectures", "Normalize": "models",
@@ -40,10 +41,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .training import train  # noqa: F401
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

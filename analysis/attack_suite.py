@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from separation.core.errors import InvalidInputError, InvalidTypeError
+from separation.core.errors import InvalidInputError
 
 from .attack_specs import ATTACK_NAMES, DEFAULT_ATTACK_PARAMS, attack_spec
 from .tensors import batches, check_images, eval_mode, to_labels

@@ -21,7 +21,6 @@ not ``np.random.get_state()``, which holds a numpy array).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 import struct
@@ -144,14 +143,6 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict[str,
                           "(a state dict) and 'config', or a bare state dict.")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _clean_state_dict(sd: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
     """Strip DataParallel (``module.``) and torch.compile (``_orig_mod.``) prefixes."""
     out = OrderedDict(sd)
@@ -245,5 +236,5 @@ def model_from_checkpoint(checkpoint: str | os.PathLike | Mapping[str, Any], *, 
     return model, merged
 
 
-__all__ = ["CheckpointError", "file_sha256", "load_checkpoint", "load_state_dict_checked",
+__all__ = ["CheckpointError", "load_checkpoint", "load_state_dict_checked",
            "model_from_checkpoint", "save_checkpoint"]

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from separation.core.cli import integer, nonnegative_float, positive_float
+from separation.core.cli import integer, nonnegative_float, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
 from separation.core.extras import require
@@ -176,7 +176,7 @@ class EvaluateJob(RecordJob):
     def compute(self, args: argparse.Namespace, data: Dataset, config: EvaluationConfig) -> Computed:
         from .model_metrics import run_evaluation
 
-        return run_evaluation(self._plan, progress=None if not args.no_progress else False)
+        return run_evaluation(self._plan, progress=progress_of(args))
 
     def values_of(self, config: EvaluationConfig) -> dict[str, Any]:
         constructed = config.model.arch == "constructed"

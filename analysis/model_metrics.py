@@ -18,13 +18,13 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from separation.core.paper import LIPSCHITZ_STEP_SIZE, LIPSCHITZ_STEPS, default_eps, radius
+from separation.core.paper import default_eps, radius
 from separation.core.pipeline import Computed, produce_record
 from separation.core.records import run_metadata
 from separation.core.threat import check_eps

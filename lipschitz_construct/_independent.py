@@ -82,16 +82,6 @@ def is_independent(a, keep: np.ndarray) -> bool:
     return _is_independent(as_graph(a), keep)
 
 
-def konig(b):
-    """Maximum matching of the bipartite graph with biadjacency ``b`` (left = rows, right =
-    columns) and König's sets: ``(matching size, zl, zr)`` with ``zl``/``zr`` the left/right
-    vertices reachable from an unmatched left vertex by alternating paths. A minimum vertex cover
-    is ``(left - zl) | zr``; a maximum independent set ``zl | (right - zr)``."""
-    b = sp.csr_matrix(b)
-    b.sort_indices()
-    return konig_sets(b.indptr.astype(np.int64), b.indices, b.shape[1])
-
-
 def half_integral_lp(a):
     """``(lp value, q (n,))`` of the pairwise LP on the graph ``a``: ``q`` in ``{0, 0.5, 1}``, optimal."""
     g = as_graph(a)
@@ -234,4 +224,4 @@ def solve(a, *, time_limit: float = 60.0, deadline: float | None = None) -> Solu
 
 __all__ = ["CLIQUE_MAX_EDGES", "MILP_MAX_EDGES", "PRESOLVE_MAX_WORK", "SMALL_COMPONENT", "Solution", "adjacency",
            "clique_bound", "clique_cover", "clique_lp", "compile_kernels", "greedy_independent", "half_integral_lp",
-           "is_independent", "konig", "milp_formulation", "milp_independent", "solve"]
+           "is_independent", "milp_formulation", "milp_independent", "solve"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from separation.core.cli import positive_float, nonnegative_float
+from separation.core.cli import nonnegative_float, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
 from separation.core.pipeline import Computed, RecordJob
@@ -109,7 +109,7 @@ class BoundsJob(RecordJob):
         t_start = time.perf_counter()
         x, y = _split_arrays(data, config.split)
         res = robustness_bounds(x, y, norm=config.norm, eps=config.eps, engine=args.engine, cliques=config.cliques,
-                                time_limit=config.time_limit, progress=None if not args.no_progress else False)
+                                time_limit=config.time_limit, progress=progress_of(args))
         result = BoundsResult(n_points=res.n, n_classes=res.n_classes, engine=get_engine(args.engine).name,
                               separation=res.separation, threshold_eps=res.threshold_eps, points=res.points)
         timing = dict(res.seconds)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from separation import SeparationRecord
-from separation.core.cli import RUNS_ROOT, integer, positive_float
+from separation.core.cli import RUNS_ROOT, integer, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
 from separation.core.paper import default_eps
@@ -176,7 +176,7 @@ class VerifyJob(RecordJob):
     def _compute(self, args: argparse.Namespace, ds: Dataset, config: VerifyConfig) -> Computed:
         t_start = time.perf_counter()
         has_test = config.data.n_test > 0
-        progress = None if not args.no_progress else False  # None: on where a person watches
+        progress = progress_of(args)
         seconds: dict[str, float] = {}
         r_arg, r_source = args.r, "given (--r)"
         if args.r == "auto":

@@ -18,8 +18,9 @@ Public API (everything else is private; loaded on first use, so ``import separat
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .core.lazy import lazy_exports
 
 _EXPORTS = {
     "compute_separation": "search", "k_nearest_other_class": "search", "nearest_neighbors": "search",
@@ -46,18 +47,19 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .core.threat import ThreatModel  # noqa: F401
 
 
+_exported, _dir = lazy_exports(__name__, _EXPORTS)
+
+
 def __getattr__(name: str):
     if name == "__version__":
         from .core.records import toolkit_version
 
         return toolkit_version()
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _exported(name)
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS) + ["__version__"])
+    return sorted(_dir() + ["__version__"])
 
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from .cluster import add_cluster_arguments, cluster_engine, cluster_engine_name
-from .core.cli import integer, nonnegative_float, positive_float
+from .core.cli import integer, nonnegative_float, positive_float, progress_of
 from .core.datasets import Dataset
 from .core.errors import UsageError
 from .core.paper import default_eps, radius
@@ -116,7 +116,7 @@ class SeparationJob(RecordJob):
                                      data.y_test if with_test else None, norm=config.norm, engine=engine,
                                      exclude_below=config.exclude_below, test_test="test-test" in config.splits,
                                      k=config.k, class_distances=config.class_matrix,
-                                     progress=None if not args.no_progress else False)
+                                     progress=progress_of(args))
             summary = res.summary(config.eps, near_duplicate_threshold=config.near_duplicates)
             if hasattr(engine, "cluster_run"):  # workers and shards of a cluster run (not part of the key)
                 summary.cluster = engine.cluster_run()

@@ -6,7 +6,7 @@ from typing import Any
 
 from .core.errors import InvalidInputError
 from .core.records import DataSpec, Record, upgrade_envelope
-from .engines.cluster_run import ClusterPass, ClusterRun
+from .engines.cluster_run import ClusterRun
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
-from helpers.paths import REPO, SHARED_DATA  # noqa: E402,F401 - REPO for the tests that import it
+from helpers.paths import SHARED_DATA  # noqa: E402
 
 
 def _has(name: str) -> bool:

@@ -3,7 +3,6 @@ README byte for byte), and every committed record is intact."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 

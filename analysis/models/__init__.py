@@ -6,8 +6,9 @@ The names load on first use, so ``analysis.models.sources`` can be read without 
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from separation.core.lazy import lazy_exports
 
 _EXPORTS = {"ARCHITECTURES": "build", "CNN001": "build", "CNN002": "build", "CNN001_OFFICIAL_DROPOUT": "build", "Normalize": "build", "ResNet": "build", "WideResNet": "build", "build_model": "build", "canonical_arch": "build", "check_model": "build", "count_parameters": "build", "resolve_dropout": "build", "ClassColumns": "build"}
 
@@ -16,10 +17,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .build import ARCHITECTURES, CNN001, CNN001_OFFICIAL_DROPOUT, CNN002, ClassColumns, Normalize, ResNet, WideResNet, build_model, canonical_arch, check_model, count_parameters, resolve_dropout  # noqa: F401
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -44,7 +44,9 @@ def checkpoint(dataset, *, path: str | Path, arch: str | None = None, **_: Any):
     """A network from a checkpoint file (:mod:`analysis.checkpoints`), its dimensions checked
     against ``dataset``; the spec is named by the training run (the checkpoint config's ``name``),
     else by the file, and carries the file's sha256 and the checkpoint's configuration."""
-    from ..checkpoints import file_sha256, model_from_checkpoint
+    from separation.core.records import sha256_file
+
+    from ..checkpoints import model_from_checkpoint
 
     c, h, w = dataset.image_shape
     if h != w:
@@ -53,7 +55,7 @@ def checkpoint(dataset, *, path: str | Path, arch: str | None = None, **_: Any):
                                        input_size=h)
     # a checkpoint of analysis.train knows its run's name (e.g. trades-b6); any other, its file's stem
     name = cfg.get("name") if isinstance(cfg.get("name"), str) and cfg.get("name") else Path(path).stem
-    return model, ModelSpec(name=name, arch=cfg["arch"], checkpoint_sha256=file_sha256(path),
+    return model, ModelSpec(name=name, arch=cfg["arch"], checkpoint_sha256=sha256_file(path),
                             config=dict(cfg))
 
 

@@ -137,7 +137,7 @@ def _panel(ax, recs: list[BoundsRecord], rows, dataset: str, norm: str) -> None:
             ax.plot([0.0, thr], [100, 100], color=col, lw=1.8)
             ax.axvline(thr, color=col, lw=0.8, ls=":", alpha=0.8, label=f"half the separation{tag}")
         c = curves(rec)
-        hidden = coinciding_lines(rec, hidden_tolerance(recs))
+        hidden = coinciding_lines(rec, HIDDEN * (y1 - y0))  # as hidden_tolerance(recs)
         for name, style in LINES.items():
             if c[name]:
                 ax.plot(*zip(*c[name]), color=col, **style, zorder=2,

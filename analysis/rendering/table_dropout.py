@@ -11,7 +11,7 @@ from .collect import Missing
 from .format import fmt_pp
 from .provenance import noise_note, training_budget
 from .rows import training_row
-from .table_methods import METHOD_NOTES, has_autoattack, method_display_row, sort_rows, uniquify_labels
+from .table_methods import METHOD_NOTES, has_autoattack, labelled_in_order, method_display_row
 from .writers import TABLE_KEYS, Table
 
 
@@ -40,12 +40,8 @@ def dropout_table(training: Sequence[TrainingRecord], *, missing: Sequence[Missi
                 row[f"delta_{g}"] = None if row.get(g) is None or b.get(g) is None else row[g] - b[g]
         b["delta_gap_clean"] = b["delta_gap_adv"] = None
         kept.extend([base[0]] + drop)
-    rows = [k[1] for k in kept]
-    uniquify_labels(rows)
-    order = sort_rows(rows)
-    index = {id(r): i for i, r in enumerate(rows)}
-    kept = [kept[index[id(r)]] for r in order]
-    rows = order
+    kept = labelled_in_order(kept)
+    rows = [row for _, row in kept]
     disp = []
     aa = has_autoattack(rows)
     for row in rows:

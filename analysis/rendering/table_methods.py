@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -42,13 +42,19 @@ def _setting_cell(row: dict) -> str:
     return str(row["setting"])
 
 
-def sort_rows(rows: list[dict]) -> list[dict]:
+def _row_order(r: dict) -> tuple:
     src_rank = {"training": 0, "evaluate": 1, "construct": 1}
-    return sorted(rows, key=lambda r: (dataset_rank(r["dataset"]), src_rank.get(r["source"], 2),
-                                       str(r["setting"]) if r["source"] == "training" else "",
-                                       method_rank(r["method"], json.loads(r["method_params"] or "{}")),
-                                       r["source"] != "construct", r.get("norm") not in (None, "linf"),
-                                       r.get("dropout") or 0.0, str(r["run"])))
+    return (dataset_rank(r["dataset"]), src_rank.get(r["source"], 2),
+            str(r["setting"]) if r["source"] == "training" else "",
+            method_rank(r["method"], json.loads(r["method_params"] or "{}")),
+            r["source"] != "construct", r.get("norm") not in (None, "linf"), r.get("dropout") or 0.0, str(r["run"]))
+
+
+def labelled_in_order(pairs: list[tuple[Any, dict]]) -> list[tuple[Any, dict]]:
+    """``(record, row)`` pairs in the tables' order, rows that would read alike told apart
+    (:func:`uniquify_labels`)."""
+    uniquify_labels([row for _, row in pairs])
+    return sorted(pairs, key=lambda p: _row_order(p[1]))
 
 
 def uniquify_labels(rows: list[dict]) -> None:
@@ -105,13 +111,8 @@ def methods_table(training: Sequence[TrainingRecord], construct: Sequence[Verifi
     if not include_dropout:
         train_pairs = [(r, row) for r, row in train_pairs if not row["dropout"]]
     other_pairs = [(r, construct_row(r)) for r in construct] + [(r, evaluate_row(r)) for r in evaluate]
-    pairs = train_pairs + other_pairs
-    rows = [p[1] for p in pairs]
-    uniquify_labels(rows)
-    order = sort_rows(rows)
-    index = {id(r): i for i, r in enumerate(rows)}
-    pairs = [pairs[index[id(r)]] for r in order]
-    rows = order
+    pairs = labelled_in_order(train_pairs + other_pairs)
+    rows = [row for _, row in pairs]
     disp = []
     aa = has_autoattack(rows)
     for row in rows:
@@ -146,5 +147,5 @@ def methods_table(training: Sequence[TrainingRecord], construct: Sequence[Verifi
                  list(missing))
 
 
-__all__ = ["METHOD_DISPLAY", "METHOD_NOTES", "has_autoattack", "method_display_row", "methods_table", "sort_rows",
+__all__ = ["METHOD_DISPLAY", "METHOD_NOTES", "has_autoattack", "labelled_in_order", "method_display_row", "methods_table",
            "uniquify_labels"]

@@ -8,8 +8,9 @@ file does not import torch.
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from separation.core.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainData": "data", "augment": "data", "prepare_data": "data", "to_float": "data",
@@ -25,10 +26,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .state import CheckpointMismatch, TrainingDiverged, TrainingInterrupted, derive_seed  # noqa: F401
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from separation.cluster import add_cluster_arguments, cluster_client
-from separation.core.cli import run_command, setup_logging
+from separation.core.cli import progress_of, run_command, setup_logging
 from separation.core.extras import require
 from separation.core.paths import writable_folder
 from separation.core.pipeline import DATA_ROOT_PLACEHOLDER, command_line_from
@@ -93,7 +93,7 @@ def _work(args: argparse.Namespace) -> int:
         else:
             records = run_grid(grid, checkpoint_root=args.checkpoint_root, results_root=args.results_root,
                                data_root=args.data_root, only=[c.name for c in configs],
-                               progress=None if not args.no_progress else False, keep_going=args.keep_going)
+                               progress=progress_of(args), keep_going=args.keep_going)
     except TrainingInterrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return 128 + exc.signum if exc.signum else EXIT_STOPPED

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from separation.core.records import RECORD_FILE, atomic_write_bytes, reusable, run_metadata, write_record
+from separation.core.records import RECORD_FILE, atomic_write_bytes, run_metadata, write_record
 from separation.core.errors import InvalidInputError
 
 from ..checkpoints import load_checkpoint, save_checkpoint

@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from separation.core.cli import integer, run_command, setup_logging
+from separation.core.cli import integer, progress_of, run_command, setup_logging
 from separation.core.extras import require
 from separation.core.paths import below, safe_name, writable_folder
 from separation.core.pipeline import RecordJob
@@ -164,7 +164,7 @@ class TrainJob(RecordJob):
             writable_folder(results_dir, "--results-root")
         try:
             outcome = train(cfg, run_dir=run_dir, results_dir=results_dir, data_root=args.data_root,
-                            progress=None if not args.no_progress else False, evaluate=not args.no_eval,
+                            progress=progress_of(args), evaluate=not args.no_eval,
                             stop_after_steps=args.stop_after_steps, checkpoint_every_steps=args.checkpoint_every_steps,
                             restart=args.restart)
         except TrainingInterrupted as exc:

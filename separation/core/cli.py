@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from .errors import ToolkitError, UsageError
 from .faults import fault
@@ -136,6 +136,12 @@ def add_record_arguments(p: argparse.ArgumentParser, *, kind: str) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging, and tracebacks of errors")
 
 
+def progress_of(args: argparse.Namespace) -> bool | None:
+    """The library's ``progress`` for ``--no-progress``: False when it was given, else None (bars
+    where a person watches: a terminal or a notebook)."""
+    return False if getattr(args, "no_progress", False) else None
+
+
 def setup_logging(verbose: bool | int = False) -> None:
     """Logs on stderr (results go to stdout); quiet third-party loggers."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
@@ -164,12 +170,7 @@ def run_command(work: Callable[[], int], *, verbose: bool = False) -> int:
     return code
 
 
-def parse_or_exit(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """``parser.parse_args(argv)``; argparse itself exits 2 with one usage line on bad options."""
-    return parser.parse_args(argv)
-
-
 __all__ = ["BUG", "EXIT_BAD_INPUT", "EXIT_FAILED_CLAIM", "EXIT_INTERRUPTED", "EXIT_OK", "INTERRUPTED", "RUNS_ROOT",
            "UsageError", "add_record_arguments", "check_interrupted", "integer", "interruptible_startup",
-           "interrupted", "nonnegative_float", "parse_or_exit", "positive_float", "run_command", "setup_logging",
+           "interrupted", "nonnegative_float", "positive_float", "progress_of", "run_command", "setup_logging",
            "writable_folder"]

@@ -16,11 +16,10 @@ from typing import Callable
 import numpy as np
 
 from .extras import require
-from .download import check_writable, download_into, torchvision_url
+from .download import download_into, torchvision_url
 from .idx_files import CLASSES, FILES, read_verified
 from .image_folders import LAYOUTS, decode, imagenet_samples, load_imagefolder, load_imagenet, load_tiny_imagenet
-from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError, UnwritableError
-from .progress import progress_bar
+from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError
 from .records import DataSpec
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class Dataset:
                         subset=subset, seed=int(seed), labels=labels,
                         train_fingerprint=self.fingerprint(train_only=True))
 
-    def subset(self, n: int | None, *, seed: int = 0) -> "Dataset":
+    def subset(self, n: int | None, *, seed: int = 0) -> Dataset:
         """A fixed random subset of ``n`` training and ``n`` test points (sorted indices)."""
         if n is None:
             return self
@@ -84,7 +83,7 @@ class Dataset:
             out = dataclasses.replace(out, x_test=self.x_test[ite], y_test=self.y_test[ite])
         return out
 
-    def with_random_labels(self, seed: int) -> "Dataset":
+    def with_random_labels(self, seed: int) -> Dataset:
         """The random-label control: the same images with the training labels (and, separately,
         the test labels) permuted under ``seed``. Class sizes are kept; whatever separation is left
         is not due to the labels."""
@@ -239,8 +238,9 @@ def _restricted_imagenet_targets(class_names: list[str]) -> tuple[dict[int, int]
     return mapping, supers
 
 
-def _load_restricted_imagenet(name: str, root: Path, image_size: int | None, progress: bool | None = None):
+def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool | None) -> Dataset:
     """The ImageNet class folders mapped to the 9 super-classes; ``image_size`` default 64 (the paper's)."""
+    name = "restricted-imagenet"
     train, val, classes_found, base = imagenet_samples(root, name)
     mapping, classes = _restricted_imagenet_targets(classes_found)
     out = []
@@ -255,7 +255,7 @@ def _load_restricted_imagenet(name: str, root: Path, image_size: int | None, pro
 
 
 def _folder_dataset(name: str, loader: Callable):
-    def load(root: Path, image_size: int | None, progress: bool | None = None) -> Dataset:
+    def load(root: Path, image_size: int | None, progress: bool | None) -> Dataset:
         *arrays, classes = loader(root, image_size, progress)
         return Dataset(name, *arrays, classes=list(classes), source=f"{name} image folders ({root})")
     return load
@@ -314,20 +314,20 @@ DATASETS: dict[str, Callable] = {
     "svhn": lambda r, d, c: _load_svhn("svhn", r, d, c),
     "digits": lambda r, d, c: _load_digits("digits", r, d, c),
 }
-#: Collections of image files (:mod:`.image_folders`): loader(root, image_size, progress). They take
-#: ``image_size`` and are never downloaded.
+#: Collections of image files (:mod:`.image_folders`): ``loader(root, image_size, progress)``. They
+#: take ``image_size`` and are never downloaded.
 FOLDER_DATASETS: dict[str, Callable] = {
     "imagefolder": _folder_dataset("imagefolder", load_imagefolder),
     "tiny-imagenet": _folder_dataset("tiny-imagenet", load_tiny_imagenet),
     "imagenet": _folder_dataset("imagenet", load_imagenet),
-    "restricted-imagenet": lambda r, s, p=None: _load_restricted_imagenet("restricted-imagenet", r, s, p),
+    "restricted-imagenet": _load_restricted_imagenet,
 }
 DATASET_NAMES = tuple(DATASETS) + tuple(FOLDER_DATASETS) + ("npz",)
 
 
 def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: bool = False,
                  check_integrity: bool = True, npz_path: str | os.PathLike | None = None,
-                 image_size: int | None = None) -> Dataset:
+                 image_size: int | None = None, progress: bool | None = None) -> Dataset:
     """Load a dataset by name (see :data:`DATASET_NAMES`).
 
     Args:
@@ -337,6 +337,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         npz_path: the file, for ``name="npz"``.
         image_size: image-folder datasets only (:data:`FOLDER_DATASETS`): resize the shorter side
             to ``image_size * 9 / 8`` and crop the centre ``image_size`` square (the paper's pipeline).
+        progress: a bar while image files are decoded (None: where a person watches).
     """
     if name not in DATASET_NAMES:
         raise InvalidInputError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASET_NAMES)}.")
@@ -358,7 +359,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         if not root.is_dir():
             raise DatasetNotFoundError(f"{name}: the data root {root} is not a folder; point --data-root at the "
                                        f"folder that holds its images (layouts: {LAYOUTS}).")
-        ds = FOLDER_DATASETS[name](root, image_size)
+        ds = FOLDER_DATASETS[name](root, image_size, progress)
     else:
         ds = DATASETS[name](root, download, check_integrity)
     for split, x in (("train", ds.x_train), ("test", ds.x_test)):

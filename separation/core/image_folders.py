@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from .errors import CorruptDataError, DatasetNotFoundError, InvalidInputError
-from .extras import require
 from .progress import progress_bar
 
 #: File name endings read as images (case-insensitive; torchvision's ``IMG_EXTENSIONS``).
@@ -73,7 +73,6 @@ def labelled_images(split_dir: Path, classes: Sequence[str]) -> Samples:
 def resize_and_crop(image, size: int):
     """The paper's pipeline on one PIL image: shorter side to ``int(size * 9 / 8)`` (bilinear),
     then the centre ``size x size`` crop -- torchvision's ``Resize`` + ``CenterCrop`` on PIL images."""
-    Image = require("PIL.Image", "reading image files")
     short = int(size * 9 / 8)
     w, h = image.size
     new_w, new_h = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
@@ -83,7 +82,6 @@ def resize_and_crop(image, size: int):
 
 
 def _open_rgb(path: Path):
-    Image = require("PIL.Image", "reading image files")
     try:
         with Image.open(path) as im:
             return im.convert("RGB")

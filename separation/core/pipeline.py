@@ -22,12 +22,11 @@ import argparse
 import dataclasses
 import logging
 import shlex
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from .cli import add_record_arguments, check_interrupted, integer, run_command, setup_logging
+from .cli import add_record_arguments, check_interrupted, integer, progress_of, run_command, setup_logging
 from .datasets import DATASET_NAMES, Dataset, load_dataset
 from .errors import InvalidInputError, RecordError, UsageError
 from .faults import fault
@@ -78,7 +77,8 @@ def load_data(args: argparse.Namespace, *, subset: bool = True) -> Dataset:
     """The dataset ``args`` name, with the subset rules of every command (``--subset`` no larger
     than the training split, then the fixed random subset of ``--seed``)."""
     ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz,
-                      image_size=getattr(args, "image_size", None))
+                      image_size=getattr(args, "image_size", None),
+                      progress=progress_of(args))
     n = getattr(args, "subset", None)
     if n is not None and n > len(ds.x_train):
         raise UsageError(f"--subset {n} is larger than the {len(ds.x_train)} training points of "

@@ -7,16 +7,12 @@ import yaml
 from analysis.grid import main
 from separation.core.records import load_record
 
+from helpers.grids import TINY_BASE, TINY_RUNS
+
 pytest.importorskip("distributed")
 pytest.importorskip("sklearn")
 
-GRID = {
-    "grid": "tiny",
-    "base": {"dataset": "digits", "arch": "cnn001", "train_subset": 48, "epochs": 1, "batch_size": 16,
-             "optimizer": "adam", "lr": 1e-3, "device": "cpu", "num_threads": 1, "monitor_size": 8,
-             "monitor_steps": 1, "evaluation": {"subset": 8, "attacks": ["pgd"], "lipschitz": ["ascent"]}},
-    "runs": [{"method": "natural"}, {"method": "rst", "method_params": {"lambda": 0.5, "steps": 1}}],
-}
+GRID = {"grid": "tiny", "base": TINY_BASE, "runs": TINY_RUNS}
 
 
 def _comparable(rec, root):

@@ -399,8 +399,6 @@ def test_table_and_figure_render_from_records_deterministically(tmp_path, monkey
 
 
 def test_makefile_runs_the_expected_bounds_grids():
-    from pathlib import Path
-
     from analysis.rendering.collect import BOUNDS_RUNS
 
     makefile = " ".join((REPO / "Makefile").read_text().replace("\\\n", " ").split())

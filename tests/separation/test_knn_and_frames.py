@@ -132,8 +132,6 @@ def test_random_labels_and_k_from_the_command_line(tmp_path, capsys):
 
 
 def test_load_records_gives_the_report_rows():
-    from pathlib import Path
-
     from analysis.rendering import load_records
 
     fixtures = FIXTURES / "records"
