@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from ..methods import METHODS
 from .fig_base import FigureSkipped, new_figure, save_figure
-from .format import DATASET_NAMES, METHOD_MAIN_PARAM, METHOD_NAMES, dataset_name, finite
+from .format import DATASET_NAMES, METHOD_MAIN_PARAM, METHOD_NAMES, dataset_name, finite, fmt_int
 
 METHOD_COLORS = {"natural": "#1f77b4", "gr": "#ff7f0e", "llr": "#2ca02c", "at": "#d62728",
                  "rst": "#9467bd", "trades": "#8c564b", "constructed": "#111111"}
@@ -62,11 +62,6 @@ def _place_labels(fig, ax, items: list[tuple[float, float, str, str, float]], fo
                     {"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6})
 
 
-def _points(n) -> str:
-    n = finite(n)
-    return "?" if n is None else f"{int(n):,}"
-
-
 def certified_lines(panel_rows: Sequence[dict[str, Any]], certified: Sequence[dict[str, Any]]) -> list[dict]:
     """The certified rows (``lipschitz_construct.verify``) drawn in a panel: same dataset, radius and
     norm as one of its models (they have no Lipschitz estimate, so they are a horizontal line)."""
@@ -85,10 +80,10 @@ def constructed_note(rows: Sequence[dict[str, Any]], certified: Sequence[dict[st
                 and finite(r.get("test_lipschitz")) is not None and finite(r.get("test_adv_acc")) is not None]
     shown = certified_lines(attacked or rows, certified)
     parts = [f"attacked ({dataset_name(r['dataset'])}, star; `analysis.evaluate`): fitted on "
-             f"{_points(r.get('train_points'))} training points, attacked on {_points(r.get('n_test_eval'))} "
+             f"{fmt_int(r.get('train_points'))} training points, attacked on {fmt_int(r.get('n_test_eval'))} "
              "test points (its worst attack)" for r in attacked]
     parts += [f"certified ({dataset_name(r['dataset'])}, dashed line; `lipschitz_construct.verify`): fitted on "
-              f"{_points(r.get('train_points'))} training points, certified on {_points(r.get('n_test_eval'))} "
+              f"{fmt_int(r.get('train_points'))} training points, certified on {fmt_int(r.get('n_test_eval'))} "
               "test points (exact robust accuracy, no Lipschitz estimate)" for r in shown]
     if not parts:
         return ""
@@ -142,7 +137,7 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
                 v = finite(json.loads(r.get("method_params") or "{}").get(key_))
                 label = f"{sym}={v:g}" if v is not None else ""
             elif m == "constructed":
-                label = f"constructed, fitted on {_points(r.get('train_points'))} points"
+                label = f"constructed, fitted on {fmt_int(r.get('train_points'))} points"
             elif m in METHOD_COLORS:
                 label = ""
             else:
@@ -154,7 +149,7 @@ def lipschitz_vs_adversarial(rows: Sequence[dict[str, Any]], out_dir: str | os.P
         for c in certified_lines(panels[key], certified):
             y = 100 * float(c["certified_test_astuteness"])
             ax.axhline(y, color=METHOD_COLORS["constructed"], lw=1.0, ls="--", zorder=2)
-            ax.annotate(f"constructed, certified (verify), fitted on {_points(c.get('train_points'))} points",
+            ax.annotate(f"constructed, certified (verify), fitted on {fmt_int(c.get('train_points'))} points",
                         (1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 2), textcoords="offset points",
                         ha="right", va="bottom", fontsize=7.5, color=METHOD_COLORS["constructed"])
         ax.set_ylim(-4, 104)
