@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -19,7 +19,12 @@ LIPSCHITZ_RNGS = ("generator", "official")
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """What to compute. ``eps=None``: the paper's radius for the dataset. ``attacks``: names from
+    """What to compute. ``eps=None``: the paper's radius for the dataset; a sequence of radii: the
+    test points are attacked at each (a robust-accuracy curve), the headline numbers (splits,
+    Lipschitz ball) are at the paper's radius when it is one of them, else at the smallest.
+    ``bounds``: the data's optimal robust accuracy on the same test points at each radius
+    (:func:`lipschitz_construct.robustness_bounds`, ``bounds_time_limit`` seconds per radius) and
+    the avoidable errors beside the curve. ``attacks``: names from
     :data:`analysis.attack_specs.ATTACK_NAMES` or dicts ``{"name": ..., **params}`` (robust accuracy
     is the per-example worst case). ``lipschitz``: estimator modes (``ascent``, ``paper``; ``()``
     for none) on a ball of ``lipschitz_eps`` (default ``eps``); ``lipschitz_rng``: ``generator`` (a
@@ -27,7 +32,7 @@ class EvalConfig:
     ``seed``, consumed as the official code does: the paper mode then returns the official values
     seed for seed). ``subset``: a fixed random subset of that many train and test points."""
 
-    eps: float | None = None
+    eps: float | Sequence[float] | None = None
     norm: str = "linf"
     attacks: tuple = ("pgd", "multitargeted")
     lipschitz: tuple[str, ...] = ("ascent", "paper")
@@ -40,6 +45,8 @@ class EvalConfig:
     batch_size: int = 128
     splits: tuple[str, ...] = SPLITS
     device: str = "auto"
+    bounds: bool = False
+    bounds_time_limit: float = 60.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], **fixed: Any) -> "EvalConfig":
@@ -130,8 +137,38 @@ def format_summary(result: EvalResult) -> str:
     g = result.gaps
     lines.append("gaps (train-test acc, test-train lip): " + ", ".join(
         f"{k} {fmt(v)}" for k, v in dataclasses.asdict(g).items() if v is not None or k != "lipschitz_paper"))
+    lines += curve_lines(result)
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
-__all__ = ["EvalConfig", "Evaluation", "LIPSCHITZ_RNGS", "SPLITS", "format_summary"]
+def curve_lines(result: EvalResult) -> list[str]:
+    """The robust-accuracy curve of the test points, beside the data's optimum when known."""
+    if not result.curve:
+        return []
+    ach = result.achievable
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    n = result.test.n if result.test is not None else None
+    title = f"robust test accuracy at each eps ({len(result.curve)} radii, {n} points)"
+    if ach is not None:
+        where = "computed" if ach.source == "computed" else f"record {ach.record}"
+        title += (f"; the data's optimum on the same points ({where}): optimal = best deterministic classifier, "
+                  "LP = no classifier does better, avoidable = kept by the optimal witness, lost by the model")
+    out = ["", title]
+    head = f"{'eps':>9} {'model':>8}"
+    if ach is not None:
+        head += f" {'optimal':>8} {'random.':>8} {'LP bound':>8} {'witness':>8} {'avoidable':>9}"
+    out.append(head)
+    for p in result.curve:
+        row = f"{p.eps:>9.6g} {pct(p.adv_acc):>8}"
+        if ach is not None:
+            row += (f" {pct(p.optimal_acc):>8} {pct(p.randomized_optimal_acc):>8} {pct(p.lp_bound_acc):>8} "
+                    f"{pct(p.witness_acc):>8} {'-' if p.avoidable_errors is None else p.avoidable_errors:>9}")
+        out.append(row)
+    return out
+
+
+__all__ = ["EvalConfig", "Evaluation", "LIPSCHITZ_RNGS", "SPLITS", "curve_lines", "format_summary"]

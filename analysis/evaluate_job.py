@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from separation.core.cli import integer, nonnegative_float, positive_float, progress_of
+from separation.core.cli import eps_float, integer, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
 from separation.core.extras import require
@@ -32,6 +32,15 @@ log = logging.getLogger("analysis.evaluate")
 DEFAULT_ATTACKS = ("pgd", "multitargeted")
 #: Placeholder for the checkpoint file in the command line of a record.
 CHECKPOINT_PLACEHOLDER = "CHECKPOINT"
+#: Placeholder for the bounds record (or its root) in the command line of a record compared with one.
+BOUNDS_PLACEHOLDER = "BOUNDS_RECORD"
+
+
+def default_bounds_root(out: str | Path) -> Path:
+    """Where an evaluation looks for a bounds record of its points without ``--bounds-from``: the
+    ``bounds`` folder beside its records root (``runs/bounds`` for ``runs/evaluate``,
+    ``results/bounds`` for ``results/evaluate``)."""
+    return Path(out).parent / "bounds"
 
 
 def attack_specs_from_args(args) -> list[dict[str, Any]]:
@@ -95,8 +104,10 @@ class EvaluateJob(RecordJob):
                        help=f"architecture ({', '.join(ARCHITECTURES)}); default: the checkpoint's config['arch']")
         add_data_arguments(p, norms=ATTACK_NORMS, seed_help="seed of --subset, random starts and noise (default 0)")
         p.set_defaults(dataset="mnist")
-        p.add_argument("--eps", type=nonnegative_float, default=None,
-                       help="attack radius (default: the paper's for the dataset, e.g. 0.1 for MNIST)")
+        p.add_argument("--eps", type=eps_float, nargs="+", default=None,
+                       help="attack radius, or several: the test points are then attacked at each (a robust-accuracy "
+                            "curve) and the headline numbers are at the paper's radius if given, else the smallest "
+                            "(default: the paper's for the dataset, e.g. 0.1 for MNIST)")
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
@@ -130,6 +141,16 @@ class EvaluateJob(RecordJob):
         p.add_argument("--threads", type=integer(1, 4096), default=None,
                        help="torch CPU threads (default: torch's choice; 1 is best for small models on a busy machine)")
         p.add_argument("--name", default=None, help="model name in the record (default: checkpoint file stem)")
+        p.add_argument("--bounds", action="store_true",
+                       help="compute the data's optimal robust accuracy on the evaluated test points at each --eps "
+                            "(test-test conflicts, lipschitz_construct.robustness_bounds) and put the model's curve "
+                            "beside it, with the avoidable errors")
+        p.add_argument("--bounds-time-limit", type=positive_float, default=60.0,
+                       help="with --bounds: seconds per radius for the exact optimum (default 60)")
+        p.add_argument("--bounds-from", type=Path, default=None,
+                       help="a bounds record (python -m lipschitz_construct.bounds --split test) of exactly the "
+                            "evaluated test points and radii, or a folder searched for one; one of other points is "
+                            "refused (default: the bounds/ folder beside --out, used when a record there matches)")
 
     def load(self, args: argparse.Namespace) -> Dataset:
         """The dataset; the subset is taken by the evaluation itself (after ``--train-points``),
@@ -143,6 +164,7 @@ class EvaluateJob(RecordJob):
         if args.name is not None:
             safe_name(args.name, "--name")
         data = load_data(args, subset=False)
+        self._full = data
         if args.subset is not None and args.subset > len(data.x_train):
             raise UsageError(f"--subset {args.subset} is larger than the {len(data.x_train)} training points of "
                              f"{args.dataset}; pass a smaller --subset or leave it out.")
@@ -156,7 +178,10 @@ class EvaluateJob(RecordJob):
 
         if args.threads is not None:
             torch.set_num_threads(args.threads)
-        settings = EvalConfig(eps=args.eps, norm=args.norm, attacks=tuple(attack_specs_from_args(args)),
+        if args.bounds and args.bounds_from is not None:
+            raise UsageError("--bounds computes the data's optimum and --bounds-from reads a stored one: pass one.")
+        settings = EvalConfig(eps=None if args.eps is None else tuple(args.eps), norm=args.norm,
+                              bounds=args.bounds, bounds_time_limit=args.bounds_time_limit, attacks=tuple(attack_specs_from_args(args)),
                               lipschitz=lipschitz_modes(args.lipschitz), lipschitz_eps=args.lip_eps,
                               lipschitz_steps=args.lip_steps, lipschitz_step_size=args.lip_step_size,
                               lipschitz_rng=args.lipschitz_rng, subset=args.subset, seed=args.seed,
@@ -168,10 +193,28 @@ class EvaluateJob(RecordJob):
             model, spec = load_model("checkpoint", data, path=args.checkpoint, arch=args.arch)
             if args.train_points == "checkpoint":
                 data, train_points = restrict_to_training_points(data, spec.config)
+        record = None if args.bounds or not settings.attacks else self._bounds_record(args, data, settings)
         self._plan = plan_evaluation(model, data, settings, name=args.name or spec.name, model_spec=spec,
                                      train_points=train_points,
-                                     checkpoint=str(args.checkpoint) if args.checkpoint else None)
+                                     checkpoint=str(args.checkpoint) if args.checkpoint else None,
+                                     bounds_record=record, bounds_source=self._full)
         return self._plan.config
+
+    def _bounds_record(self, args: argparse.Namespace, data: Dataset, settings: EvalConfig):
+        """The bounds record of the evaluated test points at every radius: from ``--bounds-from``
+        (refused when of other points), else from the default root when one there matches."""
+        from .achievable import find_bounds_record
+        from .model_metrics import radii_of
+
+        evaluated = data.subset(args.subset, seed=args.seed) if args.subset is not None else data
+        if evaluated.x_test is None or not len(evaluated.x_test):
+            if args.bounds_from is not None:
+                raise UsageError(f"--bounds-from compares the test points, and {args.dataset} has none here.")
+            return None
+        where = args.bounds_from if args.bounds_from is not None else default_bounds_root(args.out)
+        return find_bounds_record(where, explicit=args.bounds_from is not None, source=self._full,
+                                  x_test=evaluated.x_test, y_test=evaluated.y_test, dataset=data.name, norm=args.norm,
+                                  eps=radii_of(settings, data))
 
     def compute(self, args: argparse.Namespace, data: Dataset, config: EvaluationConfig) -> Computed:
         from .model_metrics import run_evaluation
@@ -181,14 +224,17 @@ class EvaluateJob(RecordJob):
     def values_of(self, config: EvaluationConfig) -> dict[str, Any]:
         constructed = config.model.arch == "constructed"
         d = config.data
+        ach = config.achievable
         return {"model": "constructed" if constructed else "checkpoint",
                 "checkpoint": None if constructed else CHECKPOINT_PLACEHOLDER,
-                "dataset": d.dataset, "norm": config.norm, "eps": config.eps, "subset": d.subset,
-                "seed": config.seed}
+                "dataset": d.dataset, "norm": config.norm, "eps": list(config.curve_eps or [config.eps]),
+                "subset": d.subset, "seed": config.seed, "bounds": ach is not None and ach.source == "computed",
+                "bounds_time_limit": ach.time_limit if ach is not None and ach.time_limit is not None else None,
+                "bounds_from": BOUNDS_PLACEHOLDER if ach is not None and ach.source == "record" else None}
 
     def summary(self, record: EvaluationRecord) -> str:
         return format_summary(record.result)
 
 
-__all__ = ["CHECKPOINT_PLACEHOLDER", "DEFAULT_ATTACKS", "EvaluateJob",
-           "attack_specs_from_args", "lipschitz_modes", "restrict_to_training_points"]
+__all__ = ["BOUNDS_PLACEHOLDER", "CHECKPOINT_PLACEHOLDER", "DEFAULT_ATTACKS", "EvaluateJob", "attack_specs_from_args",
+           "default_bounds_root", "lipschitz_modes", "restrict_to_training_points"]

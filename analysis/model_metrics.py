@@ -27,7 +27,7 @@ import torch.nn as nn
 from separation.core.paper import default_eps, radius
 from separation.core.pipeline import Computed, produce_record
 from separation.core.records import run_metadata
-from separation.core.threat import check_eps
+from separation.core.threat import check_eps, check_eps_list
 from separation.core.errors import InvalidInputError, InvalidTypeError
 
 from .tensors import NonFiniteOutputError, count_nonfinite_outputs, eval_mode, threat, to_unit_tensor
@@ -36,8 +36,9 @@ from .local_lipschitz import MODES as LIP_MODES
 from .local_lipschitz import estimate_local_lipschitz
 from .models import check_model, count_parameters
 from .eval_config import LIPSCHITZ_RNGS, SPLITS, EvalConfig, Evaluation, format_summary
-from .records import (EvalResult, EvaluationConfig, EvaluationRecord, Gaps, LipschitzSettings, ModelSpec, ModelSummary,
-                      SplitEvaluation)
+from .achievable import bounds_from_record, bounds_mismatch, compute_bounds, curve_points
+from .records import (AchievableSettings, EvalResult, EvaluationConfig, EvaluationRecord, Gaps, LipschitzSettings,
+                      ModelSpec, ModelSummary, SplitEvaluation, curve_name)
 
 log = logging.getLogger("analysis.model_metrics")
 
@@ -124,14 +125,59 @@ class EvaluationPlan:
     spec: ModelSpec
     checkpoint: str | None
     model_warnings: list[str]
+    bounds_record: Any = None
+
+
+def headline_eps(values: list[float], dataset: str, norm: str) -> float:
+    """The headline radius of an evaluation at ``values`` (sorted): the dataset's paper radius when
+    it is one of them, else the smallest."""
+    paper = default_eps(dataset, norm)
+    return paper if paper is not None and paper in values else values[0]
+
+
+def radii_of(config: EvalConfig, dataset) -> list[float]:
+    """The radii of an evaluation, sorted: ``config.eps`` (one or several), else the paper's."""
+    if config.eps is None:
+        eps = default_eps(dataset.name, config.norm)
+        if eps is None:
+            raise InvalidInputError(f"no eps given, and {radius(dataset.name, config.norm).source.replace(': pass --eps', '')} "
+                                    f"({dataset.name}, {config.norm}): pass eps (--eps).")
+        return [eps]
+    values = check_eps_list(config.eps)
+    if not values:
+        raise InvalidInputError("eps is an empty list: pass at least one radius.")
+    return values
+
+
+def _achievable(config: EvalConfig, bounds_record, *, source, dataset, norm: str, curve: tuple[float, ...] | None):
+    """The curve's bounds settings, checked (the record must be of exactly the evaluated test points)."""
+    if config.bounds and bounds_record is not None:
+        raise InvalidInputError("bounds=True computes the data's optimum and bounds_record gives a stored one: pass one.")
+    if config.bounds:
+        if np.unique(np.asarray(dataset.y_test)).size < 2:
+            raise InvalidInputError("the evaluated test points have fewer than two classes: every classifier is "
+                                    "robustly correct on them; nothing to bound (drop bounds).")
+        limit = config.bounds_time_limit
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0 or not np.isfinite(limit):
+            raise InvalidInputError(f"bounds_time_limit={limit!r} must be a positive number of seconds.")
+        return AchievableSettings(source="computed", time_limit=float(limit))
+    if bounds_record is None:
+        return None
+    why = bounds_mismatch(bounds_record, source=source, x_test=dataset.x_test, y_test=dataset.y_test,
+                          dataset=dataset.name, norm=norm, eps=curve)
+    if why:
+        raise InvalidInputError(f"the bounds record {bounds_record.label} is not of the evaluated points: {why}.")
+    return AchievableSettings(source="record", record_key=bounds_record.key)
 
 
 def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None, *, name: str | None = None,
                     model_spec: ModelSpec | None = None, train_points: dict[str, int] | None = None,
-                    checkpoint: str | None = None) -> EvaluationPlan:
+                    checkpoint: str | None = None, bounds_record=None, bounds_source=None) -> EvaluationPlan:
     """Check everything an evaluation needs before any work (settings, data, the model's outputs on
     every evaluated point) and return its :class:`EvaluationPlan`; the record's configuration is
-    ``plan.config``."""
+    ``plan.config``. ``bounds_record``: a ``bounds`` record of the evaluated test points (refused
+    when it is of other points); ``bounds_source``: the dataset its ``--subset`` is drawn from
+    (default ``dataset``)."""
     config = config or EvalConfig()
     if not isinstance(model, nn.Module):
         raise InvalidTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -139,11 +185,10 @@ def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None,
         if not hasattr(dataset, attr):
             raise InvalidTypeError("dataset must be a separation.Dataset (x_train, y_train, x_test, y_test), got "
                                    f"{type(dataset).__name__}.")
-    eps = default_eps(dataset.name, config.norm) if config.eps is None else config.eps
-    if eps is None:
-        raise InvalidInputError(f"no eps given, and {radius(dataset.name, config.norm).source.replace(': pass --eps', '')} "
-                                f"({dataset.name}, {config.norm}): pass eps (--eps).")
-    tm = threat(config.norm, eps)
+    values = radii_of(config, dataset)
+    tm = threat(config.norm, headline_eps(values, dataset.name, config.norm))
+    curve = tuple(values) if len(values) > 1 or config.bounds or bounds_record is not None else None
+    source = dataset if bounds_source is None else bounds_source
     specs = tuple(attack_spec(a) for a in config.attacks)
     if len({s["name"] for s in specs}) != len(specs):
         raise InvalidInputError(f"Each attack may appear once, got {[s['name'] for s in specs]}.")
@@ -161,6 +206,11 @@ def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None,
                    and len(getattr(dataset, f"x_{s}")) > 0)
     if not splits:
         raise InvalidInputError("the dataset has no points in the requested splits; nothing to evaluate.")
+    if curve is not None and ("test" not in splits or not specs):
+        raise InvalidInputError("several radii (or bounds) make a robust-accuracy curve of the test points under "
+                                "attack: evaluate the test split, with at least one attack.")
+    achievable = None if curve is None else _achievable(config, bounds_record, source=source, dataset=dataset,
+                                                        norm=tm.norm, curve=curve)
     device = _device(config.device)
     model = model.to(device)
     name = name or (model_spec.name if model_spec else type(model).__name__.lower())
@@ -187,9 +237,10 @@ def plan_evaluation(model: nn.Module, dataset, config: EvalConfig | None = None,
         model=dataclasses.replace(spec, name=name),
         data=dataset.spec(with_test="test" in splits, subset=config.subset, seed=config.seed),
         eps=tm.eps, norm=tm.norm, attacks=specs, lipschitz=lip, splits=splits, seed=int(config.seed),
-        batch_size=int(config.batch_size), device=device.type, train_points=train_points)
+        batch_size=int(config.batch_size), device=device.type, train_points=train_points, curve_eps=curve,
+        achievable=achievable)
     return EvaluationPlan(rec_config, model, dataset, config, splits, labels, specs, lip, device, dtype, n_out, name,
-                          spec, checkpoint, model_warnings)
+                          spec, checkpoint, model_warnings, bounds_record if achievable is not None else None)
 
 
 def check_finite_outputs(model: nn.Module, dataset, splits, *, device, dtype, batch_size: int) -> None:
@@ -210,6 +261,7 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool | None = None) -> Com
     timing: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {}
     per_split: dict[str, SplitEvaluation] = {}
+    curve, achievable = [], None
     for split in plan.splits:
         x = to_unit_tensor(getattr(dataset, f"x_{split}"), device="cpu", dtype=plan.dtype, name=f"x_{split}")
         y = plan.labels[split]
@@ -224,6 +276,8 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool | None = None) -> Com
             entry.adv_acc, entry.adv_acc_per_attack = report.adv_acc, report.per_attack_acc()
             arrays[f"{split}_adv_correct"] = report.adv_correct
             arrays.update({f"{split}_adv_correct_{k}": v for k, v in report.per_attack_correct.items()})
+        if split == "test" and plan.config.curve_eps:
+            curve, achievable = _curve(plan, x, y, report, arrays, timing, progress)
         for mode in (plan.lip.modes if plan.lip else ()):
             key = "lipschitz" if mode == "ascent" else "lipschitz_paper"
             t0 = time.perf_counter()
@@ -248,25 +302,63 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool | None = None) -> Com
         dataset=dataset.name, norm=tm_norm, eps=tm_eps, attacks=[s["name"] for s in plan.specs],
         gaps=Gaps(clean=gap("clean_acc"), adv=gap("adv_acc"), lipschitz=gap("lipschitz_mean", True),
                   lipschitz_paper=gap("lipschitz_paper_mean", True)),
-        train=tr, test=te, warnings=plan.model_warnings)
+        train=tr, test=te, warnings=plan.model_warnings, curve=curve, achievable=achievable)
     timing["total"] = time.perf_counter() - t_start
     return Computed(result, timing, arrays)
+
+
+def _curve(plan: EvaluationPlan, x, y, headline, arrays: dict, timing: dict, progress) -> tuple[list, Any]:
+    """The test points' robust accuracy at every radius of the curve (the headline radius' attacks
+    are reused), and the data's bounds on the same points: ``(curve, achievable)``; the per-point
+    arrays and timings are added to ``arrays`` and ``timing``."""
+    cfg, config = plan.config, plan.settings
+    robust, per_attack = [], []
+    for k, e in enumerate(cfg.curve_eps):
+        rep = headline
+        if e != cfg.eps:
+            rep = run_attacks(plan.model, x, y, eps=e, norm=cfg.norm, attacks=plan.specs, batch_size=config.batch_size,
+                              device=plan.device, seed=config.seed, num_classes=plan.n_out, progress=progress,
+                              desc=f"test eps={e:g} ")
+            timing.update({f"test/e{k:02d}/{a}": v for a, v in rep.seconds.items()})
+        robust.append(rep.adv_correct)
+        per_attack.append(rep.per_attack_correct)
+        arrays[curve_name("test_adv_correct", k)] = rep.adv_correct
+        arrays.update({curve_name(f"test_adv_correct_{a}", k): v for a, v in rep.per_attack_correct.items()})
+    achievable = bounds = kept = None
+    if cfg.achievable is not None:
+        t0 = time.perf_counter()
+        if cfg.achievable.source == "computed":
+            achievable, bounds, kept = compute_bounds(plan.dataset.x_test, plan.labels["test"], norm=cfg.norm,
+                                                      eps=cfg.curve_eps, time_limit=cfg.achievable.time_limit,
+                                                      progress=progress)
+        else:
+            achievable, bounds, kept = bounds_from_record(plan.bounds_record, cfg.curve_eps)
+        timing["test/bounds"] = time.perf_counter() - t0
+    points, more = curve_points(cfg.curve_eps, robust, per_attack, bounds, kept)
+    arrays.update(more)
+    for p in points:
+        log.info("test eps=%g: robust accuracy %.4f%s", p.eps, p.adv_acc, "" if p.avoidable_errors is None else
+                 f", avoidable errors {p.avoidable_errors}")
+    return points, achievable
 
 
 def evaluate_model(model: nn.Module, dataset, config: EvalConfig | None = None, *, out: str | Path | None = None,
                    force: bool = False, progress: bool | None = None, name: str | None = None,
                    model_spec: ModelSpec | None = None, train_points: dict[str, int] | None = None,
-                   checkpoint: str | None = None) -> Evaluation:
+                   checkpoint: str | None = None, bounds_record=None, bounds_source=None) -> Evaluation:
     """Evaluate ``model`` on ``dataset`` (a :class:`separation.Dataset`) with ``config``.
 
     ``out``: the records root (the record goes to a folder of its own below it; with
     ``force=False`` an existing record of exactly this evaluation is reused); ``None``: nothing is
     written. ``name``/``model_spec``: how the record names and identifies the model (default: its
     class name); ``train_points``: how the train split was restricted; ``checkpoint``: the file the
-    model came from (both recorded; neither changes the numbers).
+    model came from (both recorded; neither changes the numbers). With several radii
+    (``config.eps`` a sequence) the test points are attacked at each (``result.curve``); with
+    ``config.bounds`` or a ``bounds_record`` of the same test points (see :func:`plan_evaluation`)
+    the curve holds the data's optimum and the avoidable errors (:mod:`analysis.achievable`).
     """
     plan = plan_evaluation(model, dataset, config, name=name, model_spec=model_spec, train_points=train_points,
-                           checkpoint=checkpoint)
+                           checkpoint=checkpoint, bounds_record=bounds_record, bounds_source=bounds_source)
     if out is None:
         done = run_evaluation(plan, progress=progress)
         rec = EvaluationRecord(config=plan.config, result=done.result, timing=done.timing,
@@ -291,4 +383,4 @@ def _estimate(model, x, lip: LipschitzSettings, mode: str, config: EvalConfig, d
 
 
 __all__ = ["EvalConfig", "Evaluation", "EvaluationPlan", "LIPSCHITZ_RNGS", "SPLITS", "check_finite_outputs",
-           "evaluate_model", "format_summary", "plan_evaluation", "run_evaluation"]
+           "evaluate_model", "format_summary", "headline_eps", "plan_evaluation", "radii_of", "run_evaluation"]

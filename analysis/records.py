@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from separation.core.paths import safe_name, slug
-from separation.core.records import DataSpec, Record, reusable, upgrade_envelope
+from separation.core.records import DataSpec, Record, encode, reusable, upgrade_envelope
 
 from .train_config import TrainConfig
 
@@ -41,8 +41,23 @@ class ModelSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class AchievableSettings:
+    """Where the data's optimal robust accuracy on the evaluated test points comes from:
+    ``source="computed"`` (``--bounds``: :func:`lipschitz_construct.robustness_bounds` on those
+    points, ``time_limit`` seconds per radius) or ``source="record"`` (a stored ``bounds`` record of
+    exactly those points, identified by its ``record_key``)."""
+
+    source: str
+    time_limit: float | None = None
+    record_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Everything that changes an evaluation's numbers."""
+    """Everything that changes an evaluation's numbers. ``eps``: the headline radius (the split
+    results, the Lipschitz ball); ``curve_eps``: every radius of the robust-accuracy curve on the
+    test points (None: a single-radius evaluation without one); ``achievable``: where the data's
+    optimum on the same points comes from (None: not compared)."""
 
     model: ModelSpec
     data: DataSpec
@@ -55,6 +70,17 @@ class EvaluationConfig:
     batch_size: int
     device: str
     train_points: dict[str, int] | None = None
+    curve_eps: tuple[float, ...] | None = None
+    achievable: AchievableSettings | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What the record key hashes: the configuration, without the curve fields when they are
+        None (so single-radius configurations keep the keys they had before curves existed)."""
+        body = encode(self)
+        for name in ("curve_eps", "achievable"):
+            if body.get(name) is None:
+                body.pop(name, None)
+        return body
 
 
 @dataclasses.dataclass
@@ -89,8 +115,50 @@ class ModelSummary:
 
 
 @dataclasses.dataclass
+class CurvePoint:
+    """One radius of the robust-accuracy curve on the test points: the model's robust accuracy
+    (worst case over the attacks; ``n_robust`` points) and per attack; with the data's bounds on
+    the same points, the robust accuracies achievable there -- ``optimal_acc`` (the best
+    deterministic classifier, exactly; None where not proven in time), ``randomized_optimal_acc``
+    (where computed), ``lp_bound_acc`` (no classifier does better), ``witness_acc`` (the certified
+    witness, on its ``n_kept`` points) -- and the *avoidable errors*: points the witness keeps
+    robustly correct and the model does not; ``beyond_witness``: points the model keeps and the
+    witness does not (a maximum independent set is one of many)."""
+
+    eps: float
+    adv_acc: float
+    n_robust: int
+    adv_acc_per_attack: dict[str, float] = dataclasses.field(default_factory=dict)
+    optimal_acc: float | None = None
+    randomized_optimal_acc: float | None = None
+    lp_bound_acc: float | None = None
+    witness_acc: float | None = None
+    n_kept: int | None = None
+    n_conflicts: int | None = None
+    solved: bool | None = None
+    avoidable_errors: int | None = None
+    beyond_witness: int | None = None
+
+
+@dataclasses.dataclass
+class Achievable:
+    """Where the bounds of a curve come from: ``source`` ``computed`` or ``record`` (``record``: the
+    bounds record's folder), on ``n_points`` test points; their ``separation`` (None: above
+    ``2 max(eps)``), ``threshold_eps`` (half of it) and the search engine."""
+
+    source: str
+    n_points: int
+    separation: float | None
+    threshold_eps: float | None
+    engine: str = ""
+    record: str | None = None
+    seconds: float | None = None
+
+
+@dataclasses.dataclass
 class EvalResult:
-    """What an evaluation found, per split."""
+    """What an evaluation found, per split; with several radii (or bounds), ``curve`` holds the
+    test points' robust accuracy at each, beside the data's optimum when ``achievable`` is set."""
 
     model: ModelSummary
     dataset: str
@@ -101,6 +169,8 @@ class EvalResult:
     train: SplitEvaluation | None = None
     test: SplitEvaluation | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    curve: list[CurvePoint] = dataclasses.field(default_factory=list)
+    achievable: Achievable | None = None
 
     def split(self, name: str) -> SplitEvaluation | None:
         return {"train": self.train, "test": self.test}[name]
@@ -122,7 +192,9 @@ def _result_from_v1(res: dict[str, Any]) -> dict[str, Any]:
 @dataclasses.dataclass
 class EvaluationRecord(Record):
     """Kind ``evaluate``: per-point arrays in ``arrays.npz`` (``{split}_labels``, ``{split}_correct``,
-    ``{split}_adv_correct[_<attack>]``, ``{split}_lipschitz[_paper]``)."""
+    ``{split}_adv_correct[_<attack>]``, ``{split}_lipschitz[_paper]``; with a curve, per radius
+    ``k`` of ``result.curve`` (:func:`curve_name`): ``test_adv_correct[_<attack>]_eKK`` and, with
+    bounds, ``test_kept_eKK`` (the witness' points) and ``test_avoidable_eKK``)."""
 
     KIND = "evaluate"
 
@@ -134,9 +206,21 @@ class EvaluationRecord(Record):
         """Whether the evaluated model is the constructed classifier of :mod:`lipschitz_construct`."""
         return self.config.model.arch == "constructed"
 
+    @property
+    def has_curve(self) -> bool:
+        """Whether the record holds a robust-accuracy curve (several radii, or bounds)."""
+        return bool(self.result.curve)
+
+    @classmethod
+    def key_for(cls, config: Any, version: str | None = None) -> str:
+        """Keyed by :meth:`EvaluationConfig.identity` (single-radius keys as before curves existed)."""
+        return super().key_for(config.identity() if isinstance(config, EvaluationConfig) else config, version)
+
     @classmethod
     def folder_name(cls, config: EvaluationConfig, key: str) -> str:
-        name = f"{slug(config.model.name)}_{config.norm}_eps{config.eps:g}"
+        curve = config.curve_eps
+        eps = f"{min(curve):g}-{max(curve):g}" if curve and len(curve) > 1 else f"{config.eps:g}"
+        name = f"{slug(config.model.name)}_{config.norm}_eps{eps}"
         if config.data.subset:
             name += f"_subset{config.data.subset}" + (f"_seed{config.data.seed}" if config.data.seed else "")
         return f"{config.data.dataset}/{name}-{key[:8]}"
@@ -161,6 +245,11 @@ class EvaluationRecord(Record):
             "batch_size": c.get("batch_size", 128), "device": c.get("device", "cpu"),
             "train_points": c.get("train_points")}
         return upgrade_envelope(data, config, _result_from_v1(res))
+
+
+def curve_name(name: str, k: int) -> str:
+    """The array ``name`` at the ``k``-th radius of a curve: ``test_adv_correct_e03``."""
+    return f"{name}_e{k:02d}"
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -226,5 +315,5 @@ def finished_record(folder: str | os.PathLike | None, cfg: TrainConfig) -> Train
     return None if folder is None else reusable(TrainingRecord, folder, cfg)
 
 
-__all__ = ["EpochStats", "EvalResult", "EvaluationConfig", "EvaluationRecord", "Gaps", "LipschitzSettings",
-           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord", "finished_record"]
+__all__ = ["Achievable", "AchievableSettings", "CurvePoint", "EpochStats", "EvalResult", "EvaluationConfig", "EvaluationRecord", "Gaps", "LipschitzSettings",
+           "ModelSpec", "ModelSummary", "SplitEvaluation", "TrainResult", "TrainingRecord", "curve_name", "finished_record"]

@@ -11,6 +11,7 @@ Commands (default ``all``)::
     python -m analysis.report methods                  # Table 2 -> reports/tables/table2_methods.*
     python -m analysis.report dropout                  # Table 3 -> reports/tables/table3_dropout.*
     python -m analysis.report bounds                   # Table 4 -> reports/tables/table4_robustness_bounds.*
+    python -m analysis.report achieved                 # Table 5 -> reports/tables/table5_achieved_vs_achievable.*
     python -m analysis.report figures --data-root D    # reports/figures/*.png and *.pdf
     python -m analysis.report benchmarks               # reports/benchmarks/<name>.md from benchmark records
     python -m analysis.report readme                   # reports/README.md (tables inline)

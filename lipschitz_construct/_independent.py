@@ -149,6 +149,7 @@ class Solution:
     n_milp: int = 0  # non-bipartite components (a MILP each, the small ones together)
     n_unsolved: int = 0  # of those, the ones not proven optimal in time
     seconds: dict = dataclasses.field(default_factory=dict)
+    q: np.ndarray | None = None  # (n,) a half-integral optimum of the pairwise LP
 
 
 def _groups(labels: np.ndarray, sizes: np.ndarray, bipartite: np.ndarray):
@@ -219,6 +220,7 @@ def solve(a, *, time_limit: float = 60.0, deadline: float | None = None) -> Solu
     seconds["total"] = time.perf_counter() - t0
     sol.keep = keep
     sol.seconds = seconds
+    sol.q = q
     return sol
 
 

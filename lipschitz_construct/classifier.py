@@ -214,7 +214,9 @@ class LocallyLipschitzClassifier:
 
         A point is certified at ``eps`` when its certified radius is ``>= eps``: no perturbation of
         norm ``< eps`` changes its prediction (the open ball; the theorem's ``astuteness 1 at r`` is
-        exactly this). ``eps``: a number (returns a float) or a sequence (returns an array).
+        exactly this). ``eps``: a number (returns a float) or a sequence (returns an array); exact
+        values (``"8/255"``, a Fraction) are compared as the float nearest to them (the certified
+        radius is a float: ``(d2 - d1) / 2`` of the float distances).
         """
         labels, radius = self.predict_with_radius(x)
         yy = as_labels(y, len(labels), "y")
@@ -231,18 +233,19 @@ class LocallyLipschitzClassifier:
 
 
 def astuteness_from(pred, radius, y, eps):
-    """``mean(pred == y and radius >= eps)`` for a number or each entry of a sequence ``eps``."""
+    """``mean(pred == y and radius >= eps)`` for a number or each entry of a sequence ``eps`` (text
+    and Fractions as the float nearest to them: :func:`~separation.core.threat.check_eps`)."""
     correct = np.asarray(pred) == np.asarray(y)
     radius = np.asarray(radius)
-    if np.ndim(eps) == 0:
+    if isinstance(eps, str) or np.ndim(eps) == 0:
         return float(np.mean(correct & (radius >= check_eps(eps))))
     return np.array([float(np.mean(correct & (radius >= check_eps(e)))) for e in eps])
 
 
 def certified_fraction(radius: np.ndarray, eps: Sequence[float]) -> np.ndarray:
-    """Fraction of points with certified radius ``>= eps``, for each ``eps``."""
+    """Fraction of points with certified radius ``>= eps``, for each ``eps`` (as :func:`astuteness_from`)."""
     radius = np.asarray(radius)
-    return np.array([float(np.mean(radius >= e)) for e in eps])
+    return np.array([float(np.mean(radius >= check_eps(e))) for e in eps])
 
 
 __all__ = ["InvalidParameterError", "LocallyLipschitzClassifier", "NotFittedError", "NotSeparatedError",

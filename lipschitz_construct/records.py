@@ -3,9 +3,13 @@ and the robustness bounds of a dataset (kind ``bounds``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
+import numpy as np
+
 from separation.core.records import DataSpec, Record, upgrade_envelope
+from separation.core.threat import eps_text, exact_eps
 
 
 @dataclasses.dataclass
@@ -146,7 +150,8 @@ class EpsBounds:
     """The bounds at one radius ``eps``; errors are fractions of the points. ``optimal_error``: the
     exact best error of a deterministic classifier (NaN where the time limit ran out);
     ``lower_error``: the pairwise LP bound, valid for any classifier; ``clique_lower_error``: the
-    l-inf clique LP bound (None when not asked for or not solved in time); ``upper_error``: the
+    LP over the cliques of a greedy clique cover (l-inf; valid for any classifier, but looser than the
+    randomized optimum; None when not asked for or not solved in time); ``upper_error``: the
     error of the witness (``= optimal_error`` where solved). Counts: conflicts (edges), points in a
     conflict, components with an edge, the largest component, points the LP leaves at 1/2,
     components that needed a MILP and those it did not solve in time; ``n_kept``: the witness' points."""
@@ -166,6 +171,21 @@ class EpsBounds:
     solved: bool
     n_kept: int
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: The exact optimal error of a randomized classifier (1 - LP / N, the LP over every
+    #: common-point set, proven by an exact certificate); NaN where not proven within the time
+    #: limit, None where not asked for.
+    randomized_optimal_error: float | None = None
+    #: ``[low, high]``: what is proven about the randomized optimum either way (equal where exact).
+    randomized_bracket: list[float] | None = None
+    #: Components that needed constraint generation, common-point sets of 3+ points it added, the
+    #: largest of them, and l1 sets the exact test left undecided (they leave the optimum open).
+    n_set_components: int = 0
+    n_common_point_sets: int = 0
+    largest_common_point_set: int = 0
+    n_undecided_sets: int = 0
+    #: ``eps`` exactly, as :func:`~separation.core.threat.eps_text` writes it (``"94/255"``,
+    #: ``"0.3"``); ``eps`` is the float nearest to it. Records written before it: the float's repr.
+    eps_text: str = ""
 
     @property
     def optimal_accuracy(self) -> float:
@@ -176,14 +196,20 @@ class EpsBounds:
 @dataclasses.dataclass(frozen=True)
 class BoundsConfig:
     """The settings of ``python -m lipschitz_construct.bounds`` that change its result (the engine
-    does not: every engine is exact; the time limit per radius can)."""
+    does not: every engine is exact; the time limit per radius can). ``eps``: the radii exactly,
+    as :func:`~separation.core.threat.eps_text` writes them (``"94/255"``, ``"0.4"``); any value
+    :func:`~separation.core.threat.exact_eps` reads is turned into that text."""
 
     data: DataSpec
     norm: str
     split: str = "train"
-    eps: tuple[float, ...] = ()
+    eps: tuple[str, ...] = ()
     cliques: bool = False
     time_limit: float = 60.0
+    randomized: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "eps", tuple(eps_text(e) for e in self.eps))
 
 
 @dataclasses.dataclass
@@ -198,8 +224,15 @@ class BoundsResult:
     separation: float | None
     threshold_eps: float | None
     points: list[EpsBounds]
+    #: ``threshold_eps`` exactly on byte data (``"94/255"``; l2 ``"sqrt(k)/510"``), else None.
+    threshold_eps_text: str | None = None
 
-    def at(self, eps: float) -> EpsBounds | None:
+    def at(self, eps) -> EpsBounds | None:
+        """The bounds at ``eps``: a float within 1e-12 (relative above 1) of a radius' float, or an
+        exact value (text, Fraction, int) equal to a radius; None when none is."""
+        if not isinstance(eps, (float, np.floating)):
+            want = exact_eps(eps)
+            return next((p for p in self.points if exact_eps(p.eps_text or p.eps) == want), None)
         for p in self.points:
             if abs(p.eps - float(eps)) <= 1e-12 * max(1.0, p.eps):
                 return p
@@ -230,6 +263,34 @@ class BoundsRecord(Record):
     def kept(self, k: int):
         """The sorted indices (into the split) of the witness' points at the ``k``-th radius."""
         return self.load_arrays()[kept_name(k)]
+
+    @classmethod
+    def from_json(cls, data: Any, *, where: str = "record.json"):
+        """Records written before exact radii (numbers in ``config.eps``, no ``eps_text``) read as
+        the decimals their floats spell (their key is unchanged: they are not reused)."""
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and isinstance(data.get("result"), dict):
+            config, result = dict(data["config"]), dict(data["result"])
+            if isinstance(config.get("eps"), list):
+                config["eps"] = [_old_eps(e) for e in config["eps"]]
+            if isinstance(result.get("points"), list):
+                result["points"] = [_old_point(p) for p in result["points"]]
+            data = dict(data, config=config, result=result)
+        return super().from_json(data, where=where)
+
+
+def _old_eps(value):
+    """A radius of an older record: a number becomes its text; anything else is left to the decoder."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return eps_text(value)
+    return value
+
+
+def _old_point(point):
+    """A point of an older record without ``eps_text``: the text of its ``eps`` where that is a radius."""
+    if not isinstance(point, dict) or "eps_text" in point:
+        return point
+    text = _old_eps(point.get("eps"))
+    return dict(point, eps_text=text) if isinstance(text, str) else point
 
 
 __all__ = ["BoundsConfig", "BoundsRecord", "BoundsResult", "Curve", "EpsBounds", "LipschitzCheck", "RadiusSummary",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from separation import SeparationRecord
-from separation.core.cli import RUNS_ROOT, integer, positive_float, progress_of
+from separation.core.cli import RUNS_ROOT, integer, positive_eps_float, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
 from separation.core.paper import default_eps
@@ -134,7 +134,7 @@ class VerifyJob(RecordJob):
         add_data_arguments(p, seed_help="seed of --subset and of the pair sampling (default 0)")
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--eps", type=positive_float, nargs="+", default=None,
+        p.add_argument("--eps", type=positive_eps_float, nargs="+", default=None,
                        help="radii for the certified test astuteness, in [0, 1] pixel units (default: the "
                             "paper's l-inf eps for the dataset; r for l2 / l1)")
         p.add_argument("--engine", default="auto", choices=["auto", *ENGINES],
@@ -155,7 +155,7 @@ class VerifyJob(RecordJob):
                        help="adversarial pairs of each kind for the Lipschitz check (default 200)")
         p.add_argument("--gradient-steps", type=integer(0, 10**6), default=10,
                        help="gradient-ascent steps of the adversarial Lipschitz check (default 10; 0: off)")
-        p.add_argument("--lipschitz-eps", type=positive_float, default=None,
+        p.add_argument("--lipschitz-eps", type=positive_eps_float, default=None,
                        help="pair distance of the Lipschitz check (default: the largest --eps)")
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> VerifyConfig:

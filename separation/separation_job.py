@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from .cluster import add_cluster_arguments, cluster_engine, cluster_engine_name
-from .core.cli import integer, nonnegative_float, positive_float, progress_of
+from .core.cli import integer, nonnegative_float, positive_eps_float, positive_float, progress_of
 from .core.datasets import Dataset
 from .core.errors import UsageError
 from .core.paper import default_eps, radius
@@ -66,7 +66,7 @@ class SeparationJob(RecordJob):
         p.add_argument("--splits", nargs="+", default=None, choices=SPLITS, metavar="SPLIT",
                        help="what to compute: train (train-train, always done), test (test-train), "
                             "test-test (default: train test, or train alone for data without a test split)")
-        p.add_argument("--eps", type=positive_float, nargs="+", default=None,
+        p.add_argument("--eps", type=positive_eps_float, nargs="+", default=None,
                        help="attack radii to compare with (default: the dataset's conventional radius in this norm: "
                             "the paper's for l-inf; none where no radius is conventional)")
         p.add_argument("--engine", default="auto", choices=["auto", *ENGINES, "dask"],

@@ -52,6 +52,8 @@ SHRINK = [
     (r"lipschitz_construct\.verify .*--dataset (mnist|fashion-mnist)(?!.*--subset)", [], ["--subset", "1000"]),
     (r"lipschitz_construct\.bounds .*--dataset (mnist|fashion-mnist)(?!.*--subset)", [], ["--subset", "2000"]),
     (r"lipschitz_construct\.verify .*--subset \d{4,}", [(r"--subset \d+", "--subset 1000")], []),
+    # a stored bounds record is used only for exactly its points: keep the subset, shrink the attacks
+    (r"analysis\.evaluate .*--bounds-from", [], ["--attacks", "pgd", "--pgd-steps", "2", "--lip-steps", "2"]),
     (r"analysis\.evaluate .*--subset", [(r"--subset \d+", "--subset 40")],
      ["--attacks", "pgd", "--pgd-steps", "2", "--lip-steps", "2"]),
     (r"analysis\.evaluate", [], ["--subset", "40", "--attacks", "pgd", "--pgd-steps", "2", "--lip-steps", "2"]),

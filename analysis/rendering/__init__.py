@@ -6,9 +6,10 @@
   missing, with the command that produces each;
 - :mod:`.rows` -- table rows from records; :mod:`.format` -- numbers and names;
   :mod:`.provenance` -- budgets, hardware and dates in words; :mod:`.writers` -- Markdown, CSV, LaTeX;
-- :mod:`.table_separation`, :mod:`.table_methods`, :mod:`.table_dropout`, :mod:`.table_bounds` --
-  one module per table;
-- :mod:`.fig_histograms`, :mod:`.fig_lipschitz`, :mod:`.fig_pairs`, :mod:`.fig_bounds` -- the figures;
+- :mod:`.table_separation`, :mod:`.table_methods`, :mod:`.table_dropout`, :mod:`.table_bounds`,
+  :mod:`.table_achieved` -- one module per table;
+- :mod:`.fig_histograms`, :mod:`.fig_lipschitz`, :mod:`.fig_pairs`, :mod:`.fig_bounds`,
+  :mod:`.fig_achieved` -- the figures;
 - :mod:`.readme` -- ``reports/README.md``: every table with the budget that produced it;
   :mod:`.readme_why` -- its section on the paper's route against the toolkit, from the records;
 - :mod:`.frames` -- :func:`load_records`: stored records of one kind as a pandas DataFrame.

@@ -31,12 +31,25 @@ def evaluate_constructed_command(dataset: str, norm: str, eps: float, *, subset:
                                        "subset": subset}, data_root=data_root, out=out)
 
 
+def achieved_command(checkpoint: str, name: str, dataset: str, norm: str, eps: Sequence[float], *,
+                     subset: int | None = None, data_root: str | None = DATA_ROOT_PLACEHOLDER,
+                     out: str | None = None) -> str:
+    """A trained checkpoint attacked at several radii, beside the data's optimum on the same test
+    points (``--bounds``): the record behind Table 5 and the achieved-vs-achievable figure."""
+    from ..evaluate_job import EvaluateJob
+
+    return EvaluateJob().command_line({"checkpoint": checkpoint, "name": name, "dataset": dataset, "norm": norm,
+                                       "eps": list(eps), "subset": subset, "bounds": True},
+                                      data_root=data_root, out=out)
+
+
 def bounds_command(dataset: str, norm: str, eps: Sequence[float], *, cliques: bool = False,
-                   data_root: str | None = DATA_ROOT_PLACEHOLDER, out: str | None = None) -> str:
+                   randomized: bool = False, data_root: str | None = DATA_ROOT_PLACEHOLDER,
+                   out: str | None = None) -> str:
     from lipschitz_construct.bounds_job import BoundsJob
 
     return BoundsJob().command_line({"dataset": dataset, "norm": norm, "split": "train", "eps": list(eps),
-                                     "cliques": cliques}, data_root=data_root, out=out)
+                                     "cliques": cliques, "randomized": randomized}, data_root=data_root, out=out)
 
 
 def grid_command(grid_file: str, *, data_root: str | None = DATA_ROOT_PLACEHOLDER,
@@ -46,4 +59,4 @@ def grid_command(grid_file: str, *, data_root: str | None = DATA_ROOT_PLACEHOLDE
     return command(grid_file, data_root=data_root, results_root=results_root)
 
 
-__all__ = ["bounds_command", "evaluate_constructed_command", "grid_command", "separation_command", "verify_command"]
+__all__ = ["achieved_command", "bounds_command", "evaluate_constructed_command", "grid_command", "separation_command", "verify_command"]

@@ -24,11 +24,13 @@ STEM = "robustness_bounds"
 SPLIT_COLORS = {"train": "#1f4e9c", "test": "#b5541c"}
 EXACT = "optimal (exact)"
 #: The lines besides the exact curve, with their matplotlib style.
-LINES = {"LP bound, any classifier": {"lw": 1.2, "ls": "--"},
+LINES = {"randomized optimum (exact)": {"lw": 1.4, "ls": "-", "marker": "s", "ms": 2.5, "alpha": 0.6},
+         "LP bound, any classifier": {"lw": 1.2, "ls": "--"},
          "certified witness": {"lw": 1.0, "ls": ":", "marker": "o", "ms": 2.5, "mfc": "white"},
-         "clique LP bound": {"lw": 0.9, "ls": "-."}}
+         "clique-cover LP bound": {"lw": 0.9, "ls": "-."}}
 #: The lines' names in notes.
-SHORT = {"LP bound, any classifier": "LP bound", "certified witness": "witness", "clique LP bound": "clique LP bound"}
+SHORT = {"randomized optimum (exact)": "randomized optimum", "LP bound, any classifier": "LP bound",
+         "certified witness": "witness", "clique-cover LP bound": "clique-cover LP bound"}
 SAME = 1e-9  # robust accuracies (fractions) closer than this are the same number
 #: A line closer than this fraction of its panel's height to the exact curve is hidden under it.
 HIDDEN = 0.0025
@@ -38,10 +40,12 @@ def curves(rec: BoundsRecord) -> dict[str, list[tuple[float, float]]]:
     """(eps, robust accuracy in %) of each line of one record; the exact curve where solved."""
     pts = rec.result.points
     return {EXACT: [(p.eps, 100 * (1 - p.optimal_error)) for p in pts if p.solved],
+            "randomized optimum (exact)": [(p.eps, 100 * (1 - p.randomized_optimal_error)) for p in pts
+                                           if finite(p.randomized_optimal_error) is not None],
             "LP bound, any classifier": [(p.eps, 100 * (1 - p.lower_error)) for p in pts],
             "certified witness": [(p.eps, 100 * (1 - p.upper_error)) for p in pts],
-            "clique LP bound": [(p.eps, 100 * (1 - p.clique_lower_error)) for p in pts
-                                if finite(p.clique_lower_error) is not None]}
+            "clique-cover LP bound": [(p.eps, 100 * (1 - p.clique_lower_error)) for p in pts
+                                      if finite(p.clique_lower_error) is not None]}
 
 
 def coinciding_lines(rec: BoundsRecord, tol: float = 100 * SAME) -> list[str]:
@@ -78,7 +82,7 @@ def panel_limits(recs: Sequence[BoundsRecord]) -> tuple[tuple[float, float], tup
 
 
 def _names(lines: Sequence[str]) -> str:
-    """``LP bound, witness and clique LP bound``."""
+    """``LP bound, witness and clique-cover LP bound``."""
     short = [SHORT.get(n, n) for n in lines]
     return short[0] if len(short) == 1 else ", ".join(short[:-1]) + " and " + short[-1]
 

@@ -14,7 +14,7 @@ from separation.core.errors import UsageError
 from separation.core.paper import TABLE1_NORMS
 from separation.core.records import Record
 
-from . import fig_bounds, fig_histograms, fig_lipschitz, fig_pairs
+from . import fig_achieved, fig_bounds, fig_histograms, fig_lipschitz, fig_pairs
 from .collect import (DEFAULT_GRID_FILES, Missing, ReportRecords, expected_missing, load_report_records,
                                 write_artefact)
 from .fig_base import FigureSkipped
@@ -22,6 +22,7 @@ from .page_benchmarks import benchmark_page
 from .readme import build_readme
 from .readme_why import why_section
 from .rows import construct_row, evaluate_row, training_row
+from .table_achieved import achieved_table, curve_records
 from .table_bounds import bounds_table
 from .table_dropout import dropout_table
 from .table_methods import methods_table, uniquify_labels
@@ -31,10 +32,12 @@ from .writers import Table, write_table
 log = logging.getLogger("analysis.report")
 
 SKIPPED_KEY = "_skipped"  # sources.json: the figures skipped by the last rendering of the figures
-TABLES = ("separation", "methods", "dropout", "bounds")
+TABLES = ("separation", "methods", "dropout", "bounds", "achieved")
+#: Tables that ``all`` renders only when a record for them exists (no error line otherwise).
+OPTIONAL_TABLES = ("achieved",)
 #: The record kinds behind each table (for the missing-record messages).
 TABLE_KINDS = {"separation": ["separation"], "methods": ["training", "construct", "evaluate"], "dropout": ["training"],
-               "bounds": ["bounds"]}
+               "bounds": ["bounds"], "achieved": ["evaluate"]}
 COMMANDS = ("all", *TABLES, "figures", "benchmarks", "readme", "status")
 
 
@@ -96,6 +99,8 @@ class Report:
                                   missing=self._missing(["training", "construct", "evaluate"]))
             elif name == "bounds":
                 t = bounds_table(r.bounds, separation=r.separation, missing=self._missing(["bounds"]))
+            elif name == "achieved":
+                t = achieved_table(r.evaluate)
             else:
                 t = dropout_table(r.training, missing=self._missing(["training"]))
             self._tables[name] = t
@@ -106,7 +111,9 @@ class Report:
         if t.empty:
             cmds = self._missing(TABLE_KINDS[name], here=True)
             what = {"separation": "separation records", "methods": "training, construct or evaluate records",
-                    "dropout": "pairs of training runs with and without dropout", "bounds": "bounds records"}[name]
+                    "dropout": "pairs of training runs with and without dropout", "bounds": "bounds records",
+                    "achieved": "evaluation records with a robust-accuracy curve (python -m analysis.evaluate "
+                                "--eps E1 E2 ... --bounds)"}[name]
             msg = f"{t.title}: no {what} under {self.args.results}/; nothing written."
             if cmds:
                 msg += " Produce them with:\n" + "\n".join(f"    {m.command}" for m in cmds)
@@ -164,6 +171,14 @@ class Report:
                 drawn += 1
             except FigureSkipped as exc:
                 self._skip("robustness-bounds figure", str(exc))
+        curves = curve_records(self.records.evaluate)
+        if curves:
+            try:
+                self.written += fig_achieved.achieved_vs_achievable_figure(curves, out)
+                self._source(f"figures/{fig_achieved.STEM}", curves)
+                drawn += 1
+            except FigureSkipped as exc:
+                self._skip("achieved-vs-achievable figure", str(exc))
         if self.args.no_images:
             self._skip("image grids of the closest pairs", "--no-images")
         else:
@@ -294,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.command
     rendered = []  # per requested artefact: whether it was rendered from at least one record
     if cmd in ("all", *TABLES):
-        rendered += [rep.render_table(name) for name in TABLES if cmd in ("all", name)]
+        rendered += [rep.render_table(name) for name in TABLES if cmd == name or (
+            cmd == "all" and (name not in OPTIONAL_TABLES or not rep.table(name).empty))]
     if cmd in ("all", "figures"):
         rendered.append(rep.render_figures())
     if cmd in ("all", "benchmarks"):
@@ -338,4 +354,5 @@ def _checked(args: argparse.Namespace) -> int:
     return run(args)
 
 
-__all__ = ["COMMANDS", "Report", "SKIPPED_KEY", "TABLES", "TABLE_KINDS", "get_args_parser", "main", "run"]
+__all__ = ["COMMANDS", "OPTIONAL_TABLES", "Report", "SKIPPED_KEY", "TABLES", "TABLE_KINDS", "get_args_parser", "main",
+           "run"]

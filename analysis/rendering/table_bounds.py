@@ -8,6 +8,7 @@ import pandas as pd
 
 from lipschitz_construct.records import BoundsRecord
 from separation import SeparationRecord
+from separation.core.threat import exact_eps
 
 from .collect import Missing
 from .format import DASH, NORM_NAMES, dataset_name, dataset_rank, duration, finite, fmt_eps, fmt_int, fmt_num, fmt_pct
@@ -15,6 +16,14 @@ from .provenance import hardware_text, provenance_text
 from .writers import TABLE_KEYS, Table
 
 SPLIT_NAMES = {"train": "train", "test": "test"}
+#: The longest exact text of a radius shown as it is (``"94/255"``, ``"1.199355"``); longer ones
+#: (the float reprs of records written before exact radii) are shown rounded.
+EPS_TEXT_SHOWN = 9
+
+
+def eps_shown(text: str | None, value: Any) -> str:
+    """A radius as the table shows it: its exact text where short, else the float rounded."""
+    return text if text and len(text) <= EPS_TEXT_SHOWN else fmt_eps(value)
 
 
 def _variant(rec: BoundsRecord) -> tuple:
@@ -49,11 +58,13 @@ def bounds_rows(rec: BoundsRecord) -> list[dict[str, Any]]:
     for p in res.points:
         rows.append({
             "dataset": c.data.dataset, "norm": c.norm, "split": c.split, "subset": c.data.subset,
-            "n_points": res.n_points, "eps": p.eps, "n_conflicts": p.n_conflicts,
+            "n_points": res.n_points, "eps": p.eps, "eps_text": p.eps_text or None, "n_conflicts": p.n_conflicts,
             "n_conflicted_points": p.n_conflicted_points, "n_components": p.n_components,
             "largest_component": p.largest_component, "n_milp_components": p.n_milp_components,
             "optimal_accuracy": _acc(p.optimal_error) if p.solved else None,
             "lp_bound_accuracy": _acc(p.lower_error), "clique_bound_accuracy": _acc(p.clique_lower_error),
+            "randomized_accuracy": _acc(p.randomized_optimal_error),
+            "randomized_asked": p.randomized_optimal_error is not None,
             "witness_accuracy": _acc(p.upper_error), "solved": p.solved, "separation": res.separation,
             "threshold_eps": res.threshold_eps, "seconds": p.seconds.get("total"), "record": rec.label,
         })
@@ -79,8 +90,10 @@ def _threshold_note(rec: BoundsRecord, separation: Sequence[SeparationRecord]) -
     c, res = rec.config, rec.result
     what = f"{dataset_name(c.data.dataset)} {NORM_NAMES.get(c.norm, c.norm)} {c.split}"
     if res.threshold_eps is None:
-        return f"{what}: no conflict up to the largest ε (the separation exceeds {fmt_num(2 * max(c.eps))})"
-    text = f"{what}: below 100% from ε = {res.threshold_eps:.6g} (half the separation {res.separation:.6g})"
+        return (f"{what}: no conflict up to the largest ε (the separation exceeds "
+                f"{fmt_num(2 * float(max(exact_eps(e) for e in c.eps)))})")
+    first = res.threshold_eps_text or f"{res.threshold_eps:.6g}"
+    text = f"{what}: below 100% from ε = {first} (half the separation {res.separation:.6g})"
     ref = separation_min(rec, separation)
     if ref is not None:
         text += ("; Table 1's minimum ÷ 2 is the same number" if ref / 2 == res.threshold_eps
@@ -95,18 +108,22 @@ def bounds_table(records: Sequence[BoundsRecord], *, separation: Sequence[Separa
     rows = [row for rec in shown for row in bounds_rows(rec)]
     data = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["dataset", "norm", "split", "eps"])
     cliques = any(r["clique_bound_accuracy"] is not None for r in rows)
+    randomized = any(r["randomized_asked"] for r in rows)
     disp = []
     for r in rows:
         row = {
             "Dataset": dataset_name(r["dataset"]), "Norm": NORM_NAMES.get(r["norm"], str(r["norm"])),
             "Split": SPLIT_NAMES.get(r["split"], r["split"]) + (" (subset)" if r["subset"] else ""),
-            "Points": fmt_int(r["n_points"]), "ε": fmt_eps(r["eps"]), "Conflicts": fmt_int(r["n_conflicts"]),
+            "Points": fmt_int(r["n_points"]), "ε": eps_shown(r["eps_text"], r["eps"]),
+            "Conflicts": fmt_int(r["n_conflicts"]),
             "Points in a conflict": fmt_int(r["n_conflicted_points"]),
             "Optimal robust acc. (%)": fmt_pct(r["optimal_accuracy"], 3),
-            "LP bound (%)": fmt_pct(r["lp_bound_accuracy"], 3),
         }
+        if randomized:
+            row["Randomized optimum (%)"] = fmt_pct(r["randomized_accuracy"], 3)
+        row["LP bound (%)"] = fmt_pct(r["lp_bound_accuracy"], 3)
         if cliques:
-            row["Clique LP bound (%)"] = fmt_pct(r["clique_bound_accuracy"], 3)
+            row["Clique-cover LP bound (%)"] = fmt_pct(r["clique_bound_accuracy"], 3)
         row["Witness (%)"] = fmt_pct(r["witness_accuracy"], 3)
         row["Exact"] = "yes" if r["solved"] else "no"
         disp.append(row)
@@ -117,8 +134,13 @@ def bounds_table(records: Sequence[BoundsRecord], *, separation: Sequence[Separa
         f"{DASH} where the time limit per radius ran out before the optimum was proven).",
         "LP bound: no classifier, randomized ones included, is more robustly accurate (the pairwise packing LP, "
         "solved exactly as a matching on the bipartite double cover)."
-        + (" Clique LP bound: the same with a constraint per clique of conflicts (ℓ∞ balls are boxes, and "
-           "pairwise meeting boxes share a point)." if cliques else ""),
+        + (" Clique-cover LP bound: the same with a constraint per clique of a greedy clique cover (ℓ∞ balls "
+           "are boxes, and pairwise meeting boxes share a point); looser than the randomized optimum." if cliques
+           else ""),
+        *(["Randomized optimum: the best robust accuracy of any randomized classifier (the adversary does not "
+           "see its coin), exactly: the LP with a constraint for every set of points of different classes whose "
+           "ε-balls share a point, solved by constraint generation and proven by an exact certificate "
+           f"({DASH} where not proven within the time limit)."] if randomized else []),
         "Witness: the robust accuracy of the nearest-class classifier fitted on the kept points "
         "(`LocallyLipschitzClassifier`, certified at radius ≥ ε on each of them); equal to the optimum where exact.",
         "Distances in [0, 1] pixel units; train: the training set (train–train conflicts), test: the test set "
@@ -145,4 +167,5 @@ def bounds_table(records: Sequence[BoundsRecord], *, separation: Sequence[Separa
                  list(missing))
 
 
-__all__ = ["SPLIT_NAMES", "bounds_rows", "bounds_table", "select_bounds", "separation_min"]
+__all__ = ["EPS_TEXT_SHOWN", "SPLIT_NAMES", "bounds_rows", "bounds_table", "eps_shown", "select_bounds",
+           "separation_min"]

@@ -18,7 +18,7 @@ from .format import DASH
 log = logging.getLogger(__name__)
 
 TABLE_KEYS = {"separation": "table1_separation", "methods": "table2_methods", "dropout": "table3_dropout",
-              "bounds": "table4_robustness_bounds"}
+              "bounds": "table4_robustness_bounds", "achieved": "table5_achieved_vs_achievable"}
 
 
 @dataclasses.dataclass

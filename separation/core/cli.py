@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import traceback
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -105,6 +106,42 @@ def nonnegative_float(text: str) -> float:
     return v
 
 
+def eps_value(text: str) -> Fraction:
+    """An argparse type: a radius ``>= 0`` in [0, 1] pixel units, as the exact value it spells:
+    ``0.3`` is 3/10, ``8/255`` and ``251/510`` are those fractions (:func:`~.threat.exact_eps`)."""
+    from .errors import InvalidInputError, InvalidTypeError
+    from .threat import EPS_TEXT_MAX, exact_eps
+
+    if len(text) > EPS_TEXT_MAX:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}... is not a number of a sensible size")
+    try:
+        return exact_eps(text)
+    except InvalidTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: write a radius such as 0.3 or 8/255") from None
+    except InvalidInputError:
+        finite = not any(w in text.lower() for w in ("inf", "nan"))
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0" if finite else f"{text!r} is not a finite number") \
+            from None
+
+
+def positive_eps_value(text: str) -> Fraction:
+    """:func:`eps_value` ``> 0``."""
+    v = eps_value(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def eps_float(text: str) -> float:
+    """:func:`eps_value` as the float nearest to it, for radii used in floating point (attacks)."""
+    return float(eps_value(text))
+
+
+def positive_eps_float(text: str) -> float:
+    """:func:`positive_eps_value` as the float nearest to it."""
+    return float(positive_eps_value(text))
+
+
 def integer(minimum: int, maximum: int = 2**62) -> Callable[[str], int]:
     """An argparse type: an integer in ``[minimum, maximum]``."""
 
@@ -171,6 +208,6 @@ def run_command(work: Callable[[], int], *, verbose: bool = False) -> int:
 
 
 __all__ = ["BUG", "EXIT_BAD_INPUT", "EXIT_FAILED_CLAIM", "EXIT_INTERRUPTED", "EXIT_OK", "INTERRUPTED", "RUNS_ROOT",
-           "UsageError", "add_record_arguments", "check_interrupted", "integer", "interruptible_startup",
-           "interrupted", "nonnegative_float", "positive_float", "progress_of", "run_command", "setup_logging",
-           "writable_folder"]
+           "UsageError", "add_record_arguments", "check_interrupted", "eps_float", "eps_value", "integer",
+           "interruptible_startup", "interrupted", "nonnegative_float", "positive_eps_float", "positive_eps_value",
+           "positive_float", "progress_of", "run_command", "setup_logging", "writable_folder"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 import numpy as np
 
@@ -33,7 +35,11 @@ _P = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}
 def check_eps(eps, name: str = "eps") -> float:
     """``eps`` as a float when it is a finite number ``>= 0`` (a radius in [0, 1] pixel units);
     else :class:`InvalidTypeError` (not a number) or :class:`InvalidInputError`. The one check of
-    a radius in the toolkit: attacks, losses, bounds, range search and certificates all use it."""
+    a radius in the toolkit: attacks, losses, bounds, range search and certificates all use it.
+    Exact values (text such as ``"8/255"`` or ``"0.3"``, a Fraction, a Decimal) give the float
+    nearest to the value they spell (:func:`exact_eps`)."""
+    if isinstance(eps, (str, Fraction, Decimal)):
+        return float(exact_eps(eps, name))
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
         raise InvalidTypeError(f"{name} must be a number (in [0, 1] pixel units), got {type(eps).__name__}.")
     value = float(eps)
@@ -42,12 +48,97 @@ def check_eps(eps, name: str = "eps") -> float:
     return value
 
 
-def check_eps_list(eps, name: str = "eps") -> list[float]:
-    """``eps`` (a number or a sequence of them) as a sorted list of distinct radii (:func:`check_eps`)."""
-    values = [eps] if np.ndim(eps) == 0 else list(eps)
+#: The longest text :func:`exact_eps` parses (a radius written with more digits is not meant).
+EPS_TEXT_MAX = 64
+
+
+class _NotFinite(Exception):
+    """A number that is infinite or NaN (an invalid radius, not a wrong type)."""
+
+
+def _exact_or_none(eps) -> Fraction | None:
+    """The exact value ``eps`` spells, or None when it is not a number (see :func:`exact_eps`)."""
+    if isinstance(eps, bool):
+        return None
+    if isinstance(eps, Fraction):
+        return eps
+    if isinstance(eps, (int, np.integer)):
+        return Fraction(int(eps))
+    if isinstance(eps, (float, np.floating)):
+        if not math.isfinite(float(eps)):
+            raise _NotFinite
+        return Fraction(repr(float(eps)))
+    if isinstance(eps, Decimal):
+        if not eps.is_finite():
+            raise _NotFinite
+        return Fraction(eps)
+    if not isinstance(eps, str) or len(eps) > EPS_TEXT_MAX:
+        return None
+    num, slash, den = eps.strip().partition("/")
+    try:
+        top, bottom = Decimal(num), Decimal(den) if slash else Decimal(1)
+    except InvalidOperation:
+        return None
+    if not (top.is_finite() and bottom.is_finite()):
+        raise _NotFinite
+    return None if bottom == 0 else Fraction(top) / Fraction(bottom)
+
+
+def exact_eps(eps, name: str = "eps") -> Fraction:
+    """``eps`` as the exact rational it spells, ``>= 0`` (a radius in [0, 1] pixel units).
+
+    Accepted: a :class:`~fractions.Fraction`, an int, a :class:`~decimal.Decimal`, text
+    (``"251/510"``, ``"8/255"``, ``"0.3"``, ``"3e-1"``) and floats, taken as the decimal of their
+    shortest repr (``0.3`` is 3/10, not the binary double nearest to it). Anything else is an
+    :class:`InvalidTypeError`; negative, infinite or NaN values an :class:`InvalidInputError`."""
+    try:
+        value = _exact_or_none(eps)
+    except _NotFinite:
+        value = Fraction(-1)
+    if value is None:
+        raise InvalidTypeError(f"{name} must be a number (in [0, 1] pixel units) such as 0.3 or 8/255, "
+                               f"got {eps!r}.")
+    if value < 0:
+        raise InvalidInputError(f"{name}={eps!r} is not valid: pass a finite number >= 0 (in [0, 1] pixel "
+                                "units), e.g. 0.3 or 8/255.")
+    return value
+
+
+def eps_text(eps) -> str:
+    """The canonical text of an exact radius: a terminating decimal as its shortest decimal
+    (``"0.3"``, ``"1.5"``, ``"2"``), any other rational as ``"p/q"`` (``"251/510"``); parsing it
+    with :func:`exact_eps` gives the value back."""
+    value = exact_eps(eps)
+    den = value.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return f"{value.numerator}/{value.denominator}"
+    digits = max(twos, fives)
+    text = format(Decimal(value.numerator * 10**digits // value.denominator).scaleb(-digits), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _radii(eps, name: str) -> list:
+    values = [eps] if isinstance(eps, str) or np.ndim(eps) == 0 else list(eps)
     if not values:
         raise InvalidInputError(f"{name} is empty: pass at least one radius (in [0, 1] pixel units).")
-    return sorted({check_eps(e, name) for e in values})
+    return values
+
+
+def check_eps_list(eps, name: str = "eps") -> list[float]:
+    """``eps`` (a number or a sequence of them) as a sorted list of distinct radii (:func:`check_eps`)."""
+    return sorted({check_eps(e, name) for e in _radii(eps, name)})
+
+
+def exact_eps_list(eps, name: str = "eps") -> list[Fraction]:
+    """``eps`` (a value or a sequence of them) as a sorted list of distinct exact radii (:func:`exact_eps`)."""
+    return sorted({exact_eps(e, name) for e in _radii(eps, name)})
 
 
 def _view(v, like):
@@ -178,4 +269,4 @@ class ThreatModel:
         return e[:, :d] / e.sum(axis=1, keepdims=True) * rng.choice([-1.0, 1.0], size=(n, d)) * self.eps
 
 
-__all__ = ["ThreatModel", "check_eps", "check_eps_list"]
+__all__ = ["EPS_TEXT_MAX", "ThreatModel", "check_eps", "check_eps_list", "eps_text", "exact_eps", "exact_eps_list"]

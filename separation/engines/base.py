@@ -202,7 +202,8 @@ class Engine(abc.ABC):
         :mod:`separation.engines.conflicts`).
 
         ``x_query`` ``(m, d)``, ``x_db`` ``(n, d)``: uint8 bytes or float64 in [0, 1] (stored units);
-        ``radius`` in [0, 1] pixel units. ``same_set``: the queries are the database, each pair is
+        ``radius`` in [0, 1] pixel units, exact (a Fraction, or anything
+        :func:`~separation.core.threat.exact_eps` reads). ``same_set``: the queries are the database, each pair is
         reported once, ``i < j``. ``progress``: a callable taking a count of compared pairs.
         Returns ``(i int64, j int64, d float64 [0, 1] pixel units)`` sorted by ``(i, j)``; more
         than ``max_pairs`` pairs raise :class:`~separation.core.errors.LimitError`.

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.errors import LimitError
 from ..core.faults import fault
+from ..core.threat import exact_eps
 from .shards import StoreRef, read_rows, read_shard, write_shard
 
 #: Prepared database blocks a worker keeps for its next tasks (e.g. the CPU l-inf probe index).
@@ -46,7 +47,8 @@ _PREPARED: OrderedDict = OrderedDict()
 class BlockTask:
     """One block pair of a job: the stores, the row ranges, the norm, the inner engine (a name,
     resolved on the worker, or an :class:`~separation.engines.Engine`), where its shard goes and
-    how many threads it may use; a ``range`` task also its ``radius`` ([0, 1] pixel units),
+    how many threads it may use; a ``range`` task also its ``radius`` ([0, 1] pixel units, the
+    exact value as text: :func:`~separation.core.threat.eps_text`),
     ``same_set`` and ``max_pairs`` (a block with more pairs stops: see :func:`compute_range`)."""
 
     job: str
@@ -59,7 +61,7 @@ class BlockTask:
     d_range: tuple[int, int]
     shard: str
     threads: int = 1
-    radius: float | None = None
+    radius: str | None = None
     same_set: bool = False
     max_pairs: int | None = None
 
@@ -149,8 +151,8 @@ def compute_range(task: BlockTask) -> list[np.ndarray] | None:
     qx, qy = read_rows(task.query, a0, a1)
     dx, dy = (qx, qy) if task.diagonal else read_rows(task.database, b0, b1)
     try:
-        i, j, d = engine.range_search(qx, qy, dx, dy, norm=task.norm, radius=task.radius, same_set=task.diagonal,
-                                      max_pairs=task.max_pairs)
+        i, j, d = engine.range_search(qx, qy, dx, dy, norm=task.norm, radius=exact_eps(task.radius, "radius"),
+                                      same_set=task.diagonal, max_pairs=task.max_pairs)
     except LimitError:
         return None
     small = np.int32 if max(task.query.n, task.database.n) < 2**31 else np.int64

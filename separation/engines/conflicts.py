@@ -11,22 +11,27 @@ Backends (each returns ``(i, j, d)`` -- query positions, database positions, dis
   l2 through :func:`gemm_pairs` -- what the ``cuda`` engine runs;
 * :func:`reference_pairs`: float64 brute force in blocks (the tests' ground truth).
 
-Exactness: for bytes a pair is within the radius iff its distance *as the toolkit reports it*
-(``k / 255``, for l2 ``sqrt(k) / 255``, ``k`` the integer distance in byte units) is ``<= radius``;
-:func:`byte_limit` turns the radius into the largest such ``k`` once, so the kernels compare
-integers. Floats: the float64 distance of :func:`~separation.engines.reference.pairwise_float64`
-(candidates found with a margin are recomputed by that formula).
+Exactness: the radius is an exact rational ``R`` (:func:`~separation.core.threat.exact_eps`: a
+Fraction, text such as ``"251/510"``, a float as the decimal of its shortest repr, ``0.3`` is
+3/10). For bytes a pair is within it iff its exact distance (``k / 255``, for l2 ``sqrt(k) / 255``,
+``k`` the integer distance in byte units, squared for l2) is ``<= R``, i.e. ``k <= floor(255 R)``
+(l2: ``k <= floor((255 R)**2)``): :func:`byte_limit` computes that integer once, in exact
+arithmetic, so the kernels compare integers and no float rounding decides a tie. Floats: the
+float64 distance of :func:`~separation.engines.reference.pairwise_float64` ``<=`` the float nearest
+to ``R`` (:func:`float_radius`; candidates found with a margin are recomputed by that formula).
 Memory grows with the number of pairs found, not with the number of points squared: 16 bytes a
 pair while searching (:class:`PairSink`), 40 while they are sorted into the 24-byte result.
 """
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from ..core.errors import LimitError
 from ..core.extras import require
+from ..core.threat import eps_text, exact_eps
 from .exact import float_distances, pairwise_float64
 
 #: Queries per kernel call (bounds the per-query buffers; progress is reported per call).
@@ -45,17 +50,37 @@ def reported(k, norm: str):
     return (np.sqrt(k) if norm == "l2" else k) / 255.0
 
 
-def byte_limit(radius: float, norm: str, d: int) -> int:
-    """The largest integer byte distance ``k`` (for l2 the squared distance) whose reported
-    distance (:func:`reported`) is ``<= radius``; -1 when none is."""
+def byte_distances(d, norm: str, dtype=np.int64) -> np.ndarray:
+    """The integer byte distances ``k`` (l2: squared) of reported distances ``d`` (:func:`reported`
+    inverted: exact, the rounding of ``k / 255`` is far below 1/2 of a unit of ``k``); int64, or
+    ``dtype=np.float64`` for the same integers held in floats (one array, no copy)."""
+    x = np.asarray(np.asarray(d, dtype=np.float64) * 255.0)
+    if norm == "l2":
+        np.square(x, out=x)
+    np.rint(x, out=x)
+    return x.astype(dtype, copy=False)
+
+
+def exact_radius(radius) -> Fraction:
+    """``radius`` as the exact rational it spells (:func:`~separation.core.threat.exact_eps`)."""
+    return exact_eps(radius, "radius")
+
+
+def float_radius(radius) -> float:
+    """The float nearest to the exact ``radius``: what float data are compared with."""
+    return float(exact_radius(radius))
+
+
+def byte_limit(radius, norm: str, d: int) -> int:
+    """The largest integer byte distance ``k`` (for l2 the squared distance) whose exact distance
+    ``k / 255`` (l2: ``sqrt(k) / 255``) is ``<= radius``, at most the largest of ``d`` features:
+    ``floor(255 R)`` (l2: ``floor((255 R)**2)``) for the exact radius ``R`` (:func:`exact_radius`),
+    in integer arithmetic. ``R >= 0``, so it is ``>= 0``: distance 0 is always within."""
     top = {"linf": 255, "l1": 255 * d, "l2": 255 * 255 * d}[norm]
-    x = radius * 255.0
-    k = int(min(top, math.floor(x * x if norm == "l2" else x)))
-    while k < top and float(reported(k + 1, norm)) <= radius:
-        k += 1
-    while k >= 0 and float(reported(k, norm)) > radius:
-        k -= 1
-    return k
+    x = exact_radius(radius) * 255
+    if norm == "l2":
+        x = x * x
+    return min(top, x.numerator // x.denominator)
 
 
 class Layout:
@@ -102,10 +127,10 @@ class TooManyPairs(LimitError):
     """A search that found more than its ``max_pairs`` pairs (a :class:`LimitError`, a MemoryError)."""
 
 
-def too_many_pairs(max_pairs: int, radius: float) -> TooManyPairs:
+def too_many_pairs(max_pairs: int, radius) -> TooManyPairs:
     """The error of a search that found more than ``max_pairs`` pairs, with its remedy."""
-    return TooManyPairs(f"more than {max_pairs:,} cross-class pairs lie within radius {radius:g}; pass a smaller "
-                        "radius (or a larger max_pairs if the memory allows)")
+    return TooManyPairs(f"more than {max_pairs:,} cross-class pairs lie within radius {eps_text(radius)}; pass a "
+                        "smaller radius (or a larger max_pairs if the memory allows)")
 
 
 class PairSink:
@@ -176,7 +201,8 @@ def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_p
     if is_bytes:
         limit, zero = np.int64(byte_limit(radius, norm, D.shape[1])), np.int64(0)
     else:
-        limit, zero = np.float64(radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius), np.float64(0.0)
+        rf = float_radius(radius)
+        limit, zero = np.float64(rf * (1 + FLOAT_MARGIN) if norm == "l1" else rf), np.float64(0.0)
     sink = PairSink(max_pairs, radius, lay)
     for lo in range(0, len(Q), query_chunk) if limit >= 0 else ():
         hi = min(len(Q), lo + query_chunk)
@@ -203,7 +229,7 @@ def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_p
             else:
                 # the reference formula, on the rows in their own feature order (sums depend on it)
                 dd = float_distances(xq, xd, lay.q_order[ii], lay.d_order[jj], norm)
-                keep = dd <= radius
+                keep = dd <= rf
                 ii, jj, dd = ii[keep], jj[keep], dd[keep]
             sink.add(ii, jj, dd)
             rows, caps = np.concatenate([rest, rows[~fits]]), np.concatenate([rest_caps, counts[~fits]])
@@ -228,12 +254,13 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
     Q = D if same_set else np.ascontiguousarray(xq[lay.q_order])
     is_bytes = D.dtype == np.uint8
     dim = D.shape[1]
+    rf = float_radius(radius)
     if is_bytes:
         k2 = byte_limit(radius, "l2", dim)
         lim2 = float(k2)
     else:
         k2 = 0
-        lim2 = radius * radius * (1 + FLOAT_MARGIN)
+        lim2 = rf * rf * (1 + FLOAT_MARGIN)
     rows = block_rows or _block_rows(dim, device)
     gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
     sink = PairSink(max_pairs, radius, lay)
@@ -266,7 +293,7 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
                         dd = reported(ex[keep], "l2")
                     else:
                         dd = float_distances(Q, D, ii, jj, "l2")
-                        keep = dd <= radius
+                        keep = dd <= rf
                         dd = dd[keep]
                     sink.add(ii[keep], jj[keep], dd)
             if progress is not None:
@@ -290,10 +317,11 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
     is_bytes = D.dtype == np.uint8
     dtype = torch.float32 if is_bytes else torch.float64
     p = float("inf") if norm == "linf" else 1.0
+    rf = float_radius(radius)
     if is_bytes:
         lim = float(byte_limit(radius, norm, D.shape[1]))
     else:
-        lim = radius * (1 + FLOAT_MARGIN) if norm == "l1" else radius
+        lim = rf * (1 + FLOAT_MARGIN) if norm == "l1" else rf
     rows = block_rows or _block_rows(D.shape[1], device)
     sink = PairSink(max_pairs, radius, lay)
     for qs, qe, parts in lay.class_blocks():
@@ -313,7 +341,7 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
                         dd = reported(np.rint(dist[r, c].double().cpu().numpy()), norm)
                     else:
                         dd = float_distances(Q, D, ii, jj, norm)
-                        keep = dd <= radius
+                        keep = dd <= rf
                         ii, jj, dd = ii[keep], jj[keep], dd[keep]
                     sink.add(ii, jj, dd)
             if progress is not None:
@@ -323,11 +351,14 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
 
 def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
                     block_bytes: int = 64 << 20):
-    """float64 brute force in blocks (:func:`~separation.engines.reference.pairwise_float64`)."""
+    """float64 brute force in blocks (:func:`~separation.engines.reference.pairwise_float64`); bytes
+    compared as integers with :func:`byte_limit` (the float64 distances of bytes are exact integers,
+    l2 their square roots), floats with :func:`float_radius`."""
     lay = Layout(yq, yd, same_set)
     D = xd[lay.d_order]
     Q = D if same_set else xq[lay.q_order]
-    divisor = 255.0 if D.dtype == np.uint8 else 1.0
+    is_bytes = D.dtype == np.uint8
+    limit = byte_limit(radius, norm, D.shape[1]) if is_bytes else float_radius(radius)
     rows = max(1, min(4096, int(math.sqrt(block_bytes / max(1, 8 * D.shape[1])))))
     sink = PairSink(max_pairs, radius, lay)
     for qs, qe, parts in lay.class_blocks():
@@ -336,14 +367,18 @@ def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float,
             for ds, de in parts:
                 for da in range(ds, de, rows):
                     db = min(de, da + rows)
-                    dist = pairwise_float64(Q[qa:qb], D[da:db], norm) / divisor
-                    r, c = np.nonzero(dist <= radius)
+                    dist = pairwise_float64(Q[qa:qb], D[da:db], norm)
+                    if is_bytes:
+                        r, c = np.nonzero((np.rint(dist * dist) if norm == "l2" else dist) <= limit)
+                        dist = dist / 255.0
+                    else:
+                        r, c = np.nonzero(dist <= limit)
                     sink.add(r + qa, c + da, dist[r, c])
             if progress is not None:
                 progress(int((qb - qa) * sum(b - a for a, b in parts)))
     return sink.arrays()
 
 
-__all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PASS_SLOTS", "PairSink", "QUERY_CHUNK", "byte_limit", "cpu_pairs",
-           "float_distances", "gemm_pairs", "reference_pairs", "reported", "too_many_pairs",
-           "torch_pairs", "TooManyPairs"]
+__all__ = ["FIRST_CAP", "FLOAT_MARGIN", "Layout", "PASS_SLOTS", "PairSink", "QUERY_CHUNK", "byte_distances",
+           "byte_limit", "cpu_pairs", "exact_radius", "float_distances", "float_radius", "gemm_pairs",
+           "reference_pairs", "reported", "too_many_pairs", "torch_pairs", "TooManyPairs"]

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ClusterError, InvalidInputError, InvalidTypeError, UnwritableError
+from ..core.threat import eps_text
 from .base import Engine, cross_pairs, merge_better
 from .block_plan import DEFAULT_BLOCK_BYTES, TASKS_PER_THREAD, plan_blocks
 from .block_tasks import BlockTask, check_worker, run_block
@@ -253,14 +254,15 @@ class DaskEngine(Engine, register="dask"):
         """Range search as ``range`` block tasks on the cluster (see :mod:`.block_tasks`): square
         blocks ``I <= J`` of one set (``same_set``) or every (query block, database block); each
         runs the inner engine's :meth:`~.base.Engine.range_search` and leaves a shard (a rerun
-        reuses it). The pairs equal the inner engine's; ``max_pairs`` is checked as they arrive."""
+        reuses it). The pairs equal the inner engine's; ``max_pairs`` is checked as they arrive.
+        The tasks carry the exact radius as its text (:func:`~separation.core.threat.eps_text`)."""
         merged = RangeMerge(max_pairs, radius)
         if len(x_query) == 0 or len(x_db) == 0:
             return merged.arrays()
         t0 = time.perf_counter()
         qref, dref = self._stores(x_query, y_query, x_db, y_db, same_set)
         self._traits(norm, x_query.dtype, "range_search")
-        tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set, radius=float(radius), same_set=same_set,
+        tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set, radius=eps_text(radius), same_set=same_set,
                                            max_pairs=max_pairs)
         yq, yd = np.asarray(y_query), np.asarray(y_db)
 

@@ -21,6 +21,7 @@ from helpers.records import only_record, record_folders
 from separation.core.records import load_record
 
 from helpers.paths import REPO
+from helpers.digits_model import trained_digits_cnn
 ARRAY_KEYS = {"train_lipschitz", "test_lipschitz", "train_correct", "test_correct", "train_adv_correct",
               "test_adv_correct"}
 FAST = ["--attacks", "pgd", "--pgd-steps", "3", "--lip-steps", "3", "--no-progress", "--threads", "1"]
@@ -39,17 +40,7 @@ def digits():
 @pytest.fixture(scope="module")
 def cnn(digits):
     """cnn001 (8x8 input) trained for a few steps on digits."""
-    torch.manual_seed(0)
-    model = build_model("cnn001", in_channels=1, num_classes=10, input_size=8)
-    x = torch.tensor(digits.x_train, dtype=torch.float32)
-    y = torch.tensor(digits.y_train)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for i in range(40):
-        b = torch.arange(i * 128, (i + 1) * 128) % len(x)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[b]), y[b]).backward()
-        opt.step()
-    return model.eval()
+    return trained_digits_cnn(digits.x_train, digits.y_train, steps=40)
 
 
 @pytest.fixture

@@ -349,9 +349,9 @@ def test_bounds_panel_zooms_on_the_curves_and_leaves_lines_on_the_exact_one_out_
     legend = ax.get_legend()
     labels = [t.get_text() for t in legend.get_texts()]
     assert "optimal (exact)" in labels and "LP bound, any classifier" in labels  # below the optimum at 0.4
-    assert "certified witness" not in labels and "clique LP bound" not in labels  # equal to it everywhere
-    assert "witness and clique LP bound" in legend.get_title().get_text()
-    assert "MNIST ℓ∞ train: witness and clique LP bound" in fig_bounds.coinciding_note([_bounds_record()])
+    assert "certified witness" not in labels and "clique-cover LP bound" not in labels  # equal to it everywhere
+    assert "witness and clique-cover LP bound" in legend.get_title().get_text()
+    assert "MNIST ℓ∞ train: witness and clique-cover LP bound" in fig_bounds.coinciding_note([_bounds_record()])
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     for e, *errors in BOUNDS:
         assert x0 <= e <= x1 and all(y0 <= 100 * (1 - err) <= y1 for err in errors if err is not None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -46,11 +47,18 @@ def lp_value(n, edges, cliques=None):
     return -linprog(-np.ones(n), A_ub=A, b_ub=np.ones(len(rows)), bounds=(0, 1), method="highs").fun
 
 
+def exact(eps) -> Fraction:
+    """``eps`` as the rational it spells (a float: the decimal of its shortest repr)."""
+    return Fraction(eps) if isinstance(eps, (str, Fraction, int)) else Fraction(repr(float(eps)))
+
+
 def graph_edges(x, y, eps):
-    """Conflicts by brute force: integer l-inf distances of byte data at most 2 eps."""
-    k = np.abs(x.astype(int)[:, None, :] - x.astype(int)[None, :, :]).max(2) / 255.0
-    n = len(x)
-    return [(u, v) for u in range(n) for v in range(u + 1, n) if y[u] != y[v] and k[u, v] <= 2 * eps]
+    """Conflicts by brute force: integer l-inf distances ``k`` of byte data with ``k / 255 <= 2 eps``,
+    in Python integers (``k q <= 2 * 255 p`` for ``eps = p / q``)."""
+    k = np.abs(x.astype(int)[:, None, :] - x.astype(int)[None, :, :]).max(2)
+    e, n = exact(eps), len(x)
+    return [(u, v) for u in range(n) for v in range(u + 1, n)
+            if y[u] != y[v] and int(k[u, v]) * e.denominator <= 2 * 255 * e.numerator]
 
 
 def tiny(rng, n, d=2, classes=3, top=12):
@@ -166,10 +174,11 @@ def test_every_option_of_the_bounds_cli_says_what_it_does():
 def test_optimum_equals_brute_force_and_lp_equals_linprog_on_data(rng):
     for _ in range(25):
         x, y = tiny(rng, int(rng.integers(3, 11)))
-        eps = [0.0, 1 / 255, 2 / 255, 3.5 / 255, 6 / 255]
+        eps = [0, Fraction(1, 510), "1/255", 2 / 255, Fraction(7, 510), "0.0235"]  # ties at k = 1, 2, 7 and floats
         b = robustness_bounds(x, y, norm="linf", eps=eps, cliques=True)
         n = len(x)
-        for e, p in zip(b.eps, b.points):
+        assert [exact(e) for e in eps] == sorted(exact(e) for e in eps)
+        for e, p in zip(eps, b.points, strict=True):
             edges = graph_edges(x, y, e)
             assert p.n_conflicts == len(edges) and p.solved
             assert p.optimal_error == pytest.approx(1 - brute_alpha(n, edges) / n, abs=1e-12)
@@ -196,7 +205,7 @@ def test_optimum_equals_an_exhaustive_search_of_classifiers_on_a_1d_grid(rng):
                 ball = np.abs(z - int(x[i, 0])) <= e
                 ok_all[:, i] = (labelings[:, ball] == y[i]).all(axis=1)
             best = int(ok_all.sum(axis=1).max())
-            b = robustness_bounds(x, y, norm="linf", eps=e / 255)
+            b = robustness_bounds(x, y, norm="linf", eps=Fraction(e, 255))  # the ball of e grid steps
             assert round(n * (1 - b.points[0].optimal_error)) == best
 
 
@@ -239,10 +248,10 @@ def test_witness_after_a_timeout_is_still_certified(monkeypatch):
     x = np.array([[0], [1], [2], [60], [61], [200]], np.uint8)
     y = np.array([0, 1, 2, 0, 1, 2])
     monkeypatch.setattr(ind, "milp_independent", lambda g, t: (None, False))
-    b = robustness_bounds(x, y, norm="linf", eps=1 / 255)
+    b = robustness_bounds(x, y, norm="linf", eps="1/255")  # 0, 1, 2: a triangle of conflicts (2 <= 2 x 1)
     p = b.points[0]
     assert not p.solved and np.isnan(p.optimal_error) and p.lower_error <= p.upper_error
-    clf, mask = b.witness(1 / 255)
+    clf, mask = b.witness(Fraction(1, 255))
     pred, radius = clf.predict_with_radius(x[mask])
     assert np.array_equal(pred, y[mask]) and np.all(radius >= 1 / 255)
 
@@ -283,7 +292,8 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "LP bound" in text and "record:" in text
     rec = load_record(only_record(out), BoundsRecord)
-    assert rec.config.split == "train" and rec.config.eps == (0.2, 0.25, 0.3) and rec.config.cliques
+    assert rec.config.split == "train" and rec.config.eps == ("0.2", "0.25", "0.3") and rec.config.cliques
+    assert [p.eps_text for p in rec.result.points] == ["0.2", "0.25", "0.3"]
     assert rec.folder == out / "digits" / f"train-linf-{rec.key[:8]}"  # where reports look for it
     assert set(rec.timing) == {"conflicts", "solve", "total"} and rec.timing["total"] >= rec.timing["solve"]
     assert rec.result.n_points == 1347 and rec.result.threshold_eps == rec.result.separation / 2
@@ -302,11 +312,11 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
     assert "lipschitz_construct.bounds" in rec.command() and "--eps 0.2 0.25 0.3" in rec.command()
     assert "--cliques" in rec.command().split()
     table = format_summary(rec).splitlines()
-    assert table[4].split() == ["eps", "conflicts", "points", "components", "optimal", "LP", "bound", "clique", "LP",
+    assert table[4].split() == ["eps", "conflicts", "points", "components", "optimal", "LP", "bound", "cover", "LP",
                                 "witness", "exact", "seconds"]
     for p, line in zip(rec.result.points, table[5:], strict=True):
         f = line.split()
-        assert f[:4] == [f"{p.eps:g}", str(p.n_conflicts), str(p.n_conflicted_points), str(p.n_components)]
+        assert f[:4] == [p.eps_text, str(p.n_conflicts), str(p.n_conflicted_points), str(p.n_components)]
         assert f[4:8] == [f"{100 * (1 - e):.3f}%" for e in (p.optimal_error, p.lower_error, p.clique_lower_error,
                                                              p.upper_error)]
         assert f[8] == "yes"
@@ -323,7 +333,8 @@ def test_cli_writes_a_record_and_reuses_it(tmp_path, capsys):
     import shlex
 
     again = get_args_parser().parse_args(shlex.split(test_rec.command())[3:])
-    assert (again.split, again.subset, again.seed, again.time_limit, again.eps) == ("test", 300, 4, 45.0, [0.7])
+    assert (again.split, again.subset, again.seed, again.time_limit, again.eps) == ("test", 300, 4, 45.0,
+                                                                                    [Fraction(7, 10)])
 
 
 def _npz(tmp_path, **arrays):
@@ -402,9 +413,12 @@ def test_makefile_runs_the_expected_bounds_grids():
     from analysis.rendering.collect import BOUNDS_RUNS
 
     makefile = " ".join((REPO / "Makefile").read_text().replace("\\\n", " ").split())
+    from analysis.rendering.collect import BOUNDS_RANDOMIZED
+
+    assert ("BOUNDS_ARGS = --split train --randomized" in makefile) == BOUNDS_RANDOMIZED
     for ds, norm, eps, cliques in BOUNDS_RUNS:
         line = f"--dataset {ds} --norm {norm}" + (" --cliques" if cliques else "")
-        assert line in makefile and "--eps " + " ".join(repr(float(e)) for e in eps) in makefile, (ds, norm)
+        assert line in makefile and "--eps " + " ".join(eps) in makefile, (ds, norm)
 
 
 def test_a_larger_radius_witness_replaces_a_worse_one_at_a_smaller_radius(monkeypatch):
@@ -446,7 +460,7 @@ def test_the_commands_of_records_parse_back_to_their_settings():
                                     "subset": 500, "seed": 3, "cliques": True, "time_limit": 30.0}, out="runs/b")
     a = BoundsJob().parser().parse_args(shlex.split(cmd)[3:])
     assert (a.dataset, a.norm, a.split, a.eps, a.subset, a.seed, a.cliques, a.time_limit, a.data_root, a.out) == \
-        ("mnist", "l2", "test", [0.1, 0.25], 500, 3, True, 30.0, "DATA_ROOT", Path("runs/b"))
+        ("mnist", "l2", "test", [Fraction(1, 10), Fraction(1, 4)], 500, 3, True, 30.0, "DATA_ROOT", Path("runs/b"))
     a = BoundsJob().parser().parse_args(shlex.split(bounds_command("digits", "linf", [0.2]))[3:])
     assert (a.split, a.subset, a.cliques, a.time_limit, a.data_root) == ("train", None, False, 60.0, None)
     cmd = VerifyJob().command_line({"dataset": "fashion-mnist", "norm": "l1", "eps": [0.5, 1.0], "subset": 300,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -31,7 +32,8 @@ def hard_points():
     MILP_MAX_EDGES (the greedy witness only). Before the limit held, these took 12 s and 16 s at
     ``time_limit=1`` (HiGHS' presolve; a greedy in Python)."""
     rng = np.random.default_rng(7)
-    return rng.integers(0, 256, size=(3000, 32)).astype(np.uint8), np.arange(3000) % 50, [174 / 510, 222 / 510]
+    eps = [Fraction(174, 510), Fraction(222, 510)]  # exact: the ties of byte distances 174 and 222
+    return rng.integers(0, 256, size=(3000, 32)).astype(np.uint8), np.arange(3000) % 50, eps
 
 
 def test_the_time_limit_holds_on_a_dense_graph_highs_cannot_solve_in_time():
@@ -93,7 +95,7 @@ def test_the_command_keeps_its_time_limit_and_says_exact_no(tmp_path, capsys):
     data = tmp_path / "hard.npz"
     np.savez(data, x_train=x, y_train=y)
     out = tmp_path / "b"
-    argv = ["--dataset", "npz", "--npz", str(data), "--norm", "linf", "--eps", *map(repr, eps), "--time-limit", "2",
+    argv = ["--dataset", "npz", "--npz", str(data), "--norm", "linf", "--eps", *map(str, eps), "--time-limit", "2",
             "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     rec = load_record(only_record(out), BoundsRecord)

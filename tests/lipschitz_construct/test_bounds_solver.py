@@ -5,6 +5,8 @@ components), and every size switch at its boundary (SMALL_COMPONENT, MILP_MAX_ED
 PRESOLVE_MAX_WORK, CLIQUE_MAX_EDGES). No solver is replaced by a stub here."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.optimize import linprog
@@ -112,10 +114,12 @@ def test_the_bounds_on_data_claim_the_brute_force_optimum(rng):
             x = rng.integers(0, 30, size=(n, d)).astype(np.uint8)
             y = rng.integers(0, 4, n)
             y[:2] = [0, 1]
-            b = robustness_bounds(x, y, norm="linf", eps=[3 / 255, 8 / 255], time_limit=30)
+            eps = [Fraction(3, 255), "8/255"]  # exact: byte distances 6 and 16 are ties
+            b = robustness_bounds(x, y, norm="linf", eps=eps, time_limit=30)
             dist = np.abs(x[:, None].astype(int) - x[None].astype(int)).max(2)
-            for e, p in zip(b.eps, b.points):
-                edges = [(u, v) for u in range(n) for v in range(u + 1, n) if y[u] != y[v] and dist[u, v] <= 2 * e * 255]
+            for e, p in zip(eps, b.points, strict=True):
+                edges = [(u, v) for u in range(n) for v in range(u + 1, n)
+                         if y[u] != y[v] and dist[u, v] <= 2 * Fraction(e) * 255]
                 assert p.solved and round(n * (1 - p.optimal_error)) == brute_alpha(n, edges)
 
 

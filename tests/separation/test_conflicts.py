@@ -1,8 +1,13 @@
 """separation.conflict_pairs: the exact cross-class range search behind the robustness bounds.
 
 Every engine and every block / buffer path is compared with a float64 brute force written here
-(integers for bytes), ties at exactly the radius included."""
+(integers for bytes, compared with the exact radius in Python integers), ties at exactly the
+radius included: ``"251/255"`` and ``Fraction(8, 255)`` are ties, the float ``251 / 255`` (the
+decimal 0.984313725490196, below 251/255) is not."""
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,18 +22,39 @@ from separation.engines.conflicts import byte_limit, cpu_pairs, reported
 NORMS = ("linf", "l2", "l1")
 
 
+def exact(radius) -> Fraction:
+    """The radius as the rational it spells, read here: text and Fractions as they are, a float as
+    the decimal of its shortest repr (0.6 is 3/5)."""
+    return Fraction(radius) if isinstance(radius, (str, Fraction)) else Fraction(repr(float(radius)))
+
+
+def within(k, norm, radius) -> np.ndarray:
+    """Integer byte distances ``k`` (l2: squared) with ``k / 255 <= R`` (l2 ``sqrt(k) / 255 <= R``),
+    decided in Python integers: ``k q <= 255 p`` (l2 ``k q**2 <= (255 p)**2``) for ``R = p / q``."""
+    if isinstance(radius, float) and radius == np.inf:
+        return np.ones(np.shape(k), bool)
+    r = exact(radius)
+    k = np.asarray(k).astype(object)
+    if norm == "l2":
+        return np.asarray(k * r.denominator ** 2 <= (255 * r.numerator) ** 2, bool)
+    return np.asarray(k * r.denominator <= 255 * r.numerator, bool)
+
+
 def brute(xq, yq, xd, yd, norm, radius, same_set):
-    """All cross-class pairs within ``radius``: integers for bytes (reported as k/255, sqrt(k)/255),
-    float64 differences otherwise."""
+    """All cross-class pairs within ``radius``: integers for bytes (reported as k/255, sqrt(k)/255)
+    compared exactly (:func:`within`), float64 differences otherwise, compared with the float
+    nearest to the radius."""
     xq, xd = xq.reshape(len(xq), -1), xd.reshape(len(xd), -1)
     if xq.dtype == np.uint8:
         diff = np.abs(xq.astype(np.int64)[:, None, :] - xd.astype(np.int64)[None, :, :])
         k = diff.max(2) if norm == "linf" else diff.sum(2) if norm == "l1" else np.square(diff).sum(2)
         d = reported(k, norm)
+        near = within(k, norm, radius)
     else:
         diff = np.abs(xq.astype(np.float64)[:, None, :] - xd.astype(np.float64)[None, :, :])
         d = diff.max(2) if norm == "linf" else diff.sum(2) if norm == "l1" else np.sqrt(np.square(diff).sum(2))
-    ok = (yq[:, None] != yd[None, :]) & (d <= radius)
+        near = d <= (radius if radius == np.inf else float(exact(radius)))
+    ok = (yq[:, None] != yd[None, :]) & near
     if same_set:
         ok &= np.arange(len(xq))[:, None] < np.arange(len(xd))[None, :]
     i, j = np.nonzero(ok)
@@ -47,11 +73,24 @@ def _data(rng, kind, n=40, d=6):
 
 
 def _radii(x, y, norm):
-    """Radii at exactly a pair's distance (the tie), just below it, and around the bulk."""
+    """Radii at a pair's float distance, one ulp below it, and around the bulk; for bytes also
+    exact ties (``k/255``; l2 the decimals of 12 digits just above and below ``sqrt(k)/255``, and
+    ``sqrt(k)/255`` itself where ``k`` is a square) and ``1e-12`` below them."""
     i, j, d = brute(x, y, x, y, norm, np.inf, True)
     ds = np.unique(d)
     picks = [0.0, ds[0], ds[len(ds) // 4], ds[len(ds) // 2], np.nextafter(ds[len(ds) // 4], 0), ds[-1]]
-    return [float(r) for r in picks]
+    out: list = [float(r) for r in picks]
+    if x.dtype == np.uint8:
+        ks = np.unique(np.rint((ds * 255) ** (2 if norm == "l2" else 1)).astype(np.int64))
+        for k in (int(ks[0]), int(ks[len(ks) // 4]), int(ks[len(ks) // 2]), int(ks[-1])):
+            if norm != "l2":
+                ties = [Fraction(k, 255)]
+            else:
+                root, scale = math.isqrt(k * 10**24), 255 * 10**12
+                ties = [Fraction(root + (root * root < k * 10**24), scale), Fraction(root, scale)]
+                ties += [Fraction(math.isqrt(k), 255)] if math.isqrt(k) ** 2 == k else []
+            out += [t for tie in ties for t in (tie, tie - Fraction(1, 10**12)) if t >= 0]
+    return out
 
 
 def _same(a, b):
@@ -77,13 +116,49 @@ def test_every_engine_equals_brute_force_ties_included(kind, norm, name, rng):
 def test_a_pair_at_exactly_the_radius_is_included_and_one_ulp_less_excludes_it():
     x = np.array([[0, 0], [3, 4], [10, 0]], np.uint8)  # l2 distance 5 grey levels between 0 and 1
     y = np.array([0, 1, 1])
-    r = 5 / 255.0
+    r = Fraction(5, 255)
     for engine in ("cpu", "reference", CUDAEngine(device="cpu")):
-        i, j, d = conflict_pairs(x, y, norm="l2", radius=r, engine=engine)
-        assert list(zip(i, j)) == [(0, 1)] and d[0] == r
-        assert len(conflict_pairs(x, y, norm="l2", radius=np.nextafter(r, 0), engine=engine).i) == 0
-        i, j, _ = conflict_pairs(x, y, norm="linf", radius=4 / 255, engine=engine)
+        for tie in (r, "5/255", "1/51"):
+            i, j, d = conflict_pairs(x, y, norm="l2", radius=tie, engine=engine)
+            assert list(zip(i, j)) == [(0, 1)] and d[0] == 5 / 255.0
+        # the float 5/255 spells 0.0196078431372549, below 5/255: the balls do not meet
+        assert repr(5 / 255) == "0.0196078431372549" and Fraction(repr(5 / 255)) < r
+        for below in (5 / 255, np.nextafter(5 / 255, 0), r - Fraction(1, 10**15)):
+            assert len(conflict_pairs(x, y, norm="l2", radius=below, engine=engine).i) == 0
+        i, j, _ = conflict_pairs(x, y, norm="linf", radius=Fraction(4, 255), engine=engine)
         assert list(zip(i, j)) == [(0, 1)]
+
+
+def _engines_all():
+    return {**engines(), "torch-on-cpu-no-triton": CUDAEngine(device="cpu", use_triton=False)}
+
+
+@pytest.mark.parametrize("name", list(_engines_all()))
+def test_exact_byte_ties_251_255_8_255_and_decimal_0_6(name):
+    """l-inf byte distance 251 is within ``251/255`` and not within the decimal just below it, nor
+    within the float 251/255 (the decimal 0.984313725490196); l1 and l-inf distance 16 within
+    ``16/255`` (2 x 8/255); byte distance 153 within the decimal 0.6 (153/255 = 3/5 exactly); l2
+    squared distance 900 within ``30/255`` and not within 30/255 - 1e-12."""
+    eng = _engines_all()[name]
+    y = np.array([0, 1])
+    pair = np.array([[0, 0], [251, 0]], np.uint8)
+    for radius, n in (("251/255", 1), (Fraction(251, 255), 1), (Fraction(251, 255) - Fraction(1, 10**12), 0),
+                      ("0.9843137254", 0), (251 / 255, 0), ("0.98431372549019608", 1)):
+        assert len(conflict_pairs(pair, y, norm="linf", radius=radius, engine=eng).i) == n, radius
+    assert Fraction(repr(251 / 255)) < Fraction(251, 255)  # the float's decimal is below the tie
+    for norm, a in (("linf", [16, 0]), ("l1", [9, 7])):
+        pair = np.array([[0, 0], a], np.uint8)
+        for radius, n in ((2 * Fraction(8, 255), 1), ("16/255", 1), (Fraction(16, 255) - Fraction(1, 10**12), 0)):
+            assert len(conflict_pairs(pair, y, norm=norm, radius=radius, engine=eng).i) == n, (norm, radius)
+    pair = np.array([[0, 0], [153, 0]], np.uint8)
+    for radius, n in ((0.6, 1), ("0.6", 1), ("0.5999999999", 0), (np.nextafter(0.6, 0), 0)):
+        assert len(conflict_pairs(pair, y, norm="linf", radius=radius, engine=eng).i) == n, radius
+    pair = np.array([[0, 0, 0], [18, 24, 0]], np.uint8)  # squared distance 324 + 576 = 900: sqrt 30
+    for radius, n in ((Fraction(30, 255), 1), ("2/17", 1), (Fraction(30, 255) - Fraction(1, 10**12), 0),
+                      (30 / 255, int(Fraction(repr(30 / 255)) >= Fraction(30, 255)))):
+        got = conflict_pairs(pair, y, norm="l2", radius=radius, engine=eng)
+        assert len(got.i) == n, radius
+        assert n == 0 or got.d[0] == 30 / 255
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -128,13 +203,26 @@ def test_the_progress_bar_counts_each_pair_comparison_once(monkeypatch, between)
     assert sum(done) == totals[0]
 
 
-def test_byte_limit_is_the_largest_integer_reported_within_the_radius(rng):
+def test_byte_limit_is_the_largest_integer_exactly_within_the_radius(rng):
+    """The integer oracle: the largest ``k`` with ``k / 255 <= R`` (l2 ``sqrt(k) / 255 <= R``) in
+    Python integers, for random floats, exact ties ``k / 255`` (l2 ``sqrt(k) / 255`` for squares),
+    1e-12 below them, their floats and text."""
     for norm, top in (("linf", 255), ("l1", 255 * 3), ("l2", 255 * 255 * 3)):
         ks = np.arange(top + 1)
         rep = reported(ks, norm)
-        for radius in list(rng.uniform(0, float(rep[-1]) * 1.1, 40)) + [float(rep[7]), float(rep[-1]), 0.0]:
-            k = byte_limit(radius, norm, 3)
-            assert k == (int(np.flatnonzero(rep <= radius).max()) if (rep <= radius).any() else -1)
+        radii = list(rng.uniform(0, float(rep[-1]) * 1.1, 40)) + [float(rep[7]), float(rep[-1]), 0.0]
+        for k in rng.integers(0, top + 1, 30):
+            root = math.isqrt(int(k))
+            tie = Fraction(int(k), 255) if norm != "l2" else Fraction(root, 255)
+            radii += [tie, tie - Fraction(1, 10**12), float(tie), str(tie), repr(float(tie))]
+        for radius in radii:
+            inside = np.flatnonzero(within(ks, norm, radius))
+            assert byte_limit(radius, norm, 3) == (int(inside.max()) if len(inside) else -1), (norm, radius)
+    assert byte_limit(Fraction(251, 255), "linf", 1) == 251 and byte_limit(251 / 255, "linf", 1) == 250
+    assert byte_limit("0.6", "linf", 1) == byte_limit(0.6, "linf", 1) == 153
+    assert byte_limit(Fraction(30, 255), "l2", 2) == 900
+    assert byte_limit(Fraction(30, 255) - Fraction(1, 10**9), "l2", 2) == 899
+    assert byte_limit(10, "l1", 3) == 765 and byte_limit(Fraction(1, 10**9), "l2", 3) == 0
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
@@ -222,11 +310,15 @@ def test_mnist_subset_cpu_equals_reference(mnist):
                                                                                engine="reference"))
 
 
-def test_a_radius_that_is_not_a_number_is_named_with_its_type():
+def test_a_radius_that_is_not_a_number_is_named_with_its_value():
     x, y = np.zeros((4, 2), np.uint8), np.array([0, 1, 0, 1])
-    for radius, kind in (("0.1", "str"), (None, "NoneType"), (True, "bool")):
-        with pytest.raises(TypeError, match=rf"^radius must be a number \(in \[0, 1\] pixel units\), got {kind}\.$"):
+    for radius in (None, True, "0.1x", "1/0", [0.1]):
+        with pytest.raises(TypeError, match=r"^radius must be a number \(in \[0, 1\] pixel units\) such as 0\.3 or "
+                                            r"8/255, got "):
             conflict_pairs(x, y, norm="linf", radius=radius)
+    x = np.array([[0, 0], [26, 0], [25, 1]], np.uint8)
+    for radius in ("0.1", Fraction(1, 10), 0.1):  # 0.1 * 255 = 25.5: byte distance 25 is within, 26 is not
+        assert list(zip(*conflict_pairs(x, np.array([0, 1, 1]), norm="linf", radius=radius)[:2])) == [(0, 2)]
 
 
 def test_bad_queries_are_named_x_query_in_the_error():

@@ -112,7 +112,8 @@ def test_range_tasks_of_a_plan_merge_into_the_engines_pairs(tmp_path, same_set):
     database = query if same_set else shards.write_store(tmp_path / "data", x, y)
     kind, q_rows, d_rows, spans = plan_blocks(len(xq), len(x), 4, pairs=same_set, threads=1, block_size=(9, 7))
     assert (kind, q_rows, d_rows) == (("pair", 9, 9) if same_set else ("rows", 9, 7))
-    for norm, radius in (("linf", 1 / 255), ("l2", np.sqrt(2) / 255), ("l1", 2 / 255)):
+    # radii as the tasks carry them: exact text (l2: a decimal just above sqrt(2)/255)
+    for norm, radius in (("linf", "1/255"), ("l2", "0.005546"), ("l1", "2/255")):
         tasks = [dataclasses.replace(bt.BlockTask("job0", "range", norm, "cpu", query, database, a, b, "",
                                                   radius=radius, same_set=same_set),
                                      shard=str(tmp_path / f"{norm}-{a[0]}-{b[0]}.shard")) for a, b in spans]
@@ -145,7 +146,7 @@ def test_range_tasks_of_a_plan_merge_into_the_engines_pairs(tmp_path, same_set):
     assert (head["kind"], head["radius"], head["same_set"]) == ("range", radius, same_set)
     bt.run_block(tasks[0])
     assert shards.read_shard(tasks[0].shard, head) is not None
-    assert shards.read_shard(tasks[0].shard, dataclasses.replace(tasks[0], radius=radius / 2).header()) is None
+    assert shards.read_shard(tasks[0].shard, dataclasses.replace(tasks[0], radius="1/255").header()) is None
     assert RangeMerge(None, 0.1).arrays()[0].dtype == np.int64
 
 

@@ -4,6 +4,8 @@ second pass with exactly its slots), exactly ``QUERY_CHUNK`` queries (one chunk)
 second pass split at ``PASS_SLOTS``; and the sink's counting sort (rows in any order, int32 parts)."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def kernel_calls(monkeypatch):
 
 
 def star(partners: int, far: int = 5):
-    """Point 0 (class 0) at 0 with ``partners`` points of class 1 at 1 (within 1/255 of it) and
+    """Point 0 (class 0) at 0 with ``partners`` points of class 1 at 1 (within 1/255 of it, exactly) and
     ``far`` points of class 1 at 200: point 0 has exactly ``partners`` pairs at radius 1/255."""
     x = np.concatenate([[0], np.ones(partners), np.full(far, 200)]).astype(np.uint8)[:, None]
     y = np.concatenate([[0], np.ones(partners + far)]).astype(np.int64)
@@ -42,8 +44,8 @@ def star(partners: int, far: int = 5):
 @pytest.mark.parametrize("partners, passes", [(FIRST_CAP, 1), (FIRST_CAP + 1, 2)])
 def test_a_query_with_first_cap_pairs_fits_and_one_more_takes_a_second_pass(norm, partners, passes, kernel_calls):
     x, y = star(partners)
-    got = conflict_pairs(x, y, norm=norm, radius=1 / 255, engine="cpu")
-    want = conflict_pairs(x, y, norm=norm, radius=1 / 255, engine="reference")
+    got = conflict_pairs(x, y, norm=norm, radius=Fraction(1, 255), engine="cpu")
+    want = conflict_pairs(x, y, norm=norm, radius=Fraction(1, 255), engine="reference")
     assert same(got, want) and len(got.i) == partners and set(got.i.tolist()) == {0}
     assert len(kernel_calls) == passes
     assert kernel_calls[0][1].tolist() == [FIRST_CAP] * len(y)
@@ -51,8 +53,8 @@ def test_a_query_with_first_cap_pairs_fits_and_one_more_takes_a_second_pass(norm
         assert kernel_calls[1][0] == 1 and kernel_calls[1][1].tolist() == [partners]
     xq, yq = x[:1], y[:1]  # query x database: the same pairs, one query
     kernel_calls.clear()
-    got = conflict_pairs_between(xq, yq, x, y, norm=norm, radius=1 / 255, engine="cpu")
-    assert same(got, conflict_pairs_between(xq, yq, x, y, norm=norm, radius=1 / 255, engine="reference"))
+    got = conflict_pairs_between(xq, yq, x, y, norm=norm, radius=Fraction(1, 255), engine="cpu")
+    assert same(got, conflict_pairs_between(xq, yq, x, y, norm=norm, radius=Fraction(1, 255), engine="reference"))
     assert len(got.i) == partners and len(kernel_calls) == passes
 
 
@@ -61,13 +63,14 @@ def test_query_chunk_queries_are_one_chunk_and_one_more_are_two(n, chunks, kerne
     rng = np.random.default_rng(n)
     x = rng.integers(0, 256, size=(n, 2)).astype(np.uint8)
     y = rng.integers(0, 3, n)
-    got = conflict_pairs(x, y, norm="linf", radius=3 / 255, engine="cpu")
-    assert same(got, conflict_pairs(x, y, norm="linf", radius=3 / 255, engine="reference")) and len(got.i) > 100
+    got = conflict_pairs(x, y, norm="linf", radius=Fraction(3, 255), engine="cpu")
+    assert same(got, conflict_pairs(x, y, norm="linf", radius=Fraction(3, 255), engine="reference"))
+    assert len(got.i) > 100
     first = [q for q, caps in kernel_calls if caps.tolist() == [FIRST_CAP] * q]
     assert first == ([QUERY_CHUNK] if chunks == 1 else [QUERY_CHUNK, 1])
     xq, yq = x[:n - 3], y[:n - 3]  # query x database: n - 3 queries, one chunk
-    got = conflict_pairs_between(xq, yq, x, y, norm="linf", radius=3 / 255, engine="cpu")
-    assert same(got, conflict_pairs_between(xq, yq, x, y, norm="linf", radius=3 / 255, engine="reference"))
+    got = conflict_pairs_between(xq, yq, x, y, norm="linf", radius=Fraction(3, 255), engine="cpu")
+    assert same(got, conflict_pairs_between(xq, yq, x, y, norm="linf", radius=Fraction(3, 255), engine="reference"))
 
 
 @pytest.mark.parametrize("slots, batches", [(3 * (FIRST_CAP + 1), [3]), (3 * (FIRST_CAP + 1) - 1, [2, 1])])
@@ -77,8 +80,8 @@ def test_a_second_pass_is_split_at_pass_slots(monkeypatch, kernel_calls, slots, 
     x = np.concatenate([[0, 0, 0], np.ones(FIRST_CAP + 1), [200]]).astype(np.uint8)[:, None]
     y = np.concatenate([[0, 0, 0], np.ones(FIRST_CAP + 2)]).astype(np.int64)
     monkeypatch.setattr(conflicts, "PASS_SLOTS", slots)
-    got = conflict_pairs(x, y, norm="linf", radius=1 / 255, engine="cpu")
-    assert same(got, conflict_pairs(x, y, norm="linf", radius=1 / 255, engine="reference"))
+    got = conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine="cpu")
+    assert same(got, conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine="reference"))
     assert len(got.i) == 3 * (FIRST_CAP + 1)
     second = [q for q, caps in kernel_calls if caps.tolist() == [FIRST_CAP + 1] * q]
     assert second == batches
@@ -113,6 +116,6 @@ def test_cpu_pairs_with_every_row_of_a_chunk_over_its_slots(rng):
     """Every query over FIRST_CAP (a dense cluster): all rerun, in batches; equal to the reference."""
     x = np.concatenate([rng.integers(0, 2, size=(300, 3)), rng.integers(250, 256, size=(5, 3))]).astype(np.uint8)
     y = np.arange(len(x)) % 4
-    got = cpu_pairs(x, y, x, y, same_set=True, norm="linf", radius=1 / 255)
-    assert same(got, conflict_pairs(x, y, norm="linf", radius=1 / 255, engine="reference"))
+    got = cpu_pairs(x, y, x, y, same_set=True, norm="linf", radius=Fraction(1, 255))
+    assert same(got, conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine="reference"))
     assert len(got[0]) > FIRST_CAP * 200

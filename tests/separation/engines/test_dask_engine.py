@@ -320,6 +320,31 @@ def test_robustness_bounds_on_the_cluster(client, shard_root):
     assert eng.passes[-1].schedule == "range"
 
 
+def test_exact_ties_on_the_cluster_equal_the_cpu_and_reference_engines(client, shard_root):
+    """The tasks carry the exact radius: at the ties 251/255 (l-inf), 16/255 (l1), 0.6 = 153/255 and
+    sqrt(900)/255 (l2) the cluster finds the pair, as cpu and reference do, and 1e-12 below none."""
+    from fractions import Fraction
+
+    from lipschitz_construct import robustness_bounds
+    from separation import conflict_pairs
+
+    x = np.array([[0, 0, 0], [251, 0, 0], [0, 9, 7], [153, 0, 0], [18, 24, 0]], np.uint8)
+    y = np.array([0, 1, 1, 1, 1])
+    eng = DaskEngine(client, inner="cpu", block_size=2, shard_dir=shard_root / "exact")
+    tiny = Fraction(1, 10**12)
+    for norm, tie, k in (("linf", Fraction(251, 255), 251), ("l1", Fraction(16, 255), 16), ("linf", "0.6", 153),
+                         ("l2", Fraction(30, 255), 900)):
+        for radius, found in ((tie, True), (Fraction(tie) - tiny, False)):
+            got = conflict_pairs(x, y, norm=norm, radius=radius, engine=eng)
+            for other in ("cpu", "reference"):
+                assert same(got, conflict_pairs(x, y, norm=norm, radius=radius, engine=other)), (norm, radius, other)
+            at = np.round((got.d * 255) ** (2 if norm == "l2" else 1)).astype(int)
+            assert (k in at.tolist()) == found, (norm, radius)
+    got, want = (robustness_bounds(x, y, eps=[Fraction(251, 510) - tiny, "251/510"], engine=e, progress=False)
+                 for e in (eng, "cpu"))
+    assert got.n_conflicts.tolist() == want.n_conflicts.tolist() and got.n_conflicts[1] == got.n_conflicts[0] + 1
+
+
 # -- the data store: a changed store is never used, connections are bounded --------------------------
 def _alter_rows(path, rows, seed=0):
     """Foreign values in ``rows`` of the store file ``path`` in place (same size, same dtype)."""

@@ -4,7 +4,9 @@ either has a capability or says why not; ``get_engine`` picks and refuses by cap
 tests/test_dask_engine.py runs the Dask engine's range search on a real two-worker cluster."""
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -37,12 +39,24 @@ def data(kind, seed, n=40, d=6):
     return (x, y) if kind == "bytes" else (x / 4.0, y)
 
 
+def exact_tie(d: float, norm: str):
+    """The radius at exactly byte distance ``d`` (``k/255``; l2 ``sqrt(k)/255``, or the 12-digit
+    decimal just above it where ``k`` is no square: no pair lies between)."""
+    k = int(np.rint((d * 255) ** (2 if norm == "l2" else 1)))
+    if norm != "l2":
+        return Fraction(k, 255)
+    root = math.isqrt(k * 10**24)
+    return Fraction(root + (root * root < k * 10**24), 255 * 10**12)
+
+
 def radii(x, y, norm):
-    """0, the smallest distance, exactly a tied distance in the bulk, one ulp below it, the largest."""
+    """0, the smallest distance, exactly a tied distance in the bulk (bytes: the exact tie, as a
+    Fraction), one ulp below its float, the largest (floats: one of them for bytes)."""
     _, _, d = ReferenceEngine().range_search(x, y, x, y, norm=norm, radius=2.0 * x.shape[1], same_set=True)
     ds = np.unique(d)
     mid = ds[len(ds) // 3]
-    return [0.0, float(ds[0]), float(mid), float(np.nextafter(mid, 0)), float(ds[-1])]
+    tie = exact_tie(float(mid), norm) if x.dtype == np.uint8 else float(mid)
+    return [0.0, float(ds[0]), tie, float(np.nextafter(mid, 0)), float(ds[-1])]
 
 
 def same(a, b):
