@@ -625,7 +625,8 @@ def test_threat_model_errors_say_how_to_fix_the_call():
         ThreatModel("l3", 0.1)
     with pytest.raises(TypeError, match=r"^eps must be a number \(in \[0, 1\] pixel units\), got bool\.$"):
         ThreatModel("linf", True)
-    with pytest.raises(TypeError, match=r"^eps must be a number \(in \[0, 1\] pixel units\), got str\.$"):
+    with pytest.raises(TypeError, match=r"^eps must be a number \(in \[0, 1\] pixel units\) such as 0\.3 or 8/255, "
+                                        r"got 'wide'\.$"):
         ThreatModel("linf", "wide")
     tm = ThreatModel("l2", 1)
     assert type(tm.eps) is float and tm.eps == 1.0
