@@ -26,21 +26,10 @@ import numpy as np
 from lipschitz_construct.records import BoundsRecord, EpsBounds, kept_name
 from separation.core.errors import InvalidInputError
 from separation.core.records import RECORD_FILE, RecordError, find_records, load_record
-from separation.core.threat import exact_eps
 
 from .records import Achievable, CurvePoint
 
 log = logging.getLogger("analysis.achievable")
-
-
-def same_eps(a: float, b: float) -> bool:
-    """Whether two radii are the same exact value (:func:`separation.core.threat.exact_eps`)."""
-    return exact_eps(float(a)) == exact_eps(float(b))
-
-
-def radius_index(rec: BoundsRecord, eps: float) -> int | None:
-    """The position of ``eps`` among the radii of a bounds record (exact match), or None."""
-    return next((k for k, p in enumerate(rec.result.points) if same_eps(p.eps, eps)), None)
 
 
 def _points_text(subset: int | None, seed: int) -> str:
@@ -62,7 +51,7 @@ def bounds_mismatch(rec: BoundsRecord, *, source, x_test: np.ndarray, y_test: np
         return f"its norm is {c.norm}, not {norm}"
     if c.data.labels != "given":
         return f"its labels are {c.data.labels!r}, not the dataset's"
-    missing = [e for e in eps if radius_index(rec, e) is None]
+    missing = [e for e in eps if res.index(e) is None]
     if missing:
         return (f"it has no radius {', '.join(f'{e:g}' for e in missing)} (its radii: "
                 f"{', '.join(f'{p.eps:g}' for p in res.points)})")
@@ -134,7 +123,7 @@ def bounds_from_record(rec: BoundsRecord, eps: Sequence[float]) -> tuple[Achieva
     n = rec.result.n_points
     points, masks = [], []
     for e in eps:
-        k = radius_index(rec, e)
+        k = rec.result.index(e)
         mask = np.zeros(n, bool)
         mask[arrays[kept_name(k)]] = True
         points.append(rec.result.points[k])
@@ -147,17 +136,16 @@ def bounds_from_record(rec: BoundsRecord, eps: Sequence[float]) -> tuple[Achieva
 def compute_bounds(x, y, *, norm: str, eps: Sequence[float], time_limit: float,
                    progress: bool | None = None) -> tuple[Achievable, list[EpsBounds], list[np.ndarray]]:
     """``(achievable, bounds per radius, kept mask per radius)`` computed on the points ``(x, y)``
-    (:func:`lipschitz_construct.robustness_bounds`, ``time_limit`` seconds per radius)."""
+    (:func:`lipschitz_construct.robustness_bounds` with the randomized optimum, ``time_limit``
+    seconds per radius for each stage)."""
     from lipschitz_construct import robustness_bounds
     from separation.engines import get_engine
 
     t0 = time.perf_counter()
-    b = robustness_bounds(x, y, norm=norm, eps=list(eps), time_limit=time_limit, progress=progress)
-    by_eps = {float(e): k for k, e in enumerate(b.eps)}
-    order = [by_eps[float(e)] for e in eps]
+    b = robustness_bounds(x, y, norm=norm, eps=list(eps), randomized=True, time_limit=time_limit, progress=progress)
     return (Achievable(source="computed", n_points=b.n, separation=b.separation, threshold_eps=b.threshold_eps,
                        engine=get_engine("auto").name, seconds=time.perf_counter() - t0),
-            [b.points[k] for k in order], [b.kept_mask(b.eps[k]) for k in order])
+            [b.point(e) for e in eps], [b.kept_mask(e) for e in eps])
 
 
 def _accuracy(err) -> float | None:
@@ -185,7 +173,7 @@ def curve_points(eps: Sequence[float], robust: Sequence[np.ndarray], per_attack:
             avoidable = mask & ~r
             b = bounds[k]
             pt.optimal_acc = _accuracy(b.optimal_error) if b.solved else None
-            pt.randomized_optimal_acc = _accuracy(getattr(b, "randomized_optimal_error", None))
+            pt.randomized_optimal_acc = _accuracy(b.randomized_optimal_error)
             pt.lp_bound_acc, pt.witness_acc = _accuracy(b.lower_error), _accuracy(b.upper_error)
             pt.n_kept, pt.n_conflicts, pt.solved = int(mask.sum()), int(b.n_conflicts), bool(b.solved)
             pt.avoidable_errors, pt.beyond_witness = int(avoidable.sum()), int((r & ~mask).sum())
@@ -195,5 +183,4 @@ def curve_points(eps: Sequence[float], robust: Sequence[np.ndarray], per_attack:
     return out, arrays
 
 
-__all__ = ["bounds_from_record", "bounds_mismatch", "compute_bounds", "curve_points", "find_bounds_record",
-           "radius_index", "same_eps"]
+__all__ = ["bounds_from_record", "bounds_mismatch", "compute_bounds", "curve_points", "find_bounds_record"]

@@ -143,10 +143,7 @@ def radii_of(config: EvalConfig, dataset) -> list[float]:
             raise InvalidInputError(f"no eps given, and {radius(dataset.name, config.norm).source.replace(': pass --eps', '')} "
                                     f"({dataset.name}, {config.norm}): pass eps (--eps).")
         return [eps]
-    values = check_eps_list(config.eps)
-    if not values:
-        raise InvalidInputError("eps is an empty list: pass at least one radius.")
-    return values
+    return check_eps_list(config.eps)
 
 
 def _achievable(config: EvalConfig, bounds_record, *, source, dataset, norm: str, curve: tuple[float, ...] | None):

@@ -227,16 +227,27 @@ class BoundsResult:
     #: ``threshold_eps`` exactly on byte data (``"94/255"``; l2 ``"sqrt(k)/510"``), else None.
     threshold_eps_text: str | None = None
 
+    def index(self, eps) -> int | None:
+        """The position of the radius ``eps`` among :attr:`points` (:func:`radius_position`), or None."""
+        if isinstance(eps, (float, np.floating)):  # the stored floats: no text to parse
+            return radius_position([p.eps for p in self.points], eps)
+        return radius_position([exact_eps(p.eps_text or p.eps) for p in self.points], eps)
+
     def at(self, eps) -> EpsBounds | None:
-        """The bounds at ``eps``: a float within 1e-12 (relative above 1) of a radius' float, or an
-        exact value (text, Fraction, int) equal to a radius; None when none is."""
-        if not isinstance(eps, (float, np.floating)):
-            want = exact_eps(eps)
-            return next((p for p in self.points if exact_eps(p.eps_text or p.eps) == want), None)
-        for p in self.points:
-            if abs(p.eps - float(eps)) <= 1e-12 * max(1.0, p.eps):
-                return p
-        return None
+        """The bounds at ``eps`` (:meth:`index`); None when no radius is ``eps``."""
+        k = self.index(eps)
+        return None if k is None else self.points[k]
+
+
+def radius_position(radii, eps) -> int | None:
+    """The position of ``eps`` among ``radii`` (Fractions, or for a float ``eps`` their floats): a
+    float within 1e-12 (relative above 1) of a radius' nearest float, or an exact value (text,
+    Fraction, int) equal to one; None when none is. Not a number: :func:`~separation.core.threat.exact_eps`'s error."""
+    if isinstance(eps, (float, np.floating)):
+        return next((k for k, r in enumerate(radii) if abs(float(r) - float(eps)) <= 1e-12 * max(1.0, float(r))),
+                    None)
+    want = exact_eps(eps)
+    return next((k for k, r in enumerate(radii) if r == want), None)
 
 
 def kept_name(k: int) -> str:
@@ -294,4 +305,4 @@ def _old_point(point):
 
 
 __all__ = ["BoundsConfig", "BoundsRecord", "BoundsResult", "Curve", "EpsBounds", "LipschitzCheck", "RadiusSummary",
-           "VerificationRecord", "VerifyConfig", "VerifyResult", "kept_name"]
+           "VerificationRecord", "VerifyConfig", "VerifyResult", "kept_name", "radius_position"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from decimal import Decimal
 from fractions import Fraction
 from typing import Sequence
 
@@ -43,14 +42,14 @@ from separation.core.arrays import as_labels, as_points, check_norm
 from separation.core.errors import InvalidInputError, LimitError
 from separation.core.memory import GiB, available_bytes, check_fits
 from separation.core.progress import progress_bar
-from separation.core.threat import eps_text, exact_eps, exact_eps_list
+from separation.core.threat import eps_text, exact_eps_list
 from separation.engines.conflicts import TooManyPairs, byte_distances, byte_limit
 
 from ._common_point import CommonPoint
 from ._graph import from_pairs
 from ._independent import clique_bound, compile_kernels, solve
 from ._randomized import randomized_optimum
-from .records import EpsBounds
+from .records import EpsBounds, radius_position
 
 #: Peak memory per conflict, end to end (at the largest eps), with room to spare: the search holds
 #: 16 bytes per pair and sorts them into its 24-byte int64 / float64 result (40 at its peak); then
@@ -80,13 +79,12 @@ class RobustnessBounds:
     value (text, Fraction, int) or by a float (the nearest float of a radius, to 1e-12 relative).
     """
 
-    def __init__(self, *, norm, x, y, engine, eps, points, kept, separation, seconds, eps_exact=None,
-                 separation_k=None):
+    def __init__(self, *, norm, x, y, engine, eps, points, kept, separation, seconds, separation_k=None):
         self.norm = norm
         self.n = len(y)
         self.n_classes = int(np.unique(y).size)
-        self.eps = tuple(float(e) for e in eps)
-        self.eps_exact = tuple(exact_eps(e) for e in (eps if eps_exact is None else eps_exact))
+        self.eps_exact = tuple(eps)
+        self.eps = tuple(float(e) for e in self.eps_exact)
         self.separation_k = separation_k
         self.points = list(points)
         self.kept = list(kept)
@@ -135,18 +133,15 @@ class RobustnessBounds:
         return None if self.separation_k is None else half_separation_text(self.separation_k, self.norm)
 
     def _index(self, eps) -> int:
-        if isinstance(eps, (float, np.floating)):
-            for k, e in enumerate(self.eps):
-                if abs(e - float(eps)) <= 1e-12 * max(1.0, e):
-                    return k
-        elif isinstance(eps, (str, Fraction, Decimal, int, np.integer)):
-            want = exact_eps(eps)
-            if want in self.eps_exact:
-                return self.eps_exact.index(want)
-        else:
-            exact_eps(eps)  # not a number: its InvalidTypeError
-        raise InvalidInputError(f"eps={eps!r} was not computed; the radii are "
-                                f"{', '.join(eps_text(e) for e in self.eps_exact)}.")
+        k = radius_position(self.eps_exact, eps)
+        if k is None:
+            raise InvalidInputError(f"eps={eps!r} was not computed; the radii are "
+                                    f"{', '.join(eps_text(e) for e in self.eps_exact)}.")
+        return k
+
+    def point(self, eps) -> EpsBounds:
+        """The :class:`EpsBounds` at the radius ``eps`` (a float or an exact value, as :meth:`kept_mask`)."""
+        return self.points[self._index(eps)]
 
     def kept_mask(self, eps) -> np.ndarray:
         """``(n,)`` bool: the points the witness at ``eps`` keeps (robustly correct on each)."""
@@ -204,7 +199,7 @@ def _solve_eps(n, u, v, level, k, eps, *, x, norm, cliques, randomized, time_lim
         optimal_error=1.0 - kept / n if sol.exact else float("nan"),
         lower_error=max(0.0, 1.0 - sol.lp_value / n),
         clique_lower_error=None if clique_value is None else max(0.0, 1.0 - clique_value / n),
-        upper_error=1.0 - kept / n, solved=sol.exact, n_kept=kept, seconds=seconds)
+        upper_error=1.0 - kept / n, solved=sol.exact, n_kept=kept, seconds=seconds, eps_text=eps_text(eps))
     if rand is not None:
         point.randomized_optimal_error = 1.0 - float(rand.value) / n if rand.exact else float("nan")
         point.randomized_bracket = [max(0.0, 1.0 - rand.upper / n), max(0.0, 1.0 - rand.lower / n)]
@@ -295,7 +290,6 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | str | Fraction |
     """
     check_norm(norm)
     exact = exact_eps_list(eps)
-    values = [float(e) for e in exact]
     if cliques and norm != "linf":
         raise InvalidInputError(f"cliques=True needs norm='linf' (the clique bound rests on l-inf balls being boxes); "
                          f"got norm={norm!r}.")
@@ -324,22 +318,21 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | str | Fraction |
     del i, j, d
     compile_kernels()
     points, kept = [], []
-    for k, e in enumerate(progress_bar(values, enabled=progress, desc=f"bounds ({norm})", unit="eps")):
-        p, w = _solve_eps(n, u, v, level, k, exact[k], x=xs, norm=norm, cliques=cliques, randomized=randomized,
-                           time_limit=float(time_limit))
-        p.eps_text = eps_text(exact[k])
+    for k, e in enumerate(progress_bar(exact, enabled=progress, desc=f"bounds ({norm})", unit="eps")):
+        p, w = _solve_eps(n, u, v, level, k, e, x=xs, norm=norm, cliques=cliques, randomized=randomized,
+                          time_limit=float(time_limit))
         points.append(p)
         kept.append(w)
     # an independent set at a larger eps is one at every smaller eps: keep the larger witness
-    for k in range(len(values) - 2, -1, -1):
+    for k in range(len(exact) - 2, -1, -1):
         if len(kept[k + 1]) > len(kept[k]):
             kept[k] = kept[k + 1]
             p = points[k]
             p.n_kept = len(kept[k])
             p.upper_error = 1.0 - p.n_kept / n
     seconds = {"conflicts": t_pairs, "solve": time.perf_counter() - t0 - t_pairs, "total": time.perf_counter() - t0}
-    return RobustnessBounds(norm=norm, x=xs, y=ys, engine=engine, eps=values, points=points, kept=kept,
-                            separation=separation, seconds=seconds, eps_exact=exact, separation_k=separation_k)
+    return RobustnessBounds(norm=norm, x=xs, y=ys, engine=engine, eps=exact, points=points, kept=kept,
+                            separation=separation, seconds=seconds, separation_k=separation_k)
 
 
 __all__ = ["BYTES_PER_CONFLICT", "BYTES_PER_POINT", "CLIQUE_SHARE", "EpsBounds", "REMEDY", "RobustnessBounds",

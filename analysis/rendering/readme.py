@@ -121,8 +121,9 @@ def build_readme(out_dir: str | os.PathLike, tables: dict[str, Table], *, missin
     if t4 is not None:
         add(_table_md(t4, "table4_robustness_bounds"))
     f = _figure_md(shown, "robustness_bounds",
-                   "Optimal robust accuracy against ε (exact where solved; dashed: the LP bound no classifier "
-                   "beats; dotted: the certified witness), from just below the first radius with a drop to the "
+                   "Optimal robust accuracy against ε (exact where solved; squares: the exact optimum of "
+                   "randomized classifiers where proven; dashed: the LP bound no classifier beats; dotted: the "
+                   "certified witness), from just below the first radius with a drop to the "
                    "last one, with half the separation marked (dotted) and the paper's ε (dashed, or named in the "
                    "legend when outside the panel); inset: the trained models' robust accuracy (crosses) at their "
                    "own ε.", notes.get("robustness_bounds", ""))

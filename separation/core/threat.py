@@ -33,19 +33,13 @@ _P = {"linf": float("inf"), "l2": 2.0, "l1": 1.0}
 
 
 def check_eps(eps, name: str = "eps") -> float:
-    """``eps`` as a float when it is a finite number ``>= 0`` (a radius in [0, 1] pixel units);
+    """``eps`` as the float nearest to the value it spells (:func:`exact_eps`: a finite number
+    ``>= 0``, a radius in [0, 1] pixel units; text such as ``"8/255"``, a Fraction, a Decimal);
     else :class:`InvalidTypeError` (not a number) or :class:`InvalidInputError`. The one check of
-    a radius in the toolkit: attacks, losses, bounds, range search and certificates all use it.
-    Exact values (text such as ``"8/255"`` or ``"0.3"``, a Fraction, a Decimal) give the float
-    nearest to the value they spell (:func:`exact_eps`)."""
-    if isinstance(eps, (str, Fraction, Decimal)):
-        return float(exact_eps(eps, name))
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+    a radius in the toolkit: attacks, losses, bounds, range search and certificates all use it."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating, str, Fraction, Decimal)):
         raise InvalidTypeError(f"{name} must be a number (in [0, 1] pixel units), got {type(eps).__name__}.")
-    value = float(eps)
-    if not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{name}={eps!r} is not valid: pass a finite number >= 0 (in [0, 1] pixel units).")
-    return value
+    return float(exact_eps(eps, name))
 
 
 #: The longest text :func:`exact_eps` parses (a radius written with more digits is not meant).
@@ -99,8 +93,7 @@ def exact_eps(eps, name: str = "eps") -> Fraction:
         raise InvalidTypeError(f"{name} must be a number (in [0, 1] pixel units) such as 0.3 or 8/255, "
                                f"got {eps!r}.")
     if value < 0:
-        raise InvalidInputError(f"{name}={eps!r} is not valid: pass a finite number >= 0 (in [0, 1] pixel "
-                                "units), e.g. 0.3 or 8/255.")
+        raise InvalidInputError(f"{name}={eps!r} is not valid: pass a finite number >= 0 (in [0, 1] pixel units).")
     return value
 
 

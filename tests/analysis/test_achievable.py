@@ -116,7 +116,8 @@ def test_a_stored_bounds_record_of_the_same_points_gives_the_computed_numbers(tm
     _bounds_record(tmp_path / "bounds", "--split", "test", "--subset", "50", "--eps", *map(str, EPS))
     assert main(argv + ["--out", str(tmp_path / "evaluate")]) == 0  # default root: no record of these points
     assert load_record(only_record(tmp_path / "evaluate"), EvaluationRecord).result.achievable is None
-    folder = _bounds_record(tmp_path / "bounds", "--split", "test", "--subset", "60", "--eps", *map(str, EPS), "0.5")
+    folder = _bounds_record(tmp_path / "bounds", "--split", "test", "--subset", "60", "--eps", *map(str, EPS), "0.5",
+                            "--randomized")
     for extra, out in ((["--bounds-from", str(folder)], "explicit"), ([], "evaluate")):
         capsys.readouterr()
         assert main(argv + extra + ["--out", str(tmp_path / out)]) == 0
