@@ -33,14 +33,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
+from publish import add_output_arguments, publish  # noqa: E402
 from separation import compute_separation, load_dataset  # noqa: E402
 from separation.engines import CPUEngine, DaskEngine  # noqa: E402
 from separation.engines.block_tasks import clear_prepared  # noqa: E402
 from separation.engines.dask_engine import plan_blocks  # noqa: E402
 from separation.engines.shards import fingerprint, write_store  # noqa: E402
-from separation.core.records import atomic_write_bytes, find_records, load_record, run_metadata, write_record  # noqa: E402
-from separation.core.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
+from separation.core.records import find_records, load_record, run_metadata  # noqa: E402
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkResult, BenchmarkRow  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
@@ -181,9 +181,7 @@ def get_args_parser():
     p.add_argument("--workers", type=int, default=2, help="local worker processes = cpu engine threads")
     p.add_argument("--reps", type=int, default=2, help="timed runs of each (the fastest is reported)")
     p.add_argument("--results", default="results", help="stored records (for the GPU rates and the MNIST record)")
-    p.add_argument("--out", default="results/benchmarks", help="records root (default results/benchmarks)")
-    p.add_argument("--page-out", default="reports/benchmarks", help="folder of the Markdown page")
-    p.add_argument("--name", default="distributed_separation", help="record folder and page name")
+    add_output_arguments(p, "distributed_separation")
     return p
 
 
@@ -285,10 +283,7 @@ def main(argv=None):
                                          "that predicts for ImageNet-64 on many GPUs.", notes=notes)
     config = BenchmarkConfig(args.name, "benchmarks/distributed_separation.py",
                              list(argv if argv is not None else sys.argv[1:]), {"workers": args.workers, "reps": args.reps})
-    rec = write_record(Path(args.out) / args.name, BenchmarkRecord(config, result, meta=meta))
-    page = benchmark_page(rec)
-    atomic_write_bytes(Path(args.page_out) / f"{args.name}.md", page.encode())
-    print(page)
+    publish(args, args.name, config, result, meta)
     return 0
 
 

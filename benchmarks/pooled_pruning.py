@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
+from publish import add_output_arguments, publish  # noqa: E402
 from separation import compute_separation, load_dataset  # noqa: E402
-from separation.core.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
-from separation.core.records.benchmark import BenchmarkConfig, BenchmarkRecord, BenchmarkResult, BenchmarkRow  # noqa: E402
+from separation.core.records import run_metadata  # noqa: E402
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkResult, BenchmarkRow  # noqa: E402
 
 from separation_engines import cifar_shaped  # noqa: E402
 
@@ -86,8 +86,7 @@ def get_args_parser():
     p.add_argument("--data-root", default=None)
     p.add_argument("--subset", type=int, default=10000, help="training points per dataset")
     p.add_argument("--queries", type=int, default=1000, help="test points (queries) per dataset")
-    p.add_argument("--out", default="results/benchmarks")
-    p.add_argument("--page-out", default="reports/benchmarks")
+    add_output_arguments(p, "pooled_pruning")
     return p
 
 
@@ -121,13 +120,10 @@ def main(argv=None):
     result = BenchmarkResult(device=device, rows=rows, baselines=["exact cpu engine (test-train search)"],
                              title="Pooled lower-bound pruning (CPU)", description=__doc__.split("\n\n")[1],
                              notes=notes)
-    config = BenchmarkConfig("pooled_pruning", "benchmarks/pooled_pruning.py",
+    config = BenchmarkConfig(args.name, "benchmarks/pooled_pruning.py",
                              list(argv if argv is not None else sys.argv[1:]),
                              {"subset": args.subset, "queries": args.queries})
-    rec = write_record(Path(args.out) / "pooled_pruning", BenchmarkRecord(config, result, meta=meta))
-    page = benchmark_page(rec)
-    atomic_write_bytes(Path(args.page_out) / "pooled_pruning.md", page.encode())
-    print(page)
+    publish(args, args.name, config, result, meta)
     return 0
 
 

@@ -32,62 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from separation import compute_separation, load_dataset  # noqa: E402
 from separation.engines import auto_engine_name, available_engines  # noqa: E402
-from analysis.rendering.page_benchmarks import benchmark_page  # noqa: E402
-from separation.core.records import atomic_write_bytes, run_metadata, write_record  # noqa: E402
-from separation.core.records.benchmark import (ENGINES_DESCRIPTION, BenchmarkConfig, BenchmarkRecord,  # noqa: E402
-                                          BenchmarkResult, BenchmarkRow)
+from separation.core.records import run_metadata  # noqa: E402
+from separation.core.records.benchmark import ENGINES_DESCRIPTION, BenchmarkConfig, BenchmarkResult, BenchmarkRow  # noqa: E402
+from competitors import ROUTES  # noqa: E402
+from publish import add_output_arguments, publish  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
 
-# -- competitors: cross-class 1-NN distance per point, in grey levels ------------------------------
-def _per_class(query, yq, db, ydb, search):
-    out = np.full(len(query), np.inf)
-    for c in np.unique(ydb):
-        q_idx = np.flatnonzero(yq == c)
-        other = np.flatnonzero(ydb != c)
-        if q_idx.size and other.size:
-            out[q_idx] = search(query[q_idx], db[other])
-    return out
-
-
-def sklearn_route(query, yq, db, ydb):
-    from sklearn.neighbors import NearestNeighbors
-
-    def search(q, d):
-        nn = NearestNeighbors(n_neighbors=1, algorithm="brute", p=np.inf, n_jobs=-1).fit(d.astype(np.float32))
-        return nn.kneighbors(q.astype(np.float32))[0][:, 0]
-
-    return _per_class(query, yq, db, ydb, search)
-
-
-def faiss_route(query, yq, db, ydb):
-    import faiss
-
-    def search(q, d):
-        index = faiss.IndexFlat(d.shape[1], faiss.METRIC_Linf)
-        index.add(np.ascontiguousarray(d, dtype=np.float32))
-        return index.search(np.ascontiguousarray(q, dtype=np.float32), 1)[0][:, 0]
-
-    return _per_class(query, yq, db, ydb, search)
-
-
-def cdist_route(query, yq, db, ydb):
-    import torch
-
-    def search(q, d):
-        dt = torch.from_numpy(d.astype(np.float32))
-        out = []
-        for s in range(0, len(q), 1024):
-            qt = torch.from_numpy(q[s:s + 1024].astype(np.float32))
-            out.append(torch.cdist(qt, dt, p=float("inf")).min(dim=1).values.numpy())
-        return np.concatenate(out)
-
-    return _per_class(query, yq, db, ydb, search)
-
-
-COMPETITORS = {"sklearn (paper)": sklearn_route, "faiss-cpu IndexFlat": faiss_route,
-               "torch.cdist": cdist_route}
+# -- competitors: cross-class 1-NN distance per point, in grey levels (l-inf) ----------------------
+COMPETITORS = {name: make("linf") for name, make in ROUTES.items()}
 
 
 CUDA_OPTIONS: dict = {}
@@ -191,10 +145,7 @@ def get_args_parser():
                    help="CUDA integer kernel tile 'points,features,check' (default: the engine's)")
     p.add_argument("--cuda-no-prune", action="store_true", help="CUDA integer kernel without early exit")
     p.add_argument("--cuda-warps", type=int, default=None)
-    p.add_argument("--out", default="results/benchmarks", help="records root (default results/benchmarks)")
-    p.add_argument("--page-out", default="reports/benchmarks", help="folder of the Markdown page (default "
-                   "reports/benchmarks; python -m analysis.report benchmarks renders it again from the record)")
-    p.add_argument("--name", default=None, help="file stem (default separation_engines[_<device>])")
+    add_output_arguments(p, None, "file stem (default separation_engines[_<device>])")
     return p
 
 
@@ -278,10 +229,7 @@ def main(argv=None):
                         f.get("error")) for f in full])
     config = BenchmarkConfig(stem, "benchmarks/separation_engines.py", list(argv if argv is not None else sys.argv[1:]),
                              {"subset": args.subset, "test_subset": args.test_subset, "cifar_compare": args.cifar_compare})
-    rec = write_record(Path(args.out) / stem, BenchmarkRecord(config, result, meta=meta))
-    page = benchmark_page(rec)
-    atomic_write_bytes(Path(args.page_out) / f"{stem}.md", page.encode())
-    print(page)
+    publish(args, stem, config, result, meta)
     return 0
 
 

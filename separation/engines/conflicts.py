@@ -5,8 +5,9 @@ Backends (each returns ``(i, j, d)`` -- query positions, database positions, dis
 
 * :func:`cpu_pairs`: the numba kernel of ``_conflict_kernels`` (l-inf, l1; exact early exit on
   variance-ordered features), l2 through :func:`gemm_pairs` on the host;
-* :func:`gemm_pairs`: float32 GEMM with the rigorous rounding bound of :mod:`.gemm`, every pair
-  within the bound rechecked exactly (integers for bytes); any torch device;
+* :func:`gemm_pairs`: bytes on the CPU: the exact int8 GEMM of :mod:`._int_l2` (integer squared
+  distances, nothing rechecked); otherwise float32 GEMM with the rigorous rounding bound of
+  :mod:`.gemm`, every pair within the bound rechecked exactly (integers for bytes); any torch device;
 * :func:`torch_pairs`: torch blocks on a device (``torch.cdist``: exact for bytes held as float32),
   l2 through :func:`gemm_pairs` -- what the ``cuda`` engine runs;
 * :func:`reference_pairs`: float64 brute force in blocks (the tests' ground truth).
@@ -186,11 +187,13 @@ def _feature_order(x: np.ndarray) -> np.ndarray:
 
 
 def cpu_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max_pairs=None, progress=None,
-              query_chunk: int = QUERY_CHUNK, first_cap: int = FIRST_CAP, chunk: int = 16, device_rows=None):
-    """The numba kernel (l-inf, l1) or the host GEMM (l2); see the module docstring."""
+              query_chunk: int = QUERY_CHUNK, first_cap: int = FIRST_CAP, chunk: int = 16, device_rows=None,
+              integer=None):
+    """The numba kernel (l-inf, l1) or the host GEMM (l2, ``integer`` as in :func:`gemm_pairs`); see
+    the module docstring."""
     if norm == "l2":
         return gemm_pairs(xq, yq, xd, yd, same_set=same_set, radius=radius, max_pairs=max_pairs,
-                          progress=progress, block_rows=device_rows)
+                          progress=progress, block_rows=device_rows, integer=integer)
     from ._conflict_kernels import range_kernel
 
     lay = Layout(yq, yd, same_set)
@@ -244,14 +247,18 @@ def _block_rows(dim: int, device) -> int:
 
 
 def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
-               block_rows=None):
-    """l2: float32 GEMM blocks, candidates within the rigorous rounding bound rechecked exactly."""
-    from .gemm import U32, _exact_sq, _norms, torch
+               block_rows=None, integer=None):
+    """l2: the exact int8 GEMM for bytes on the CPU (``integer``, default there: no recheck), else
+    float32 GEMM blocks whose candidates within the rigorous rounding bound are rechecked exactly.
+    Each set is converted for the GEMM once (:class:`~.gemm._Rows`)."""
+    from ._int_l2 import block_rows as int_block_rows
+    from ._int_l2 import int_dot, within
+    from .gemm import U32, _exact_sq, _Rows, _setup, torch
 
-    device = torch.device(device)
     lay = Layout(yq, yd, same_set)
     D = np.ascontiguousarray(xd[lay.d_order])
     Q = D if same_set else np.ascontiguousarray(xq[lay.q_order])
+    device, integer, _ = _setup(device, integer, D, Q)
     is_bytes = D.dtype == np.uint8
     dim = D.shape[1]
     rf = float_radius(radius)
@@ -261,24 +268,28 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
     else:
         k2 = 0
         lim2 = rf * rf * (1 + FLOAT_MARGIN)
-    rows = block_rows or _block_rows(dim, device)
+    rows = block_rows or (int_block_rows(dim) if integer else _block_rows(dim, device))
     gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
     sink = PairSink(max_pairs, radius, lay)
     if is_bytes and k2 < 0:
         return sink.arrays()
+    d_rows = _Rows(D, device, integer)
+    q_rows = d_rows if same_set else _Rows(Q, device, integer)
     for qs, qe, parts in lay.class_blocks():
         for qa in range(qs, qe, rows):
             qb = min(qe, qa + rows)
-            Qt = torch.from_numpy(Q[qa:qb]).to(device)
-            Qf, qn = Qt.to(torch.float32), _norms(Qt)
-            qnorm = qn.sqrt()
+            Qt, Qop, qn = q_rows.block(qa, qb)
+            qnorm = None if integer else qn.sqrt()
             for ds, de in parts:
                 for da in range(ds, de, rows):
                     db = min(de, da + rows)
-                    Dt = torch.from_numpy(D[da:db]).to(device)
-                    dn = _norms(Dt)
+                    Dt, Dop, dn = d_rows.block(da, db)
+                    if integer:  # exact squared distances: the pairs within k2, nothing to recheck
+                        ii, jj, kk = within(int_dot(Qop, Dop).numpy(), qn, dn, k2)
+                        sink.add(ii + qa, jj + da, reported(kk, "l2"))
+                        continue
                     dmax = dn.sqrt().max()
-                    d2 = Qf @ Dt.to(torch.float32).T
+                    d2 = Qop @ Dop.T
                     d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
                     tol = 2 * gamma * qnorm * dmax + 4 * U32 * (qn + dmax * dmax + 2 * qnorm * dmax)
                     lim = ((lim2 + tol) * (1 + 8 * U32)).to(torch.float32)

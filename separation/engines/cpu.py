@@ -1,4 +1,4 @@
-"""Exact CPU engine: numba tiled kernels for l-inf / l1, float32 GEMM with exact recheck for l2.
+"""Exact CPU engine: numba kernels for l-inf / l1; l2 by an exact int8 GEMM (bytes) or a float32 GEMM with an exact recheck.
 
 Train--train work is done once per *pair* of classes: the points are sorted by class and class
 ``a`` is compared with the block of all classes after it, updating both sides. Features are put
@@ -40,17 +40,25 @@ def _acc_zero(dtype):
 
 
 class CPUEngine(Engine, register="cpu"):
-    """Exact, multi-threaded CPU engine (numba for l-inf/l1, BLAS GEMM + exact recheck for l2)."""
+    """Exact, multi-threaded CPU engine (numba for l-inf/l1; l2: exact int8 GEMM for bytes, else float32 GEMM + exact recheck)."""
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True, linf: str = "probe",
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "int8",
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
-        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``blocks``: the
+        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"int8"``
+        (bytes through the exact int8 GEMM where torch has it, other data as ``"float32"``; default)
+        or ``"float32"`` (float32 GEMM and the exact recheck of its candidates); ``blocks``: the
         kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
+        if l2 not in ("int8", "float32"):
+            raise InvalidInputError(f"l2 must be 'int8' or 'float32', got {l2!r}")
+        self.l2 = l2
+        #: the l-inf probe searches' pruning so far: (query, other-class point) pairs searched, and
+        #: those whose exact distance was computed (the rest were ruled out by probes)
+        self.probe_pairs = {"pairs": 0, "exact": 0}
         if not isinstance(blocks, CPUBlocks):
             raise InvalidTypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
         self.reorder_features = reorder_features
@@ -64,6 +72,11 @@ class CPUEngine(Engine, register="cpu"):
         except ImportError:  # pragma: no cover - numba is a hard dependency
             return False
         return True
+
+    @property
+    def _integer(self):
+        """The GEMM functions' ``integer``: None (the int8 GEMM where it applies) or False."""
+        return None if self.l2 == "int8" else False
 
     # -- l-inf / l1 ---------------------------------------------------------------------------
     def _order(self, *arrays):
@@ -104,7 +117,7 @@ class CPUEngine(Engine, register="cpu"):
         if norm == "l2":
             from .gemm import gemm_nearest
 
-            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows)
+            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows, integer=self._integer)
         if norm == "linf" and self.linf == "probe":
             return self._linf_probe(queries, np.full(len(queries), -1, np.int64), database,
                                     np.zeros(len(database), np.int64))
@@ -123,7 +136,7 @@ class CPUEngine(Engine, register="cpu"):
             from .gemm import gemm_cross_class
 
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
-                                    block_rows=self.blocks.gemm_rows)
+                                    block_rows=self.blocks.gemm_rows, integer=self._integer)
         if norm == "linf" and self.linf == "probe":
             return self.prepare(x_db, y_db, norm="linf")(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
@@ -178,7 +191,8 @@ class CPUEngine(Engine, register="cpu"):
         """The numba range kernel (l-inf, l1; exact early exit) or the host GEMM with its exact
         recheck in blocks of ``blocks.gemm_rows`` (l2): :func:`~.conflicts.cpu_pairs`."""
         return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
-                         max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows)
+                         max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows,
+                         integer=self._integer)
 
     def class_search(self, support, labels, n_classes, *, norm):
         """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);
@@ -206,7 +220,11 @@ class CPUEngine(Engine, register="cpu"):
         def search(x_query, y_query, progress=None):
             pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
             own = np.where(classes[pos] == y_query, pos, -1)
-            return index.other_class(x_query, own, raw=True, progress=progress)
+            before = index.exact_pairs
+            out = index.other_class(x_query, own, raw=True, progress=progress)
+            self.probe_pairs["exact"] += index.exact_pairs - before
+            self.probe_pairs["pairs"] += int((len(x_db) - np.append(index.class_sizes, 0)[own]).sum())
+            return out
 
         return search
 
@@ -219,7 +237,7 @@ class CPUEngine(Engine, register="cpu"):
         if norm == "l2":
             from .gemm import gemm_block_pair
 
-            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows)
+            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows, integer=self._integer)
         if not self.pairs_once(norm, xa.dtype):
             return super().block_pair(xa, ya, xb, yb, norm=norm)
         perm = self._order(xa, xb)

@@ -1,16 +1,22 @@
-"""Exact l2 nearest neighbours from a float32 GEMM plus an exact recheck of the candidates.
+"""Exact l2 nearest neighbours from a GEMM: an exact int8 GEMM for bytes on the CPU, else a
+float32 GEMM plus an exact recheck of the candidates.
 
-``|x - y|^2 = |x|^2 + |y|^2 - 2 x.y`` is computed in float32 (fast BLAS / cuBLAS), then every pair
-whose float32 value is within a *rigorous* rounding bound of the best exact distance seen so far
-is recomputed exactly (int64 for uint8 data, float64 otherwise). The true nearest neighbour is
-always among those candidates, so the result equals a float64 brute force; ties go to the smaller
-index. Runs on any torch device: the CPU engine and the CUDA engine share it.
+Bytes on the CPU (default where torch has an int8 GEMM): every squared distance is an exact integer
+from ``|x'|^2 + |y'|^2 - 2 x'.y'`` with ``x' = x - 128`` in int8 (see :mod:`._int_l2`); nothing is
+rechecked. Otherwise ``|x - y|^2 = |x|^2 + |y|^2 - 2 x.y`` is computed in float32 (fast BLAS /
+cuBLAS), then every pair whose float32 value is within a *rigorous* rounding bound of the best
+exact distance seen so far is recomputed exactly (int64 for uint8 data, float64 otherwise). The
+true nearest neighbour is always among those candidates. Either way the result equals a float64
+brute force; ties go to the smaller index. The operands and norms of a set are computed once per
+search. Runs on any torch device: the CPU engine and the CUDA engine share it.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..core.extras import require
+from . import _int_l2
 
 torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
 
@@ -117,29 +123,86 @@ def _block_rows(dim, device):
     return max(256, min(8192, budget // max(1, 4 * max(dim, 2048))))
 
 
-def _gemm_rows(queries, database, q_side, d_gidx, device, d_side=None, q_gidx=None,
-               q_off=0, d_off=0, rows=None):
-    rows = rows or _block_rows(queries.shape[1], device)
-    dblocks = []
-    for a, b in _blocks(len(database), rows):  # converted once, reused by every query block
-        Dt = torch.from_numpy(database[a:b]).to(device)
-        dblocks.append((a, b, Dt, Dt.to(torch.float32), _norms(Dt)))
-        if device.type == "cuda" and len(dblocks) * rows * database.shape[1] * 5 > (4 << 30):
-            dblocks = None  # too large to keep on the GPU: stream them per query block instead
-            break
-    for qa, qb in _blocks(len(queries), rows):
-        Qt = torch.from_numpy(queries[qa:qb]).to(device)
-        Qf, qn = Qt.to(torch.float32), _norms(Qt)
-        for da, db, Dt, Df, dn in (dblocks if dblocks is not None else _stream(database, rows, device)):
-            _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off + qa, d_gidx[da:db],
-                   d_side=d_side, d_off=d_off + da,
-                   q_gidx=None if q_gidx is None else q_gidx[qa:qb])
+#: converted copies (float32 GEMM operands) kept whole up to this size; larger sets convert per block
+KEEP_BYTES = {"cpu": 1 << 30, "cuda": 4 << 30}
 
 
-def _stream(database, rows, device):
-    for a, b in _blocks(len(database), rows):
-        Dt = torch.from_numpy(database[a:b]).to(device)
-        yield a, b, Dt, Dt.to(torch.float32), _norms(Dt)
+def use_integer(x: np.ndarray, device) -> bool:
+    """Whether the exact int8 GEMM serves ``x``: bytes, on the CPU, where this torch has it."""
+    return x.dtype == np.uint8 and torch.device(device).type == "cpu" and _int_l2.available()
+
+
+class _Rows:
+    """One set of (class-sorted) rows ``x`` (n, d), converted once per search, not per block.
+
+    Integer path (bytes on the CPU): ``op`` the int8 rows ``x - 128`` and ``sq`` their exact
+    squared norms (int64, numpy). Float path: ``op`` the float32 copy on the device (None when over
+    :data:`KEEP_BYTES`: converted per block) and ``sq`` the exact squared norms (float64 tensor)."""
+
+    def __init__(self, x, device, integer, *, op=None, sq=None, xt=None):
+        self.x, self.device, self.integer = x, device, integer
+        if sq is not None:
+            self.op, self.sq, self.xt = op, sq, xt
+        elif integer:
+            x8 = _int_l2.shifted(x)
+            self.op, self.sq, self.xt = torch.from_numpy(x8), _int_l2.shifted_norms(x8), None
+        else:
+            keep = 4 * x.size <= KEEP_BYTES.get(device.type, 0)
+            self.xt = torch.from_numpy(x).to(device) if keep else None
+            self.op = self.xt.to(torch.float32) if keep else None
+            self.sq = _norms(self.xt) if keep else torch.cat(
+                [_norms(torch.from_numpy(x[a:b]).to(device)) for a, b in _blocks(len(x), 8192)] or
+                [torch.empty(0, dtype=torch.float64, device=device)])
+
+    def __len__(self):
+        return len(self.x)
+
+    def sub(self, a, b):
+        """Rows ``a..b-1`` (views, nothing converted again)."""
+        cut = (lambda t: None if t is None else t[a:b])
+        return _Rows(self.x[a:b], self.device, self.integer, op=cut(self.op), sq=self.sq[a:b], xt=cut(self.xt))
+
+    def block(self, a, b):
+        """``(rows on the device, GEMM operand, squared norms)`` of rows ``a..b-1``."""
+        if self.integer:
+            return None, self.op[a:b], self.sq[a:b]
+        if self.op is not None:
+            return self.xt[a:b], self.op[a:b], self.sq[a:b]
+        xt = torch.from_numpy(self.x[a:b]).to(self.device)
+        return xt, xt.to(torch.float32), self.sq[a:b]
+
+
+def _int_block(q8, d8, qn, dn, q_side, q_off, d_gidx, bits, d_side=None, d_off=0, q_gidx=None):
+    """:func:`_block` on the exact integer path: the nearest of every row (and, with ``d_side``,
+    of every column) of one block from exact squared distances, ties to the smaller global index."""
+    xy = _int_l2.int_dot(q8, d8).numpy()
+    nq, nd = xy.shape
+    row_key = np.full(nq, _int_l2.NO_KEY, dtype=np.int64)
+    col_key = np.full((numba.get_num_threads() if d_side is not None else 0, nd), _int_l2.NO_KEY, dtype=np.int64)
+    q_g = np.ascontiguousarray(q_gidx if q_gidx is not None else np.zeros(nq), dtype=np.int64)
+    _int_l2.nearest_keys(xy, qn, dn, q_g, np.ascontiguousarray(d_gidx, dtype=np.int64), bits, row_key, col_key)
+    mask = (1 << bits) - 1
+    sides = [(q_side, q_off, row_key)] + ([(d_side, d_off, col_key.min(axis=0))] if d_side is not None else [])
+    for side, off, key in sides:
+        got = np.flatnonzero(key != _int_l2.NO_KEY)
+        side.offer(got + off, (key[got] >> bits).astype(np.float64), key[got] & mask)
+
+
+def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0, rows=None, bits=0):
+    """Every (query block, database block) pair of ``Q`` and ``D`` (:class:`_Rows`) offered to
+    ``q_side`` (and ``d_side``); ``d_gidx``/``q_gidx``: global indices of D's / Q's rows."""
+    rows = rows or (_int_l2.block_rows(Q.x.shape[1]) if Q.integer else _block_rows(Q.x.shape[1], Q.device))
+    for qa, qb in _blocks(len(Q), rows):
+        Qt, Qop, qn = Q.block(qa, qb)
+        qg = None if q_gidx is None else q_gidx[qa:qb]
+        for da, db in _blocks(len(D), rows):
+            Dt, Dop, dn = D.block(da, db)
+            if Q.integer:
+                _int_block(Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db], bits,
+                           d_side=d_side, d_off=d_off + da, q_gidx=qg)
+            else:
+                _block(Qt, Dt, Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
+                       d_side=d_side, d_off=d_off + da, q_gidx=qg)
 
 
 def _finish(side):
@@ -151,22 +214,37 @@ def _finish(side):
     return d, idx
 
 
-def gemm_nearest(queries, database, *, device="cpu", block_rows=None):
+def _setup(device, integer, *arrays):
+    """The device, whether the integer path runs, and the bits of its packed keys."""
+    device = torch.device(device)
+    x = arrays[0]
+    if integer is None:
+        integer = use_integer(x, device)
+    elif integer and not use_integer(x, device):
+        raise ValueError("the integer l2 path needs byte data on the CPU and torch._int_mm")
+    bits = _int_l2.index_bits(max(len(a) for a in arrays), x.shape[1]) if integer else 0
+    return device, integer, bits
+
+
+def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=None):
     """Exact l2 1-NN of each query in ``database``: ``(distances, indices)`` in stored units.
 
-    ``block_rows``: rows per GEMM block (default: from a memory budget; speed only)."""
-    device = torch.device(device)
+    ``block_rows``: rows per GEMM block (default: from a memory budget; speed only); ``integer``:
+    the exact int8 GEMM (default: for bytes on the CPU) or the float32 GEMM with its recheck."""
+    device, integer, bits = _setup(device, integer, queries, database)
     side = _Side(len(queries))
-    _gemm_rows(queries, database, side, np.arange(len(database), dtype=np.int64), device, rows=block_rows)
+    _gemm_rows(_Rows(queries, device, integer), _Rows(database, device, integer), side,
+               np.arange(len(database), dtype=np.int64), rows=block_rows, bits=bits)
     return _finish(side)
 
 
 def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu",
-                     block_rows=None):
-    """Exact l2 nearest *differently-labelled* database point of every query (pairs of classes once)."""
-    device = torch.device(device)
+                     block_rows=None, integer=None):
+    """Exact l2 nearest *differently-labelled* database point of every query (pairs of classes once).
+    The database (and the queries) are converted for the GEMM once, not per class."""
+    device, integer, bits = _setup(device, integer, x_db, x_query)
     d_order = np.argsort(y_db, kind="stable")
-    D = np.ascontiguousarray(x_db[d_order])
+    D = _Rows(np.ascontiguousarray(x_db[d_order]), device, integer)
     yd = y_db[d_order]
     classes = np.unique(np.concatenate([y_db, y_query]))
     if same_set:
@@ -176,8 +254,8 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
             if e == s or e == len(D):
                 continue
             # rows: class c (side positions s..e); columns: all later classes (positions e..)
-            _gemm_rows(D[s:e], D[e:], side, d_order[e:], device, d_side=side,
-                       q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows)
+            _gemm_rows(D.sub(s, e), D.sub(e, len(D)), side, d_order[e:], d_side=side,
+                       q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows, bits=bits)
             if progress is not None:
                 progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
         d, i = _finish(side)
@@ -185,7 +263,7 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
         out_d[d_order], out_i[d_order] = d, i
         return out_d, out_i
     q_order = np.argsort(y_query, kind="stable")
-    Q = np.ascontiguousarray(x_query[q_order])
+    Q = _Rows(np.ascontiguousarray(x_query[q_order]), device, integer)
     yq = y_query[q_order]
     side = _Side(len(Q))
     for c in classes:
@@ -195,7 +273,7 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
             continue
         for lo, hi in ((0, s), (e, len(D))):
             if hi > lo:
-                _gemm_rows(Q[qs:qe], D[lo:hi], side, d_order[lo:hi], device, q_off=qs, rows=block_rows)
+                _gemm_rows(Q.sub(qs, qe), D.sub(lo, hi), side, d_order[lo:hi], q_off=qs, rows=block_rows, bits=bits)
         if progress is not None:
             progress(int(qe - qs) * int(len(D) - (e - s)))
     d, i = _finish(side)
@@ -204,21 +282,21 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
     return out_d, out_i
 
 
-def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None):
+def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=None):
     """Exact l2 for two blocks at once: every row of ``a`` to its nearest other-label row of ``b``
     and back, each pair computed once: ``(da, ia, db, ib)`` (indices into the other block)."""
-    device = torch.device(device)
+    device, integer, bits = _setup(device, integer, xa, xb)
     sides = []
     for x, y in ((xa, ya), (xb, yb)):
         order = np.argsort(y, kind="stable")
-        sides.append((np.ascontiguousarray(x[order]), y[order], order, _Side(len(x))))
+        sides.append((_Rows(np.ascontiguousarray(x[order]), device, integer), y[order], order, _Side(len(x))))
     for (Q, yq, q_order, q_side), (D, yd, d_order, d_side) in (sides, sides[::-1]):
         for c in np.unique(yq):  # class c against the other block's larger classes
             s, e = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
             t = np.searchsorted(yd, c, "right")
             if t < len(D):
-                _gemm_rows(Q[s:e], D[t:], q_side, d_order[t:], device, d_side=d_side, q_gidx=q_order[s:e],
-                           q_off=s, d_off=t, rows=block_rows)
+                _gemm_rows(Q.sub(s, e), D.sub(t, len(D)), q_side, d_order[t:], d_side=d_side, q_gidx=q_order[s:e],
+                           q_off=s, d_off=t, rows=block_rows, bits=bits)
     out = []
     for _, _, order, side in sides:
         d, i = _finish(side)
@@ -228,4 +306,4 @@ def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None):
     return tuple(out)
 
 
-__all__ = ["U32", "gemm_block_pair", "gemm_cross_class", "gemm_nearest"]
+__all__ = ["KEEP_BYTES", "U32", "gemm_block_pair", "gemm_cross_class", "gemm_nearest", "use_integer"]

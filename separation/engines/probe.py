@@ -84,6 +84,8 @@ class ProbeSearch:
         self.counts = H[:, 0, 256].astype(np.int64)
         self.build_seconds = time.perf_counter() - t0
         self.last_stats: dict[str, float] = {}
+        #: (query, support row) pairs whose exact distance was computed, over every search so far
+        self.exact_pairs = 0
 
     @staticmethod
     def _layout(layout: str, nbytes: int) -> str:
@@ -133,6 +135,7 @@ class ProbeSearch:
                             self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
                             self.blocks.probe_max, stats, own, self.blocks.probe_query_block,
                             self.blocks.probe_step)
+        self.exact_pairs += int(stats[:, 1].sum())
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}

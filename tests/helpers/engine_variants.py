@@ -32,6 +32,7 @@ def variants() -> dict[str, object]:
         "cpu-small-given-layout": CPUEngine(blocks=SMALL_GIVEN),
         "cpu-no-probes": CPUEngine(blocks=NO_PROBES),
         "cpu-tiled-small": CPUEngine(linf="tiled", blocks=SMALL),
+        "cpu-float32-l2-small": CPUEngine(l2="float32", blocks=SMALL),
         "cpu-unordered-small": CPUEngine(reorder_features=False, blocks=SMALL),
         "torch-blocks-on-cpu": CUDAEngine(device="cpu", use_triton=False, block_bytes=40),
     }
@@ -63,3 +64,23 @@ def assert_same(res, ref):
         np.testing.assert_array_equal(res.test_distances, ref.test_distances)
         np.testing.assert_array_equal(res.test_neighbors, ref.test_neighbors)
         np.testing.assert_array_equal(res.test_train_duplicates, ref.test_train_duplicates)
+
+
+def near_tie_l2(n: int, d: int = 3072, seed: int = 0, spread: int = 3):
+    """Queries and a database where each query has two candidates whose squared distances differ
+    by exactly 1 while the squared norms are ~2e8: float32's resolution there is ~16, and its
+    GEMM error tens of units. The candidates are close to the query (squared distance ~1e4), so a
+    relative slack on the distance alone cannot cover that error: only the rigorous bound does.
+    The second candidate is a permutation of the first (same distance) with one byte moved by one."""
+    rng = np.random.default_rng(seed)
+    q = np.full((n, d), 250, np.uint8)
+    q[:, :8] = rng.integers(240, 256, (n, 8))
+    db = []
+    for i in range(n):
+        a = np.clip(q[i].astype(np.int64) + rng.integers(-spread, spread + 1, d), 0, 255)
+        b = a.copy()
+        b[8:] = a[8 + rng.permutation(d - 8)]
+        k = 8 + np.flatnonzero(b[8:] == 250)[0]
+        b[k] = 251  # exactly one squared unit farther than a
+        db += [b, a]  # the farther one first: a float32 tie would pick it
+    return q, np.array(db, dtype=np.uint8)

@@ -17,27 +17,7 @@ from separation import compute_separation, nearest_neighbors
 from separation.engines import CPUEngine, CUDAEngine, FaissEngine, ReferenceEngine, available_engines
 from separation.engines.blocks import CPUBlocks
 
-from helpers.engine_variants import SMALL, VARIANT_NAMES, tied, variants
-
-
-def near_tie_l2(n: int, d: int = 3072, seed: int = 0, spread: int = 3):
-    """Queries and a database where each query has two candidates whose squared distances differ
-    by exactly 1 while the squared norms are ~2e8: float32's resolution there is ~16, and its
-    GEMM error tens of units. The candidates are close to the query (squared distance ~1e4), so a
-    relative slack on the distance alone cannot cover that error: only the rigorous bound does.
-    The second candidate is a permutation of the first (same distance) with one byte moved by one."""
-    rng = np.random.default_rng(seed)
-    q = np.full((n, d), 250, np.uint8)
-    q[:, :8] = rng.integers(240, 256, (n, 8))
-    db = []
-    for i in range(n):
-        a = np.clip(q[i].astype(np.int64) + rng.integers(-spread, spread + 1, d), 0, 255)
-        b = a.copy()
-        b[8:] = a[8 + rng.permutation(d - 8)]
-        k = 8 + np.flatnonzero(b[8:] == 250)[0]
-        b[k] = 251  # exactly one squared unit farther than a
-        db += [b, a]  # the farther one first: a float32 tie would pick it
-    return q, np.array(db, dtype=np.uint8)
+from helpers.engine_variants import SMALL, VARIANT_NAMES, near_tie_l2, tied, variants
 
 
 def exact_sq(q, db):
@@ -170,24 +150,25 @@ def test_near_ties_in_block_pairs(rows):
                                reference_both_ways(xa, ya, xb, yb, "l2"), repr(eng))
 
 
-def test_gemm_block_rows_set_the_blocks(monkeypatch):
-    """``gemm_rows`` reaches every GEMM entry point: with 5 rows, 12 queries and 11 database
-    points (or 12 points of one class and 11 of another) run as 3 x 3 blocks of at most 5 rows
-    (so the multi-block tests above do run blocks)."""
+@pytest.mark.parametrize("l2, block_fn", [("int8", "_int_block"), ("float32", "_block")])
+def test_gemm_block_rows_set_the_blocks(monkeypatch, l2, block_fn):
+    """``gemm_rows`` reaches every GEMM entry point of both l2 paths: with 5 rows, 12 queries and
+    11 database points (or 12 points of one class and 11 of another) run as 3 x 3 blocks of at
+    most 5 rows (so the multi-block tests above do run blocks)."""
     from separation.engines import gemm
 
     shapes = []
-    block = gemm._block
+    block = getattr(gemm, block_fn)
 
     def spy(Qt, Dt, *args, **kwargs):
         shapes.append((len(Qt), len(Dt)))
         return block(Qt, Dt, *args, **kwargs)
 
-    monkeypatch.setattr(gemm, "_block", spy)
+    monkeypatch.setattr(gemm, block_fn, spy)
     rng = np.random.default_rng(4)
     q, db = rng.integers(0, 256, (12, 6)).astype(np.uint8), rng.integers(0, 256, (11, 6)).astype(np.uint8)
     blocks = sorted((a, b) for a in (5, 5, 2) for b in (5, 5, 1))
-    eng = CPUEngine(blocks=CPUBlocks(gemm_rows=5))
+    eng = CPUEngine(l2=l2, blocks=CPUBlocks(gemm_rows=5))
     calls = {"nearest": lambda: eng.nearest(q, db, norm="l2"),
              "cross_class": lambda: eng.cross_class(q, np.zeros(12, int), db, np.ones(11, int), norm="l2"),
              "train-train": lambda: eng.cross_class(np.concatenate([q, db]), np.repeat([0, 1], [12, 11]),
@@ -199,7 +180,7 @@ def test_gemm_block_rows_set_the_blocks(monkeypatch):
         call()
         assert sorted(shapes) == blocks, name
     shapes.clear()
-    CPUEngine().nearest(q, db, norm="l2")
+    CPUEngine(l2=l2).nearest(q, db, norm="l2")
     assert shapes == [(12, 11)]
 
 
@@ -266,10 +247,10 @@ def test_gemm_rechecks_few_pairs_exactly(monkeypatch, dtype):
         else:
             q, db = rng.random((100, d), dtype=np.float32), rng.random((300, d), dtype=np.float32)
         pairs.clear()
-        gemm.gemm_nearest(q, db)
+        gemm.gemm_nearest(q, db, integer=False)
         assert 100 <= sum(pairs) <= 110, (d, sum(pairs))
         pairs.clear()
-        gemm.gemm_nearest(q, db, block_rows=7)
+        gemm.gemm_nearest(q, db, block_rows=7, integer=False)
         assert 100 <= sum(pairs) <= 700, (d, sum(pairs))
 
 

@@ -1,0 +1,161 @@
+"""Exact l2 on bytes from an int8 GEMM: no rounding, so no recheck.
+
+A byte row ``x`` is shifted to ``x' = x - 128`` (int8, the same bytes with the top bit flipped);
+``|x - y|^2 = |x'|^2 + |y'|^2 - 2 x'.y'``, and ``x'.y'`` is an int8 x int8 GEMM with int32
+accumulation (``torch._int_mm``, VNNI on x86): each product is at most ``128 * 128 = 16384`` in
+size, so a sum over up to :data:`K_CHUNK` features is exact in int32; longer rows are summed in
+int64 over chunks. Every squared distance is then an exact integer, and the numba kernels below
+reduce a block of them to the nearest partner of each row and column (ties to the smallest global
+index, by packing ``(distance, index)`` into one int64 key) or to the pairs within a limit.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit, prange
+
+from ..core.extras import require
+
+torch = require("torch", "the exact l2 search on the CPU (int8 GEMM)")
+
+#: features per int32-exact GEMM chunk: ``K_CHUNK * 128 * 128 < 2**31``
+K_CHUNK = (2**31 - 1) // (128 * 128)
+#: rows shorter than this are multiplied in int64 (cheap for so few features)
+SHORT = 8
+#: most rows per block of the integer path: a block's int32 products (rows x rows) stay at 16 MiB
+#: (2048 measured fastest on full MNIST against 1024, 3072 and 8192 on the 2-core VM)
+ROWS_MAX = 2048
+#: most int8 bytes of one block's rows
+ROWS_BYTES = 96 << 20
+#: a key of no partner (larger than every packed key)
+NO_KEY = np.iinfo(np.int64).max
+
+
+@functools.lru_cache(maxsize=None)
+def available() -> bool:
+    """Whether this torch has an int8 GEMM with int32 results on the CPU, and it is exact here."""
+    if not hasattr(torch, "_int_mm"):
+        return False
+    a = torch.full((3, 9), -128, dtype=torch.int8)
+    b = torch.tensor([[127, -128, 5, 0, -1, 64, -64, 3, 2]] * 2, dtype=torch.int8)
+    try:
+        got = torch._int_mm(a, b.T)
+    except RuntimeError:  # not built for this CPU / this torch
+        return False
+    return got.dtype == torch.int32 and torch.equal(got.to(torch.int64), a.to(torch.int64) @ b.to(torch.int64).T)
+
+
+def shifted(x: np.ndarray) -> np.ndarray:
+    """Byte rows ``(n, d)`` uint8 as ``x - 128`` in int8 ``(n, d)`` (a view-sized copy)."""
+    return (x ^ np.uint8(128)).view(np.int8)
+
+
+def shifted_norms(x8: np.ndarray) -> np.ndarray:
+    """Exact ``|x'|^2`` of int8 rows ``(n, d)``: int64 ``(n,)``."""
+    out = np.empty(len(x8), dtype=np.int64)
+    step = max(1, (16 << 20) // max(1, 8 * x8.shape[1]))
+    for s in range(0, len(x8), step):
+        blk = x8[s:s + step].astype(np.int64)
+        out[s:s + step] = np.einsum("ij,ij->i", blk, blk)
+    return out
+
+
+def int_dot(q8: torch.Tensor, d8: torch.Tensor) -> torch.Tensor:
+    """``q8 @ d8.T`` exactly: int32 ``(nq, nd)`` when the rows have :data:`SHORT` to :data:`K_CHUNK`
+    features, else int64 (fewer: one int64 product; more: summed over chunks of that many)."""
+    dim = q8.shape[1]
+    if dim < SHORT:  # a single feature gives wrong int8 GEMM results (torch 2.x, CPU): exact int64 instead
+        return q8.to(torch.int64) @ d8.to(torch.int64).T
+    if dim <= K_CHUNK:
+        return torch._int_mm(q8, d8.T)
+    out = torch.zeros((q8.shape[0], d8.shape[0]), dtype=torch.int64)
+    for k in range(0, dim, K_CHUNK):
+        out += torch._int_mm(q8[:, k:k + K_CHUNK], d8[:, k:k + K_CHUNK].T).to(torch.int64)
+    return out
+
+
+def block_rows(dim: int) -> int:
+    """Rows per block of the integer path: at most :data:`ROWS_MAX`, and at most
+    :data:`ROWS_BYTES` of int8 rows (256 at least)."""
+    return max(256, min(ROWS_MAX, ROWS_BYTES // max(1, dim)))
+
+
+def index_bits(n_global: int, dim: int) -> int:
+    """Bits for a global index in a packed ``(squared distance << bits) | index`` key; ValueError
+    when a squared distance of ``dim`` byte features and such an index do not fit 63 bits."""
+    bits = max(1, int(n_global).bit_length())
+    if (255 * 255 * dim).bit_length() + bits > 63:
+        raise ValueError(f"{n_global} points of {dim} byte features do not fit a 63-bit (distance, index) key")
+    return bits
+
+
+@njit(parallel=True, cache=True)
+def nearest_keys(xy, qn, dn, q_gidx, d_gidx, bits, row_key, col_key):  # pragma: no cover - numba
+    """Fold one block into packed keys: ``row_key[i] = min(row_key[i], min_j key(i, j))`` with
+    ``key(i, j) = (|q_i - d_j|^2 << bits) | d_gidx[j]``; with ``col_key`` of shape ``(T, nd)``
+    (T >= 1 row chunks, one per thread), ``col_key[t, j]`` folds ``(... << bits) | q_gidx[i]``
+    over chunk t's rows (the caller takes the minimum over t). ``col_key.shape[0] == 0``: rows only.
+    ``xy`` (nq, nd) int32/int64 exact shifted dot products; ``qn``/``dn`` int64 shifted norms."""
+    nq, nd = xy.shape
+    chunks = col_key.shape[0]
+    cols = chunks > 0
+    n_chunks = chunks if cols else 1
+    per = (nq + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        for i in range(t * per, min(nq, (t + 1) * per)):
+            a = qn[i]
+            qk = q_gidx[i]
+            best = row_key[i]
+            for j in range(nd):
+                v = (a + dn[j] - 2 * np.int64(xy[i, j])) << bits
+                k = v | d_gidx[j]
+                if k < best:
+                    best = k
+                if cols:
+                    kc = v | qk
+                    if kc < col_key[t, j]:
+                        col_key[t, j] = kc
+            row_key[i] = best
+
+
+@njit(cache=True)
+def _count_within(xy, qn, dn, limit, counts):  # pragma: no cover - numba
+    nq, nd = xy.shape
+    for i in range(nq):
+        c = 0
+        a = qn[i] - limit
+        for j in range(nd):
+            if a + dn[j] <= 2 * np.int64(xy[i, j]):
+                c += 1
+        counts[i] = c
+
+
+@njit(cache=True)
+def _fill_within(xy, qn, dn, limit, starts, ii, jj, kk):  # pragma: no cover - numba
+    nq, nd = xy.shape
+    for i in range(nq):
+        p = starts[i]
+        for j in range(nd):
+            v = qn[i] + dn[j] - 2 * np.int64(xy[i, j])
+            if v <= limit:
+                ii[p], jj[p], kk[p] = i, j, v
+                p += 1
+
+
+def within(xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):
+    """The pairs of a block whose exact squared distance is ``<= limit``: ``(i, j, k)`` int64, row
+    positions, column positions and squared byte distances, sorted by ``(i, j)``."""
+    counts = np.empty(xy.shape[0], dtype=np.int64)
+    _count_within(xy, qn, dn, np.int64(limit), counts)
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    n = int(starts[-1])
+    ii, jj, kk = (np.empty(n, dtype=np.int64) for _ in range(3))
+    if n:
+        _fill_within(xy, qn, dn, np.int64(limit), starts, ii, jj, kk)
+    return ii, jj, kk
+
+
+__all__ = ["K_CHUNK", "NO_KEY", "ROWS_BYTES", "ROWS_MAX", "SHORT", "block_rows", "available", "index_bits", "int_dot", "nearest_keys", "shifted", "shifted_norms",
+           "within"]

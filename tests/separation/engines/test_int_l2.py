@@ -1,0 +1,149 @@
+"""The exact int8 GEMM path of l2 on bytes: exact at its size switches, equal to the float64
+reference on every entry point and block size, and nothing rechecked."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from separation.engines import CPUEngine, ReferenceEngine, _int_l2, gemm
+from separation.engines.blocks import CPUBlocks
+from separation.engines.conflicts import gemm_pairs, reference_pairs
+
+from helpers.engine_variants import near_tie_l2, tied
+
+pytestmark = pytest.mark.skipif(not _int_l2.available(), reason="this torch has no int8 GEMM on the CPU")
+
+
+def _int64_dot(a, b):
+    return a.to(torch.int64) @ b.to(torch.int64).T
+
+
+@pytest.mark.parametrize("dim", [1, _int_l2.SHORT - 1, _int_l2.SHORT, 784])
+def test_int_dot_is_exact_on_both_sides_of_the_short_switch(dim):
+    """Below SHORT features the product is taken in int64 (one feature gives wrong int8 GEMM results
+    in this torch); from SHORT on the int8 GEMM: both equal an int64 product at the extreme bytes."""
+    rng = np.random.default_rng(dim)
+    q = torch.from_numpy(rng.choice(np.array([-128, 127, 0, -1], np.int8), (9, dim)))
+    d = torch.from_numpy(rng.choice(np.array([-128, 127, 1], np.int8), (7, dim)))
+    assert torch.equal(_int_l2.int_dot(q, d).to(torch.int64), _int64_dot(q, d))
+
+
+@pytest.mark.parametrize("dim", [_int_l2.K_CHUNK, _int_l2.K_CHUNK + 1])
+def test_int_dot_is_exact_at_the_int32_chunk_boundary(dim):
+    """The largest products (-128 * -128 = 16384): K_CHUNK features still fit int32; one more
+    feature would overflow it, so the GEMM is summed in int64 over chunks."""
+    q = torch.full((2, dim), -128, dtype=torch.int8)
+    d = torch.full((3, dim), -128, dtype=torch.int8)
+    d[1, ::2] = 127
+    got = _int_l2.int_dot(q, d)
+    assert got.dtype == (torch.int32 if dim == _int_l2.K_CHUNK else torch.int64)
+    assert torch.equal(got.to(torch.int64), _int64_dot(q, d))
+    assert int(got[0, 0]) == 16384 * dim
+
+
+def test_packed_keys_fit_63_bits_or_the_call_is_refused():
+    """A key is ``(squared distance << bits) | index``: 2**28 ImageNet-sized rows fit, 2**29 do not."""
+    dim = 224 * 224 * 3
+    assert _int_l2.index_bits(2**28 - 1, dim) == 28
+    assert _int_l2.index_bits(2**28, dim) == 29  # (255**2 * dim) has 34 bits: 34 + 29 = 63
+    with pytest.raises(ValueError, match="do not fit a 63-bit"):
+        _int_l2.index_bits(2**29, dim)
+
+
+@pytest.mark.parametrize("dim", [784, 3072])
+def test_the_largest_byte_norms_are_exact(dim):
+    """Rows of 255 against rows of 0 and of 254: squared distances 65025 d and d, exactly, on the
+    nearest-neighbour and the range search."""
+    q = np.full((3, dim), 255, np.uint8)
+    db = np.concatenate([np.zeros((2, dim), np.uint8), np.full((2, dim), 254, np.uint8)])
+    d, i = gemm.gemm_nearest(q, db, integer=True)
+    assert np.array_equal(d, np.full(3, np.sqrt(dim))) and np.array_equal(i, [2, 2, 2])
+    d, i = gemm.gemm_nearest(q, db[:2], integer=True)
+    assert np.array_equal(d * d, np.full(3, 65025.0 * dim)) and np.array_equal(i, [0, 0, 0])
+    yq, yd = np.zeros(3, int), np.ones(4, int)
+    ii, jj, dd = gemm_pairs(q, yq, db, yd, same_set=False, radius=np.sqrt(65025 * dim) / 255, integer=True)
+    assert len(ii) == 12 and np.array_equal(np.unique(dd), np.sqrt([dim, 65025 * dim]) / 255)
+
+
+def test_near_ties_float32_cannot_resolve_are_decided_without_a_recheck(monkeypatch):
+    """Squared distances that differ by 1 at squared norms ~2e8 (float32 resolution ~16): the
+    integer path finds the nearer one and never calls the float path's exact recheck."""
+    monkeypatch.setattr(gemm, "_exact_sq", lambda *a: pytest.fail("the integer path rechecked a pair"))
+    q, db = near_tie_l2(12)
+    d, i = gemm.gemm_nearest(q, db, integer=True)
+    want = ReferenceEngine().nearest(q, db, norm="l2")
+    assert np.array_equal(d, want[0]) and np.array_equal(i, want[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
+       values=st.sampled_from([2, 3, 256]), rows=st.sampled_from([1, 2, 3, 7, None]))
+def test_every_entry_point_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, rows):
+    """cross_class (train--train and test--train), nearest, block_pair and the range search on
+    the integer path, with 1-row blocks upward and many ties: equal to the float64 reference."""
+    rng = np.random.default_rng(seed)
+    x, y = tied(rng, n, d, 3, values=values)
+    xq, yq = tied(rng, nq, d, 3, values=values)
+    eng, ref = CPUEngine(blocks=CPUBlocks(gemm_rows=rows) if rows else CPUBlocks()), ReferenceEngine()
+
+    def same(a, b):
+        assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+    same(eng.cross_class(x, y, x, y, norm="l2", same_set=True), ref.cross_class(x, y, x, y, norm="l2", same_set=True))
+    same(eng.cross_class(xq, yq, x, y, norm="l2"), ref.cross_class(xq, yq, x, y, norm="l2"))
+    same(eng.nearest(xq, x, norm="l2"), ref.nearest(xq, x, norm="l2"))
+    same(eng.block_pair(xq, yq, x, y, norm="l2"), ref.block_pair(xq, yq, x, y, norm="l2"))
+    radius = f"{int(rng.integers(0, 2 * values))}/255"
+    same(eng.range_search(xq, yq, x, y, norm="l2", radius=radius),
+         reference_pairs(xq, yq, x, y, same_set=False, norm="l2", radius=radius))
+    same(eng.range_search(x, y, x, y, norm="l2", radius=radius, same_set=True),
+         reference_pairs(x, y, x, y, same_set=True, norm="l2", radius=radius))
+
+
+def test_which_path_runs():
+    """Bytes on the CPU take the integer path by default; floats, ``l2="float32"``, another device
+    or a torch without the int8 GEMM take the float32 path; asking for the integer path where it
+    cannot run is refused."""
+    x = np.zeros((2, 3), np.uint8)
+    assert gemm.use_integer(x, "cpu") and not gemm.use_integer(x.astype(np.float32), "cpu")
+    assert not gemm.use_integer(x, "meta")
+    assert CPUEngine()._integer is None and CPUEngine(l2="float32")._integer is False
+    with pytest.raises(ValueError, match="needs byte data on the CPU"):
+        gemm.gemm_nearest(x.astype(np.float64), x.astype(np.float64), integer=True)
+
+
+def test_without_the_int8_gemm_bytes_take_the_float_path(monkeypatch):
+    """A torch without ``_int_mm`` (older or other builds): the same exact answer via float32 and
+    the recheck."""
+    monkeypatch.delattr(torch, "_int_mm")
+    _int_l2.available.cache_clear()
+    try:
+        assert not _int_l2.available()
+        rng = np.random.default_rng(3)
+        x, y = tied(rng, 30, 5, 3, values=4)
+        got = CPUEngine().cross_class(x, y, x, y, norm="l2", same_set=True)
+        want = ReferenceEngine().cross_class(x, y, x, y, norm="l2", same_set=True)
+        assert all(np.array_equal(u, v) for u, v in zip(got, want))
+    finally:
+        monkeypatch.undo()
+        _int_l2.available.cache_clear()
+
+
+def test_an_unknown_l2_path_is_refused():
+    from separation.core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="l2 must be 'int8' or 'float32'"):
+        CPUEngine(l2="int4")
+
+
+def test_block_rows_switch_at_their_limits():
+    """Rows per block of the integer path: ROWS_MAX for short rows, ROWS_BYTES of int8 rows once
+    that is fewer (the switch at dim = ROWS_BYTES / ROWS_MAX), never below 256."""
+    switch = _int_l2.ROWS_BYTES // _int_l2.ROWS_MAX
+    assert _int_l2.block_rows(784) == _int_l2.block_rows(switch) == _int_l2.ROWS_MAX
+    assert _int_l2.block_rows(switch + 1) == _int_l2.ROWS_BYTES // (switch + 1) < _int_l2.ROWS_MAX
+    assert _int_l2.block_rows(224 * 224 * 3) == max(256, _int_l2.ROWS_BYTES // (224 * 224 * 3))
+    assert _int_l2.block_rows(10**9) == 256
