@@ -90,6 +90,14 @@ def index_bits(n_global: int, dim: int) -> int:
     return bits
 
 
+@njit(inline="always")
+def thread_chunks(nq, col_threads):  # pragma: no cover - numba
+    """``(chunks, rows per chunk)`` of a block's ``nq`` rows: one chunk per column copy
+    (``col_threads``, one per thread) or, without column copies, one chunk for all rows."""
+    chunks = col_threads if col_threads > 0 else 1
+    return chunks, (nq + chunks - 1) // chunks
+
+
 @njit(parallel=True, cache=True)
 def nearest_keys(xy, qn, dn, q_gidx, d_gidx, bits, row_key, col_key):  # pragma: no cover - numba
     """Fold one block into packed keys: ``row_key[i] = min(row_key[i], min_j key(i, j))`` with
@@ -98,10 +106,8 @@ def nearest_keys(xy, qn, dn, q_gidx, d_gidx, bits, row_key, col_key):  # pragma:
     over chunk t's rows (the caller takes the minimum over t). ``col_key.shape[0] == 0``: rows only.
     ``xy`` (nq, nd) int32/int64 exact shifted dot products; ``qn``/``dn`` int64 shifted norms."""
     nq, nd = xy.shape
-    chunks = col_key.shape[0]
-    cols = chunks > 0
-    n_chunks = chunks if cols else 1
-    per = (nq + n_chunks - 1) // n_chunks
+    cols = col_key.shape[0] > 0
+    n_chunks, per = thread_chunks(nq, col_key.shape[0])
     for t in prange(n_chunks):
         for i in range(t * per, min(nq, (t + 1) * per)):
             a = qn[i]
@@ -157,5 +163,5 @@ def within(xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):
     return ii, jj, kk
 
 
-__all__ = ["K_CHUNK", "NO_KEY", "ROWS_BYTES", "ROWS_MAX", "SHORT", "block_rows", "available", "index_bits", "int_dot", "nearest_keys", "shifted", "shifted_norms",
+__all__ = ["K_CHUNK", "NO_KEY", "ROWS_BYTES", "ROWS_MAX", "SHORT", "block_rows", "available", "index_bits", "int_dot", "nearest_keys", "shifted", "shifted_norms", "thread_chunks",
            "within"]

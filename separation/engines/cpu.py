@@ -44,18 +44,22 @@ class CPUEngine(Engine, register="cpu"):
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "int8",
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "int8", l1: str = "bound",
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
         ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"int8"``
         (bytes through the exact int8 GEMM where torch has it, other data as ``"float32"``; default)
-        or ``"float32"`` (float32 GEMM and the exact recheck of its candidates); ``blocks``: the
-        kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
+        or ``"float32"`` (float32 GEMM and the exact recheck of its candidates); ``l1``: ``"bound"``
+        (bytes: exact l1 only where the int8 GEMM's exact l2 cannot rule the pair out, see
+        ``_l1_bound``; other data as ``"tiled"``; default) or ``"tiled"`` (the register-tiled
+        kernel); ``blocks``: the kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
         if l2 not in ("int8", "float32"):
             raise InvalidInputError(f"l2 must be 'int8' or 'float32', got {l2!r}")
-        self.l2 = l2
+        if l1 not in ("bound", "tiled"):
+            raise InvalidInputError(f"l1 must be 'bound' or 'tiled', got {l1!r}")
+        self.l2, self.l1 = l2, l1
         #: the l-inf probe searches' pruning so far: (query, other-class point) pairs searched, and
         #: those whose exact distance was computed (the rest were ruled out by probes)
         self.probe_pairs = {"pairs": 0, "exact": 0}
@@ -73,10 +77,19 @@ class CPUEngine(Engine, register="cpu"):
             return False
         return True
 
-    @property
-    def _integer(self):
-        """The GEMM functions' ``integer``: None (the int8 GEMM where it applies) or False."""
-        return None if self.l2 == "int8" else False
+    def _gemm_norm(self, norm, *arrays):
+        """Whether the GEMM functions serve ``norm`` here: l2 always; l1 with ``l1="bound"`` on bytes
+        where the int8 GEMM runs."""
+        if norm == "l2":
+            return True
+        from .gemm import use_integer
+
+        return norm == "l1" and self.l1 == "bound" and all(use_integer(a, "cpu") for a in arrays)
+
+    def _integer(self, norm="l2"):
+        """The GEMM functions' ``integer``: None (the int8 GEMM where it applies: always for l1)
+        or False (``l2="float32"``)."""
+        return None if norm == "l1" or self.l2 == "int8" else False
 
     # -- l-inf / l1 ---------------------------------------------------------------------------
     def _order(self, *arrays):
@@ -114,10 +127,11 @@ class CPUEngine(Engine, register="cpu"):
         col_best[:], col_idx[:] = m, i
 
     def nearest(self, queries, database, *, norm):
-        if norm == "l2":
+        if self._gemm_norm(norm, queries, database):
             from .gemm import gemm_nearest
 
-            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows, integer=self._integer)
+            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
+                                norm=norm)
         if norm == "linf" and self.linf == "probe":
             return self._linf_probe(queries, np.full(len(queries), -1, np.int64), database,
                                     np.zeros(len(database), np.int64))
@@ -132,11 +146,11 @@ class CPUEngine(Engine, register="cpu"):
         return _finish(best, idx)
 
     def cross_class(self, x_query, y_query, x_db, y_db, *, norm, same_set=False, progress=None):
-        if norm == "l2":
+        if self._gemm_norm(norm, x_query, x_db):
             from .gemm import gemm_cross_class
 
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
-                                    block_rows=self.blocks.gemm_rows, integer=self._integer)
+                                    block_rows=self.blocks.gemm_rows, integer=self._integer(norm), norm=norm)
         if norm == "linf" and self.linf == "probe":
             return self.prepare(x_db, y_db, norm="linf")(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
@@ -192,7 +206,7 @@ class CPUEngine(Engine, register="cpu"):
         recheck in blocks of ``blocks.gemm_rows`` (l2): :func:`~.conflicts.cpu_pairs`."""
         return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
                          max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows,
-                         integer=self._integer)
+                         integer=self._integer())
 
     def class_search(self, support, labels, n_classes, *, norm):
         """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);
@@ -234,10 +248,11 @@ class CPUEngine(Engine, register="cpu"):
         return norm != "linf" or self.linf == "tiled"
 
     def block_pair(self, xa, ya, xb, yb, *, norm):
-        if norm == "l2":
+        if self._gemm_norm(norm, xa, xb):
             from .gemm import gemm_block_pair
 
-            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows, integer=self._integer)
+            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
+                                   norm=norm)
         if not self.pairs_once(norm, xa.dtype):
             return super().block_pair(xa, ya, xb, yb, norm=norm)
         perm = self._order(xa, xb)

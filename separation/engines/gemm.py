@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from ..core.extras import require
-from . import _int_l2
+from . import _int_l2, _l1_bound
 
 torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
 
@@ -188,7 +188,40 @@ def _int_block(q8, d8, qn, dn, q_side, q_off, d_gidx, bits, d_side=None, d_off=0
         side.offer(got + off, (key[got] >> bits).astype(np.float64), key[got] & mask)
 
 
-def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0, rows=None, bits=0):
+def _seeded_side(x_sorted, partners, x_other, norm):
+    """A :class:`_Side` for the rows ``x_sorted``; for l1 its bests start at the exact l1 distance
+    to ``partners`` (their l2-nearest rows of ``x_other``, -1: none) -- real pairs with their
+    indices, so the result and its ties are unchanged, while the l2 bound prunes from the start."""
+    side = _Side(len(x_sorted))
+    if norm == "l1":
+        has = np.flatnonzero(partners >= 0)
+        for s in range(0, len(has), 4096):
+            k = has[s:s + 4096]
+            diff = x_sorted[k].astype(np.int16) - x_other[partners[k]].astype(np.int16)
+            side.best[k] = np.abs(diff).sum(axis=1)
+            side.idx[k] = partners[k]
+    return side
+
+
+def _l1_block(qx, dx, q8, d8, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """One block of the l1 search (:mod:`._l1_bound`): exact l1 distances of the pairs the exact
+    l2 cannot rule out, folded straight into the sides' running bests."""
+    xy = _int_l2.int_dot(q8, d8).numpy()
+    nq, nd = xy.shape
+    threads = numba.get_num_threads() if d_side is not None else 0
+    if d_side is not None:
+        cb = np.repeat(d_side.best[None, d_off:d_off + nd], threads, axis=0)
+        ci = np.repeat(d_side.idx[None, d_off:d_off + nd], threads, axis=0)
+    else:
+        cb, ci = np.empty((0, nd)), np.empty((0, nd), dtype=np.int64)
+    q_g = np.ascontiguousarray(q_gidx if q_gidx is not None else np.zeros(nq), dtype=np.int64)
+    _l1_bound.l1_block(qx, dx, xy, qn, dn, q_g, np.ascontiguousarray(d_gidx, dtype=np.int64),
+                       q_side.best[q_off:q_off + nq], q_side.idx[q_off:q_off + nq], cb, ci)
+    if d_side is not None:
+        _l1_bound.fold_columns(cb, ci, d_side.best[d_off:d_off + nd], d_side.idx[d_off:d_off + nd])
+
+
+def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0, rows=None, bits=0, norm="l2"):
     """Every (query block, database block) pair of ``Q`` and ``D`` (:class:`_Rows`) offered to
     ``q_side`` (and ``d_side``); ``d_gidx``/``q_gidx``: global indices of D's / Q's rows."""
     rows = rows or (_int_l2.block_rows(Q.x.shape[1]) if Q.integer else _block_rows(Q.x.shape[1], Q.device))
@@ -197,7 +230,10 @@ def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0,
         qg = None if q_gidx is None else q_gidx[qa:qb]
         for da, db in _blocks(len(D), rows):
             Dt, Dop, dn = D.block(da, db)
-            if Q.integer:
+            if norm == "l1":
+                _l1_block(Q.x[qa:qb], D.x[da:db], Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
+                          d_side=d_side, d_off=d_off + da, q_gidx=qg)
+            elif Q.integer:
                 _int_block(Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db], bits,
                            d_side=d_side, d_off=d_off + da, q_gidx=qg)
             else:
@@ -205,67 +241,76 @@ def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0,
                        d_side=d_side, d_off=d_off + da, q_gidx=qg)
 
 
-def _finish(side):
+def _finish(side, norm="l2"):
     missing = side.idx == np.iinfo(np.int64).max
-    d = np.sqrt(side.best)
+    d = np.sqrt(side.best) if norm == "l2" else side.best.copy()
     idx = side.idx.copy()
     d[missing] = np.inf
     idx[missing] = -1
     return d, idx
 
 
-def _setup(device, integer, *arrays):
-    """The device, whether the integer path runs, and the bits of its packed keys."""
+def _setup(device, integer, *arrays, norm="l2"):
+    """The device, whether the integer path runs, and the bits of its packed keys (l1 runs on the
+    integer path only)."""
     device = torch.device(device)
     x = arrays[0]
+    if norm == "l1":
+        integer = True if integer is None else integer
     if integer is None:
         integer = use_integer(x, device)
     elif integer and not use_integer(x, device):
-        raise ValueError("the integer l2 path needs byte data on the CPU and torch._int_mm")
+        raise ValueError(f"the integer {norm} path needs byte data on the CPU and torch._int_mm")
     bits = _int_l2.index_bits(max(len(a) for a in arrays), x.shape[1]) if integer else 0
     return device, integer, bits
 
 
-def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=None):
-    """Exact l2 1-NN of each query in ``database``: ``(distances, indices)`` in stored units.
+def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=None, norm="l2"):
+    """Exact l2 (or, ``norm="l1"``, l1 on bytes) 1-NN of each query in ``database``:
+    ``(distances, indices)`` in stored units.
 
     ``block_rows``: rows per GEMM block (default: from a memory budget; speed only); ``integer``:
     the exact int8 GEMM (default: for bytes on the CPU) or the float32 GEMM with its recheck."""
-    device, integer, bits = _setup(device, integer, queries, database)
-    side = _Side(len(queries))
+    device, integer, bits = _setup(device, integer, queries, database, norm=norm)
+    seed = gemm_nearest(queries, database, device=device, block_rows=block_rows)[1] if norm == "l1" else None
+    side = _seeded_side(queries, seed, database, norm)
     _gemm_rows(_Rows(queries, device, integer), _Rows(database, device, integer), side,
-               np.arange(len(database), dtype=np.int64), rows=block_rows, bits=bits)
-    return _finish(side)
+               np.arange(len(database), dtype=np.int64), rows=block_rows, bits=bits, norm=norm)
+    return _finish(side, norm)
 
 
 def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu",
-                     block_rows=None, integer=None):
-    """Exact l2 nearest *differently-labelled* database point of every query (pairs of classes once).
-    The database (and the queries) are converted for the GEMM once, not per class."""
-    device, integer, bits = _setup(device, integer, x_db, x_query)
+                     block_rows=None, integer=None, norm="l2"):
+    """Exact l2 (or l1 on bytes) nearest *differently-labelled* database point of every query
+    (pairs of classes once). The database (and the queries) are converted for the GEMM once."""
+    device, integer, bits = _setup(device, integer, x_db, x_query, norm=norm)
+    seed = None
+    if norm == "l1":  # each point's l2-nearest other-class point: a close l1 partner to start from
+        seed = gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, device=device,
+                                block_rows=block_rows)[1]
     d_order = np.argsort(y_db, kind="stable")
     D = _Rows(np.ascontiguousarray(x_db[d_order]), device, integer)
     yd = y_db[d_order]
     classes = np.unique(np.concatenate([y_db, y_query]))
     if same_set:
-        side = _Side(len(D))
+        side = _seeded_side(D.x, None if seed is None else seed[d_order], x_db, norm)
         for c in classes:
             s, e = np.searchsorted(yd, c, "left"), np.searchsorted(yd, c, "right")
             if e == s or e == len(D):
                 continue
             # rows: class c (side positions s..e); columns: all later classes (positions e..)
             _gemm_rows(D.sub(s, e), D.sub(e, len(D)), side, d_order[e:], d_side=side,
-                       q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows, bits=bits)
+                       q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows, bits=bits, norm=norm)
             if progress is not None:
                 progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
-        d, i = _finish(side)
+        d, i = _finish(side, norm)
         out_d, out_i = np.empty_like(d), np.empty_like(i)
         out_d[d_order], out_i[d_order] = d, i
         return out_d, out_i
     q_order = np.argsort(y_query, kind="stable")
     Q = _Rows(np.ascontiguousarray(x_query[q_order]), device, integer)
     yq = y_query[q_order]
-    side = _Side(len(Q))
+    side = _seeded_side(Q.x, None if seed is None else seed[q_order], x_db, norm)
     for c in classes:
         qs, qe = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
         s, e = np.searchsorted(yd, c, "left"), np.searchsorted(yd, c, "right")
@@ -273,33 +318,39 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
             continue
         for lo, hi in ((0, s), (e, len(D))):
             if hi > lo:
-                _gemm_rows(Q.sub(qs, qe), D.sub(lo, hi), side, d_order[lo:hi], q_off=qs, rows=block_rows, bits=bits)
+                _gemm_rows(Q.sub(qs, qe), D.sub(lo, hi), side, d_order[lo:hi], q_off=qs, rows=block_rows, bits=bits,
+                           norm=norm)
         if progress is not None:
             progress(int(qe - qs) * int(len(D) - (e - s)))
-    d, i = _finish(side)
+    d, i = _finish(side, norm)
     out_d, out_i = np.empty_like(d), np.empty_like(i)
     out_d[q_order], out_i[q_order] = d, i
     return out_d, out_i
 
 
-def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=None):
-    """Exact l2 for two blocks at once: every row of ``a`` to its nearest other-label row of ``b``
-    and back, each pair computed once: ``(da, ia, db, ib)`` (indices into the other block)."""
-    device, integer, bits = _setup(device, integer, xa, xb)
+def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=None, norm="l2"):
+    """Exact l2 (or l1 on bytes) for two blocks at once: every row of ``a`` to its nearest
+    other-label row of ``b`` and back, each pair computed once: ``(da, ia, db, ib)`` (indices into
+    the other block)."""
+    device, integer, bits = _setup(device, integer, xa, xb, norm=norm)
+    seeds = (None, None, None, None)
+    if norm == "l1":  # (da, ia, db, ib) of l2: close l1 partners to start from
+        seeds = gemm_block_pair(xa, ya, xb, yb, device=device, block_rows=block_rows)
     sides = []
-    for x, y in ((xa, ya), (xb, yb)):
+    for x, y, seed, other in ((xa, ya, seeds[1], xb), (xb, yb, seeds[3], xa)):
         order = np.argsort(y, kind="stable")
-        sides.append((_Rows(np.ascontiguousarray(x[order]), device, integer), y[order], order, _Side(len(x))))
+        rows = _Rows(np.ascontiguousarray(x[order]), device, integer)
+        sides.append((rows, y[order], order, _seeded_side(rows.x, None if seed is None else seed[order], other, norm)))
     for (Q, yq, q_order, q_side), (D, yd, d_order, d_side) in (sides, sides[::-1]):
         for c in np.unique(yq):  # class c against the other block's larger classes
             s, e = np.searchsorted(yq, c, "left"), np.searchsorted(yq, c, "right")
             t = np.searchsorted(yd, c, "right")
             if t < len(D):
                 _gemm_rows(Q.sub(s, e), D.sub(t, len(D)), q_side, d_order[t:], d_side=d_side, q_gidx=q_order[s:e],
-                           q_off=s, d_off=t, rows=block_rows, bits=bits)
+                           q_off=s, d_off=t, rows=block_rows, bits=bits, norm=norm)
     out = []
     for _, _, order, side in sides:
-        d, i = _finish(side)
+        d, i = _finish(side, norm)
         res_d, res_i = np.empty_like(d), np.empty_like(i)
         res_d[order], res_i[order] = d, i
         out += [res_d, res_i]

@@ -1,5 +1,6 @@
-"""The exact int8 GEMM path of l2 on bytes: exact at its size switches, equal to the float64
-reference on every entry point and block size, and nothing rechecked."""
+"""The exact int8 GEMM paths on bytes: l2 (exact at its size switches, equal to the float64
+reference on every entry point and block size, nothing rechecked) and l1 pruned by that exact l2
+(equal to the reference, ties at the bound included)."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,20 +79,25 @@ def test_near_ties_float32_cannot_resolve_are_decided_without_a_recheck(monkeypa
     assert np.array_equal(d, want[0]) and np.array_equal(i, want[1])
 
 
+def _tiny_case(seed, n, nq, d, values, rows):
+    """``(rng, x, y, xq, yq, engine, reference)``: tied bytes of 3 classes, GEMM blocks of ``rows``."""
+    rng = np.random.default_rng(seed)
+    x, y = tied(rng, n, d, 3, values=values)
+    xq, yq = tied(rng, nq, d, 3, values=values)
+    return rng, x, y, xq, yq, CPUEngine(blocks=CPUBlocks(gemm_rows=rows) if rows else CPUBlocks()), ReferenceEngine()
+
+
+def same(a, b):
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
        values=st.sampled_from([2, 3, 256]), rows=st.sampled_from([1, 2, 3, 7, None]))
 def test_every_entry_point_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, rows):
     """cross_class (train--train and test--train), nearest, block_pair and the range search on
     the integer path, with 1-row blocks upward and many ties: equal to the float64 reference."""
-    rng = np.random.default_rng(seed)
-    x, y = tied(rng, n, d, 3, values=values)
-    xq, yq = tied(rng, nq, d, 3, values=values)
-    eng, ref = CPUEngine(blocks=CPUBlocks(gemm_rows=rows) if rows else CPUBlocks()), ReferenceEngine()
-
-    def same(a, b):
-        assert all(np.array_equal(u, v) for u, v in zip(a, b))
-
+    rng, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows)
     same(eng.cross_class(x, y, x, y, norm="l2", same_set=True), ref.cross_class(x, y, x, y, norm="l2", same_set=True))
     same(eng.cross_class(xq, yq, x, y, norm="l2"), ref.cross_class(xq, yq, x, y, norm="l2"))
     same(eng.nearest(xq, x, norm="l2"), ref.nearest(xq, x, norm="l2"))
@@ -110,7 +116,8 @@ def test_which_path_runs():
     x = np.zeros((2, 3), np.uint8)
     assert gemm.use_integer(x, "cpu") and not gemm.use_integer(x.astype(np.float32), "cpu")
     assert not gemm.use_integer(x, "meta")
-    assert CPUEngine()._integer is None and CPUEngine(l2="float32")._integer is False
+    assert CPUEngine()._integer() is None and CPUEngine(l2="float32")._integer() is False
+    assert CPUEngine(l2="float32")._integer("l1") is None  # l1 on bytes: always the int8 GEMM
     with pytest.raises(ValueError, match="needs byte data on the CPU"):
         gemm.gemm_nearest(x.astype(np.float64), x.astype(np.float64), integer=True)
 
@@ -147,3 +154,55 @@ def test_block_rows_switch_at_their_limits():
     assert _int_l2.block_rows(switch + 1) == _int_l2.ROWS_BYTES // (switch + 1) < _int_l2.ROWS_MAX
     assert _int_l2.block_rows(224 * 224 * 3) == max(256, _int_l2.ROWS_BYTES // (224 * 224 * 3))
     assert _int_l2.block_rows(10**9) == 256
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
+       values=st.sampled_from([2, 3, 256]), binary=st.booleans(), rows=st.sampled_from([1, 2, 3, 7, None]))
+def test_l1_by_the_l2_bound_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, binary, rows):
+    """l1 on bytes through the int8 GEMM's bound: train--train, test--train, nearest and
+    block_pair equal the float64 reference with 1-row blocks upward. Binary images (bytes 0 and
+    255) make the bound exact (``l1 == l2^2 / 255``): every pair sits at its bound, so ties at the
+    bound must still be computed and decided by index."""
+    _, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows)
+    if binary:
+        x, xq = np.where(x % 2 == 1, 255, 0).astype(np.uint8), np.where(xq % 2 == 1, 255, 0).astype(np.uint8)
+    same(eng.cross_class(x, y, x, y, norm="l1", same_set=True), ref.cross_class(x, y, x, y, norm="l1", same_set=True))
+    same(eng.cross_class(xq, yq, x, y, norm="l1"), ref.cross_class(xq, yq, x, y, norm="l1"))
+    same(eng.nearest(xq, x, norm="l1"), ref.nearest(xq, x, norm="l1"))
+    same(eng.block_pair(xq, yq, x, y, norm="l1"), ref.block_pair(xq, yq, x, y, norm="l1"))
+
+
+def test_l1_computes_few_pairs_exactly_where_the_bound_is_tight(monkeypatch):
+    """On near-binary images (the MNIST case) the bound rules out most pairs: the exact l1 of far
+    fewer than all pairs is computed (counted through the kernel's early-exit limit), and the
+    answer equals the tiled kernel's, which computes every pair."""
+    rng = np.random.default_rng(5)
+    x = np.where(rng.random((400, 64)) < 0.3, 255, 0).astype(np.uint8)
+    x[:, :8] = rng.integers(0, 256, (400, 8))  # some grey: the bound is no longer exact
+    y = rng.integers(0, 4, 400)
+    want = CPUEngine(l1="tiled").cross_class(x, y, x, y, norm="l1", same_set=True)
+    got = CPUEngine().cross_class(x, y, x, y, norm="l1", same_set=True)
+    assert all(np.array_equal(u, v) for u, v in zip(got, want))
+    from separation.engines import _l1_bound
+
+    counted = []
+    block = _l1_bound.l1_block.py_func  # the same code, run by Python, to count what it computes
+
+    def counting(Q, D, xy, qn, dn, *rest):
+        l2 = qn[:, None] + dn[None, :] - 2 * xy.astype(np.int64)
+        counted.append((int((l2 <= 255 * rest[2][:, None]).sum()), l2.size))
+        return block(Q, D, xy, qn, dn, *rest)
+
+    monkeypatch.setattr(_l1_bound, "l1_block", counting)
+    again = CPUEngine().cross_class(x, y, x, y, norm="l1", same_set=True)
+    assert all(np.array_equal(u, v) for u, v in zip(again, want))
+    kept, total = map(sum, zip(*counted))
+    assert 0 < kept < 0.25 * total, (kept, total)
+
+
+def test_an_unknown_l1_path_is_refused():
+    from separation.core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="l1 must be 'bound' or 'tiled'"):
+        CPUEngine(l1="exact")

@@ -1,0 +1,80 @@
+"""Exact l1 on bytes, pruned by the exact l2 of the int8 GEMM.
+
+Every term of a byte pair is at most 255, so ``|x - y|_1 >= |x - y|_2^2 / 255``: the int8 GEMM
+(:mod:`._int_l2`) gives each pair's exact squared l2 distance and with it the integer lower bound
+``ceil(l2^2 / 255)`` on its l1 distance. The kernel below computes the exact l1 distance (integer
+sums, stopping once past what it could still improve) only for pairs whose bound does not exceed
+the best so far of their row -- or of their column, for train--train blocks -- so ties are still
+decided by index. On near-binary images (MNIST) the bound is close to the distance itself and
+few pairs are computed exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._int_l2 import thread_chunks
+
+#: features summed between two early-exit checks
+CHECK = 64
+
+
+@njit(inline="always")
+def _better(d, g, best, bidx):  # pragma: no cover - numba
+    return d < best or (d == best and g < bidx)
+
+
+@njit(parallel=True, cache=True)
+def l1_block(Q, D, xy, qn, dn, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx):  # pragma: no cover
+    """Fold one block of byte rows into running bests (exact l1 in byte units, ties to the smaller
+    global index). ``Q`` (nq, d) / ``D`` (nd, d) uint8; ``xy`` (nq, nd) their exact shifted dot
+    products and ``qn``/``dn`` shifted squared norms (:mod:`._int_l2`: ``qn[i] + dn[j] - 2 xy[i, j]``
+    is the squared l2 distance); ``row_best``/``row_idx`` (nq,) float64/int64 updated in place;
+    ``col_best``/``col_idx`` (T, nd): one row per thread, each starting from the columns' bests
+    (the caller folds them; ``T == 0``: rows only)."""
+    nq, nd = xy.shape
+    d = Q.shape[1]
+    cols = col_best.shape[0] > 0
+    n_chunks, per = thread_chunks(nq, col_best.shape[0])
+    for t in prange(n_chunks):
+        for i in range(t * per, min(nq, (t + 1) * per)):
+            rb, ri, gi = row_best[i], row_idx[i], q_gidx[i]
+            q = Q[i]
+            qsq = qn[i]
+            for j in range(nd):
+                # the bound ceil(l2 / 255) > best  <=>  l2 > 255 best (best an integer or inf)
+                l2 = np.float64(qsq + dn[j] - 2 * np.int64(xy[i, j]))
+                cb = col_best[t, j] if cols else -1.0
+                if l2 > 255.0 * rb and l2 > 255.0 * cb:
+                    continue
+                limit = max(rb, cb)
+                row = D[j]
+                s = np.int64(0)
+                k0 = 0
+                while k0 < d and s <= limit:
+                    acc = np.int32(0)
+                    for k in range(k0, min(d, k0 + CHECK)):
+                        a, b = q[k], row[k]
+                        acc += np.int32(max(a, b) - min(a, b))
+                    s += acc
+                    k0 += CHECK
+                if s > limit:
+                    continue
+                gj = d_gidx[j]
+                if _better(s, gj, rb, ri):
+                    rb, ri = s, gj
+                if cols and _better(s, gi, col_best[t, j], col_idx[t, j]):
+                    col_best[t, j], col_idx[t, j] = s, gi
+            row_best[i], row_idx[i] = rb, ri
+
+
+def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, idx: np.ndarray) -> None:
+    """Fold the per-thread column bests ``(T, nd)`` into ``best``/``idx`` ``(nd,)`` in place:
+    smallest distance, then smallest index."""
+    m = col_best.min(axis=0)
+    i = np.where(col_best == m[None, :], col_idx, np.iinfo(np.int64).max).min(axis=0)
+    better = (m < best) | ((m == best) & (i < idx))
+    best[better], idx[better] = m[better], i[better]
+
+
+__all__ = ["CHECK", "fold_columns", "l1_block"]
