@@ -26,6 +26,9 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
     assert "Measured peaks of this machine" in sections
     for norm in ("linf", "l2", "l1"):
         engines = [r for r in rows if r["section"] == f"Engines on digits ({norm}, train–train + test–train)"]
+        assert [r["competitor"] for r in engines] == {
+            "linf": ["cpu (probe)", "cpu (tiled)"], "l2": ["cpu (int8 GEMM)", "cpu (float32 GEMM + recheck)"],
+            "l1": ["cpu (l2 bound)", "cpu (tiled)"]}[norm]
         assert engines and all(r["metrics"]["fraction of peak"] > 0 for r in engines)
         assert all(r["agrees"] in (None, True) for r in engines)  # every engine variant: the same distances
         tools = [r["competitor"] for r in rows if r["section"] == f"Same data, every tool ({norm}, train–train + test–train)"]
