@@ -28,23 +28,29 @@ OURS = "ours: cpu"
 BENCHMARK_COMMAND = "python benchmarks/separation_engines.py --data-root DATA_ROOT"
 
 
+def _linf_section(section: str) -> bool:
+    """Whether a benchmark section times the l-inf search (the paper's p = inf)."""
+    return "ℓ∞" in section or "(linf" in section
+
+
 def _pairs(rec: BenchmarkRecord) -> list[tuple[str, float | None, float | None, bool | None]]:
-    """(workload, the paper's seconds, ours, ours agrees with the reference) of each workload that
-    both ran in one section of the record."""
+    """(workload, the paper's seconds, ours, whether the two gave the same distances) of each
+    workload that both ran in one l-inf section of the record."""
     out = []
-    for section in rec.result.sections():
+    for section in filter(_linf_section, rec.result.sections()):
         rows = [r for r in rec.result.rows if r.section == section]
+        ref = rec.result.references.get(section)
         for group in dict.fromkeys(r.group for r in rows):
             paper = next((r for r in rows if r.group == group and r.competitor == PAPER_ROUTE), None)
             ours = next((r for r in rows if r.group == group and r.competitor == OURS), None)
             if paper is not None and ours is not None:
-                same = ours.agrees if rec.result.references.get(section) == PAPER_ROUTE else None
+                same = ours.agrees if ref == PAPER_ROUTE else paper.agrees if ref == OURS else None
                 out.append((group, paper.seconds, ours.seconds, same))
     return out
 
 
 def pick_benchmark(records: Sequence[BenchmarkRecord]) -> BenchmarkRecord | None:
-    """The newest benchmark record that timed the paper's route and the toolkit on the same data."""
+    """The newest benchmark record that timed the paper's route and the toolkit on the same data (l-inf)."""
     found = [r for r in records if _pairs(r)]
     return max(found, key=lambda r: (r.meta.created if r.meta else "", r.label)) if found else None
 

@@ -380,7 +380,7 @@ def test_lipschitz_figure_labels_stay_inside_and_name_the_fit_sizes(monkeypatch,
 
 
 def _benchmark(root: Path, paper: float, ours: float) -> None:
-    sec = "Same data, every method"
+    sec = "Same data, every method (ℓ∞, train–train + test–train)"
     rows = [BenchmarkRow(sec, "MNIST 100+20", "sklearn (paper)", paper, True),
             BenchmarkRow(sec, "MNIST 100+20", "ours: cpu", ours, True)]
     write_record(root / "benchmarks" / "separation_engines",
@@ -403,6 +403,28 @@ def test_readme_case_for_the_toolkit_is_rendered_from_the_benchmark_record(tmp_p
         assert report.main(argv) == 0
         row = next(ln for ln in (out / "README.md").read_text().splitlines() if ln.startswith("| MNIST 100+20"))
         assert shown in row and "| yes" in row
+
+
+def test_readme_case_shows_only_the_linf_rows_of_a_benchmark_of_every_norm(tmp_path):
+    """The headline compares the paper's route (p = inf): of a benchmark that times every norm
+    (the roofline page's sections, the toolkit as the reference) only the l-inf workload is shown,
+    with the paper's route's agreement with the toolkit."""
+    results, out = tmp_path / "results", tmp_path / "out"
+    shutil.copytree(FIXTURES, results)
+    rows = []
+    for norm, paper_agrees in (("linf", True), ("l2", False), ("l1", True)):
+        sec = f"Same data, every tool ({norm}, train–train + test–train)"
+        rows += [BenchmarkRow(sec, f"MNIST 100+20 {norm}", "ours: cpu", 1.0, True),
+                 BenchmarkRow(sec, f"MNIST 100+20 {norm}", "sklearn (paper)", 8.0, paper_agrees)]
+    sections = dict.fromkeys(r.section for r in rows)
+    write_record(results / "benchmarks" / "roofline",
+                 BenchmarkRecord(BenchmarkConfig("roofline", "benchmarks/roofline.py"),
+                                 BenchmarkResult("2-core x86_64 CPU", rows, ["sklearn (paper)"],
+                                                 {sec: "ours: cpu" for sec in sections})))
+    argv = ["readme", "--results", str(results), "--out", str(out), "--grid", str(tmp_path / "none.yaml")]
+    assert report.main(argv) == 0
+    shown = [ln for ln in (out / "README.md").read_text().splitlines() if ln.startswith("| MNIST 100+20")]
+    assert len(shown) == 1 and shown[0].startswith("| MNIST 100+20 linf") and "8.0×" in shown[0] and "| yes" in shown[0]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
