@@ -6,6 +6,8 @@ in order of decreasing variance so the kernels' exact early exit triggers early.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from ..core.errors import InvalidInputError, InvalidTypeError
@@ -82,9 +84,13 @@ class CPUEngine(Engine, register="cpu"):
         where the int8 GEMM runs."""
         if norm == "l2":
             return True
+        if not (norm == "l1" and self.l1 == "bound" and all(a.dtype == np.uint8 for a in arrays)):
+            return False
+        if importlib.util.find_spec("torch") is None:  # the int8 GEMM needs torch: without it, tiled
+            return False
         from .gemm import use_integer
 
-        return norm == "l1" and self.l1 == "bound" and all(use_integer(a, "cpu") for a in arrays)
+        return all(use_integer(a, "cpu") for a in arrays)
 
     def _integer(self, norm="l2"):
         """The GEMM functions' ``integer``: None (the int8 GEMM where it applies: always for l1)

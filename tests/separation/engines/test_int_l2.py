@@ -206,3 +206,19 @@ def test_an_unknown_l1_path_is_refused():
 
     with pytest.raises(InvalidInputError, match="l1 must be 'bound' or 'tiled'"):
         CPUEngine(l1="exact")
+
+
+def test_l1_without_torch_runs_the_tiled_kernel(monkeypatch):
+    """The int8 GEMM needs torch, an extra: where it is not installed, l1 on bytes runs the tiled
+    kernel (the same answer) instead of asking for it."""
+    import importlib.util
+
+    from separation.engines import cpu
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(cpu.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    x, y = tied(np.random.default_rng(2), 30, 6, 3, values=4)
+    eng = CPUEngine()
+    assert not eng._gemm_norm("l1", x, x) and eng._gemm_norm("l2", x, x)
+    same(eng.cross_class(x, y, x, y, norm="l1", same_set=True),
+         ReferenceEngine().cross_class(x, y, x, y, norm="l1", same_set=True))
