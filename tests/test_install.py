@@ -83,6 +83,18 @@ def test_what_needs_an_extra_says_which_in_one_line(core_env, tmp_path, argv, ex
     assert not (tmp_path / "o").exists()
 
 
+def test_l1_on_bytes_runs_without_the_extras(core_env):
+    """l1 on bytes prefers the int8 GEMM (torch); without torch the cpu engine runs its tiled kernel:
+    the same answer as the reference, and l-inf never looks for torch."""
+    code = ("import numpy as np; from separation.engines import CPUEngine, ReferenceEngine; "
+            "x = np.random.default_rng(0).integers(0, 256, (60, 20)).astype(np.uint8); y = np.arange(60) % 3; "
+            "got = [CPUEngine().cross_class(x, y, x, y, norm=n, same_set=True) for n in ('l1', 'linf')]; "
+            "want = [ReferenceEngine().cross_class(x, y, x, y, norm=n, same_set=True) for n in ('l1', 'linf')]; "
+            "print(all(np.array_equal(u, v) for g, w in zip(got, want) for u, v in zip(g, w)))")
+    p = run(core_env, "-c", code)
+    assert p.returncode == 0 and p.stdout.strip() == "True", p.stderr
+
+
 def test_verify_without_gradient_steps_needs_no_extra(core_env, tmp_path):
     p = run(core_env, "-m", "lipschitz_construct.verify", "--dataset", "digits", "--subset", "60", "--gradient-steps",
             "0", "--pairs", "20", "--adversarial-pairs", "5", "--out", str(tmp_path), "--no-progress")

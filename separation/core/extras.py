@@ -9,7 +9,8 @@ numba, pandas, matplotlib and a few small libraries; what needs more is an *extr
 ``gpu``     faiss-gpu, dask-cuda (with ``torch``): GPU engines and GPU workers
 ==========  ===========================================================================
 
-:func:`require` imports a module of an extra or raises one line that names the extra to install.
+:func:`require` imports a module of an extra or raises one line that names the extra to install;
+:func:`installed` says whether it is there (for code that has a way without it).
 """
 from __future__ import annotations
 
@@ -28,15 +29,29 @@ def install_hint(extra: str) -> str:
     return f"pip install 'separation-toolkit[{extra}]' (in a clone: pip install -e '.[{extra}]')"
 
 
-def require(module: str, feature: str) -> ModuleType:
-    """``module`` imported, or :class:`MissingDependencyError`: "``feature`` needs ``module``: install ..."."""
+def _imported(module: str) -> ModuleType | None:
+    """``module`` imported, or None when it is not installed (an ImportError of another module --
+    the module is there but broken -- propagates)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         if exc.name is not None and exc.name.split(".")[0] != module.split(".")[0]:
             raise  # the module is there but broken: not a missing extra
+        return None
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` of an extra can be imported here (it is imported to find out)."""
+    return _imported(module) is not None
+
+
+def require(module: str, feature: str) -> ModuleType:
+    """``module`` imported, or :class:`MissingDependencyError`: "``feature`` needs ``module``: install ..."."""
+    found = _imported(module)
+    if found is None:
         extra = EXTRA_OF.get(module.split(".")[0], module)
-        raise MissingDependencyError(f"{feature} needs {module}, which is not installed: {install_hint(extra)}") from None
+        raise MissingDependencyError(f"{feature} needs {module}, which is not installed: {install_hint(extra)}")
+    return found
 
 
-__all__ = ["EXTRA_OF", "install_hint", "require"]
+__all__ = ["EXTRA_OF", "install_hint", "installed", "require"]

@@ -1,12 +1,13 @@
-"""Exact l1 on bytes, pruned by the exact l2 of the int8 GEMM.
+"""Exact l1 on bytes, pruned by the exact l2 of the int8 GEMM: nearest neighbours and range search.
 
 Every term of a byte pair is at most 255, so ``|x - y|_1 >= |x - y|_2^2 / 255``: the int8 GEMM
 (:mod:`._int_l2`) gives each pair's exact squared l2 distance and with it the integer lower bound
 ``ceil(l2^2 / 255)`` on its l1 distance. The kernel below computes the exact l1 distance (integer
 sums, stopping once past what it could still improve) only for pairs whose bound does not exceed
 the best so far of their row -- or of their column, for train--train blocks -- so ties are still
-decided by index. On near-binary images (MNIST) the bound is close to the distance itself and
-few pairs are computed exactly.
+decided by index; :func:`within` (the range search) computes it only where the bound is within the
+radius. On near-binary images (MNIST) the bound is close to the distance itself and few pairs are
+computed exactly.
 """
 from __future__ import annotations
 
@@ -24,6 +25,28 @@ def _better(d, g, best, bidx):  # pragma: no cover - numba
     return d < best or (d == best and g < bidx)
 
 
+@njit(inline="always")
+def _l1(q, row, limit):  # pragma: no cover - numba
+    """Exact l1 distance of two byte rows (int64), or a partial sum above ``limit`` once past it."""
+    d = q.shape[0]
+    s = np.int64(0)
+    k0 = 0
+    while k0 < d and s <= limit:
+        acc = np.int32(0)
+        for k in range(k0, min(d, k0 + CHECK)):
+            a, b = q[k], row[k]
+            acc += np.int32(max(a, b) - min(a, b))
+        s += acc
+        k0 += CHECK
+    return s
+
+
+@njit(inline="always")
+def _sq(qn, dn, xy, i, j):  # pragma: no cover - numba
+    """The exact squared l2 distance of pair (i, j) of a block, as float64 (exact below 2**53)."""
+    return np.float64(qn[i] + dn[j] - 2 * np.int64(xy[i, j]))
+
+
 @njit(parallel=True, cache=True)
 def l1_block(Q, D, xy, qn, dn, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx):  # pragma: no cover
     """Fold one block of byte rows into running bests (exact l1 in byte units, ties to the smaller
@@ -33,31 +56,19 @@ def l1_block(Q, D, xy, qn, dn, q_gidx, d_gidx, row_best, row_idx, col_best, col_
     ``col_best``/``col_idx`` (T, nd): one row per thread, each starting from the columns' bests
     (the caller folds them; ``T == 0``: rows only)."""
     nq, nd = xy.shape
-    d = Q.shape[1]
     cols = col_best.shape[0] > 0
     n_chunks, per = thread_chunks(nq, col_best.shape[0])
     for t in prange(n_chunks):
         for i in range(t * per, min(nq, (t + 1) * per)):
             rb, ri, gi = row_best[i], row_idx[i], q_gidx[i]
-            q = Q[i]
-            qsq = qn[i]
             for j in range(nd):
                 # the bound ceil(l2 / 255) > best  <=>  l2 > 255 best (best an integer or inf)
-                l2 = np.float64(qsq + dn[j] - 2 * np.int64(xy[i, j]))
+                l2 = _sq(qn, dn, xy, i, j)
                 cb = col_best[t, j] if cols else -1.0
                 if l2 > 255.0 * rb and l2 > 255.0 * cb:
                     continue
                 limit = max(rb, cb)
-                row = D[j]
-                s = np.int64(0)
-                k0 = 0
-                while k0 < d and s <= limit:
-                    acc = np.int32(0)
-                    for k in range(k0, min(d, k0 + CHECK)):
-                        a, b = q[k], row[k]
-                        acc += np.int32(max(a, b) - min(a, b))
-                    s += acc
-                    k0 += CHECK
+                s = _l1(Q[i], D[j], limit)
                 if s > limit:
                     continue
                 gj = d_gidx[j]
@@ -66,6 +77,40 @@ def l1_block(Q, D, xy, qn, dn, q_gidx, d_gidx, row_best, row_idx, col_best, col_
                 if cols and _better(s, gi, col_best[t, j], col_idx[t, j]):
                     col_best[t, j], col_idx[t, j] = s, gi
             row_best[i], row_idx[i] = rb, ri
+
+
+@njit(parallel=True, cache=True)
+def _within(Q, D, xy, qn, dn, limit, starts, ii, jj, kk, fill):  # pragma: no cover - numba
+    """Per row, the pairs with exact l1 ``<= limit``: counted into ``starts[i + 1]`` (``fill``
+    False) or written from ``starts[i]`` on (``fill`` True)."""
+    nq, nd = xy.shape
+    thr = 255.0 * limit
+    for i in prange(nq):
+        p = starts[i] if fill else 0
+        for j in range(nd):
+            if _sq(qn, dn, xy, i, j) > thr:  # ceil(l2^2 / 255) > limit
+                continue
+            s = _l1(Q[i], D[j], limit)
+            if s <= limit:
+                if fill:
+                    ii[p], jj[p], kk[p] = i, j, s
+                p += 1
+        if not fill:
+            starts[i + 1] = p
+
+
+def within(Q: np.ndarray, D: np.ndarray, xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):
+    """The pairs of a block of byte rows whose exact l1 distance is ``<= limit`` (byte units):
+    ``(i, j, k)`` int64, sorted by ``(i, j)``; exact l1 only where the l2 bound allows it."""
+    starts = np.zeros(len(Q) + 1, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    _within(Q, D, xy, qn, dn, np.int64(limit), starts, empty, empty, empty, False)
+    np.cumsum(starts, out=starts)
+    n = int(starts[-1])
+    ii, jj, kk = (np.empty(n, dtype=np.int64) for _ in range(3))
+    if n:
+        _within(Q, D, xy, qn, dn, np.int64(limit), starts, ii, jj, kk, True)
+    return ii, jj, kk
 
 
 def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, idx: np.ndarray) -> None:
@@ -77,4 +122,4 @@ def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, id
     best[better], idx[better] = m[better], i[better]
 
 
-__all__ = ["CHECK", "fold_columns", "l1_block"]
+__all__ = ["CHECK", "fold_columns", "l1_block", "within"]

@@ -247,10 +247,13 @@ def _block_rows(dim: int, device) -> int:
 
 
 def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
-               block_rows=None, integer=None):
+               block_rows=None, integer=None, norm="l2"):
     """l2: the exact int8 GEMM for bytes on the CPU (``integer``, default there: no recheck), else
     float32 GEMM blocks whose candidates within the rigorous rounding bound are rechecked exactly.
-    Each set is converted for the GEMM once (:class:`~.gemm._Rows`)."""
+    ``norm="l1"`` (bytes on the CPU): the exact l1 of the pairs whose bound from that exact l2 is
+    within the radius (:func:`._l1_bound.within`). Each set is converted for the GEMM once
+    (:class:`~.gemm._Rows`)."""
+    from . import _l1_bound
     from ._int_l2 import block_rows as int_block_rows
     from ._int_l2 import int_dot, within
     from .gemm import U32, _exact_sq, _Rows, _setup, torch
@@ -258,12 +261,12 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
     lay = Layout(yq, yd, same_set)
     D = np.ascontiguousarray(xd[lay.d_order])
     Q = D if same_set else np.ascontiguousarray(xq[lay.q_order])
-    device, integer, _ = _setup(device, integer, D, Q)
+    device, integer, _ = _setup(device, integer, D, Q, norm=norm)
     is_bytes = D.dtype == np.uint8
     dim = D.shape[1]
     rf = float_radius(radius)
     if is_bytes:
-        k2 = byte_limit(radius, "l2", dim)
+        k2 = byte_limit(radius, norm, dim)
         lim2 = float(k2)
     else:
         k2 = 0
@@ -284,6 +287,10 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
                 for da in range(ds, de, rows):
                     db = min(de, da + rows)
                     Dt, Dop, dn = d_rows.block(da, db)
+                    if norm == "l1":  # exact l1 where the exact l2 allows it
+                        ii, jj, kk = _l1_bound.within(Q[qa:qb], D[da:db], int_dot(Qop, Dop).numpy(), qn, dn, k2)
+                        sink.add(ii + qa, jj + da, reported(kk, "l1"))
+                        continue
                     if integer:  # exact squared distances: the pairs within k2, nothing to recheck
                         ii, jj, kk = within(int_dot(Qop, Dop).numpy(), qn, dn, k2)
                         sink.add(ii + qa, jj + da, reported(kk, "l2"))

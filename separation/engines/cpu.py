@@ -6,11 +6,10 @@ in order of decreasing variance so the kernels' exact early exit triggers early.
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from ..core.errors import InvalidInputError, InvalidTypeError
+from ..core.extras import installed
 from .base import Engine, merge_better
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
 from .conflicts import cpu_pairs
@@ -86,7 +85,7 @@ class CPUEngine(Engine, register="cpu"):
             return True
         if not (norm == "l1" and self.l1 == "bound" and all(a.dtype == np.uint8 for a in arrays)):
             return False
-        if importlib.util.find_spec("torch") is None:  # the int8 GEMM needs torch: without it, tiled
+        if not installed("torch"):  # the int8 GEMM needs torch (an extra): without it, the tiled kernel
             return False
         from .gemm import use_integer
 
@@ -208,8 +207,15 @@ class CPUEngine(Engine, register="cpu"):
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
-        """The numba range kernel (l-inf, l1; exact early exit) or the host GEMM with its exact
-        recheck in blocks of ``blocks.gemm_rows`` (l2): :func:`~.conflicts.cpu_pairs`."""
+        """The numba range kernel (l-inf, and l1 where the GEMM does not serve it; exact early exit)
+        or the host GEMM in blocks of ``blocks.gemm_rows`` (l2; l1 on bytes with ``l1="bound"``):
+        :func:`~.conflicts.cpu_pairs`, :func:`~.conflicts.gemm_pairs`."""
+        if norm == "l1" and self._gemm_norm(norm, x_query, x_db):
+            from .conflicts import gemm_pairs
+
+            return gemm_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius, max_pairs=max_pairs,
+                              progress=progress, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
+                              norm=norm)
         return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
                          max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows,
                          integer=self._integer())

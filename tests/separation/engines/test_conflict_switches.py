@@ -11,8 +11,12 @@ import pytest
 
 import separation.engines._conflict_kernels as kernels
 from separation import conflict_pairs, conflict_pairs_between
-from separation.engines import conflicts
+from separation.engines import CPUEngine, conflicts
 from separation.engines.conflicts import FIRST_CAP, QUERY_CHUNK, Layout, PairSink, cpu_pairs
+
+
+#: the cpu engine with l1 on the numba range kernel too (its default for bytes is the int8 GEMM's bound)
+KERNEL_ENGINE = CPUEngine(l1="tiled")
 
 
 def same(a, b):
@@ -44,7 +48,7 @@ def star(partners: int, far: int = 5):
 @pytest.mark.parametrize("partners, passes", [(FIRST_CAP, 1), (FIRST_CAP + 1, 2)])
 def test_a_query_with_first_cap_pairs_fits_and_one_more_takes_a_second_pass(norm, partners, passes, kernel_calls):
     x, y = star(partners)
-    got = conflict_pairs(x, y, norm=norm, radius=Fraction(1, 255), engine="cpu")
+    got = conflict_pairs(x, y, norm=norm, radius=Fraction(1, 255), engine=KERNEL_ENGINE)
     want = conflict_pairs(x, y, norm=norm, radius=Fraction(1, 255), engine="reference")
     assert same(got, want) and len(got.i) == partners and set(got.i.tolist()) == {0}
     assert len(kernel_calls) == passes
@@ -53,7 +57,7 @@ def test_a_query_with_first_cap_pairs_fits_and_one_more_takes_a_second_pass(norm
         assert kernel_calls[1][0] == 1 and kernel_calls[1][1].tolist() == [partners]
     xq, yq = x[:1], y[:1]  # query x database: the same pairs, one query
     kernel_calls.clear()
-    got = conflict_pairs_between(xq, yq, x, y, norm=norm, radius=Fraction(1, 255), engine="cpu")
+    got = conflict_pairs_between(xq, yq, x, y, norm=norm, radius=Fraction(1, 255), engine=KERNEL_ENGINE)
     assert same(got, conflict_pairs_between(xq, yq, x, y, norm=norm, radius=Fraction(1, 255), engine="reference"))
     assert len(got.i) == partners and len(kernel_calls) == passes
 
@@ -63,13 +67,13 @@ def test_query_chunk_queries_are_one_chunk_and_one_more_are_two(n, chunks, kerne
     rng = np.random.default_rng(n)
     x = rng.integers(0, 256, size=(n, 2)).astype(np.uint8)
     y = rng.integers(0, 3, n)
-    got = conflict_pairs(x, y, norm="linf", radius=Fraction(3, 255), engine="cpu")
+    got = conflict_pairs(x, y, norm="linf", radius=Fraction(3, 255), engine=KERNEL_ENGINE)
     assert same(got, conflict_pairs(x, y, norm="linf", radius=Fraction(3, 255), engine="reference"))
     assert len(got.i) > 100
     first = [q for q, caps in kernel_calls if caps.tolist() == [FIRST_CAP] * q]
     assert first == ([QUERY_CHUNK] if chunks == 1 else [QUERY_CHUNK, 1])
     xq, yq = x[:n - 3], y[:n - 3]  # query x database: n - 3 queries, one chunk
-    got = conflict_pairs_between(xq, yq, x, y, norm="linf", radius=Fraction(3, 255), engine="cpu")
+    got = conflict_pairs_between(xq, yq, x, y, norm="linf", radius=Fraction(3, 255), engine=KERNEL_ENGINE)
     assert same(got, conflict_pairs_between(xq, yq, x, y, norm="linf", radius=Fraction(3, 255), engine="reference"))
 
 
@@ -80,7 +84,7 @@ def test_a_second_pass_is_split_at_pass_slots(monkeypatch, kernel_calls, slots, 
     x = np.concatenate([[0, 0, 0], np.ones(FIRST_CAP + 1), [200]]).astype(np.uint8)[:, None]
     y = np.concatenate([[0, 0, 0], np.ones(FIRST_CAP + 2)]).astype(np.int64)
     monkeypatch.setattr(conflicts, "PASS_SLOTS", slots)
-    got = conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine="cpu")
+    got = conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine=KERNEL_ENGINE)
     assert same(got, conflict_pairs(x, y, norm="linf", radius=Fraction(1, 255), engine="reference"))
     assert len(got.i) == 3 * (FIRST_CAP + 1)
     second = [q for q, caps in kernel_calls if caps.tolist() == [FIRST_CAP + 1] * q]

@@ -160,8 +160,9 @@ def test_block_rows_switch_at_their_limits():
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
        values=st.sampled_from([2, 3, 256]), binary=st.booleans(), rows=st.sampled_from([1, 2, 3, 7, None]))
 def test_l1_by_the_l2_bound_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, binary, rows):
-    """l1 on bytes through the int8 GEMM's bound: train--train, test--train, nearest and
-    block_pair equal the float64 reference with 1-row blocks upward. Binary images (bytes 0 and
+    """l1 on bytes through the int8 GEMM's bound: train--train, test--train, nearest, block_pair
+    and the range search (at a radius equal to a pair's distance and one grey level below) equal
+    the float64 reference with 1-row blocks upward. Binary images (bytes 0 and
     255) make the bound exact (``l1 == l2^2 / 255``): every pair sits at its bound, so ties at the
     bound must still be computed and decided by index."""
     _, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows)
@@ -171,6 +172,13 @@ def test_l1_by_the_l2_bound_equals_the_reference_at_tiny_blocks(seed, n, nq, d, 
     same(eng.cross_class(xq, yq, x, y, norm="l1"), ref.cross_class(xq, yq, x, y, norm="l1"))
     same(eng.nearest(xq, x, norm="l1"), ref.nearest(xq, x, norm="l1"))
     same(eng.block_pair(xq, yq, x, y, norm="l1"), ref.block_pair(xq, yq, x, y, norm="l1"))
+    # the range search at a radius that is some pair's exact distance (a tie at the radius)
+    k = int(np.abs(x[0].astype(np.int64) - xq[0]).sum())
+    for radius in (f"{k}/255", f"{max(k - 1, 0)}/255"):
+        same(eng.range_search(xq, yq, x, y, norm="l1", radius=radius),
+             reference_pairs(xq, yq, x, y, same_set=False, norm="l1", radius=radius))
+        same(eng.range_search(x, y, x, y, norm="l1", radius=radius, same_set=True),
+             reference_pairs(x, y, x, y, same_set=True, norm="l1", radius=radius))
 
 
 def test_l1_computes_few_pairs_exactly_where_the_bound_is_tight(monkeypatch):
@@ -206,19 +214,3 @@ def test_an_unknown_l1_path_is_refused():
 
     with pytest.raises(InvalidInputError, match="l1 must be 'bound' or 'tiled'"):
         CPUEngine(l1="exact")
-
-
-def test_l1_without_torch_runs_the_tiled_kernel(monkeypatch):
-    """The int8 GEMM needs torch, an extra: where it is not installed, l1 on bytes runs the tiled
-    kernel (the same answer) instead of asking for it."""
-    import importlib.util
-
-    from separation.engines import cpu
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(cpu.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    x, y = tied(np.random.default_rng(2), 30, 6, 3, values=4)
-    eng = CPUEngine()
-    assert not eng._gemm_norm("l1", x, x) and eng._gemm_norm("l2", x, x)
-    same(eng.cross_class(x, y, x, y, norm="l1", same_set=True),
-         ReferenceEngine().cross_class(x, y, x, y, norm="l1", same_set=True))
