@@ -214,3 +214,17 @@ def test_an_unknown_l1_path_is_refused():
 
     with pytest.raises(InvalidInputError, match="l1 must be 'bound' or 'tiled'"):
         CPUEngine(l1="exact")
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_float_operands_are_kept_whole_up_to_keep_bytes_and_converted_per_block_beyond(monkeypatch, spare):
+    """The float32 path keeps a set's float32 copy whole when it has at most KEEP_BYTES bytes
+    (``spare`` 0: exactly that many) and converts it block by block when it has one byte more
+    (``spare`` -1): the same answer, equal to the reference, either way."""
+    rng = np.random.default_rng(9)
+    x, y = tied(rng, 40, 6, 3, values=5)
+    monkeypatch.setitem(gemm.KEEP_BYTES, "cpu", 4 * x.size + spare)
+    rows = gemm._Rows(x, torch.device("cpu"), False)
+    assert (rows.op is not None) == (spare == 0)
+    got = gemm.gemm_cross_class(x, y, x, y, same_set=True, block_rows=7, integer=False)
+    same(got, ReferenceEngine().cross_class(x, y, x, y, norm="l2", same_set=True))
