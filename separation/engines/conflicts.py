@@ -248,14 +248,11 @@ def _block_rows(dim: int, device) -> int:
 
 def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
                block_rows=None, integer=None, norm="l2"):
-    """l2: the exact int8 GEMM for bytes on the CPU (``integer``, default there: no recheck), else
-    float32 GEMM blocks whose candidates within the rigorous rounding bound are rechecked exactly.
-    ``norm="l1"`` (bytes on the CPU): the exact l1 of the pairs whose bound from that exact l2 is
-    within the radius (:func:`._l1_bound.within`). Each set is converted for the GEMM once
-    (:class:`~.gemm._Rows`)."""
+    """l2: the exact int8 GEMM for bytes on the CPU (``integer``, default there), else float32 GEMM
+    blocks with the exact recheck; ``norm="l1"`` (bytes, CPU): the exact l1 where the l2 bound is
+    within the radius (:func:`._l1_bound.within`). Sets are converted once (:class:`~.gemm._Rows`)."""
     from . import _l1_bound
-    from ._int_l2 import block_rows as int_block_rows
-    from ._int_l2 import int_dot, within
+    from ._int_l2 import block_rows as int_block_rows, int_dot, within
     from .gemm import U32, _exact_sq, _Rows, _setup, torch
 
     lay = Layout(yq, yd, same_set)
