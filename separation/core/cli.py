@@ -92,11 +92,15 @@ def _number(text: str) -> float:
     return v
 
 
-def positive_float(text: str) -> float:
-    v = _number(text)
+def _positive(v, text: str):
+    """``v`` (the value of ``text``), or the argparse error that it must be > 0."""
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
     return v
+
+
+def positive_float(text: str) -> float:
+    return _positive(_number(text), text)
 
 
 def nonnegative_float(text: str) -> float:
@@ -126,10 +130,7 @@ def eps_value(text: str) -> Fraction:
 
 def positive_eps_value(text: str) -> Fraction:
     """:func:`eps_value` ``> 0``."""
-    v = eps_value(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
+    return _positive(eps_value(text), text)
 
 
 def eps_float(text: str) -> float:
