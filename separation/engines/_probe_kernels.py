@@ -239,7 +239,10 @@ def _choose_probes(out, qlo8, qhi8, Hc, nc, t_raw, scratch):
     for k in range(d):
         a = np.int64(qlo8[k]) - t_raw + 1
         b = np.int64(qhi8[k]) + t_raw
-        n_far = Hc[k, min(max(a, 0), 256)] + nc - Hc[k, min(max(b, 0), 256)]
+        # Hc[0, k] == 0 and Hc[256, k] == nc: only thresholds inside (0, 256) read the table
+        below = Hc[a, k] if 0 < a < 256 else (0 if a <= 0 else nc)
+        above = nc - Hc[b, k] if 0 < b < 256 else (nc if b <= 0 else 0)
+        n_far = below + above
         n_far = min(max(n_far, 0), nc)  # a > b (a threshold below one grey level) overcounts
         lvl = (PROBE_BUCKETS - 1) - (n_far * PROBE_BUCKETS) // (nc + 1)  # 0 = most points far
         bucket[k] = lvl

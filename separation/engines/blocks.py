@@ -1,6 +1,6 @@
 """Block and chunk sizes of the CPU kernels: they change speed and memory, never a result.
 
-The defaults suit a machine with about 512 KiB of L2 cache per core. Tests set them small so that
+The defaults suit a machine with 0.5-2 MiB of L2 cache per core. Tests set them small so that
 every multi-block, multi-chunk, remainder and class-spanning path of every kernel runs on data of a
 few dozen points.
 """
@@ -21,7 +21,8 @@ AUTO_SORTED_FRACTION = 0.25
 class CPUBlocks:
     """Sizes used by :class:`~separation.engines.CPUEngine` and the l-inf class search.
 
-    Probe kernel (l-inf): ``probe_query_block`` queries per parallel task,
+    Probe kernel (l-inf): ``probe_query_block`` queries per parallel task (they share each support
+    block while it is in cache; fewer where a call has under 4 such tasks per thread),
     ``probe_support_block`` support points per block (a block never straddles two classes),
     ``probe_seeds`` exact distances per class computed first, at most ``probe_max`` probe pixels
     per query and class, ``probe_step`` probes between two counts of the points still alive,
@@ -39,7 +40,7 @@ class CPUBlocks:
     GEMM (l2): ``gemm_rows`` rows per float32 GEMM block (``None``: from a memory budget).
     """
 
-    probe_query_block: int = 16
+    probe_query_block: int = 128
     probe_support_block: int = 2048
     probe_seeds: int = 48
     probe_max: int = 64

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import numba
 import numpy as np
 
 from . import _probe_kernels
@@ -68,20 +69,21 @@ class ProbeSearch:
         self.blk_start = np.asarray(starts, dtype=np.int64)
         self.blk_cls = np.asarray(cls, dtype=np.int64)
         self.seed_rows = np.unique(np.asarray(seeds, dtype=np.int64))
-        # probe histograms: H[h, k, v] = #{support points of group h with byte value < v at pixel k}
+        # probe histograms: H[h, v, k] = #{support points of group h with byte value < v at pixel k}
+        # (threshold-major: a query's thresholds are mostly alike, so its lookups run along a row)
         per_class = self.n_classes * d * 257 * 4 <= blocks.probe_hist_bytes
         ranges = ([(int(np.searchsorted(rc, c, "left")), int(np.searchsorted(rc, c, "right")))
                    for c in range(self.n_classes)] if per_class else [(0, n)])
-        H = np.zeros((len(ranges), d, 257), dtype=np.int32)
+        H = np.zeros((len(ranges), 257, d), dtype=np.int32)
         for h, (s, e) in enumerate(ranges):
             for k in range(d):
                 col = self.DT[k, s:e]
                 col8 = col if self.support_u8 else np.rint(col * 255.0).astype(np.uint8)
-                H[h, k, 1:] = np.cumsum(np.bincount(col8, minlength=256))
+                H[h, 1:, k] = np.cumsum(np.bincount(col8, minlength=256))
         self.H = H
         self.hist_of = (np.arange(self.n_classes, dtype=np.int64) if per_class
                         else np.zeros(self.n_classes, dtype=np.int64))
-        self.counts = H[:, 0, 256].astype(np.int64)
+        self.counts = H[:, 256, 0].astype(np.int64)
         self.build_seconds = time.perf_counter() - t0
         self.last_stats: dict[str, float] = {}
         #: (query, support row) pairs whose exact distance was computed, over every search so far
@@ -96,6 +98,11 @@ class ProbeSearch:
 
         have = available_bytes()
         return "sorted" if have is None or 2 * nbytes <= AUTO_SORTED_FRACTION * have else "given"
+
+    def _query_block(self, m: int) -> int:
+        """Queries per parallel task for ``m`` queries: ``probe_query_block`` (a support block is
+        read once for that many queries), fewer where that would leave under 4 tasks per thread."""
+        return max(1, min(self.blocks.probe_query_block, -(-m // (4 * numba.get_num_threads()))))
 
     def _prepare(self, q: np.ndarray):
         """Kernel flavour, exact queries and byte bounds for probe choice, for queries from
@@ -133,7 +140,7 @@ class ProbeSearch:
             own = np.full(m, -1, dtype=np.int64)
         _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.perm, self.H, self.hist_of, self.counts,
                             self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
-                            self.blocks.probe_max, stats, own, self.blocks.probe_query_block,
+                            self.blocks.probe_max, stats, own, self._query_block(m),
                             self.blocks.probe_step)
         self.exact_pairs += int(stats[:, 1].sum())
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,

@@ -562,6 +562,35 @@ def test_probe_kernel_default_blocks_on_mnist_classes_with_several_blocks(mnist)
     np.testing.assert_array_equal(a.train_distances, b.train_distances)
 
 
+def test_probe_query_block_shrinks_only_below_four_tasks_per_thread(monkeypatch):
+    """``probe_query_block`` queries per task while that leaves >= 4 tasks per thread, fewer below:
+    at the boundary, one query either side, the kernel gets what is asked and answers exactly."""
+    import numba
+
+    from separation.engines import _probe_kernels
+    from separation.engines.probe import ProbeSearch
+
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 256, (40, 6), dtype=np.uint8), np.arange(40) % 3
+    threads, block = numba.get_num_threads(), 5
+    seen, scan = [], _probe_kernels.scan
+
+    def spy(*args):
+        seen.append(args[-2])
+        return scan(*args)
+
+    monkeypatch.setattr(_probe_kernels, "scan", spy)
+    search = ProbeSearch(x, y, 3, blocks=CPUBlocks(probe_query_block=block))
+    edge = 4 * threads * block
+    for m, want in ((edge + 1, block), (edge - 4 * threads + 1, block), (edge - 4 * threads, block - 1)):
+        q = rng.integers(0, 256, (m, 6), dtype=np.uint8)
+        dist, idx = search.all(q)
+        assert seen[-1] == want
+        full = np.abs(q[:, None, :].astype(int) - x[None, :, :].astype(int)).max(axis=2)
+        for c in range(3):
+            np.testing.assert_array_equal(dist[:, c], full[:, y == c].min(axis=1) / 255.0)
+
+
 def test_block_sizes_are_validated_field_by_field():
     import dataclasses
 
