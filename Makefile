@@ -60,7 +60,8 @@ grids:
 	done
 
 # the robustness bounds of the full training sets (analysis/rendering/collect.py BOUNDS_RUNS: the same grids;
-# each eps exact: 94/255 is half the l-inf separation 188/255, 1.199355 the decimal just above half the l2 one)
+# each eps exact: 94/255 is half the l-inf separation 188/255, 1.199355 the decimal just above half the l2 one,
+# 7.3 and 135/17 half the l1 ones)
 BOUNDS_ARGS = --split train --randomized --data-root "$(DATA_ROOT)" --out "$(RESULTS)/bounds" --no-progress
 bounds:
 	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm linf $(BOUNDS_ARGS) \
@@ -71,6 +72,10 @@ bounds:
 	  --eps 27/170 0.2 0.22 0.24 0.26 0.28 0.3 0.3125 0.325 0.3375 0.35
 	$(PYTHON) -m lipschitz_construct.bounds --dataset fashion-mnist --norm l2 $(BOUNDS_ARGS) \
 	  --eps 0.799378 1 1.2 1.4 1.5 1.6 1.7 1.8 1.9 2
+	$(PYTHON) -m lipschitz_construct.bounds --dataset mnist --norm l1 $(BOUNDS_ARGS) \
+	  --eps 7.3 8 10 12 14 16 18 20 22 24
+	$(PYTHON) -m lipschitz_construct.bounds --dataset fashion-mnist --norm l1 $(BOUNDS_ARGS) \
+	  --eps 135/17 10 12 14 16 18 20 22 24 26
 
 # achieved vs achievable (Table 5; analysis/rendering/collect.py ACHIEVED_RUNS): the AT model of the CPU grid
 # (its checkpoint is written by `make grids`) attacked at several eps on 500 MNIST test points, beside the

@@ -51,6 +51,8 @@ BOUNDS_RUNS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("fashion-mnist", "linf", ("27/170", "0.2", "0.22", "0.24", "0.26", "0.28", "0.3", "0.3125", "0.325", "0.3375",
                                "0.35"), False),
     ("fashion-mnist", "l2", ("0.799378", "1", "1.2", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "2"), False),
+    ("mnist", "l1", ("7.3", "8", "10", "12", "14", "16", "18", "20", "22", "24"), False),
+    ("fashion-mnist", "l1", ("135/17", "10", "12", "14", "16", "18", "20", "22", "24", "26"), False),
 )
 
 #: Every bounds run of the reports also computes the exact randomized optimum (``--randomized``);
