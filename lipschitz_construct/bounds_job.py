@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from separation.cluster import add_cluster_arguments, cluster_engine, cluster_engine_name
 from separation.core.cli import eps_value, positive_float, progress_of
 from separation.core.datasets import Dataset
 from separation.core.errors import UsageError
@@ -24,8 +25,8 @@ from .records import BoundsConfig, BoundsRecord, BoundsResult, kept_name
 from .robustness import robustness_bounds
 
 SPLITS = ("train", "test")
-#: The engines that can search conflicts exactly on one machine.
-ENGINE_CHOICES = ("auto", "cpu", "cuda", "reference")
+#: The engines that search conflicts exactly: on one machine, or ``dask`` on the cluster of ``--scheduler``.
+ENGINE_CHOICES = ("auto", "cpu", "cuda", "reference", "dask")
 
 
 def _split_arrays(ds: Dataset, split: str):
@@ -89,7 +90,9 @@ class BoundsJob(RecordJob):
                             "(two points conflict when they are at most 2 eps apart; on byte data decided on "
                             "the integer distance)")
         p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
-                       help="exact range search (default auto: the fastest available); every engine is exact")
+                       help="exact range search (default auto: the fastest available; dask: on the cluster of "
+                            "--scheduler); every engine is exact")
+        add_cluster_arguments(p)
         p.add_argument("--randomized", action="store_true",
                        help="also the exact optimal robust accuracy of randomized classifiers (the LP over every "
                             "set of points whose eps-balls share a point, proven by an exact certificate), with its "
@@ -102,6 +105,7 @@ class BoundsJob(RecordJob):
                             "runs out the optimum is left open and the best witness found is kept")
 
     def configure(self, args: argparse.Namespace, data: Dataset) -> BoundsConfig:
+        cluster_engine_name(args)  # contradicting engine options are a bad call, found before any work
         if args.cliques and args.norm != "linf":
             raise UsageError(f"--cliques needs --norm linf (the clique bound rests on l-inf balls being boxes); "
                              f"got --norm {args.norm}.")
@@ -122,10 +126,12 @@ class BoundsJob(RecordJob):
     def compute(self, args: argparse.Namespace, data: Dataset, config: BoundsConfig) -> Computed:
         t_start = time.perf_counter()
         x, y = _split_arrays(data, config.split)
-        res = robustness_bounds(x, y, norm=config.norm, eps=config.eps, engine=args.engine, cliques=config.cliques,
-                                randomized=config.randomized,
-                                time_limit=config.time_limit, progress=progress_of(args))
-        result = BoundsResult(n_points=res.n, n_classes=res.n_classes, engine=get_engine(args.engine).name,
+        with cluster_engine(args) as engine:  # a cluster is checked (and connected) before any work
+            res = robustness_bounds(x, y, norm=config.norm, eps=config.eps, engine=engine, cliques=config.cliques,
+                                    randomized=config.randomized,
+                                    time_limit=config.time_limit, progress=progress_of(args))
+            name = get_engine(engine).name if isinstance(engine, str) else engine.name
+        result = BoundsResult(n_points=res.n, n_classes=res.n_classes, engine=name,
                               separation=res.separation, threshold_eps=res.threshold_eps, points=res.points,
                               threshold_eps_text=res.threshold_eps_text)
         timing = dict(res.seconds)

@@ -471,6 +471,38 @@ def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_sh
     assert rb.result.engine == "dask" and rb.result.train == ra.result.train and rb.result.test == ra.result.test
 
 
+def test_the_bounds_command_on_a_cluster_writes_the_cpu_record(client, tmp_path, capsys):
+    """``lipschitz_construct.bounds --scheduler``: the conflicts come from range tasks on the cluster
+    (shards left behind), and the record equals the cpu engine's field for field, except the engine."""
+    import dataclasses
+
+    from helpers.records import only_record
+
+    from lipschitz_construct.bounds import main
+    from separation.core.records import load_record
+
+    common = ["--dataset", "digits", "--norm", "l2", "--eps", "0.6", "0.75", "--randomized", "--no-progress"]
+    assert main(common + ["--engine", "cpu", "--out", str(tmp_path / "cpu")]) == 0
+    assert main(common + ["--scheduler", client.scheduler.address, "--shard-dir", str(tmp_path / "sh"),
+                          "--out", str(tmp_path / "dask")]) == 0
+    a, b = only_record(tmp_path / "cpu"), only_record(tmp_path / "dask")
+    assert a.relative_to(tmp_path / "cpu") == b.relative_to(tmp_path / "dask")  # the engine is not in the key
+    ra, rb = load_record(a), load_record(b)
+    assert (ra.result.engine, rb.result.engine) == ("cpu", "dask") and _shards(tmp_path / "sh")
+    def untimed(result):  # every field but the engine and the per-radius seconds
+        return dataclasses.replace(result, engine="", points=[dataclasses.replace(p, seconds={}) for p in result.points])
+
+    assert untimed(rb.result) == untimed(ra.result) and rb.config == ra.config
+    assert rb.result.points[-1].n_conflicts > 0
+    arrays = ra.load_arrays()
+    assert arrays and all(np.array_equal(v, rb.load_arrays()[k]) for k, v in arrays.items())
+    capsys.readouterr()
+    assert main(common + ["--engine", "dask", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--engine dask needs --scheduler" in err[0]
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.slow
 def test_the_command_line_starts_a_local_cluster(tmp_path):
     from separation.compute import main
