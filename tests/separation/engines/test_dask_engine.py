@@ -450,21 +450,29 @@ def test_a_server_that_is_not_a_scheduler_is_a_cluster_error_within_the_timeout(
 
 
 # -- the command line -------------------------------------------------------------------------------
-def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_shards(client, tmp_path):
+def _cpu_and_cluster_records(main, common, client, tmp_path):
+    """Run ``main`` with the cpu engine and on the cluster: the two records, in one folder each
+    (the same folder name: the engine is not in the key), and their arrays equal."""
     from helpers.records import only_record
 
-    from separation.compute import main
     from separation.core.records import load_record
 
-    common = ["--dataset", "digits", "--norm", "l2", "--no-progress"]
     assert main(common + ["--engine", "cpu", "--out", str(tmp_path / "cpu")]) == 0
     assert main(common + ["--scheduler", client.scheduler.address, "--shard-dir", str(tmp_path / "sh"),
                           "--out", str(tmp_path / "dask")]) == 0
     a, b = only_record(tmp_path / "cpu"), only_record(tmp_path / "dask")
-    assert a.relative_to(tmp_path / "cpu") == b.relative_to(tmp_path / "dask")  # the engine is not in the key
+    assert a.relative_to(tmp_path / "cpu") == b.relative_to(tmp_path / "dask")
     ra, rb = load_record(a), load_record(b)
     arrays = ra.load_arrays()
-    assert all(np.array_equal(v, rb.load_arrays()[k]) for k, v in arrays.items())
+    assert arrays and all(np.array_equal(v, rb.load_arrays()[k]) for k, v in arrays.items())
+    return ra, rb
+
+
+def test_the_command_line_on_a_cluster_writes_the_cpu_record_plus_workers_and_shards(client, tmp_path):
+    from separation.compute import main
+
+    ra, rb = _cpu_and_cluster_records(main, ["--dataset", "digits", "--norm", "l2", "--no-progress"], client,
+                                      tmp_path)
     run = rb.result.cluster
     assert ra.result.cluster is None and run.workers == 2 and run.inner == "cpu"
     assert run.shards == run.computed > 0 and [p.name for p in run.passes] == ["same-set", "cross-set"]
@@ -476,26 +484,17 @@ def test_the_bounds_command_on_a_cluster_writes_the_cpu_record(client, tmp_path,
     (shards left behind), and the record equals the cpu engine's field for field, except the engine."""
     import dataclasses
 
-    from helpers.records import only_record
-
     from lipschitz_construct.bounds import main
-    from separation.core.records import load_record
 
     common = ["--dataset", "digits", "--norm", "l2", "--eps", "0.6", "0.75", "--randomized", "--no-progress"]
-    assert main(common + ["--engine", "cpu", "--out", str(tmp_path / "cpu")]) == 0
-    assert main(common + ["--scheduler", client.scheduler.address, "--shard-dir", str(tmp_path / "sh"),
-                          "--out", str(tmp_path / "dask")]) == 0
-    a, b = only_record(tmp_path / "cpu"), only_record(tmp_path / "dask")
-    assert a.relative_to(tmp_path / "cpu") == b.relative_to(tmp_path / "dask")  # the engine is not in the key
-    ra, rb = load_record(a), load_record(b)
+    ra, rb = _cpu_and_cluster_records(main, common, client, tmp_path)
     assert (ra.result.engine, rb.result.engine) == ("cpu", "dask") and _shards(tmp_path / "sh")
+
     def untimed(result):  # every field but the engine and the per-radius seconds
         return dataclasses.replace(result, engine="", points=[dataclasses.replace(p, seconds={}) for p in result.points])
 
     assert untimed(rb.result) == untimed(ra.result) and rb.config == ra.config
     assert rb.result.points[-1].n_conflicts > 0
-    arrays = ra.load_arrays()
-    assert arrays and all(np.array_equal(v, rb.load_arrays()[k]) for k, v in arrays.items())
     capsys.readouterr()
     assert main(common + ["--engine", "dask", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
