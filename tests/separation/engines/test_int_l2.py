@@ -209,6 +209,27 @@ def test_l1_computes_few_pairs_exactly_where_the_bound_is_tight(monkeypatch):
     assert 0 < kept < 0.25 * total, (kept, total)
 
 
+@pytest.mark.parametrize("chunks, extra", [(1, -1), (1, 0), (1, 1), (2, 1)])
+def test_exact_l1_sums_chunks_in_16_bits_with_an_early_exit_at_the_limit(chunks, extra):
+    """``_l1`` (compiled) on both sides of its chunk length and with the largest terms (255 against
+    0 everywhere: each 16-bit chunk sum at its maximum): the exact sum where it is within the limit,
+    a partial sum above the limit where it is not, stopping after the first chunk past it."""
+    from separation.engines import _l1_bound
+
+    chunk = _l1_bound.CHECK
+    assert chunk * 255 <= np.iinfo(np.int16).max  # one chunk's sum fits in 16 bits
+    d = chunks * chunk + extra
+    rng = np.random.default_rng(d)
+    for a, b in ((np.full(d, 255, np.uint8), np.zeros(d, np.uint8)),
+                 (rng.integers(0, 256, d).astype(np.uint8), rng.integers(0, 256, d).astype(np.uint8))):
+        exact = int(np.abs(a.astype(np.int64) - b).sum())
+        assert _l1_bound._l1(a, b, exact) == _l1_bound._l1(b, a, float(exact)) == exact
+        if d >= chunk and exact > 0:  # past the limit within the first chunk: stops there
+            first = int(np.abs(a[:chunk].astype(np.int64) - b[:chunk]).sum())
+            if first > 0:
+                assert _l1_bound._l1(a, b, first - 1) == first
+
+
 def test_an_unknown_l1_path_is_refused():
     from separation.core.errors import InvalidInputError
 
