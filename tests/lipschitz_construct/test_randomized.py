@@ -168,6 +168,32 @@ def test_l1_common_point_is_exact_at_its_tie():
     assert CommonPoint(L1_QUAD, "l1", tie - TINY)([0, 1, 2, 3]) is False
 
 
+def test_l1_common_points_equal_the_independent_lp_through_every_path():
+    """``l1_within`` against the oracle's own LP on random byte sets (3-5 points, some columns
+    constant across the set), at radii on both sides of each set's optimum: every answer right,
+    and each way of deciding taken -- equal-weight "no", median/midrange "yes", the LP."""
+    from lipschitz_construct import _common_point as cp
+
+    rng = np.random.default_rng(11)
+    paths = set()
+    for case in range(60):
+        k, d = int(rng.integers(3, 6)), int(rng.integers(2, 9))
+        x = rng.integers(0, 256, (k, d)).astype(np.uint8)
+        const = rng.random(d) < 0.3
+        x[:, const] = x[0, const]  # columns equal across the set
+        _, t_margin = _common_point_margin(x, "l1", Fraction(0))
+        t = t_margin / 255  # the optimum min_z max_i |z - x_i|_1, in pixel units (eps 0: margin = t)
+        for factor in (Fraction(95, 100), Fraction(105, 100), Fraction(3, 2)):
+            eps = Fraction(t).limit_denominator(10**6) * factor
+            want, margin = _common_point_margin(x, "l1", eps)
+            if margin < 1e-6:
+                continue
+            rows, unit = cp.integer_rows(x)
+            paths.add({True: "yes", False: "no", None: "lp"}[cp._l1_quick(rows, eps / unit)])
+            assert cp.l1_within(rows, eps / unit) is want, (case, factor)
+    assert paths == {"yes", "no", "lp"}
+
+
 @pytest.mark.parametrize("x, norm, tie, below, at", [
     (TRIANGLE, "l2", Fraction(13, 1530), Fraction(1, 2), Fraction(2, 3)),
     (L1_QUAD, "l1", Fraction(17, 1020), Fraction(2, 3), Fraction(3, 4)),
