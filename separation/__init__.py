@@ -11,6 +11,8 @@ Public API (everything else is private; loaded on first use, so ``import separat
 - :func:`conflict_pairs`, :func:`conflict_pairs_between`, :class:`ConflictPairs`: every
   cross-class pair within a radius (the conflict graph of the robustness bounds), exactly;
 - :class:`ClassIndex`: exact distances from queries to every class of a labelled set;
+- :func:`exact_duplicates`, :class:`DuplicateReport`, :class:`DuplicateGroup`: identical images by
+  hashing (O(N), verified byte for byte), same-label and cross-label, as a DataFrame;
 - :class:`ThreatModel`: the eps-ball of a norm intersected with [0, 1]^d (projection, steps, sampling);
 - :func:`load_dataset`, :class:`Dataset`, :data:`DATASET_NAMES`;
 - :func:`get_engine`, :func:`available_engines` (the engines live in :mod:`separation.engines`);
@@ -32,6 +34,7 @@ _EXPORTS = {
     "DATASET_NAMES": "core.datasets", "Dataset": "core.datasets", "load_dataset": "core.datasets",
     "available_engines": "engines", "get_engine": "engines",
     "ClassIndex": "class_index",
+    "DuplicateGroup": "duplicates", "DuplicateReport": "duplicates", "exact_duplicates": "duplicates",
     "ThreatModel": "core.threat",
 }
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and the API reference
     from .core.datasets import DATASET_NAMES, Dataset, load_dataset  # noqa: F401
     from .engines import available_engines, get_engine  # noqa: F401
     from .class_index import ClassIndex  # noqa: F401
+    from .duplicates import DuplicateGroup, DuplicateReport, exact_duplicates  # noqa: F401
     from .core.threat import ThreatModel  # noqa: F401
 
 
