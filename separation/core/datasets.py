@@ -42,6 +42,9 @@ class Dataset:
     y_test: np.ndarray | None
     classes: list[str]
     source: str = ""
+    #: source file of each training / test image, in the arrays' order (image-folder datasets)
+    train_files: tuple[str, ...] | None = None
+    test_files: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -77,11 +80,23 @@ class Dataset:
             raise InvalidInputError("--subset must be at least 2.")
         rng = np.random.default_rng(seed)
         itr = np.sort(rng.choice(len(self.x_train), min(n, len(self.x_train)), replace=False))
-        out = dataclasses.replace(self, x_train=self.x_train[itr], y_train=self.y_train[itr])
+        pick = (lambda files, idx: None if files is None else tuple(files[i] for i in idx))
+        out = dataclasses.replace(self, x_train=self.x_train[itr], y_train=self.y_train[itr],
+                                  train_files=pick(self.train_files, itr))
         if self.x_test is not None:
             ite = np.sort(rng.choice(len(self.x_test), min(n, len(self.x_test)), replace=False))
-            out = dataclasses.replace(out, x_test=self.x_test[ite], y_test=self.y_test[ite])
+            out = dataclasses.replace(out, x_test=self.x_test[ite], y_test=self.y_test[ite],
+                                      test_files=pick(self.test_files, ite))
         return out
+
+    def file_of(self, split: str, index: int) -> str:
+        """The source file of image ``index`` of ``split`` ("train" or "test"); for datasets read
+        from image folders (others have no files: InvalidInputError)."""
+        files = self.train_files if split == "train" else self.test_files if split == "test" else None
+        if files is None:
+            raise InvalidInputError(f"{self.name} has no source file per image for split {split!r}; image "
+                                    "paths exist for datasets read from image folders (train or test).")
+        return files[index]
 
     def with_random_labels(self, seed: int) -> Dataset:
         """The random-label control: the same images with the training labels (and, separately,
@@ -243,7 +258,7 @@ def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool
     name = "restricted-imagenet"
     train, val, classes_found, base = imagenet_samples(root, name)
     mapping, classes = _restricted_imagenet_targets(classes_found)
-    out = []
+    out, files = [], []
     for split, samples in (("train", train), ("val", val)):
         keep = [(p, mapping[t]) for p, t in samples if t in mapping]
         if not keep:
@@ -251,13 +266,16 @@ def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool
         out.append((decode([p for p, _ in keep], 64 if image_size is None else image_size,
                            what=f"restricted-imagenet {split}", progress=progress),
                     np.array([t for _, t in keep], dtype=np.int64)))
-    return Dataset(name, *out[0], *out[1], classes=classes, source=f"ImageFolder({base})")
+        files.append(tuple(str(p) for p, _ in keep))
+    return Dataset(name, *out[0], *out[1], classes=classes, source=f"ImageFolder({base})",
+                   train_files=files[0], test_files=files[1])
 
 
 def _folder_dataset(name: str, loader: Callable):
     def load(root: Path, image_size: int | None, progress: bool | None) -> Dataset:
-        *arrays, classes = loader(root, image_size, progress)
-        return Dataset(name, *arrays, classes=list(classes), source=f"{name} image folders ({root})")
+        *arrays, (train_files, test_files), classes = loader(root, image_size, progress)
+        return Dataset(name, *arrays, classes=list(classes), source=f"{name} image folders ({root})",
+                       train_files=train_files, test_files=test_files)
     return load
 
 

@@ -132,7 +132,8 @@ def _split_dir(base: Path, names: Sequence[str], name: str, root: Path) -> Path:
 
 
 def load_imagefolder(root: Path, image_size: int | None = None, progress: bool | None = None):
-    """``(x_train, y_train, x_test, y_test, classes)`` of ``root/train`` and ``root/val`` (or ``test``)."""
+    """``(x_train, y_train, x_test, y_test, files, classes)`` of ``root/train`` and ``root/val`` (or
+    ``test``); ``files``: the images' source paths per split."""
     train_dir = _split_dir(root, ("train",), "imagefolder", root)
     test_dir = _split_dir(root, ("val", "test"), "imagefolder", root)
     classes = class_folders(train_dir)
@@ -144,11 +145,13 @@ def load_imagefolder(root: Path, image_size: int | None = None, progress: bool |
 
 
 def _decoded(train: Samples, test: Samples, image_size: int | None, name: str, progress: bool | None):
-    """``(x_train, y_train, x_test, y_test)`` of two lists of samples, of one image size."""
+    """``(x_train, y_train, x_test, y_test, files)`` of two lists of samples, of one image size;
+    ``files``: the source paths of the training and the test images, in the arrays' order."""
     x_train = decode([p for p, _ in train], image_size, what=f"{name} train", progress=progress)
     x_test = decode([p for p, _ in test], image_size, what=f"{name} test", progress=progress)
     _same_size(x_train, x_test, name)
-    return x_train, _labels(train), x_test, _labels(test)
+    files = (tuple(str(p) for p, _ in train), tuple(str(p) for p, _ in test))
+    return x_train, _labels(train), x_test, _labels(test), files
 
 
 def tiny_imagenet_base(root: Path) -> Path:

@@ -51,6 +51,37 @@ def test_imagefolder_reads_every_image_of_each_class_folder_as_it_is(tmp_path, r
     assert np.array_equal(load_dataset("imagefolder", root=tmp_path).x_test, ds.x_test)
 
 
+def test_duplicates_of_an_image_folder_name_their_files(tmp_path, rng):
+    """A tree with a cross-label duplicate across train and val (PNG: values exact) and a same-label
+    one within train: ``exact_duplicates`` finds both, and the dataset's source files name each copy,
+    also after ``subset``; datasets that are not read from files say so."""
+    from separation import exact_duplicates
+
+    same, cross = _rng_image(rng), _rng_image(rng)
+    _write(tmp_path / "train" / "a" / "1.png", same)
+    _write(tmp_path / "train" / "a" / "2.png", same)
+    _write(tmp_path / "train" / "a" / "3.png", _rng_image(rng))
+    _write(tmp_path / "train" / "b" / "4.png", cross)
+    _write(tmp_path / "train" / "b" / "5.png", _rng_image(rng))
+    _write(tmp_path / "val" / "a" / "6.png", cross)
+    ds = load_dataset("imagefolder", root=tmp_path)
+    frame = exact_duplicates(ds.x_train, ds.y_train, ds.x_test, ds.y_test).to_frame(paths=ds.file_of)
+    got = [(kind, split, label, path.split("/")[-1])
+           for kind, split, label, path in frame[["kind", "split", "label", "path"]].itertuples(index=False)]
+    assert got == [("same-label", "train", 0, "1.png"), ("same-label", "train", 0, "2.png"),
+                   ("cross-label", "train", 1, "4.png"), ("cross-label", "test", 0, "6.png")]
+    assert all(p.startswith(str(tmp_path)) for p in frame.path)
+    sub = ds.subset(3, seed=1)
+    for split, x, files in (("train", sub.x_train, sub.train_files), ("test", sub.x_test, sub.test_files)):
+        for i, path in enumerate(files):
+            assert sub.file_of(split, i) == path
+            with Image.open(path) as im:
+                assert np.array_equal(x[i], np.asarray(im.convert("RGB")).transpose(2, 0, 1))
+    digits = load_dataset("digits")
+    with pytest.raises(InvalidInputError, match="no source file per image"):
+        digits.file_of("train", 0)
+
+
 def test_images_are_listed_in_the_order_of_torchvisions_image_folder(tmp_path, rng):
     """Nested folders, a folder's own files beside its subfolders', names that sort differently as
     path parts and as strings ("a b", "a-b", "a/b"): the same files in the same order as
