@@ -128,6 +128,11 @@ def test_restricted_imagenet_wnid_layout(tmp_path):
     assert ds.classes == list(RESTRICTED_IMAGENET_RANGES)
     assert sorted(ds.y_train.tolist()) == [0, 1]  # dog, cat
     assert ds.x_train[ds.y_train == 0][0, 0].min() == 255  # resized + cropped, colour kept
+    # each kept image names its source file (the super-class left out has none)
+    names = {split: [f.split("/")[-2:] for f in files] for split, files in (("train", ds.train_files),
+                                                                            ("test", ds.test_files))}
+    assert names["train"] == names["test"] == [["n00000151", "a.png"], ["n00000283", "b.png"]]
+    assert ds.file_of("test", 1).endswith("val/n00000283/b.png")
 
 
 def test_restricted_imagenet_grouped_layout_and_bad_layout(tmp_path):
