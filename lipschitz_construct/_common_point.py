@@ -165,11 +165,9 @@ def _l1_quick(rows: np.ndarray, limit: Fraction) -> bool | None:
     k = len(rows)
     if Fraction(_weighted_median_cost(rows, [1] * k), k) > limit:
         return False
-    ints = rows.astype(object) if rows.dtype == object else rows
-    lo, hi = ints.min(axis=0), ints.max(axis=0)
-    srt = np.sort(ints, axis=0)
-    for twice_z in (srt[(k - 1) // 2] + srt[k // 2], lo + hi):
-        if Fraction(max(int(np.sum(np.abs(twice_z - 2 * ints[i]))) for i in range(k)), 2) <= limit:
+    srt = np.sort(rows, axis=0)
+    for twice_z in (srt[(k - 1) // 2] + srt[k // 2], srt[0] + srt[-1]):
+        if Fraction(max(int(np.sum(np.abs(twice_z - 2 * rows[i]))) for i in range(k)), 2) <= limit:
             return True
     return None
 

@@ -106,8 +106,9 @@ def exact_duplicates(x_train, y_train, x_test=None, y_test=None) -> DuplicateRep
     for members in by_digest.values():
         while len(members) > 1:  # split a digest's images into classes of equal bytes
             first = xs[members[0][0]][members[0][1]]
-            same = [m for m in members if np.array_equal(xs[m[0]][m[1]], first)]
-            members = [m for m in members if not np.array_equal(xs[m[0]][m[1]], first)]
+            equal = [np.array_equal(xs[s][i], first) for s, i in members]
+            same = [m for m, e in zip(members, equal) if e]
+            members = [m for m, e in zip(members, equal) if not e]
             if len(same) > 1:
                 groups.append(DuplicateGroup(members=tuple((SPLITS[s], i) for s, i in same),
                                              labels=tuple(int(ys[s][i]) for s, i in same)))

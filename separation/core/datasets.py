@@ -18,7 +18,7 @@ import numpy as np
 from .extras import require
 from .download import download_into, torchvision_url
 from .idx_files import CLASSES, FILES, read_verified
-from .image_folders import LAYOUTS, decode, imagenet_samples, load_imagefolder, load_imagenet, load_tiny_imagenet
+from .image_folders import LAYOUTS, decode_splits, imagenet_samples, load_imagefolder, load_imagenet, load_tiny_imagenet
 from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError
 from .records import DataSpec
 
@@ -258,17 +258,14 @@ def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool
     name = "restricted-imagenet"
     train, val, classes_found, base = imagenet_samples(root, name)
     mapping, classes = _restricted_imagenet_targets(classes_found)
-    out, files = [], []
+    kept = []
     for split, samples in (("train", train), ("val", val)):
-        keep = [(p, mapping[t]) for p, t in samples if t in mapping]
-        if not keep:
+        kept.append([(p, mapping[t]) for p, t in samples if t in mapping])
+        if not kept[-1]:
             raise InvalidInputError(f"restricted-imagenet: no images of the 9 super-classes in {base / split}.")
-        out.append((decode([p for p, _ in keep], 64 if image_size is None else image_size,
-                           what=f"restricted-imagenet {split}", progress=progress),
-                    np.array([t for _, t in keep], dtype=np.int64)))
-        files.append(tuple(str(p) for p, _ in keep))
-    return Dataset(name, *out[0], *out[1], classes=classes, source=f"ImageFolder({base})",
-                   train_files=files[0], test_files=files[1])
+    *arrays, (train_files, test_files) = decode_splits(*kept, 64 if image_size is None else image_size, name, progress)
+    return Dataset(name, *arrays, classes=classes, source=f"ImageFolder({base})",
+                   train_files=train_files, test_files=test_files)
 
 
 def _folder_dataset(name: str, loader: Callable):

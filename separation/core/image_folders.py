@@ -141,10 +141,10 @@ def load_imagefolder(root: Path, image_size: int | None = None, progress: bool |
         raise InvalidInputError(f"imagefolder: {train_dir} has {len(classes)} class folder(s); "
                                 "the separation needs at least two classes, one folder each.")
     train, test = labelled_images(train_dir, classes), labelled_images(test_dir, classes)
-    return _decoded(train, test, image_size, "imagefolder", progress) + (classes,)
+    return decode_splits(train, test, image_size, "imagefolder", progress) + (classes,)
 
 
-def _decoded(train: Samples, test: Samples, image_size: int | None, name: str, progress: bool | None):
+def decode_splits(train: Samples, test: Samples, image_size: int | None, name: str, progress: bool | None):
     """``(x_train, y_train, x_test, y_test, files)`` of two lists of samples, of one image size;
     ``files``: the source paths of the training and the test images, in the arrays' order."""
     x_train = decode([p for p, _ in train], image_size, what=f"{name} train", progress=progress)
@@ -183,7 +183,7 @@ def load_tiny_imagenet(root: Path, image_size: int | None = None, progress: bool
                                    f"of wnids.txt: {line[:80]!r}; unpack tiny-imagenet-200.zip again.")
         test.append((base / "val" / "images" / fields[0], index[fields[1]]))
     test.sort()
-    return _decoded(train, test, image_size, "tiny-imagenet", progress) + (classes,)
+    return decode_splits(train, test, image_size, "tiny-imagenet", progress) + (classes,)
 
 
 def imagenet_base(root: Path, name: str) -> Path:
@@ -205,9 +205,9 @@ def imagenet_samples(root: Path, name: str) -> tuple[Samples, Samples, list[str]
 
 def load_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None):
     train, val, classes, _ = imagenet_samples(root, "imagenet")
-    return _decoded(train, val, image_size, "imagenet", progress) + (classes,)
+    return decode_splits(train, val, image_size, "imagenet", progress) + (classes,)
 
 
-__all__ = ["IMG_EXTENSIONS", "LAYOUTS", "class_folders", "decode", "imagenet_base", "imagenet_samples", "images_below",
+__all__ = ["IMG_EXTENSIONS", "LAYOUTS", "class_folders", "decode", "decode_splits", "imagenet_base", "imagenet_samples", "images_below",
            "labelled_images", "load_imagefolder", "load_imagenet", "load_tiny_imagenet", "resize_and_crop",
            "tiny_imagenet_base"]

@@ -12,7 +12,7 @@ from ..core.errors import InvalidInputError, InvalidTypeError
 from ..core.extras import installed
 from .base import Engine, merge_better
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
-from .conflicts import cpu_pairs
+from .conflicts import cpu_pairs, gemm_pairs
 
 _SENTINEL_INT = np.iinfo(np.int64).max
 
@@ -207,18 +207,15 @@ class CPUEngine(Engine, register="cpu"):
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
-        """The numba range kernel (l-inf, and l1 where the GEMM does not serve it; exact early exit)
-        or the host GEMM in blocks of ``blocks.gemm_rows`` (l2; l1 on bytes with ``l1="bound"``):
-        :func:`~.conflicts.cpu_pairs`, :func:`~.conflicts.gemm_pairs`."""
-        if norm == "l1" and self._gemm_norm(norm, x_query, x_db):
-            from .conflicts import gemm_pairs
-
+        """The host GEMM in blocks of ``blocks.gemm_rows`` where it serves the norm (l2; l1 on bytes
+        with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`; else the numba range kernel (l-inf, l1;
+        exact early exit): :func:`~.conflicts.cpu_pairs`."""
+        if self._gemm_norm(norm, x_query, x_db):
             return gemm_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius, max_pairs=max_pairs,
                               progress=progress, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
                               norm=norm)
         return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
-                         max_pairs=max_pairs, progress=progress, device_rows=self.blocks.gemm_rows,
-                         integer=self._integer())
+                         max_pairs=max_pairs, progress=progress)
 
     def class_search(self, support, labels, n_classes, *, norm):
         """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);
