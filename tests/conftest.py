@@ -86,3 +86,9 @@ def _seed_global_generators():
     except ImportError:  # pragma: no cover - torch is a dependency
         return
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _decoded_stores_below_the_test(tmp_path, monkeypatch):
+    """Image-folder datasets decode into a store: each test's own (the default is the user's cache)."""
+    monkeypatch.setenv("SEPARATION_STORE_DIR", str(tmp_path / "decoded-stores"))

@@ -18,8 +18,10 @@ import numpy as np
 from .extras import require
 from .download import download_into, torchvision_url
 from .idx_files import CLASSES, FILES, read_verified
+from .decoded_store import StoreOptions
 from .image_folders import LAYOUTS, decode_splits, imagenet_samples, load_imagefolder, load_imagenet, load_tiny_imagenet
 from .errors import CorruptDataError, DatasetNotFoundError, DownloadError, InvalidInputError
+from .paths import cache_folder
 from .records import DataSpec
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ class Dataset:
         for a in arrays:
             if a is not None:
                 h.update(str(a.shape).encode() + str(a.dtype).encode())
-                h.update(np.ascontiguousarray(a).tobytes())
+                step = max(1, (64 << 20) // max(1, a[:1].nbytes))  # rows: memory-mapped stores stay on disk
+                for s in range(0, len(a), step):
+                    h.update(np.ascontiguousarray(a[s:s + step]).data)
         return h.hexdigest()
 
     def spec(self, *, with_test: bool = True, subset: int | None = None, seed: int = 0,
@@ -111,11 +115,7 @@ class Dataset:
 
 def default_data_root() -> Path:
     """``$SEPARATION_DATA_ROOT``, else ``$XDG_CACHE_HOME/separation/data`` (``~/.cache/...``)."""
-    env = os.environ.get("SEPARATION_DATA_ROOT")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "separation" / "data"
+    return cache_folder("SEPARATION_DATA_ROOT", "data")
 
 
 def _nchw(x: np.ndarray) -> np.ndarray:
@@ -253,7 +253,8 @@ def _restricted_imagenet_targets(class_names: list[str]) -> tuple[dict[int, int]
     return mapping, supers
 
 
-def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool | None) -> Dataset:
+def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool | None,
+                              store: StoreOptions | None = None) -> Dataset:
     """The ImageNet class folders mapped to the 9 super-classes; ``image_size`` default 64 (the paper's)."""
     name = "restricted-imagenet"
     train, val, classes_found, base = imagenet_samples(root, name)
@@ -263,14 +264,15 @@ def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool
         kept.append([(p, mapping[t]) for p, t in samples if t in mapping])
         if not kept[-1]:
             raise InvalidInputError(f"restricted-imagenet: no images of the 9 super-classes in {base / split}.")
-    *arrays, (train_files, test_files) = decode_splits(*kept, 64 if image_size is None else image_size, name, progress)
+    *arrays, (train_files, test_files) = decode_splits(*kept, 64 if image_size is None else image_size, name, progress,
+                                                           store)
     return Dataset(name, *arrays, classes=classes, source=f"ImageFolder({base})",
                    train_files=train_files, test_files=test_files)
 
 
 def _folder_dataset(name: str, loader: Callable):
-    def load(root: Path, image_size: int | None, progress: bool | None) -> Dataset:
-        *arrays, (train_files, test_files), classes = loader(root, image_size, progress)
+    def load(root: Path, image_size: int | None, progress: bool | None, store: StoreOptions | None = None) -> Dataset:
+        *arrays, (train_files, test_files), classes = loader(root, image_size, progress, store)
         return Dataset(name, *arrays, classes=list(classes), source=f"{name} image folders ({root})",
                        train_files=train_files, test_files=test_files)
     return load
@@ -329,8 +331,8 @@ DATASETS: dict[str, Callable] = {
     "svhn": lambda r, d, c: _load_svhn("svhn", r, d, c),
     "digits": lambda r, d, c: _load_digits("digits", r, d, c),
 }
-#: Collections of image files (:mod:`.image_folders`): ``loader(root, image_size, progress)``. They
-#: take ``image_size`` and are never downloaded.
+#: Collections of image files (:mod:`.image_folders`): ``loader(root, image_size, progress, store)``. They
+#: take ``image_size``, are decoded into a store (:mod:`.decoded_store`) and are never downloaded.
 FOLDER_DATASETS: dict[str, Callable] = {
     "imagefolder": _folder_dataset("imagefolder", load_imagefolder),
     "tiny-imagenet": _folder_dataset("tiny-imagenet", load_tiny_imagenet),
@@ -342,7 +344,8 @@ DATASET_NAMES = tuple(DATASETS) + tuple(FOLDER_DATASETS) + ("npz",)
 
 def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: bool = False,
                  check_integrity: bool = True, npz_path: str | os.PathLike | None = None,
-                 image_size: int | None = None, progress: bool | None = None) -> Dataset:
+                 image_size: int | None = None, progress: bool | None = None,
+                 store: StoreOptions | None = None) -> Dataset:
     """Load a dataset by name (see :data:`DATASET_NAMES`).
 
     Args:
@@ -353,6 +356,9 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         image_size: image-folder datasets only (:data:`FOLDER_DATASETS`): resize the shorter side
             to ``image_size * 9 / 8`` and crop the centre ``image_size`` square (the paper's pipeline).
         progress: a bar while image files are decoded (None: where a person watches).
+        store: image-folder datasets only: where their decoded store lives and how many processes
+            decode (:class:`~separation.core.decoded_store.StoreOptions`; default: the cache folder,
+            every core).
     """
     if name not in DATASET_NAMES:
         raise InvalidInputError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASET_NAMES)}.")
@@ -374,7 +380,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
         if not root.is_dir():
             raise DatasetNotFoundError(f"{name}: the data root {root} is not a folder; point --data-root at the "
                                        f"folder that holds its images (layouts: {LAYOUTS}).")
-        ds = FOLDER_DATASETS[name](root, image_size, progress)
+        ds = FOLDER_DATASETS[name](root, image_size, progress, store)
     else:
         ds = DATASETS[name](root, download, check_integrity)
     for split, x in (("train", ds.x_train), ("test", ds.x_test)):

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from .decoded_store import StoreOptions, decoded_images
 from .errors import CorruptDataError, DatasetNotFoundError, InvalidInputError
 from .progress import progress_bar
 
@@ -89,26 +90,23 @@ def _open_rgb(path: Path):
         raise CorruptDataError(f"{path} is not a readable image ({exc}); replace or remove the file.") from None
 
 
-def decode(paths: Sequence[Path], image_size: int | None, *, what: str, progress: bool | None = None) -> np.ndarray:
-    """``(n, 3, H, W)`` uint8 of ``paths``: ``H = W = image_size`` through :func:`resize_and_crop`,
-    else each image as it is (all of one size, or an error that asks for ``--image-size``)."""
+def decode_image(path: Path, image_size: int | None) -> np.ndarray:
+    """One image file as ``(3, H, W)`` uint8 RGB: through :func:`resize_and_crop` when ``image_size``
+    is given, else as it is."""
+    image = _open_rgb(path)
+    if image_size is not None:
+        image = resize_and_crop(image, image_size)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def decode(paths: Sequence[Path], image_size: int | None, *, what: str, progress: bool | None = None,
+           store: StoreOptions | None = None) -> np.ndarray:
+    """``(n, 3, H, W)`` uint8 of ``paths`` (memory-mapped from their decoded store, :mod:`.decoded_store`):
+    ``H = W = image_size`` through :func:`resize_and_crop`, else each image as it is (all of one size,
+    or an error that asks for ``--image-size``)."""
     if not paths:
         raise InvalidInputError(f"{what}: no image files ({', '.join(IMG_EXTENSIONS)}) found.")
-    out = None
-    for k in progress_bar(range(len(paths)), enabled=progress, desc=f"decoding {what}", unit="image"):
-        image = _open_rgb(paths[k])
-        if image_size is not None:
-            image = resize_and_crop(image, image_size)
-        if out is None:
-            w, h = image.size
-            out = np.empty((len(paths), 3, h, w), dtype=np.uint8)
-        elif image.size != (out.shape[3], out.shape[2]):
-            raise InvalidInputError(
-                f"{what}: {paths[k]} is {image.size[0]}x{image.size[1]} but {paths[0]} is "
-                f"{out.shape[3]}x{out.shape[2]}; images of several sizes need --image-size N (image_size=N: "
-                "shorter side to N*9/8, centre crop N, as in the paper).")
-        out[k] = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
-    return out
+    return decoded_images(paths, image_size, decode_image, what=what, options=store, progress=progress)
 
 
 def _same_size(x_train: np.ndarray, x_test: np.ndarray, what: str) -> None:
@@ -131,7 +129,8 @@ def _split_dir(base: Path, names: Sequence[str], name: str, root: Path) -> Path:
                                f"--data-root at a folder in the layout of {LAYOUTS} (data root given: {root}).")
 
 
-def load_imagefolder(root: Path, image_size: int | None = None, progress: bool | None = None):
+def load_imagefolder(root: Path, image_size: int | None = None, progress: bool | None = None,
+                     store: StoreOptions | None = None):
     """``(x_train, y_train, x_test, y_test, files, classes)`` of ``root/train`` and ``root/val`` (or
     ``test``); ``files``: the images' source paths per split."""
     train_dir = _split_dir(root, ("train",), "imagefolder", root)
@@ -141,14 +140,15 @@ def load_imagefolder(root: Path, image_size: int | None = None, progress: bool |
         raise InvalidInputError(f"imagefolder: {train_dir} has {len(classes)} class folder(s); "
                                 "the separation needs at least two classes, one folder each.")
     train, test = labelled_images(train_dir, classes), labelled_images(test_dir, classes)
-    return decode_splits(train, test, image_size, "imagefolder", progress) + (classes,)
+    return decode_splits(train, test, image_size, "imagefolder", progress, store) + (classes,)
 
 
-def decode_splits(train: Samples, test: Samples, image_size: int | None, name: str, progress: bool | None):
+def decode_splits(train: Samples, test: Samples, image_size: int | None, name: str, progress: bool | None,
+                  store: StoreOptions | None = None):
     """``(x_train, y_train, x_test, y_test, files)`` of two lists of samples, of one image size;
     ``files``: the source paths of the training and the test images, in the arrays' order."""
-    x_train = decode([p for p, _ in train], image_size, what=f"{name} train", progress=progress)
-    x_test = decode([p for p, _ in test], image_size, what=f"{name} test", progress=progress)
+    x_train = decode([p for p, _ in train], image_size, what=f"{name} train", progress=progress, store=store)
+    x_test = decode([p for p, _ in test], image_size, what=f"{name} test", progress=progress, store=store)
     _same_size(x_train, x_test, name)
     files = (tuple(str(p) for p, _ in train), tuple(str(p) for p, _ in test))
     return x_train, _labels(train), x_test, _labels(test), files
@@ -164,7 +164,8 @@ def tiny_imagenet_base(root: Path) -> Path:
                                "there, or pass --data-root with the folder that holds it.")
 
 
-def load_tiny_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None):
+def load_tiny_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None,
+                       store: StoreOptions | None = None):
     """Tiny-ImageNet's 200 classes: ``train/<wnid>/images/`` and the labelled validation split."""
     base = tiny_imagenet_base(root)
     classes = sorted({w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()})
@@ -183,7 +184,7 @@ def load_tiny_imagenet(root: Path, image_size: int | None = None, progress: bool
                                    f"of wnids.txt: {line[:80]!r}; unpack tiny-imagenet-200.zip again.")
         test.append((base / "val" / "images" / fields[0], index[fields[1]]))
     test.sort()
-    return decode_splits(train, test, image_size, "tiny-imagenet", progress) + (classes,)
+    return decode_splits(train, test, image_size, "tiny-imagenet", progress, store) + (classes,)
 
 
 def imagenet_base(root: Path, name: str) -> Path:
@@ -203,11 +204,12 @@ def imagenet_samples(root: Path, name: str) -> tuple[Samples, Samples, list[str]
     return labelled_images(train_dir, classes), labelled_images(val_dir, classes), classes, base
 
 
-def load_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None):
+def load_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None,
+                  store: StoreOptions | None = None):
     train, val, classes, _ = imagenet_samples(root, "imagenet")
-    return decode_splits(train, val, image_size, "imagenet", progress) + (classes,)
+    return decode_splits(train, val, image_size, "imagenet", progress, store) + (classes,)
 
 
-__all__ = ["IMG_EXTENSIONS", "LAYOUTS", "class_folders", "decode", "decode_splits", "imagenet_base", "imagenet_samples", "images_below",
+__all__ = ["IMG_EXTENSIONS", "LAYOUTS", "class_folders", "decode", "decode_image", "decode_splits", "imagenet_base", "imagenet_samples", "images_below",
            "labelled_images", "load_imagefolder", "load_imagenet", "load_tiny_imagenet", "resize_and_crop",
            "tiny_imagenet_base"]

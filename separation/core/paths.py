@@ -47,6 +47,15 @@ def below(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
     return root / rel
 
 
+def cache_folder(env: str, name: str) -> Path:
+    """``$<env>``, else ``$XDG_CACHE_HOME/separation/<name>`` (``~/.cache/separation/<name>``)."""
+    given = os.environ.get(env)
+    if given:
+        return Path(given).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "separation" / name
+
+
 def writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
     """``path`` if it is a folder that exists and can be written, or can be created (it is not
     created here: nothing is written before the work is done); else :class:`UsageError`."""
@@ -63,4 +72,4 @@ def writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
     return path
 
 
-__all__ = ["MAX_NAME", "below", "safe_name", "slug", "writable_folder"]
+__all__ = ["MAX_NAME", "below", "cache_folder", "safe_name", "slug", "writable_folder"]

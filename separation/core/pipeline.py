@@ -27,7 +27,8 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from .cli import add_record_arguments, check_interrupted, integer, progress_of, run_command, setup_logging
-from .datasets import DATASET_NAMES, Dataset, load_dataset
+from .datasets import DATASET_NAMES, FOLDER_DATASETS, Dataset, load_dataset
+from .decoded_store import StoreOptions
 from .errors import InvalidInputError, RecordError, UsageError
 from .faults import fault
 from .paper import NORMS
@@ -55,7 +56,7 @@ class Computed:
 
 def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NORMS,
                        seed_help: str = "seed of --subset (default 0)") -> None:
-    """--dataset, --npz, --norm, --data-root, --download, --subset, --seed, --image-size."""
+    """--dataset, --npz, --norm, --data-root, --download, --subset, --seed, --image-size, --store-dir, --workers."""
     p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                    help="dataset name (default: digits, embedded in scikit-learn, no download)")
     p.add_argument("--npz", default=None, help="file for --dataset npz: x_train, y_train[, x_test, y_test]")
@@ -71,14 +72,22 @@ def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NOR
                    help="image-folder datasets (imagefolder, tiny-imagenet, imagenet, restricted-imagenet): shorter "
                         "side to N*9/8, centre crop N, as in the paper (default: images as they are; "
                         "restricted-imagenet: 64)")
+    p.add_argument("--store-dir", default=None, metavar="DIR",
+                   help="image-folder datasets: folder of their decoded stores, decoded once and read by every "
+                        "later command (default: $SEPARATION_STORE_DIR or ~/.cache/separation/decoded)")
+    p.add_argument("--workers", type=integer(1), default=None, metavar="N",
+                   help="image-folder datasets: processes that decode images into the store (default: every core)")
 
 
 def load_data(args: argparse.Namespace, *, subset: bool = True) -> Dataset:
     """The dataset ``args`` name, with the subset rules of every command (``--subset`` no larger
     than the training split, then the fixed random subset of ``--seed``)."""
+    store = None
+    if args.dataset in FOLDER_DATASETS:
+        store = StoreOptions(root=getattr(args, "store_dir", None), workers=getattr(args, "workers", None))
+        writable_folder(store.folder, "--store-dir")
     ds = load_dataset(args.dataset, root=args.data_root, download=args.download, npz_path=args.npz,
-                      image_size=getattr(args, "image_size", None),
-                      progress=progress_of(args))
+                      image_size=getattr(args, "image_size", None), progress=progress_of(args), store=store)
     n = getattr(args, "subset", None)
     if n is not None and n > len(ds.x_train):
         raise UsageError(f"--subset {n} is larger than the {len(ds.x_train)} training points of "

@@ -205,16 +205,21 @@ def test_a_truncated_image_names_the_file(tmp_path, rng):
         load_dataset("imagefolder", root=tmp_path)
 
 
-def _documented_command() -> str:
+def _documented_commands() -> list[str]:
     text = (REPO / "docs" / "guide" / "datasets.md").read_text(encoding="utf-8")
-    [cmd] = re.findall(r"^python -m separation\.compute --dataset imagefolder .*$", text, flags=re.M)
-    return cmd
+    return re.findall(r"^python -m separation\.compute --dataset imagefolder .*$", text, flags=re.M)
 
 
-def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_path, rng, capsys):
-    """The guide's command, run on folders of images of several sizes: the record holds each point's
-    distance to the nearest training image of another class, equal to a float64 brute force on the
-    decoded images; the data root is left as it was."""
+def test_the_guide_has_the_imagefolder_commands():
+    assert len(_documented_commands()) == 2
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_path, rng, capsys, which):
+    """Each of the guide's commands, run on folders of images of several sizes: the record holds
+    each point's distance to the nearest training image of another class, equal to a float64 brute
+    force on the decoded images; the data root is left as it was (a store named by the command is
+    where it says)."""
     from separation.compute import main
 
     for split, n in (("train", 5), ("val", 3)):
@@ -222,8 +227,9 @@ def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_pa
             for i in range(n):
                 _write(tmp_path / "my_images" / split / c / f"{i}.png", _rng_image(rng, 20 + i, 30 - i))
     before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "my_images").rglob("*"))
-    words = shlex.split(_documented_command())
-    argv = [w.replace("my_images", str(tmp_path / "my_images")) for w in words[3:]]
+    words = shlex.split(_documented_commands()[which])
+    argv = [str(tmp_path / "stores") if w == "stores" else w.replace("my_images", str(tmp_path / "my_images"))
+            for w in words[3:]]
     assert main(argv + ["--out", str(tmp_path / "out"), "--no-progress"]) == 0
     [folder] = [p for p in (tmp_path / "out" / "imagefolder").iterdir() if p.is_dir()]
     rec = load_record(folder)
@@ -234,3 +240,4 @@ def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_pa
     assert np.array_equal(rec.load_arrays()["train_distances"], d.min(1))
     assert rec.config.data.fingerprint == ds.fingerprint()
     assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "my_images").rglob("*")) == before
+    assert (tmp_path / "stores").is_dir() == ("--store-dir" in words)

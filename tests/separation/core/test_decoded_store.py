@@ -1,0 +1,174 @@
+"""The decoded store of image-folder datasets: equal to an independent Pillow decode, read back
+instead of decoded again, keyed by file content, verified when read, parallel and resumable; fake
+PNG/JPEG/BMP trees written by the tests."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from separation.core.datasets import load_dataset
+from separation.core.decoded_store import StoreOptions, decoded_images, default_store_root
+from separation.core.errors import CorruptDataError, InvalidInputError
+from separation.core.image_folders import decode_image
+
+from helpers.paths import REPO
+from helpers.pid_decode import decode_noting_pid
+
+
+def _tree(root, rng, *, n=(5, 3), fmt="png", size=(6, 5)):
+    """``n`` images per class (train, val) of classes a, b; returns the independent decode by split."""
+    truth = {"train": [], "val": []}
+    for split, count in zip(("train", "val"), n):
+        for c in ("a", "b"):
+            for i in range(count):
+                path = root / split / c / f"{i}.{fmt}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(path)
+                with Image.open(path) as im:
+                    truth[split].append(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
+    return {k: np.stack(v) for k, v in truth.items()}
+
+
+def _stores(root):
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_the_store_equals_an_independent_decode_and_is_read_back(tmp_path, rng, caplog, fmt):
+    """Decoded in chunks of 2 by 2 processes into the store (PNG exact; JPEG through the same
+    Pillow decoder); the next load memory-maps the verified store instead of decoding."""
+    truth = _tree(tmp_path / "imgs", rng, fmt=fmt)
+    options = StoreOptions(root=tmp_path / "stores", workers=2, chunk=2)
+    ds = load_dataset("imagefolder", root=tmp_path / "imgs", store=options)
+    assert np.array_equal(ds.x_train, truth["train"]) and np.array_equal(ds.x_test, truth["val"])
+    assert len(_stores(tmp_path / "stores")) == 2  # one per split
+    with caplog.at_level(logging.INFO, logger="separation.core.decoded_store"):
+        again = load_dataset("imagefolder", root=tmp_path / "imgs", store=options)
+    assert isinstance(again.x_train, np.memmap) and not again.x_train.flags.writeable
+    assert np.array_equal(again.x_train, truth["train"]) and again.fingerprint() == ds.fingerprint()
+    assert sum("decoded images read from" in r.message for r in caplog.records) == 2
+    assert not any("decoded into" in r.message for r in caplog.records)
+
+
+def test_the_default_store_is_the_users_cache_unless_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEPARATION_STORE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_store_root() == tmp_path / "cache" / "separation" / "decoded"
+    monkeypatch.setenv("SEPARATION_STORE_DIR", str(tmp_path / "mine"))
+    assert default_store_root() == tmp_path / "mine" == StoreOptions().folder
+
+
+def test_a_changed_source_file_of_the_same_size_and_time_is_decoded_anew(tmp_path, rng):
+    """BMP files of one size have one byte length: the changed file keeps its size and its times,
+    and still names another store, decoded from the new content."""
+    _tree(tmp_path / "imgs", rng, fmt="bmp")
+    path = tmp_path / "imgs" / "train" / "b" / "1.bmp"
+    options = StoreOptions(root=tmp_path / "stores", workers=1)
+    before = load_dataset("imagefolder", root=tmp_path / "imgs", store=options).x_train.copy()
+    stat = path.stat()
+    new = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    Image.fromarray(new).save(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    after = load_dataset("imagefolder", root=tmp_path / "imgs", store=options)
+    assert np.array_equal(after.x_train[6], new.transpose(2, 0, 1)) and not np.array_equal(before[6], after.x_train[6])
+    assert np.array_equal(np.delete(after.x_train, 6, 0), np.delete(before, 6, 0))
+    assert len(_stores(tmp_path / "stores")) == 3  # the old train store, the new one, the val store
+
+
+def test_a_store_changed_on_disk_is_decoded_again_where_it_differs(tmp_path, rng, caplog):
+    """Foreign rows of the same size written over one chunk of images.npy: the load notices it by
+    the chunk digests, decodes that chunk again, and returns the true images."""
+    truth = _tree(tmp_path / "imgs", rng, n=(4, 1))
+    options = StoreOptions(root=tmp_path / "stores", workers=1, chunk=3)
+    load_dataset("imagefolder", root=tmp_path / "imgs", store=options)
+    [train] = [p for p in _stores(tmp_path / "stores") if json.loads((p / "manifest.json").read_text())["n"] == 8]
+    images = np.load(train / "images.npy", mmap_mode="r+")
+    images[3:6] = truth["train"][[7, 0, 1]]  # other images of the same dataset, same size
+    images.flush()
+    del images
+    with caplog.at_level(logging.INFO, logger="separation.core.decoded_store"):
+        ds = load_dataset("imagefolder", root=tmp_path / "imgs", store=options)
+    assert np.array_equal(ds.x_train, truth["train"])
+    assert any("does not match its digests" in r.message for r in caplog.records)
+    assert any("resuming: 2 of 3 chunks" in r.message for r in caplog.records)
+
+
+_KILLED = """
+import sys
+from separation.core.datasets import load_dataset
+from separation.core.decoded_store import StoreOptions
+load_dataset("imagefolder", root=sys.argv[1], store=StoreOptions(root=sys.argv[2], workers=1, chunk=3))
+"""
+
+
+def test_an_interrupted_decoding_resumes_with_the_chunks_it_finished(tmp_path, rng, caplog):
+    """A process killed (SIGKILL) right after its first chunk of 3: the next load keeps that chunk
+    (verified), decodes the other two, and equals the independent decode."""
+    truth = _tree(tmp_path / "imgs", rng, n=(4, 1))
+    env = dict(os.environ, SEPARATION_FAULT="kill:decoded-chunk")
+    done = subprocess.run([sys.executable, "-c", _KILLED, str(tmp_path / "imgs"), str(tmp_path / "stores")],
+                          env=env, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    [store] = _stores(tmp_path / "stores")
+    assert not (store / "manifest.json").exists() and sorted(p.name for p in (store / "chunks").iterdir()) == ["0.json"]
+    with caplog.at_level(logging.INFO, logger="separation.core.decoded_store"):
+        ds = load_dataset("imagefolder", root=tmp_path / "imgs",
+                          store=StoreOptions(root=tmp_path / "stores", workers=1, chunk=3))
+    assert np.array_equal(ds.x_train, truth["train"]) and np.array_equal(ds.x_test, truth["val"])
+    assert any("resuming: 1 of 3 chunks" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("n, pool", [(4, False), (5, True)])
+def test_worker_processes_decode_only_when_there_are_two_chunks_or_more(tmp_path, rng, monkeypatch, n, pool):
+    """With 2 workers and chunks of 4: 4 images (one chunk) decode in this process, 5 (two chunks)
+    in worker processes; the result is the same."""
+    paths = []
+    for i in range(n):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)).save(paths[-1])
+    (tmp_path / "pids").mkdir()
+    monkeypatch.setenv("PID_DECODE_DIR", str(tmp_path / "pids"))
+    x = decoded_images(paths, None, decode_noting_pid, what="t", options=StoreOptions(root=tmp_path / "s", workers=2, chunk=4))
+    assert np.array_equal(x, np.stack([decode_image(p, None) for p in paths]))
+    others = {int(p.name) for p in (tmp_path / "pids").iterdir()} - {os.getpid()}
+    assert bool(others) == pool
+
+
+def test_a_failed_decoding_leaves_no_store_and_a_bad_option_is_refused(tmp_path, rng):
+    _tree(tmp_path / "imgs", rng)
+    bad = tmp_path / "imgs" / "train" / "b" / "2.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(CorruptDataError, match=r"2\.png is not a readable image"):
+        load_dataset("imagefolder", root=tmp_path / "imgs", store=StoreOptions(root=tmp_path / "stores", chunk=2))
+    assert _stores(tmp_path / "stores") == []
+    for kw in ({"workers": 0}, {"chunk": 0}, {"workers": 1.5}):
+        with pytest.raises(InvalidInputError, match="must be a whole number >= 1"):
+            StoreOptions(**kw)
+
+
+def test_the_commands_decode_into_store_dir_and_say_how_to_fix_a_bad_one(tmp_path, rng):
+    """``--store-dir`` / ``--workers`` through the command line: the store lands where asked; a
+    store folder that is a file, or 0 workers, is one error line, exit 2, nothing written."""
+    _tree(tmp_path / "imgs", rng)
+    base = [sys.executable, "-m", "separation.compute", "--dataset", "imagefolder", "--data-root",
+            str(tmp_path / "imgs"), "--no-progress"]
+    ok = subprocess.run(base + ["--store-dir", str(tmp_path / "stores"), "--workers", "2", "--out", str(tmp_path / "out")],
+                        cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert len(_stores(tmp_path / "stores")) == 2
+    (tmp_path / "file").write_text("x")
+    for extra, message in ((["--store-dir", str(tmp_path / "file")], "--store-dir .* is a file"),
+                           (["--workers", "0"], "--workers")):
+        bad = subprocess.run(base + extra + ["--out", str(tmp_path / "out2")], cwd=REPO, capture_output=True, text=True)
+        assert bad.returncode == 2 and not (tmp_path / "out2").exists()
+        last = [line for line in bad.stderr.splitlines() if line.strip()][-1]  # argparse prints its usage first
+        assert "error:" in last and re.search(message, last) and "Traceback" not in bad.stderr, bad.stderr
