@@ -28,7 +28,6 @@ from PIL import Image
 
 from .decoded_store import StoreOptions, decoded_images
 from .errors import CorruptDataError, DatasetNotFoundError, InvalidInputError
-from .progress import progress_bar
 
 #: File name endings read as images (case-insensitive; torchvision's ``IMG_EXTENSIONS``).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
