@@ -70,6 +70,7 @@ COMMANDS = [
     ["lipschitz_construct.verify", "--dataset", "digits", "--subset", "60", "--pairs", "5",
      "--adversarial-pairs", "2", "--gradient-steps", "1"],
     ["lipschitz_construct.bounds", "--dataset", "digits", "--subset", "60", "--eps", "0.3"],
+    ["separation.find_duplicates", "--dataset", "digits", "--subset", "60"],
     ["analysis.evaluate", "--model", "constructed", "--dataset", "digits", "--subset", "20", "--attacks", "none",
      "--lipschitz", "none"],
 ]
@@ -104,7 +105,7 @@ def test_a_bad_call_is_exit_2_in_one_line_and_verbose_adds_the_traceback(tmp_pat
 
 @pytest.mark.parametrize("module", ["separation.compute", "lipschitz_construct.verify", "lipschitz_construct.bounds",
                                     "analysis.evaluate", "analysis.train", "analysis.grid", "analysis.report",
-                                    "separation.records"])
+                                    "separation.records", "separation.find_duplicates"])
 def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(module):
     """A SIGINT from the command's first line on (its imports included) ends it with one line."""
     p = run(module, "--help", env={"SEPARATION_FAULT": "sigint:startup"})

@@ -199,7 +199,7 @@ def test_record_kinds_and_their_jobs_are_registered_through_entry_points():
     from separation.core.records.kinds import entry_point, names
 
     kinds = names(KINDS_GROUP)
-    assert set(kinds) == {"separation", "benchmark", "lipschitz_construct", "bounds", "evaluate", "training"}
+    assert set(kinds) == {"separation", "duplicates", "benchmark", "lipschitz_construct", "bounds", "evaluate", "training"}
     for kind in kinds:
         cls = entry_point(KINDS_GROUP, kind)
         assert cls.KIND == kind

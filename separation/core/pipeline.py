@@ -56,11 +56,13 @@ class Computed:
 
 def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NORMS,
                        seed_help: str = "seed of --subset (default 0)") -> None:
-    """--dataset, --npz, --norm, --data-root, --download, --subset, --seed, --image-size, --store-dir, --workers."""
+    """--dataset, --npz, --norm (unless ``norms`` is empty), --data-root, --download, --subset, --seed,
+    --image-size, --store-dir, --workers."""
     p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                    help="dataset name (default: digits, embedded in scikit-learn, no download)")
     p.add_argument("--npz", default=None, help="file for --dataset npz: x_train, y_train[, x_test, y_test]")
-    p.add_argument("--norm", default="linf", choices=norms, help="distance (default: linf)")
+    if norms:
+        p.add_argument("--norm", default="linf", choices=norms, help="distance (default: linf)")
     p.add_argument("--data-root", default=None,
                    help="data folder in torchvision's layout (default: $SEPARATION_DATA_ROOT or "
                         "~/.cache/separation/data)")
