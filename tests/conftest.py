@@ -89,6 +89,7 @@ def _seed_global_generators():
 
 
 @pytest.fixture(autouse=True)
-def _decoded_stores_below_the_test(tmp_path, monkeypatch):
-    """Image-folder datasets decode into a store: each test's own (the default is the user's cache)."""
+def _stores_below_the_test(tmp_path, monkeypatch):
+    """Decoded image stores and cluster shards: each test's own (the defaults are the user's cache)."""
     monkeypatch.setenv("SEPARATION_STORE_DIR", str(tmp_path / "decoded-stores"))
+    monkeypatch.setenv("SEPARATION_SHARD_DIR", str(tmp_path / "shards"))

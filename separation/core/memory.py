@@ -38,10 +38,14 @@ def available_bytes() -> int | None:
 def separation_bytes(n_train: int, n_test: int, d: int, itemsize: int, *, n_classes: int, norm: str,
                      engine: str) -> int:
     """A conservative estimate of the working memory of :func:`separation.compute_separation`
-    beyond its inputs: the engine's copies of the training points and the per-point outputs."""
+    beyond its inputs: the engine's copies of the training points and the per-point outputs (on a
+    Dask cluster: the outputs and one chunk of the store being written; the workers' memory is
+    bounded by the block plan)."""
     n = max(n_train, n_test)
     data = n_train * d * itemsize
     outputs = 8 * 6 * (n_train + n_test)
+    if engine == "dask":  # the client streams the points into the store (65,536 rows at a time); workers read blocks
+        return outputs + min(n_train, 65536) * d * itemsize
     if engine in ("cpu", "auto") and norm == "linf":
         index = data if itemsize == 1 else data * 8 // itemsize  # the probe index: one copy (float64 if not bytes)
         work = min(n, 8192) * n_classes * 8 * 4

@@ -2,8 +2,9 @@
 
 * **Data store.** The points ``x`` ``(n, d)`` and labels ``y`` ``(n,)`` of a run are written once
   as ``.npy`` files named by the sha256 of their content (:func:`write_store`), into a folder that
-  the client and every worker see; workers memory-map them (:func:`open_store`) and read only the
-  rows of their block. The dataset never travels through the scheduler. A *manifest* written with
+  the client and every worker see; workers read only the rows of their block, with positioned
+  reads (:func:`read_rows`; the files are not mapped, so a worker's memory and address space are
+  bounded by its blocks, not by the store). The dataset never travels through the scheduler. A *manifest* written with
   them holds the sha256 of every block of :func:`digest_rows` rows; its own sha256 travels in the
   :class:`StoreRef` of every task. The client verifies the whole store before reusing it (and
   rewrites, atomically, a file that does not match); a worker verifies the rows it reads against
@@ -191,9 +192,7 @@ def _open(ref: StoreRef, fresh: bool) -> tuple[np.ndarray, np.ndarray, dict]:
         x = np.load(ref.x_path, mmap_mode="r")
         y = np.load(ref.y_path, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise StoreError(f"this worker cannot read the data store {ref.x_path} ({type(exc).__name__}: {exc}); "
-                         "shard_dir must be a folder that the client and every worker see (a shared "
-                         "filesystem)") from None
+        raise _cannot_read(ref.x_path, exc) from None
     if x.shape != (ref.n, ref.d) or x.dtype.str != ref.dtype or y.shape != (ref.n,):
         raise StoreError(f"the data store {ref.x_path} holds {x.shape} {x.dtype}, not ({ref.n}, {ref.d}) "
                          f"{ref.dtype}; delete it and run again")
@@ -215,23 +214,68 @@ def _first_bad(a: np.ndarray, start: int, digests: list[str], rows: int):
     return None
 
 
+#: fingerprint -> the verified manifest of a store this process has read rows of
+_HEADS: dict[str, dict] = {}
+
+
+def _head(ref: StoreRef) -> dict:
+    """The store's manifest (verified against ``ref.digest`` when first read here)."""
+    head = _HEADS.get(ref.fingerprint)
+    if head is None or head.get("_digest") != ref.digest:
+        head = dict(_manifest_of(ref), _digest=ref.digest)
+        _HEADS.pop(ref.fingerprint, None)
+        if len(_HEADS) >= 8:
+            _HEADS.pop(next(iter(_HEADS)))
+        _HEADS[ref.fingerprint] = head
+    return head
+
+
+def _cannot_read(path: str, exc: Exception) -> StoreError:
+    return StoreError(f"this worker cannot read the data store {path} ({type(exc).__name__}: {exc}); shard_dir must "
+                      "be a folder that the client and every worker see (a shared filesystem)")
+
+
+def npy_rows(path: str, shape: tuple[int, ...], dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
+    """Rows ``lo..hi-1`` of the ``.npy`` file at ``path``, which must hold ``shape`` of ``dtype``
+    (C order): its header, then one positioned read of those rows into memory. The file is not
+    memory-mapped, so a task's address space grows by its rows only, however large the store."""
+    dtype = np.dtype(dtype)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            held, fortran, held_dtype = read(f)
+            if tuple(held) != tuple(shape) or held_dtype != dtype or (fortran and len(shape) > 1):
+                raise StoreError(f"the data store {path} holds {tuple(held)} {held_dtype}, not {tuple(shape)} "
+                                 f"{dtype.str}; delete it and run again")
+            row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+            out = np.empty((hi - lo,) + tuple(shape[1:]), dtype)
+            f.seek(f.tell() + lo * row)
+            got = f.readinto(memoryview(out.reshape(-1).view(np.uint8))) if out.size else 0
+    except (OSError, ValueError) as exc:
+        raise _cannot_read(path, exc) from None
+    if got != out.nbytes:
+        raise StoreError(f"the data store {path} is shorter than its header says (truncated); delete it and run again")
+    return out
+
+
 def read_rows(ref: StoreRef, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``lo..hi-1`` of a store, ``(x (hi - lo, d), y (hi - lo,) int64)`` in memory, after their
-    digest blocks are verified against the manifest (on the copy used: what is checked is what is
-    computed with). A block that does not match is a StoreError naming the file and the fix."""
-    for attempt in range(2):  # a file replaced since it was opened here: open it again once
-        x, y, head = _open(ref, attempt > 0)
-        rows = head["rows"]
-        s, e = (lo // rows * rows, min(ref.n, -(-hi // rows) * rows)) if hi > lo else (lo, lo)
-        xs, ys = np.array(x[s:e]), np.array(y[s:e])
-        bad = [(path, span) for path, a, key in ((ref.x_path, xs, "x"), (ref.y_path, ys, "y"))
-               if (span := _first_bad(a, s, head[key], rows)) is not None]
-        if not bad:
-            return xs[lo - s:hi - s], ys[lo - s:hi - s]
-    path, (a, b) = bad[0]
-    raise StoreError(f"the data store file {path} does not hold the data it was written with (rows {a}..{b} "
-                     f"changed on disk); delete it (or the folder {ref.folder}) and run again: the client writes it "
-                     "anew")
+    """Rows ``lo..hi-1`` of a store, ``(x (hi - lo, d), y (hi - lo,) int64)`` in memory, read from
+    disk (:func:`npy_rows`: the files are not mapped) with the rest of their digest blocks, which
+    are verified against the manifest on the copy used: what is checked is what is computed with.
+    A block that does not match is a StoreError naming the file and the fix."""
+    head = _head(ref)
+    rows = head["rows"]
+    s, e = (lo // rows * rows, min(ref.n, -(-hi // rows) * rows)) if hi > lo else (lo, lo)
+    xs = npy_rows(ref.x_path, (ref.n, ref.d), np.dtype(ref.dtype), s, e)
+    ys = npy_rows(ref.y_path, (ref.n,), np.dtype(np.int64), s, e)
+    for path, a, key in ((ref.x_path, xs, "x"), (ref.y_path, ys, "y")):
+        bad = _first_bad(a, s, head[key], rows)
+        if bad is not None:
+            raise StoreError(f"the data store file {path} does not hold the data it was written with (rows {bad[0]}.."
+                             f"{bad[1]} changed on disk); delete it (or the folder {ref.folder}) and run again: the "
+                             "client writes it anew")
+    return xs[lo - s:hi - s], ys[lo - s:hi - s]
 
 
 def write_shard(path: str | os.PathLike, header: dict, arrays: list[np.ndarray]) -> int:
@@ -294,4 +338,4 @@ def _check(data: bytes, expect: dict):
 
 
 __all__ = ["DIGEST_BYTES", "MAGIC", "SHARD_VERSION", "StoreError", "StoreRef", "digest_rows", "fingerprint",
-           "open_store", "read_rows", "read_shard", "write_shard", "write_store"]
+           "npy_rows", "open_store", "read_rows", "read_shard", "write_shard", "write_store"]

@@ -211,10 +211,10 @@ def _documented_commands() -> list[str]:
 
 
 def test_the_guide_has_the_imagefolder_commands():
-    assert len(_documented_commands()) == 2
+    assert len(_documented_commands()) == 3 and "--scheduler local:2" in _documented_commands()[2]
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, pytest.param(2, marks=pytest.mark.slow)])  # 2: a local Dask cluster
 def test_the_documented_imagefolder_command_computes_the_exact_separation(tmp_path, rng, capsys, which):
     """Each of the guide's commands, run on folders of images of several sizes: the record holds
     each point's distance to the nearest training image of another class, equal to a float64 brute

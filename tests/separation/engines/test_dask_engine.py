@@ -543,3 +543,37 @@ def test_the_cuda_block_kernel_equals_the_reference():
         got = CUDAEngine().block_pair(xa, ya, xb, yb, norm=norm)
         ref = ReferenceEngine()
         assert same(got, (*ref.cross_class(xa, ya, xb, yb, norm=norm), *ref.cross_class(xb, yb, xa, ya, norm=norm)))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_separation_on_a_decoded_store_equals_the_in_memory_result_everywhere(client, shard_root, tmp_path, norm):
+    """An image folder decoded into its store (memory-mapped, read-only): train--train,
+    test--train and test--test on every available engine and on the 2-worker cluster (small
+    blocks) equal the in-memory result of an independent Pillow decode, array by array."""
+    from PIL import Image
+
+    from separation import load_dataset
+    from separation.core.decoded_store import StoreOptions
+
+    rng = np.random.default_rng(21)
+    truth = {"train": [], "val": []}
+    for split, n in (("train", 5), ("val", 3)):
+        for c in ("a", "b", "c"):
+            for i in range(n):
+                path = tmp_path / "imgs" / split / c / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 4, (6, 5, 3), dtype=np.uint8) * 60).save(path)
+                with Image.open(path) as im:
+                    truth[split].append(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
+    ds = load_dataset("imagefolder", root=tmp_path / "imgs", store=StoreOptions(root=tmp_path / "stores", chunk=4))
+    assert isinstance(ds.x_train, np.memmap)
+    x_train, x_test = np.stack(truth["train"]), np.stack(truth["val"])
+    want = compute_separation(x_train, ds.y_train, x_test, ds.y_test, norm=norm, engine="reference",
+                              test_test=True).arrays()
+    engines = [CPUEngine(), CPUEngine(blocks=SMALL), ReferenceEngine()] + ([FaissEngine()] if FaissEngine.available() else [])
+    engines.append(DaskEngine(client, inner="cpu", block_size=4, shard_dir=shard_root / f"decoded-{norm}"))
+    for eng in engines:
+        got = compute_separation(ds.x_train, ds.y_train, ds.x_test, ds.y_test, norm=norm, engine=eng,
+                                 test_test=True).arrays()
+        assert got.keys() == want.keys()
+        assert all(np.array_equal(got[k], want[k]) for k in want), eng
