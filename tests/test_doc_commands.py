@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.image_trees import write_tiny_imagenet
 from helpers.paths import REPO
 
 # the slow tier: every documented command, run as a process
@@ -38,8 +39,8 @@ SKIP = [
     (r"import-benchmark", "needs a benchmark file of the first layout"),
     (r"SLURMCluster|sbatch|srun|--scheduler tcp://|--scheduler ADDRESS|--scheduler \$", "needs a cluster"),
     (r"^python benchmarks/", "a benchmark: minutes; its page is rendered from its record"),
-    (r"--dataset (imagefolder|tiny-imagenet|imagenet)\b", "needs image folders: tests/separation/core/"
-                                                          "test_image_folders.py runs it on folders it writes"),
+    (r"--dataset (imagefolder|imagenet)\b|--dataset tiny-imagenet (?!--data-root \./tiny\b)",
+     "needs image folders: tests/separation/core/test_image_folders.py runs it on folders it writes"),
     (r"^make mutation", "mutation testing: hours on 2 cores (its report is reports/quality/mutation.md)"),
     (r"^dask (scheduler|worker) ", "starts a Dask server that runs until stopped (tests/separation/engines/test_dask_engine.py "
                                    "starts its own cluster)"),
@@ -107,6 +108,7 @@ def scratch(tmp_path_factory, request):
     rng = np.random.default_rng(0)  # the "my_data.npz" of the examples
     np.savez(root / "my_data.npz", x_train=rng.random((60, 3, 4, 4)), y_train=np.arange(60) % 3,
              x_test=rng.random((20, 3, 4, 4)), y_test=np.arange(20) % 3)
+    write_tiny_imagenet(root / "tiny", rng)  # the "./tiny" of the image-collection guide
     _checkpoint(root / "model.pt")
     (root / "checkpoints").mkdir()
     shutil.copy(root / "model.pt", root / "checkpoints" / "cnn001.pt")

@@ -9,37 +9,16 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from separation.core.records import load_record  # noqa: E402
 from separation.find_duplicates import main  # noqa: E402
 
-WNIDS = ["n01", "n02", "n03"]
-
-
-def _png(path, pixels):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-
+from helpers.image_trees import write_tiny_imagenet  # noqa: E402
 
 @pytest.fixture
 def tree(tmp_path, rng):
-    """tiny-imagenet-200 with 3 classes of 3 training images and 3 validation images; returns
-    ``(root, cross, same)``: the images of the cross-label and the same-label group."""
-    base = tmp_path / "data" / "tiny-imagenet-200"
-    (base).mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    img = {(w, i): rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for w in WNIDS for i in range(3)}
-    cross, same = img[("n01", 1)], img[("n03", 0)]
-    img[("n03", 2)] = same  # same-label, within train
-    near = img[("n02", 2)].copy()
-    near[0, 0, 0] ^= 1  # one value off by one: a near-duplicate, not an exact one
-    for (w, i), a in img.items():
-        _png(base / "train" / w / "images" / f"{w}_{i}.JPEG.png", a)
-    val = {"val_0.png": ("n02", cross), "val_1.png": ("n01", near), "val_2.png": ("n03", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))}
-    for name, (w, a) in val.items():
-        _png(base / "val" / "images" / name, a)
-    (base / "val" / "val_annotations.txt").write_text("".join(f"{n}\t{w}\t0\t0\t8\t8\n" for n, (w, _) in val.items()))
+    """The fake Tiny-ImageNet of :func:`helpers.image_trees.write_tiny_imagenet`: ``(root, cross, same)``."""
+    cross, same = write_tiny_imagenet(tmp_path / "data", rng)
     return tmp_path / "data", cross, same
 
 

@@ -1,0 +1,170 @@
+"""Image collections at scale on this machine: decoding into the store, its size, and the exact
+separation of synthetic stores of growing size, on the local engine and on a local Dask cluster.
+
+1. **Decoding.** Synthetic JPEG files, written once (photo-sized, 500x375, and Tiny-ImageNet-sized,
+   64x64), decoded into a decoded store through the paper's pipeline (``--image-size``) by 1 and
+   by 2 worker processes: images per second, per worker, and the store's bytes per image.
+2. **Separation.** CIFAR-shaped synthetic images (32x32x3, 10 classes), ``n`` training points and
+   ``n/5`` test points, memory-mapped from a ``.npy`` store: train--train + test--train in l-inf and
+   l2 on the ``cpu`` engine and on ``DaskEngine("local:2")`` (its time includes writing the
+   cluster's data store; the cluster is started before the clock).
+
+The page states the extrapolation to ImageNet sizes from the largest measured store, with its
+assumption (time proportional to pairs times dimensions).
+
+    python benchmarks/image_scaling.py --sizes 10000 40000
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from publish import add_output_arguments, publish  # noqa: E402
+from separation import compute_separation  # noqa: E402
+from separation.core.decoded_store import StoreOptions, decoded_images  # noqa: E402
+from separation.core.image_folders import decode_image  # noqa: E402
+from separation.core.records import run_metadata  # noqa: E402
+from separation.core.records.benchmark import BenchmarkConfig, BenchmarkResult, BenchmarkRow  # noqa: E402
+from separation.engines import DaskEngine  # noqa: E402
+
+from separation_engines import cifar_shaped  # noqa: E402
+
+DECODE = "Decoding JPEG files into the store"
+SEPARATION = "Separation of synthetic 32x32x3 stores (train–train + test–train)"
+#: (name, training images, test images, values per image) of the extrapolation
+TARGETS = [("ImageNet-64 (64x64x3)", 1_281_167, 50_000, 64 * 64 * 3),
+           ("ImageNet-1k at 224 (224x224x3)", 1_281_167, 50_000, 224 * 224 * 3)]
+
+
+def write_jpegs(folder: Path, n: int, size: tuple[int, int], seed: int) -> list[Path]:
+    """``n`` smooth random RGB JPEG files (quality 90) of ``size`` (width, height)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(n):
+        low = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        img = Image.fromarray(low).resize(size, Image.Resampling.BILINEAR)
+        paths.append(folder / f"{k:06d}.jpg")
+        img.save(paths[-1], quality=90)
+    return paths
+
+
+def decode_rows(tmp: Path, n: int, image_size: int) -> list[BenchmarkRow]:
+    rows = []
+    for label, size in (("500x375", (500, 375)), ("64x64", (64, 64))):
+        paths = write_jpegs(tmp / f"jpeg-{label}", n, size, seed=len(rows))
+        for workers in (1, 2):
+            store = tmp / f"store-{label}-{workers}"
+            t0 = time.perf_counter()
+            x = decoded_images(paths, image_size, decode_image, what=label,
+                               options=StoreOptions(root=store, workers=workers), progress=False)
+            seconds = time.perf_counter() - t0
+            nbytes = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+            rows.append(BenchmarkRow(DECODE, f"{n} JPEG files of {label} to {image_size}x{image_size}",
+                                     f"{workers} worker(s)", round(seconds, 3), None,
+                                     {"images/s": round(n / seconds, 1),
+                                      "images/s per worker": round(n / seconds / workers, 1),
+                                      "store bytes per image": round(nbytes / n, 1),
+                                      "pixel bytes per image": int(x[0].size)}))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int) -> list[BenchmarkRow]:
+    rows = []
+    with DaskEngine(f"local:{workers}", inner="cpu", shard_dir=tmp / "warm") as engine:
+        tiny = np.zeros((8, 3, 32, 32), np.uint8)
+        compute_separation(tiny, np.arange(8) % 2, norm="linf", engine=engine)  # workers warm
+        for n in sizes:
+            x, y, xt, yt = cifar_shaped(n, n // 5, seed=n)
+            for name, a in (("x", x), ("xt", xt)):
+                np.save(tmp / f"{name}-{n}.npy", a)
+            x, xt = np.load(tmp / f"x-{n}.npy", mmap_mode="r"), np.load(tmp / f"xt-{n}.npy", mmap_mode="r")
+            for norm in norms:
+                answers = {}
+                for competitor in ("cpu", f"dask local:{workers}"):
+                    if competitor != "cpu":
+                        engine.shard_dir = tmp / f"shards-{n}-{norm}"
+                    t0 = time.perf_counter()
+                    r = compute_separation(x, y, xt, yt, norm=norm, engine="cpu" if competitor == "cpu" else engine)
+                    seconds = time.perf_counter() - t0
+                    answers[competitor] = (r.train_distances, r.test_distances)
+                    same = all(np.array_equal(a, b) for a, b in zip(answers[competitor], answers["cpu"]))
+                    rows.append(BenchmarkRow(SEPARATION, f"{n}+{n // 5} images, {norm}", competitor, round(seconds, 3),
+                                             same, {"store MiB": round((x.nbytes + xt.nbytes) / 2**20, 1),
+                                                    "n": n, "n_test": n // 5, "d": int(x[0].size), "norm": norm}))
+                    print(rows[-1], flush=True)
+            for name in ("x", "xt"):
+                (tmp / f"{name}-{n}.npy").unlink()
+    return rows
+
+
+def extrapolation(rows: list[BenchmarkRow]) -> list[str]:
+    """Notes: the largest measured store's time per (pair x dimension), carried to ImageNet sizes."""
+    notes = []
+    measured = [r for r in rows if r.section == SEPARATION and r.seconds]
+    for norm in sorted({r.metrics["norm"] for r in measured}):
+        for competitor in sorted({r.competitor for r in measured}):
+            mine = [r for r in measured if r.metrics["norm"] == norm and r.competitor == competitor]
+            if not mine:
+                continue
+            big = max(mine, key=lambda r: r.metrics["n"])
+            m = big.metrics
+            work = (m["n"] ** 2 / 2 + m["n_test"] * m["n"]) * m["d"]
+            for target, n, n_test, d in TARGETS:
+                hours = big.seconds * (n ** 2 / 2 + n_test * n) * d / work / 3600
+                notes.append(f"{norm}, {competitor}: {target} extrapolated from the {m['n']}-image store "
+                             f"({big.seconds:.1f} s): {hours:,.0f} hours on this machine")
+    return notes
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10000, 40000], help="training images per store")
+    p.add_argument("--norms", nargs="+", default=["linf", "l2"], choices=["linf", "l2", "l1"])
+    p.add_argument("--decode-images", type=int, default=1000, help="JPEG files per decoding workload")
+    p.add_argument("--image-size", type=int, default=32, help="--image-size of the decoding workloads")
+    p.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    add_output_arguments(p, "image_scaling")
+    return p
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="image-scaling-"))
+    try:
+        rows = decode_rows(tmp, args.decode_images, args.image_size)
+        rows += separation_rows(tmp, args.sizes, args.norms, args.workers)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta = run_metadata()
+    notes = ["Decoding: each image is read, decoded by Pillow, resized (shorter side to N*9/8, bilinear) and "
+             "centre-cropped to N x N, then written to the store with its chunk digests; the store bytes include "
+             "the chunk and manifest files.",
+             "Separation: `agrees` compares every distance with the cpu engine's. The Dask time includes writing "
+             "the cluster's data store from the memory-mapped arrays.",
+             "Extrapolation (assumption: time proportional to the pairs searched times the dimension, i.e. the "
+             "same pruning rate and arithmetic rate as the largest measured store; real images prune "
+             "differently):"] + extrapolation(rows)
+    result = BenchmarkResult(device=f"{meta.hardware.cpus}-core {platform.machine()} CPU", rows=rows,
+                             baselines=["1 worker(s)", "cpu"], title="Image collections at scale",
+                             description=__doc__.split("\n\n")[1], notes=notes)
+    config = BenchmarkConfig(args.name, "benchmarks/image_scaling.py", list(argv if argv is not None else sys.argv[1:]),
+                             {"sizes": args.sizes, "norms": args.norms, "decode_images": args.decode_images,
+                              "image_size": args.image_size, "workers": args.workers})
+    publish(args, args.name, config, result, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
