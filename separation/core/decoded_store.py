@@ -14,6 +14,9 @@ decodes them into a store folder; every later call with the same files reads tha
   every chunk digest, the source files and their digests.
 * **Verified when read.** Every chunk of ``images.npy`` is checked against its digest before the
   store is used; a chunk that does not match is decoded again (logged), never used.
+* **Read in place by a cluster.** A Dask run on these points (:func:`store_file`) gives its
+  workers the path of ``images.npy`` instead of a copy; they read their rows there, verified
+  against the run's manifest (:mod:`separation.engines.shards`).
 * **Parallel and resumable.** ``workers`` processes decode chunks at once (each writes its rows
   of ``images.npy`` itself); an interrupted run keeps its finished chunks, and the next run decodes
   only the rest. An unreadable image or a mix of sizes stops the call with one error, and a store
@@ -247,6 +250,22 @@ def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], di
     return store.open(shape, "r")
 
 
+def store_file(a: np.ndarray) -> str | None:
+    """The ``images.npy`` of a decoded store when ``a`` is the whole of it (any C-contiguous view of
+    its memory map, reshaped or not), else None: a cluster run reads those points where they are."""
+    base = a
+    while isinstance(base.base, np.ndarray):  # to the array that owns the mapping
+        base = base.base
+    if not isinstance(base, np.memmap) or not base.filename:
+        return None
+    path = Path(base.filename)
+    if path.name != "images.npy" or not (path.parent / "manifest.json").is_file():
+        return None
+    whole = (a.flags.c_contiguous and a.nbytes == base.nbytes
+             and a.__array_interface__["data"][0] == base.__array_interface__["data"][0])
+    return str(path) if whole else None
+
+
 def _run(decode: Callable, jobs: list[tuple], processes: int):
     """The digests of ``jobs`` (arguments of :func:`_decode_chunk`) in order: in this process when
     one process or one job, else in a pool of ``processes`` (at most one per job)."""
@@ -266,4 +285,4 @@ def _run(decode: Callable, jobs: list[tuple], processes: int):
 
 
 __all__ = ["CHUNK", "STORE_VERSION", "StoreOptions", "decoded_images", "default_store_root", "default_workers",
-           "file_digest", "store_key"]
+           "file_digest", "store_file", "store_key"]

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.decoded_store import store_file
 from ..core.errors import ClusterError, InvalidInputError, InvalidTypeError, UnwritableError
 from ..core.threat import eps_text
 from .base import Engine, cross_pairs, merge_better
@@ -280,10 +281,11 @@ class DaskEngine(Engine, register="dask"):
 
     # -- internals ----------------------------------------------------------------------------
     def _stores(self, x_query, y_query, x_db, y_db, same_set):
-        """The query and database stores, written (or verified) under ``shard_dir/data``."""
+        """The query and database stores, written (or verified) under ``shard_dir/data``; points of
+        a decoded image store are not copied, workers read them in place."""
         data = self.shard_dir / "data"
-        qref = write_store(data, x_query, y_query)
-        return qref, qref if same_set else write_store(data, x_db, y_db)
+        qref = write_store(data, x_query, y_query, x_file=store_file(x_query))
+        return qref, qref if same_set else write_store(data, x_db, y_db, x_file=store_file(x_db))
 
     def _traits(self, norm, dtype, capability=None) -> dict:
         """What the inner engine is on a worker (InvalidInputError if it lacks ``capability``)."""

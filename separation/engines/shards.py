@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import struct
 from pathlib import Path
@@ -53,7 +54,9 @@ class StoreError(DataError, OSError):
 class StoreRef:
     """Points written once into ``folder``: ``n`` rows of ``d`` values of ``dtype`` (and ``n``
     int64 labels), named by ``fingerprint`` (sha256 of dtype, shape, points and labels);
-    ``digest``: the sha256 of the store's manifest (computed by the client from its own data)."""
+    ``digest``: the sha256 of the store's manifest (computed by the client from its own data);
+    ``x_file``: where the points are read in place instead of a copy in ``folder`` (a decoded image
+    store's ``images.npy``: rows of ``d`` values in any shape), "" for the copy."""
 
     folder: str
     fingerprint: str
@@ -61,6 +64,7 @@ class StoreRef:
     d: int
     dtype: str
     digest: str = ""
+    x_file: str = ""
 
     @property
     def manifest_path(self) -> str:
@@ -68,7 +72,7 @@ class StoreRef:
 
     @property
     def x_path(self) -> str:
-        return os.path.join(self.folder, f"{self.fingerprint[:40]}.x.npy")
+        return self.x_file or os.path.join(self.folder, f"{self.fingerprint[:40]}.x.npy")
 
     @property
     def y_path(self) -> str:
@@ -135,10 +139,12 @@ def _matches(path: Path, a: np.ndarray, digests: list[str], rows: int) -> bool:
     return True
 
 
-def write_store(folder: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> StoreRef:
+def write_store(folder: str | os.PathLike, x: np.ndarray, y: np.ndarray, *, x_file: str | None = None) -> StoreRef:
     """Write ``x`` ``(n, d)`` and ``y`` ``(n,)`` into ``folder`` with their manifest, unless files of
     that name already hold exactly this content (every block digest verified); a file that does not
-    is replaced (atomically). Returns their :class:`StoreRef`."""
+    is replaced (atomically). With ``x_file`` (the ``.npy`` file ``x`` is memory-mapped from, whole)
+    the points are not copied: workers read them there, verified by the same manifest. Returns
+    their :class:`StoreRef`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     y = np.ascontiguousarray(y, dtype=np.int64)
@@ -146,8 +152,9 @@ def write_store(folder: str | os.PathLike, x: np.ndarray, y: np.ndarray) -> Stor
     manifest = _manifest(x, y, fp)
     head = json.loads(manifest)
     ref = StoreRef(str(folder), fp, int(x.shape[0]), int(x.shape[1]), x.dtype.str,
-                   hashlib.sha256(manifest).hexdigest())
-    for path, a, digests in ((Path(ref.x_path), x, head["x"]), (Path(ref.y_path), y, head["y"])):
+                   hashlib.sha256(manifest).hexdigest(), str(x_file or ""))
+    copies = [(Path(ref.y_path), y, head["y"])] + ([] if x_file else [(Path(ref.x_path), x, head["x"])])
+    for path, a, digests in copies:
         if not _matches(path, a, digests, head["rows"]):
             _write_npy(path, a)
     try:
@@ -193,6 +200,8 @@ def _open(ref: StoreRef, fresh: bool) -> tuple[np.ndarray, np.ndarray, dict]:
         y = np.load(ref.y_path, mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise _cannot_read(ref.x_path, exc) from None
+    if x.ndim > 2 and x.shape[0] == ref.n:  # a decoded image store read in place: (n, C, H, W)
+        x = x.reshape(ref.n, -1)
     if x.shape != (ref.n, ref.d) or x.dtype.str != ref.dtype or y.shape != (ref.n,):
         raise StoreError(f"the data store {ref.x_path} holds {x.shape} {x.dtype}, not ({ref.n}, {ref.d}) "
                          f"{ref.dtype}; delete it and run again")
@@ -232,20 +241,25 @@ def _head(ref: StoreRef) -> dict:
 
 def _cannot_read(path: str, exc: Exception) -> StoreError:
     return StoreError(f"this worker cannot read the data store {path} ({type(exc).__name__}: {exc}); shard_dir must "
-                      "be a folder that the client and every worker see (a shared filesystem)")
+                      "be a folder that the client and every worker see (a shared filesystem)"
+                      + ("" if path.endswith(".x.npy") or path.endswith(".y.npy") else
+                         ", and so must the decoded image store (--store-dir)"))
 
 
 def npy_rows(path: str, shape: tuple[int, ...], dtype: np.dtype, lo: int, hi: int) -> np.ndarray:
     """Rows ``lo..hi-1`` of the ``.npy`` file at ``path``, which must hold ``shape`` of ``dtype``
-    (C order): its header, then one positioned read of those rows into memory. The file is not
-    memory-mapped, so a task's address space grows by its rows only, however large the store."""
+    (C order; a file of ``shape[0]`` rows of the same size in another shape, such as images
+    ``(n, C, H, W)`` for ``(n, d)``, is read as ``shape``): its header, then one positioned read of
+    those rows into memory. The file is not memory-mapped, so a task's address space grows by its
+    rows only, however large the store."""
     dtype = np.dtype(dtype)
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             held, fortran, held_dtype = read(f)
-            if tuple(held) != tuple(shape) or held_dtype != dtype or (fortran and len(shape) > 1):
+            same_rows = len(held) >= 1 and held[:1] == tuple(shape[:1]) and math.prod(held[1:]) == math.prod(shape[1:])
+            if not same_rows or held_dtype != dtype or (fortran and len(held) > 1):
                 raise StoreError(f"the data store {path} holds {tuple(held)} {held_dtype}, not {tuple(shape)} "
                                  f"{dtype.str}; delete it and run again")
             row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))

@@ -172,3 +172,20 @@ def test_the_commands_decode_into_store_dir_and_say_how_to_fix_a_bad_one(tmp_pat
         assert bad.returncode == 2 and not (tmp_path / "out2").exists()
         last = [line for line in bad.stderr.splitlines() if line.strip()][-1]  # argparse prints its usage first
         assert "error:" in last and re.search(message, last) and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_store_file_names_the_store_only_for_its_whole_array(tmp_path, rng):
+    """A cluster run may read the points in place only when they are the whole store, in any shape
+    (the flat rows the engines use included); slices, copies and other memory maps are copied."""
+    from separation.core.decoded_store import store_file
+
+    _tree(tmp_path / "imgs", rng)
+    x = load_dataset("imagefolder", root=tmp_path / "imgs").x_train
+    path = store_file(x)
+    assert path is not None and path.endswith("images.npy") and np.array_equal(np.load(path), x)
+    flat = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+    assert store_file(x.reshape(len(x), -1)) == store_file(flat) == path
+    assert store_file(x[1:]) is None and store_file(x[:-1]) is None and store_file(np.array(x)) is None
+    assert store_file(x[[0, 1]]) is None
+    np.save(tmp_path / "images.npy", np.asarray(x))  # a memory map of a file that is no decoded store
+    assert store_file(np.load(tmp_path / "images.npy", mmap_mode="r")) is None

@@ -436,3 +436,24 @@ def test_a_shard_is_used_only_when_whole_and_written_for_the_task(tmp_path, capl
             with caplog.at_level(logging.WARNING, logger=shards.__name__):
                 assert shards.read_shard(path, {"job": "k" if "job" in why else "j"}) is None
             assert f"{why}; it is computed again" in caplog.text, why
+
+
+def test_points_read_in_place_are_not_copied_and_still_verified(tmp_path):
+    """``write_store(..., x_file=)``: images ``(n, C, H, W)`` in their own ``.npy`` are read as rows
+    ``(n, d)`` where they are (only labels and manifest are written); a change to that file is a
+    StoreError naming it."""
+    x4 = np.random.default_rng(3).integers(0, 256, (9, 3, 2, 2), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", x4)
+    mm = np.load(tmp_path / "images.npy", mmap_mode="r")
+    y = np.arange(9) % 3
+    ref = shards.write_store(tmp_path / "data", mm.reshape(9, -1), y, x_file=str(tmp_path / "images.npy"))
+    assert ref.x_path == str(tmp_path / "images.npy") and (ref.n, ref.d) == (9, 12)
+    assert not list((tmp_path / "data").glob("*.x.npy")) and len(list((tmp_path / "data").glob("*.y.npy"))) == 1
+    assert ref.fingerprint == shards.write_store(tmp_path / "copy", x4.reshape(9, -1), y).fingerprint
+    gx, gy = shards.read_rows(ref, 2, 7)
+    assert np.array_equal(gx, x4.reshape(9, -1)[2:7]) and np.array_equal(gy, y[2:7])
+    gx, _ = shards.open_store(ref)
+    assert np.array_equal(gx, x4.reshape(9, -1))
+    _alter(str(tmp_path / "images.npy"), slice(4, 5))
+    with pytest.raises(shards.StoreError, match=r"images\.npy does not hold the data it was written with"):
+        shards.read_rows(ref, 0, 9)

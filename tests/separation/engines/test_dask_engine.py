@@ -549,7 +549,8 @@ def test_the_cuda_block_kernel_equals_the_reference():
 def test_separation_on_a_decoded_store_equals_the_in_memory_result_everywhere(client, shard_root, tmp_path, norm):
     """An image folder decoded into its store (memory-mapped, read-only): train--train,
     test--train and test--test on every available engine and on the 2-worker cluster (small
-    blocks) equal the in-memory result of an independent Pillow decode, array by array."""
+    blocks, its workers reading the decoded store in place) equal the in-memory result of an
+    independent Pillow decode, array by array."""
     from PIL import Image
 
     from separation import load_dataset
@@ -577,3 +578,5 @@ def test_separation_on_a_decoded_store_equals_the_in_memory_result_everywhere(cl
                                  test_test=True).arrays()
         assert got.keys() == want.keys()
         assert all(np.array_equal(got[k], want[k]) for k in want), eng
+    data = shard_root / f"decoded-{norm}" / "data"  # the workers read the decoded store in place: no copy
+    assert not list(data.glob("*.x.npy")) and len(list(data.glob("*.y.npy"))) == 2
