@@ -19,8 +19,8 @@ decodes them into a store folder; every later call with the same files reads tha
   against the run's manifest (:mod:`separation.engines.shards`).
 * **Parallel and resumable.** ``workers`` processes decode chunks at once (each writes its rows
   of ``images.npy`` itself); an interrupted run keeps its finished chunks, and the next run decodes
-  only the rest. An unreadable image or a mix of sizes stops the call with one error, and a store
-  folder that this call created is removed again.
+  only the rest. An unreadable image or a mix of sizes stops the call with one error, and the
+  folders that this call created are removed again.
 """
 from __future__ import annotations
 
@@ -202,12 +202,16 @@ def decoded_images(paths: Sequence[Path], image_size: int | None, decode: Callab
                     "again", what, store.folder)
     first = decode(paths[0], image_size)
     shape = (len(paths),) + tuple(first.shape)
-    created = not store.folder.exists()
+    created = None  # the topmost folder this call creates (removed again after a failure)
+    if not store.folder.exists():
+        created = store.folder
+        while not created.parent.exists():
+            created = created.parent
     try:
         return _fill(store, key, shape, paths, digests, image_size, decode, what, options, progress)
     except (InvalidInputError, CorruptDataError):
-        if created:
-            shutil.rmtree(store.folder, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
 
 

@@ -67,7 +67,18 @@ def labelled_images(split_dir: Path, classes: Sequence[str]) -> Samples:
         raise InvalidInputError(f"{split_dir} has class folders that the training split lacks: "
                                 f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}; "
                                 "every test class needs a folder of the same name under train/.")
-    return [(p, index[c]) for c in names for p in images_below(split_dir / c)]
+    out = []
+    for c in names:
+        found = images_below(split_dir / c)
+        if not found:
+            raise InvalidInputError(_empty_class(split_dir / c))
+        out += [(p, index[c]) for p in found]
+    return out
+
+
+def _empty_class(folder: Path) -> str:
+    return (f"the class folder {folder} has no image files ({', '.join(IMG_EXTENSIONS)}); add its images or "
+            "remove the folder.")
 
 
 def resize_and_crop(image, size: int):
@@ -168,7 +179,12 @@ def load_tiny_imagenet(root: Path, image_size: int | None = None, progress: bool
     """Tiny-ImageNet's 200 classes: ``train/<wnid>/images/`` and the labelled validation split."""
     base = tiny_imagenet_base(root)
     classes = sorted({w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()})
-    train = [(p, k) for k, c in enumerate(classes) for p in images_below(base / "train" / c)]
+    train = []
+    for k, c in enumerate(classes):
+        found = images_below(base / "train" / c)
+        if not found:
+            raise InvalidInputError(_empty_class(base / "train" / c))
+        train += [(p, k) for p in found]
     notes = base / "val" / "val_annotations.txt"
     if not notes.is_file():
         raise DatasetNotFoundError(f"tiny-imagenet: {notes} is missing; unpack the whole tiny-imagenet-200.zip.")

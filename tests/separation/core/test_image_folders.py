@@ -195,6 +195,55 @@ def test_folder_datasets_say_what_is_missing_and_refuse_what_does_not_apply(tmp_
         load_dataset("imagefolder", root=tmp_path)
 
 
+def test_an_unreadable_image_through_the_command_is_one_error_line_and_nothing_is_written(tmp_path, rng):
+    import subprocess
+    import sys
+
+    for rel in ("train/a/1.png", "train/b/2.png", "train/b/5.png", "val/a/3.png"):
+        _write(tmp_path / "data" / rel, _rng_image(rng))
+    bad = tmp_path / "data" / "train" / "b" / "5.png"
+    bad.write_bytes(bad.read_bytes()[:30])
+    p = subprocess.run([sys.executable, "-m", "separation.compute", "--dataset", "imagefolder", "--data-root",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--store-dir",
+                        str(tmp_path / "stores" / "new")], cwd=REPO, capture_output=True, text=True)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: {bad} is not a readable image") and "replace or remove the file" in lines[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "stores").exists()
+
+
+@pytest.mark.parametrize("empty", ["train/b", "val/a", "tiny"])
+def test_a_class_folder_without_images_is_one_error_line_and_nothing_is_written(tmp_path, rng, empty):
+    """An empty class folder (train or val; a Tiny-ImageNet class without training images) stops
+    the command: one error line naming the folder, exit 2, no record and no decoded store."""
+    import subprocess
+    import sys
+
+    if empty == "tiny":
+        base = tmp_path / "data" / "tiny-imagenet-200"
+        for w in ("n01", "n02"):
+            (base / "train" / w / "images").mkdir(parents=True)
+        _write(base / "train" / "n01" / "images" / "1.png", _rng_image(rng))
+        _write(base / "val" / "images" / "v.png", _rng_image(rng))
+        (base / "wnids.txt").write_text("n01\nn02\n")
+        (base / "val" / "val_annotations.txt").write_text("v.png\tn01\t0\t0\t5\t6\n")
+        dataset, folder = "tiny-imagenet", base / "train" / "n02"
+    else:
+        for rel in ("train/a/1.png", "train/b/2.png", "val/a/3.png", "val/b/4.png"):
+            if not rel.startswith(empty):
+                _write(tmp_path / "data" / rel, _rng_image(rng))
+        (tmp_path / "data" / empty).mkdir(parents=True, exist_ok=True)
+        dataset, folder = "imagefolder", tmp_path / "data" / empty
+    p = subprocess.run([sys.executable, "-m", "separation.compute", "--dataset", dataset, "--data-root",
+                        str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--store-dir", str(tmp_path / "stores")],
+                       cwd=REPO, capture_output=True, text=True)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0] == (f"error: the class folder {folder} has no image files (.jpg, .jpeg, .png, .ppm, .bmp, .pgm, "
+                        ".tif, .tiff, .webp); add its images or remove the folder.")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "stores").exists()
+
+
 def test_a_truncated_image_names_the_file(tmp_path, rng):
     _write(tmp_path / "train" / "a" / "1.png", _rng_image(rng))
     _write(tmp_path / "train" / "b" / "2.png", _rng_image(rng))
