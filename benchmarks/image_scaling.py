@@ -3,7 +3,7 @@ separation of synthetic stores of growing size, on the local engine and on a loc
 
 1. **Decoding.** Synthetic JPEG files, written once (photo-sized, 500x375, and Tiny-ImageNet-sized,
    64x64), decoded into a decoded store through the paper's pipeline (``--image-size``) by 1 and
-   by 2 worker processes: images per second, per worker, and the store's bytes per image.
+   by 2 worker threads: images per second, per worker, and the store's bytes per image.
 2. **Separation.** CIFAR-shaped synthetic images (32x32x3, 10 classes), ``n`` training points and
    ``n/5`` test points, memory-mapped from a ``.npy`` store: train--train + test--train in l-inf and
    l2 on the ``cpu`` engine and on ``DaskEngine("local:2")`` (its time includes writing the

@@ -1,5 +1,5 @@
 """The image-scaling benchmark script end to end at small sizes: decoding rates by 1 and 2 worker
-processes, separation on the cpu engine and a local 2-worker cluster with the same answers, one
+threads, separation on the cpu engine and a local 2-worker cluster with the same answers, one
 record written and its page rendered from it (the full run is minutes; its page is
 reports/benchmarks/image_scaling.md)."""
 from __future__ import annotations

@@ -17,9 +17,9 @@ decodes them into a store folder; every later call with the same files reads tha
 * **Read in place by a cluster.** A Dask run on these points (:func:`store_file`) gives its
   workers the path of ``images.npy`` instead of a copy; they read their rows there, verified
   against the run's manifest (:mod:`separation.engines.shards`).
-* **Parallel and resumable.** ``workers`` processes decode chunks at once (each writes its rows
-  of ``images.npy`` itself); an interrupted run keeps its finished chunks, and the next run decodes
-  only the rest. An unreadable image or a mix of sizes stops the call with one error, and the
+* **Parallel and resumable.** ``workers`` threads decode chunks at once (Pillow releases the GIL
+  while it decodes and resizes; each writes its rows of ``images.npy``); an interrupted run keeps
+  its finished chunks, and the next run decodes only the rest. An unreadable image or a mix of sizes stops the call with one error, and the
   folders that this call created are removed again.
 """
 from __future__ import annotations
@@ -28,10 +28,9 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -65,7 +64,7 @@ def default_workers() -> int:
 @dataclasses.dataclass(frozen=True)
 class StoreOptions:
     """Where decoded stores live and how they are written: ``root`` (None: :func:`default_store_root`),
-    ``workers`` decoding processes (None: :func:`default_workers`), ``chunk`` images per chunk."""
+    ``workers`` decoding threads (None: :func:`default_workers`), ``chunk`` images per chunk."""
 
     root: Path | None = None
     workers: int | None = None
@@ -82,7 +81,7 @@ class StoreOptions:
         return Path(self.root).expanduser() if self.root is not None else default_store_root()
 
     @property
-    def processes(self) -> int:
+    def threads(self) -> int:
         return self.workers if self.workers is not None else default_workers()
 
 
@@ -109,12 +108,11 @@ def _sha(rows: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows).data).hexdigest()
 
 
-def _decode_chunk(decode: Callable, paths: Sequence[str], image_size: int | None, images: str, start: int,
-                  what: str, first: str) -> str:
-    """Decode ``paths`` into rows ``start..`` of the ``.npy`` at ``images`` (a task; runs in a worker
-    process); returns the sha256 of the rows written. ``what``, ``first``: the split and its first
-    file, named when an image's size differs."""
-    out = np.load(images, mmap_mode="r+")
+def _decode_chunk(decode: Callable, paths: Sequence[Path], image_size: int | None, out: np.ndarray, start: int,
+                  what: str, first: Path) -> str:
+    """Decode ``paths`` into rows ``start..`` of ``out`` (the store's ``images.npy``, mapped for
+    writing; a task, run by a worker thread); returns the sha256 of the rows written. ``what``,
+    ``first``: the split and its first file, named when an image's size differs."""
     want = out.shape[2:]
     rows = np.empty((len(paths),) + out.shape[1:], dtype=np.uint8)
     for k, p in enumerate(paths):
@@ -124,8 +122,7 @@ def _decode_chunk(decode: Callable, paths: Sequence[str], image_size: int | None
                 f"{what}: {p} is {a.shape[2]}x{a.shape[1]} but {first} is {want[1]}x{want[0]}; images of several "
                 "sizes need --image-size N (image_size=N: shorter side to N*9/8, centre crop N, as in the paper).")
         rows[k] = a
-    out[start:start + len(paths)] = rows
-    out.flush()
+    out[start:start + len(paths)] = rows  # the page cache keeps it if this process is killed
     return _sha(rows)
 
 
@@ -179,14 +176,14 @@ def decoded_images(paths: Sequence[Path], image_size: int | None, decode: Callab
     """``(n, 3, H, W)`` uint8 of the image files ``paths``, memory-mapped (read-only) from their
     verified store, decoded into it first where needed (see the module docstring).
 
-    ``decode(path, image_size)`` gives one image as ``(3, H, W)`` uint8 (a module-level function:
-    worker processes call it). Without ``image_size`` the first image sets the size that all must share.
+    ``decode(path, image_size)`` gives one image as ``(3, H, W)`` uint8 (called by worker threads).
+    Without ``image_size`` the first image sets the size that all must share.
     """
     options = options or StoreOptions()
     if not paths:
         raise InvalidInputError(f"{what}: no image files found.")
     paths = [Path(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=min(8, options.processes)) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, options.threads)) as pool:
         digests = list(progress_bar(pool.map(file_digest, paths), enabled=progress, total=len(paths),
                                     desc=f"hashing {what}", unit="file"))
     key = store_key(digests, image_size)
@@ -237,16 +234,18 @@ def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], di
     final = store.chunk_digests()
     bar = progress_bar(total=len(paths), initial=sum(e - s for (s, e), ok in zip(spans, done) if ok),
                        enabled=progress, desc=f"decoding {what}", unit="image")
-    jobs = [([str(p) for p in paths[s:e]], image_size, str(store.images), s, what, str(paths[0]))
-            for s, e in (spans[k] for k in todo)]
+    out = np.load(store.images, mmap_mode="r+")
+    jobs = [(paths[s:e], image_size, out, s, what, paths[0]) for s, e in (spans[k] for k in todo)]
     try:
-        for k, digest in zip(todo, _run(decode, jobs, options.processes)):
+        for k, digest in zip(todo, _run(decode, jobs, options.threads)):
             atomic_write_json(store.chunks / f"{k}.json", {"rows": list(spans[k]), "sha256": digest})
             final[k] = digest
             bar.update(spans[k][1] - spans[k][0])
             fault("decoded-chunk")
     finally:
         bar.close()
+    out.flush()
+    del out
     head = {"version": STORE_VERSION, "key": key, "n": len(paths), "shape": list(shape), "chunk": store.chunk,
             "image_size": image_size, "digests": final, "files": [str(p) for p in paths], "file_digests": digests}
     atomic_write_bytes(store.manifest, json.dumps(head, sort_keys=True).encode())
@@ -270,15 +269,16 @@ def store_file(a: np.ndarray) -> str | None:
     return str(path) if whole else None
 
 
-def _run(decode: Callable, jobs: list[tuple], processes: int):
-    """The digests of ``jobs`` (arguments of :func:`_decode_chunk`) in order: in this process when
-    one process or one job, else in a pool of ``processes`` (at most one per job)."""
-    if processes <= 1 or len(jobs) <= 1:
+def _run(decode: Callable, jobs: list[tuple], workers: int):
+    """The digests of ``jobs`` (arguments of :func:`_decode_chunk`) in order: in the calling thread
+    when one worker or one job, else by ``workers`` threads (at most one per job). Threads, not
+    processes: Pillow releases the GIL while it decodes and resizes, and a thread needs neither a
+    process start nor a re-import of the caller's main module."""
+    if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield _decode_chunk(decode, *job)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
-    with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=context) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="separation-decode") as pool:
         futures = [pool.submit(_decode_chunk, decode, *job) for job in jobs]
         try:
             for f in futures:

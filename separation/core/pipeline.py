@@ -78,7 +78,7 @@ def add_data_arguments(p: argparse.ArgumentParser, *, norms: Sequence[str] = NOR
                    help="image-folder datasets: folder of their decoded stores, decoded once and read by every "
                         "later command (default: $SEPARATION_STORE_DIR or ~/.cache/separation/decoded)")
     p.add_argument("--workers", type=integer(1), default=None, metavar="N",
-                   help="image-folder datasets: processes that decode images into the store (default: every core)")
+                   help="image-folder datasets: threads that decode images into the store (default: every core)")
 
 
 def load_data(args: argparse.Namespace, *, subset: bool = True) -> Dataset:

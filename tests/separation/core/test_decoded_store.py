@@ -20,7 +20,6 @@ from separation.core.errors import CorruptDataError, InvalidInputError
 from separation.core.image_folders import decode_image
 
 from helpers.paths import REPO
-from helpers.pid_decode import decode_noting_pid
 
 
 def _tree(root, rng, *, n=(5, 3), fmt="png", size=(6, 5)):
@@ -43,7 +42,7 @@ def _stores(root):
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
 def test_the_store_equals_an_independent_decode_and_is_read_back(tmp_path, rng, caplog, fmt):
-    """Decoded in chunks of 2 by 2 processes into the store (PNG exact; JPEG through the same
+    """Decoded in chunks of 2 by 2 threads into the store (PNG exact; JPEG through the same
     Pillow decoder); the next load memory-maps the verified store instead of decoding."""
     truth = _tree(tmp_path / "imgs", rng, fmt=fmt)
     options = StoreOptions(root=tmp_path / "stores", workers=2, chunk=2)
@@ -128,19 +127,25 @@ def test_an_interrupted_decoding_resumes_with_the_chunks_it_finished(tmp_path, r
 
 
 @pytest.mark.parametrize("n, pool", [(4, False), (5, True)])
-def test_worker_processes_decode_only_when_there_are_two_chunks_or_more(tmp_path, rng, monkeypatch, n, pool):
-    """With 2 workers and chunks of 4: 4 images (one chunk) decode in this process, 5 (two chunks)
-    in worker processes; the result is the same."""
+def test_worker_threads_decode_only_when_there_are_two_chunks_or_more(tmp_path, rng, n, pool):
+    """With 2 workers and chunks of 4: 4 images (one chunk) decode in the calling thread, 5 (two
+    chunks) in worker threads; the result is the same."""
+    import threading
+
     paths = []
     for i in range(n):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)).save(paths[-1])
-    (tmp_path / "pids").mkdir()
-    monkeypatch.setenv("PID_DECODE_DIR", str(tmp_path / "pids"))
-    x = decoded_images(paths, None, decode_noting_pid, what="t", options=StoreOptions(root=tmp_path / "s", workers=2, chunk=4))
+    threads = set()
+
+    def decode_noting_thread(path, image_size):
+        threads.add(threading.current_thread().name)
+        return decode_image(path, image_size)
+
+    x = decoded_images(paths, None, decode_noting_thread, what="t", options=StoreOptions(root=tmp_path / "s", workers=2, chunk=4))
     assert np.array_equal(x, np.stack([decode_image(p, None) for p in paths]))
-    others = {int(p.name) for p in (tmp_path / "pids").iterdir()} - {os.getpid()}
-    assert bool(others) == pool
+    workers = {t for t in threads if t.startswith("separation-decode")}
+    assert bool(workers) == pool and (threading.current_thread().name in threads)  # the shape comes from here
 
 
 def test_a_failed_decoding_leaves_no_store_and_a_bad_option_is_refused(tmp_path, rng):
