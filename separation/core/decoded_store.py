@@ -40,7 +40,7 @@ from .errors import CorruptDataError, InvalidInputError
 from .faults import fault
 from .paths import cache_folder
 from .progress import progress_bar
-from .records import atomic_write_bytes, atomic_write_json
+from .records import atomic_write_bytes, atomic_write_json, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -188,15 +188,9 @@ def decoded_images(paths: Sequence[Path], image_size: int | None, decode: Callab
                                     desc=f"hashing {what}", unit="file"))
     key = store_key(digests, image_size)
     store = _Store(options.folder / key[:40], len(paths), options.chunk)
-    head = store.read_manifest(key)
-    if head is not None:
-        shape = tuple(head["shape"])
-        images = store.open(shape, "r")
-        if images is not None and all(store.good_chunks(images, head["digests"])):
-            log.info("%s: %d decoded images read from %s", what, len(paths), store.folder)
-            return images
-        log.warning("%s: the decoded store %s does not match its digests; the chunks that differ are decoded "
-                    "again", what, store.folder)
+    images = _verified(store, key, what)
+    if images is not None:
+        return images
     first = decode(paths[0], image_size)
     shape = (len(paths),) + tuple(first.shape)
     created = None  # the topmost folder this call creates (removed again after a failure)
@@ -205,11 +199,31 @@ def decoded_images(paths: Sequence[Path], image_size: int | None, decode: Callab
         while not created.parent.exists():
             created = created.parent
     try:
-        return _fill(store, key, shape, paths, digests, image_size, decode, what, options, progress)
+        with folder_lock(store.folder):  # one decoder per store; a waiting one finds it done
+            images = _verified(store, key, what, quiet=True)
+            if images is not None:
+                return images
+            return _fill(store, key, shape, paths, digests, image_size, decode, what, options, progress)
     except (InvalidInputError, CorruptDataError):
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _verified(store: _Store, key: str, what: str, *, quiet: bool = False) -> np.ndarray | None:
+    """The store's images (read-only) when its manifest is there and every chunk matches its
+    digest; else None (a mismatch is logged unless ``quiet``)."""
+    head = store.read_manifest(key)
+    if head is None:
+        return None
+    images = store.open(tuple(head["shape"]), "r")
+    if images is not None and all(store.good_chunks(images, head["digests"])):
+        log.info("%s: %d decoded images read from %s", what, store.n, store.folder)
+        return images
+    if not quiet:
+        log.warning("%s: the decoded store %s does not match its digests; the chunks that differ are decoded "
+                    "again", what, store.folder)
+    return None
 
 
 def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], digests: list[str],
@@ -217,6 +231,8 @@ def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], di
           progress: bool | None) -> np.ndarray:
     """Decode the chunks of ``store`` that are missing or wrong, then write its manifest."""
     store.chunks.mkdir(parents=True, exist_ok=True)
+    for stale in store.folder.glob(".images.*.npy"):  # left by a killed run (we hold the lock)
+        stale.unlink()
     images = store.open(shape, "r")
     if images is None:
         tmp = store.folder / f".images.{os.getpid()}.npy"

@@ -194,3 +194,38 @@ def test_store_file_names_the_store_only_for_its_whole_array(tmp_path, rng):
     assert store_file(x[[0, 1]]) is None
     np.save(tmp_path / "images.npy", np.asarray(x))  # a memory map of a file that is no decoded store
     assert store_file(np.load(tmp_path / "images.npy", mmap_mode="r")) is None
+
+
+_LOAD = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+from separation.core.decoded_store import StoreOptions, decoded_images
+from separation.core.image_folders import decode_image
+from pathlib import Path
+paths = sorted(Path(sys.argv[1]).glob("*.png"))
+x = decoded_images(paths, None, decode_image, what="t", options=StoreOptions(root=sys.argv[2], workers=1, chunk=2))
+print("sum", int(x.sum()))
+"""
+
+
+def test_two_commands_on_one_store_decode_it_once(tmp_path, rng):
+    """A second process that asks for a store while the first decodes it waits for the store's
+    lock, then reads what the first wrote: one decoder, the same images."""
+    import time
+
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    want = sum(int(decode_image(tmp_path / f"{i}.png", None).sum()) for i in range(5))
+    args = [sys.executable, "-c", _LOAD, str(tmp_path), str(tmp_path / "stores")]
+    first = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, SEPARATION_FAULT="pause:decoded-chunk", SEPARATION_FAULT_DIR=str(tmp_path)))
+    while not (tmp_path / "decoded-chunk.paused").exists():
+        time.sleep(0.02)
+    second = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    assert second.poll() is None  # waiting for the lock
+    (tmp_path / "decoded-chunk.go").touch()
+    out1, out2 = first.communicate(timeout=120)[0], second.communicate(timeout=120)[0]
+    assert first.returncode == 0 and second.returncode == 0
+    assert "decoded into" in out1 and "decoded into" not in out2 and "decoded images read from" in out2
+    assert f"sum {want}" in out1 and f"sum {want}" in out2
