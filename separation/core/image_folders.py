@@ -16,6 +16,9 @@ Layouts (``root`` is ``--data-root``):
 ``int(N * 9 / 8)`` (bilinear, the other side scaled as torchvision's ``Resize`` does), then the
 centre ``N x N`` crop (torchvision's ``CenterCrop``). Without it, images are used exactly as
 they are, and must all share one size. Every image is converted to RGB.
+
+The pixels come from a decoded store (:mod:`.decoded_store`): decoded once, by worker threads,
+then memory-mapped and verified by every later command.
 """
 from __future__ import annotations
 
