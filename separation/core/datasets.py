@@ -257,7 +257,8 @@ def _load_restricted_imagenet(root: Path, image_size: int | None, progress: bool
                               store: StoreOptions | None = None) -> Dataset:
     """The ImageNet class folders mapped to the 9 super-classes; ``image_size`` default 64 (the paper's)."""
     name = "restricted-imagenet"
-    train, val, classes_found, base = imagenet_samples(root, name)
+    # a super-class needs images, not each of its wnid folders (nor the wnids it drops)
+    train, val, classes_found, base = imagenet_samples(root, name, allow_empty=True)
     mapping, classes = _restricted_imagenet_targets(classes_found)
     kept = []
     for split, samples in (("train", train), ("val", val)):

@@ -60,9 +60,9 @@ def images_below(folder: Path) -> list[Path]:
     return [Path(d) / f for d, f in sorted(found)]
 
 
-def labelled_images(split_dir: Path, classes: Sequence[str]) -> Samples:
+def labelled_images(split_dir: Path, classes: Sequence[str], *, allow_empty: bool = False) -> Samples:
     """``(path, class index)`` of every image of ``split_dir/<class>/``; a class folder that is not
-    in ``classes`` is an error naming it."""
+    in ``classes``, or (unless ``allow_empty``) one without images, is an error naming it."""
     names = class_folders(split_dir)
     index = {c: k for k, c in enumerate(classes)}
     unknown = [c for c in names if c not in index]
@@ -73,7 +73,7 @@ def labelled_images(split_dir: Path, classes: Sequence[str]) -> Samples:
     out = []
     for c in names:
         found = images_below(split_dir / c)
-        if not found:
+        if not found and not allow_empty:
             raise InvalidInputError(_empty_class(split_dir / c))
         out += [(p, index[c]) for p in found]
     return out
@@ -210,8 +210,9 @@ def imagenet_base(root: Path, name: str) -> Path:
     return root / name if (root / name / "train").is_dir() else root
 
 
-def imagenet_samples(root: Path, name: str) -> tuple[Samples, Samples, list[str], Path]:
-    """``(train, val, classes, base)`` of the ILSVRC class folders below ``root/<name>`` (or ``root``)."""
+def imagenet_samples(root: Path, name: str, *, allow_empty: bool = False) -> tuple[Samples, Samples, list[str], Path]:
+    """``(train, val, classes, base)`` of the ILSVRC class folders below ``root/<name>`` (or ``root``);
+    ``allow_empty``: class folders without images are allowed (classes that a mapping drops)."""
     base = imagenet_base(root, name)
     train_dir = _split_dir(base, ("train",), name, root)
     val_dir = _split_dir(base, ("val",), name, root)
@@ -219,7 +220,8 @@ def imagenet_samples(root: Path, name: str) -> tuple[Samples, Samples, list[str]
     if not class_folders(val_dir):
         raise InvalidInputError(f"{name}: {val_dir} has no class folders; ILSVRC's flat val/ must first be sorted "
                                 "into one folder per WordNet id (torchvision.datasets.ImageNet does this).")
-    return labelled_images(train_dir, classes), labelled_images(val_dir, classes), classes, base
+    return (labelled_images(train_dir, classes, allow_empty=allow_empty),
+            labelled_images(val_dir, classes, allow_empty=allow_empty), classes, base)
 
 
 def load_imagenet(root: Path, image_size: int | None = None, progress: bool | None = None,
