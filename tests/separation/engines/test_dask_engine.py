@@ -392,8 +392,8 @@ def test_a_store_changed_while_workers_read_it_fails_the_run_with_a_clear_error(
 
     real = dask_engine.write_store
 
-    def write_then_alter(folder, x, y):  # the client's write, then a change on disk before any task reads
-        ref = real(folder, x, y)
+    def write_then_alter(folder, x, y, **kw):  # the client's write, then a change on disk before any task reads
+        ref = real(folder, x, y, **kw)
         _alter_rows(ref.x_path, slice(7, 9))
         return ref
 
