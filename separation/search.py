@@ -111,7 +111,8 @@ def compute_separation(x_train, y_train, x_test=None, y_test=None, *, norm: str 
     if not eng.supports(norm, xtr.dtype):
         raise InvalidInputError(f"Engine {eng.name!r} does not support norm {norm!r}.")
     need = separation_bytes(len(xtr), len(xte) if have_test else 0, xtr.shape[1], xtr.itemsize,
-                            n_classes=int(np.unique(ytr).size), norm=norm, engine=eng.name)
+                            n_classes=int(np.unique(ytr).size), norm=norm, engine=eng.name,
+                            stream_bytes=eng.stream_bytes)
     check_fits(need, f"separation of {len(xtr)} training points ({eng.name}, {norm})",
                remedy="run on fewer points (--subset N / Dataset.subset) or on a cluster")
     seconds: dict[str, float] = {}

@@ -36,14 +36,17 @@ def available_bytes() -> int | None:
 
 
 def separation_bytes(n_train: int, n_test: int, d: int, itemsize: int, *, n_classes: int, norm: str,
-                     engine: str) -> int:
+                     engine: str, stream_bytes: int | None = None) -> int:
     """A conservative estimate of the working memory of :func:`separation.compute_separation`
     beyond its inputs: the engine's copies of the training points and the per-point outputs (on a
     Dask cluster: the outputs and one chunk of the store being written; the workers' memory is
-    bounded by the block plan)."""
+    bounded by the block plan). ``stream_bytes``: the engine searches points larger than this out
+    of core (two blocks of half that size and the engine's work on them)."""
     n = max(n_train, n_test)
     data = n_train * d * itemsize
     outputs = 8 * 6 * (n_train + n_test)
+    if stream_bytes is not None and max(n_train, n_test) * d * itemsize > stream_bytes:
+        return 3 * stream_bytes + (64 << 20) + outputs
     if engine == "dask":  # the client streams the points into the store (65,536 rows at a time); workers read blocks
         return outputs + min(n_train, 65536) * d * itemsize
     if engine in ("cpu", "auto") and norm == "linf":

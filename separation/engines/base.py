@@ -103,6 +103,9 @@ class Engine(abc.ABC):
     #: whether :func:`~separation.engines.get_engine` makes one from its name (a cluster engine
     #: needs a cluster: it is passed as an instance).
     by_name: ClassVar[bool] = True
+    #: points (either side of a search) over this many bytes are searched out of core, in blocks
+    #: (the engine's memory is then bounded by its blocks); None: held whole
+    stream_bytes: int | None = None
 
     def __init_subclass__(cls, register: str | None = None, **kwargs):
         """``register``: the engine's name among the toolkit's engines (:func:`engines_with`). An

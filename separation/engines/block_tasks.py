@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import LimitError
 from ..core.faults import fault
 from ..core.threat import exact_eps
+from .block_pairs import nearest_vectors, range_vectors
 from .shards import StoreRef, read_rows, read_shard, write_shard
 
 #: Prepared database blocks a worker keeps for its next tasks (e.g. the CPU l-inf probe index).
@@ -137,8 +137,11 @@ def _prepared(task: BlockTask, engine, load):
     return fn
 
 
-def _globalize(i: np.ndarray, offset: int) -> np.ndarray:
-    return np.where(i >= 0, i + offset, -1).astype(np.int64)
+def _reader(ref: StoreRef):
+    def read(lo, hi):
+        return read_rows(ref, lo, hi)
+
+    return read
 
 
 def compute_range(task: BlockTask) -> list[np.ndarray] | None:
@@ -146,40 +149,21 @@ def compute_range(task: BlockTask) -> list[np.ndarray] | None:
     2**31 rows, else int64), distances (float64, [0, 1] pixel units), sorted by ``(i, j)``; None
     when the block alone has more than ``task.max_pairs`` pairs (the client raises the LimitError:
     raised here, Dask would retry it and could not send it back as one, see :func:`run_block`)."""
-    engine = _inner(task.inner, "range_search")
-    (a0, a1), (b0, b1) = task.q_range, task.d_range
-    qx, qy = read_rows(task.query, a0, a1)
-    dx, dy = (qx, qy) if task.diagonal else read_rows(task.database, b0, b1)
-    try:
-        i, j, d = engine.range_search(qx, qy, dx, dy, norm=task.norm, radius=exact_eps(task.radius, "radius"),
-                                      same_set=task.diagonal, max_pairs=task.max_pairs)
-    except LimitError:
-        return None
     small = np.int32 if max(task.query.n, task.database.n) < 2**31 else np.int64
-    return [(i + a0).astype(small), (j + b0).astype(small), np.asarray(d, np.float64)]
+    return range_vectors(_inner(task.inner, "range_search"), task, task.norm, _reader(task.query),
+                         _reader(task.database), radius=exact_eps(task.radius, "radius"), max_pairs=task.max_pairs,
+                         index_dtype=small)
 
 
 def compute_block(task: BlockTask) -> list[np.ndarray]:
     """The task's vectors, computed (no shard read or written): ``[d, i]`` for ``rows`` and
     diagonal tasks, ``[d_q, i_q, d_d, i_d]`` for off-diagonal pairs, ``[i, j, d]`` for ``range``
-    tasks (:func:`compute_range`)."""
+    tasks (:func:`compute_range`); see :func:`~.block_pairs.nearest_vectors`."""
     if task.kind == "range":
         return compute_range(task)
     engine = _inner(task.inner)
-    (a0, a1), (b0, b1) = task.q_range, task.d_range
-    qx, qy = read_rows(task.query, a0, a1)
-    if task.diagonal:
-        d, i = engine.cross_class(qx, qy, qx, qy, norm=task.norm, same_set=True)
-        return [d, _globalize(i, a0)]
-
-    def load():
-        return read_rows(task.database, b0, b1)
-
-    if task.kind == "pair":
-        da, ia, db, ib = engine.block_pair(qx, qy, *load(), norm=task.norm)
-        return [da, _globalize(ia, b0), db, _globalize(ib, a0)]
-    d, i = _prepared(task, engine, load)(qx, qy)
-    return [d, _globalize(i, b0)]
+    return nearest_vectors(engine, task, task.norm, _reader(task.query), _reader(task.database),
+                           prepared=lambda load: _prepared(task, engine, load))
 
 
 def run_block(task: BlockTask) -> tuple[list[np.ndarray] | None, bool]:

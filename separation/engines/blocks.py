@@ -38,6 +38,10 @@ class CPUBlocks:
     after each check), ``tiled_db_bytes`` bytes of database rows per block.
 
     GEMM (l2): ``gemm_rows`` rows per float32 GEMM block (``None``: from a memory budget).
+
+    Out of core: points (queries or database) of more than ``stream_bytes`` bytes are searched
+    block pair by block pair, blocks of at most ``stream_bytes // 2`` bytes read from disk when
+    needed (:mod:`~separation.engines.streamed`): the engine's memory follows this, not the data.
     """
 
     probe_query_block: int = 128
@@ -52,6 +56,7 @@ class CPUBlocks:
     tiled_chunk: int = 32
     tiled_db_bytes: int = 256 * 1024
     gemm_rows: int | None = None
+    stream_bytes: int = 1 << 30
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

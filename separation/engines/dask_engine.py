@@ -49,7 +49,8 @@ import numpy as np
 from ..core.decoded_store import store_file
 from ..core.errors import ClusterError, InvalidInputError, InvalidTypeError, UnwritableError
 from ..core.threat import eps_text
-from .base import Engine, cross_pairs, merge_better
+from .base import Engine
+from .block_pairs import NearestMerge
 from .block_plan import DEFAULT_BLOCK_BYTES, TASKS_PER_THREAD, plan_blocks
 from .block_tasks import BlockTask, check_worker, run_block
 from .cluster_run import ClusterPass, ClusterRun
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a scheduler (and for its first worker).
 CONNECT_TIMEOUT = 10.0
-_BIG = np.iinfo(np.int64).max
 
 
 def default_shard_dir() -> Path:
@@ -232,23 +232,11 @@ class DaskEngine(Engine, register="dask"):
         qref, dref = self._stores(x_query, y_query, x_db, y_db, same_set)
         traits = self._traits(norm, x_query.dtype)
         tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set and traits["pairs_once"])
-        best_d, best_i = np.full(qref.n, np.inf), np.full(qref.n, _BIG, dtype=np.int64)
-        yq, yd = np.asarray(y_query), np.asarray(y_db)
-
-        def merge(task, vectors):
-            spans = [task.q_range] + ([task.d_range] if len(vectors) == 4 else [])
-            for (lo, hi), d, i in zip(spans, vectors[0::2], vectors[1::2]):
-                merge_better(best_d[lo:hi], best_i[lo:hi], d, np.where(i < 0, _BIG, i))
-            if progress is not None:
-                (a0, a1), (b0, b1) = task.q_range, task.d_range
-                n = cross_pairs(yq[a0:a1], yd[b0:b1])
-                progress(n if task.kind == "rows" or task.diagonal else 2 * n)
-
-        computed = self._resume(tasks, merge)
-        best_i[best_i == _BIG] = -1
+        merged = NearestMerge(y_query, y_db, progress)
+        computed = self._resume(tasks, merged.add)
         self._record("same-set" if same_set else "cross-set", tasks, q_rows, d_rows, computed, t0,
                      float(np.mean([t.result_bytes() for t in tasks])))
-        return best_d, best_i
+        return merged.arrays()
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
@@ -257,7 +245,7 @@ class DaskEngine(Engine, register="dask"):
         runs the inner engine's :meth:`~.base.Engine.range_search` and leaves a shard (a rerun
         reuses it). The pairs equal the inner engine's; ``max_pairs`` is checked as they arrive.
         The tasks carry the exact radius as its text (:func:`~separation.core.threat.eps_text`)."""
-        merged = RangeMerge(max_pairs, radius)
+        merged = RangeMerge(max_pairs, radius, np.asarray(y_query), np.asarray(y_db), progress)
         if len(x_query) == 0 or len(x_db) == 0:
             return merged.arrays()
         t0 = time.perf_counter()
@@ -265,16 +253,7 @@ class DaskEngine(Engine, register="dask"):
         self._traits(norm, x_query.dtype, "range_search")
         tasks, q_rows, d_rows = self._plan(qref, dref, norm, same_set, radius=eps_text(radius), same_set=same_set,
                                            max_pairs=max_pairs)
-        yq, yd = np.asarray(y_query), np.asarray(y_db)
-
-        def merge(task, vectors):
-            merged.add(task, vectors)
-            if progress is not None:
-                (a0, a1), (b0, b1) = task.q_range, task.d_range
-                n = cross_pairs(yq[a0:a1], yd[b0:b1])
-                progress(n // 2 if task.diagonal else n)  # within one block: each pair once
-
-        computed = self._resume(tasks, merge)
+        computed = self._resume(tasks, merged.add)
         self._record("same-set" if same_set else "cross-set", tasks, q_rows, d_rows, computed, t0,
                      merged.nbytes / len(tasks))
         return merged.arrays()

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .block_pairs import block_pairs_count
 from .conflicts import too_many_pairs
 
 
 class RangeMerge:
     """Pairs of ``range`` tasks as they arrive; :meth:`arrays` -> ``(i int64, j int64, d float64)``
     sorted by ``(i, j)``. ``max_pairs``: more pairs in all raise a LimitError (``radius`` is for
-    its message)."""
+    its message). ``progress`` (with the labels ``y_query``, ``y_db``) gets the number of
+    differently-labelled pairs each task compared."""
 
-    def __init__(self, max_pairs: int | None, radius: float):
+    def __init__(self, max_pairs: int | None, radius: float, y_query=None, y_db=None, progress=None):
         self.max_pairs, self.radius = max_pairs, radius
+        self.yq, self.yd, self.progress = y_query, y_db, progress
         self.parts: dict[tuple[int, int], list] = {}
         self.n = 0
         self.nbytes = 0
@@ -36,6 +39,9 @@ class RangeMerge:
         self.nbytes += i.nbytes + j.nbytes + d.nbytes
         if len(i):
             self.parts.setdefault(tuple(task.q_range), []).append((task.d_range[0], i, j, d))
+        if self.progress is not None:
+            n = block_pairs_count(task, self.yq, self.yd)
+            self.progress(n // 2 if task.diagonal else n)  # within one block: each pair once
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs sorted by ``(i, j)`` (the parts are released as they are copied)."""

@@ -1,6 +1,7 @@
 """Out of core: the block tasks of a cluster run read their rows from the store with positioned
 reads (the files are never mapped), so a worker's memory is bounded by its blocks, not by the
-store -- checked under a real address-space limit smaller than the store."""
+store; so does the CPU engine in one process on memory-mapped points over its ``stream_bytes`` --
+both checked under a real address-space limit smaller than the store."""
 from __future__ import annotations
 
 import dataclasses
@@ -48,18 +49,70 @@ print(json.dumps({"mapped": mapped, "d": d.tolist(), "i": i.tolist()}))
 """
 
 
-@pytest.mark.slow
-def test_a_store_four_times_the_allowed_address_space_computes_block_by_block(tmp_path):
-    """A 128 MiB store (131,072 rows of 1,024 bytes); a worker process that may grow its address
-    space by 32 MiB only (so it cannot even map the store) runs every block task of 256 query rows
-    against 2,048-row database blocks, and its merged answer equals the in-memory cpu engine's."""
-    n, d = 131072, 1024
+#: Runs in a fresh process: the points memory-mapped, one streamed warm-up search, then RLIMIT_AS =
+#: its address space + GROWTH_MB, then the whole separation in this process (the CPU engine
+#: streaming blocks of stream_bytes / 2); prints the answer.
+_IN_PROCESS = """
+import json, resource, sys
+import numpy as np
+from separation import compute_separation
+from separation.engines import CPUBlocks, CPUEngine
+
+x_path, y_path, stream_bytes, growth_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+x, y = np.load(x_path, mmap_mode="r"), np.load(y_path)
+warm = CPUEngine(blocks=CPUBlocks(stream_bytes=64 << 10))  # kernels compiled and threads started
+compute_separation(np.array(x[:512]), y[:512], norm="linf", engine=warm, progress=False)
+page = resource.getpagesize()
+limit = int(open("/proc/self/statm").read().split()[0]) * page + (growth_mb << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    np.array(x)
+    copied = True
+except MemoryError:
+    copied = False
+engine = CPUEngine(blocks=CPUBlocks(stream_bytes=stream_bytes))
+res = compute_separation(x, y, norm="linf", engine=engine, progress=False)
+print(json.dumps({"copied": copied, "streamed": engine.streamed, "d": (res.train_distances * 255).tolist(),
+                  "i": res.train_neighbors.tolist()}))
+"""
+
+
+def _twins(n: int, d: int):
+    """``(n, d)`` random bytes where each row's twin (one byte value off at most) has the other label."""
     rng = np.random.default_rng(7)
     x = rng.integers(0, 256, (n, d), dtype=np.uint8)
     x[1::2] = np.clip(x[0::2].astype(np.int16) + rng.integers(-1, 2, (n // 2, d)), 0, 255).astype(np.uint8)
     y = np.zeros(n, np.int64)
     y[0::2] = np.arange(n // 2) % 2
-    y[1::2] = 1 - y[0::2]  # each row's twin (one byte value off at most) has the other label
+    y[1::2] = 1 - y[0::2]
+    return x, y
+
+
+@pytest.mark.slow
+def test_the_cpu_engine_separates_memory_mapped_points_four_times_its_allowed_growth(tmp_path):
+    """64 MiB of memory-mapped points (65,536 rows of 1,024 bytes); a process whose address space
+    may grow by 16 MiB only (it cannot copy the points) computes the whole train--train
+    separation in itself, streaming blocks of 2 MiB, equal to the in-memory cpu engine's."""
+    x, y = _twins(65536, 1024)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    done = subprocess.run([sys.executable, "-c", _IN_PROCESS, str(tmp_path / "x.npy"), str(tmp_path / "y.npy"),
+                           str(4 << 20), "16"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["copied"] is False  # a copy of the points does not fit in what the process may still grow
+    assert out["streamed"] == {"passes": 1, "blocks": 32 * 32}
+    want_d, want_i = CPUEngine().cross_class(x, y, x, y, norm="linf", same_set=True)
+    assert np.array_equal(out["d"], want_d) and np.array_equal(out["i"], want_i)
+    assert np.array_equal(want_i[:4], [1, 0, 3, 2])
+
+
+@pytest.mark.slow
+def test_a_store_four_times_the_allowed_address_space_computes_block_by_block(tmp_path):
+    """A 128 MiB store (131,072 rows of 1,024 bytes); a worker process that may grow its address
+    space by 32 MiB only (so it cannot even map the store) runs every block task of 256 query rows
+    against 2,048-row database blocks, and its merged answer equals the in-memory cpu engine's."""
+    x, y = _twins(131072, 1024)
     ref = shards.write_store(tmp_path / "data", x, y)
     assert ref.nbytes == 4 * (32 << 20)
     (tmp_path / "shards").mkdir()
