@@ -177,9 +177,13 @@ class Engine(abc.ABC):
 
     def prepare(self, x_db, y_db, *, norm: str):
         """``x_db`` ``(n, d)`` with labels ``y_db`` made ready for repeated cross-class queries: a
-        callable ``(x_query, y_query) -> (distances, indices)`` equal to :meth:`cross_class` on it
-        (a cluster worker keeps it for the next task on the same block). The default prepares nothing."""
-        def search(x_query, y_query):
+        callable ``(x_query, y_query, bound=None) -> (distances, indices)`` equal to :meth:`cross_class`
+        on it (a cluster worker keeps it for the next task on the same block). ``bound`` ``(m,)``
+        (stored units, inf: none): an answer found before this block, from rows of smaller indices;
+        a search may then skip the points that are not strictly closer (they lose the tie), and
+        return for such a query any real pair no better than its bound, or ``(inf, -1)``. The
+        default prepares nothing and uses no bound."""
+        def search(x_query, y_query, bound=None):
             return self.cross_class(x_query, y_query, x_db, y_db, norm=norm)
 
         return search

@@ -37,10 +37,12 @@ def globalize(i: np.ndarray, offset: int) -> np.ndarray:
 
 
 def nearest_vectors(engine, span, norm: str, read_q: Callable, read_d: Callable,
-                    prepared: Callable | None = None) -> list[np.ndarray]:
+                    prepared: Callable | None = None, bound: np.ndarray | None = None) -> list[np.ndarray]:
     """``[d, i]`` for ``rows`` and diagonal block pairs, ``[d_q, i_q, d_d, i_d]`` for off-diagonal
     pairs: stored-unit distances, global indices (-1: no other-label row in the block).
-    ``prepared(load)``: the engine's prepared database block (a cache), else prepared here."""
+    ``prepared(load)``: the engine's prepared database block (a cache), else prepared here.
+    ``bound``: for ``rows``, the queries' answers from database rows before this block (see
+    :meth:`~separation.engines.Engine.prepare`)."""
     (a0, a1), (b0, b1) = span.q_range, span.d_range
     qx, qy = read_q(a0, a1)
     if span.diagonal:
@@ -54,7 +56,7 @@ def nearest_vectors(engine, span, norm: str, read_q: Callable, read_d: Callable,
         da, ia, db, ib = engine.block_pair(qx, qy, *load(), norm=norm)
         return [da, globalize(ia, b0), db, globalize(ib, a0)]
     search = prepared(load) if prepared is not None else engine.prepare(*load(), norm=norm)
-    d, i = search(qx, qy)
+    d, i = search(qx, qy) if bound is None else search(qx, qy, bound=bound)
     return [d, globalize(i, b0)]
 
 

@@ -260,11 +260,11 @@ class CPUEngine(Engine, register="cpu"):
         classes, y_idx = np.unique(y_db, return_inverse=True)
         index = ProbeSearch(x_db, y_idx.astype(np.int64), len(classes), blocks=self.blocks)
 
-        def search(x_query, y_query, progress=None):
+        def search(x_query, y_query, progress=None, bound=None):
             pos = np.clip(np.searchsorted(classes, y_query), 0, len(classes) - 1)
             own = np.where(classes[pos] == y_query, pos, -1)
             before = index.exact_pairs
-            out = index.other_class(x_query, own, raw=True, progress=progress)
+            out = index.other_class(x_query, own, raw=True, progress=progress, bound=bound)
             self.probe_pairs["exact"] += index.exact_pairs - before
             self.probe_pairs["pairs"] += int((len(x_db) - np.append(index.class_sizes, 0)[own]).sum())
             return out

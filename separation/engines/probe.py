@@ -123,7 +123,7 @@ class ProbeSearch:
         parts = [self._run_chunk(q[s:s + step], top2, None, False) for s in range(0, max(len(q), 1), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool):
+    def _run_chunk(self, q: np.ndarray, top2: bool, own: np.ndarray | None, raw: bool, bound=None):
         from ..core.progress import compiling_notice
 
         compiling_notice(_probe_kernels.scan, "l-inf probe search")
@@ -133,13 +133,21 @@ class ProbeSearch:
             best = np.full((m, self.n_classes), _probe_kernels.BIG_INT, dtype=np.int64)
         else:
             best = np.full((m, self.n_classes), np.inf)
+        if bound is not None:  # as if met before every class block: only strictly closer points are searched
+            b = np.asarray(bound, dtype=np.float64)
+            if kind == "u8":
+                b = np.where(np.isfinite(b), b, 0).astype(np.int64)
+                b[~np.isfinite(np.asarray(bound, dtype=np.float64))] = _probe_kernels.BIG_INT
+            best[:] = b[:, None]
         bidx = np.full((m, self.n_classes), -1, dtype=np.int64)
         stats = np.zeros((m, 2), dtype=np.int64)
         t0 = time.perf_counter()
         if own is None:
             own = np.full(m, -1, dtype=np.int64)
+        # seeds give each query a finite limit to start from; a finite bound for every query is one
+        seeds = self.seed_rows if bound is None or not np.isfinite(bound).all() else self.seed_rows[:0]
         _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.perm, self.H, self.hist_of, self.counts,
-                            self.blk_start, self.blk_cls, self.row_cls, self.seed_rows, best, bidx, top2,
+                            self.blk_start, self.blk_cls, self.row_cls, seeds, best, bidx, top2,
                             self.blocks.probe_max, stats, own, self._query_block(m),
                             self.blocks.probe_step)
         self.exact_pairs += int(stats[:, 1].sum())
@@ -148,6 +156,8 @@ class ProbeSearch:
                            "probes_per_query": float(stats[:, 0].mean()) if m else 0.0}
         # bytes -> pixel units exactly as ``separation`` reports them (k / 255, correctly rounded)
         dist = best.astype(np.float64) / (1.0 if raw else BYTE) if kind == "u8" else best
+        if bound is not None:
+            dist[bidx < 0] = np.inf  # nothing strictly closer than the bound
         return dist, bidx
 
     def all(self, q: np.ndarray):
@@ -160,12 +170,15 @@ class ProbeSearch:
         dist, _ = self._run(q, top2=True)
         return top2_from_all(dist)
 
-    def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False, progress=None):
+    def other_class(self, q: np.ndarray, own: np.ndarray, *, raw: bool = False, progress=None, bound=None):
         """Nearest support point of a class other than ``own`` (``(m,)`` class indices, -1: any):
         ``(distances (m,), indices (m,))``, ties to the smallest support index. Distances are in
         pixel units, or in stored units (bytes for uint8 data) with ``raw``. Queries run in chunks:
         the working arrays stay bounded however many queries there are; after each chunk
-        ``progress`` (a callable) gets the number of (query, other-class point) pairs it covered."""
+        ``progress`` (a callable) gets the number of (query, other-class point) pairs it covered.
+        ``bound`` ``(m,)`` (stored units: bytes for uint8 data; inf: none): only points strictly closer are
+        searched, and a query with none gets ``(inf, -1)`` (a streamed pass gives the answer of the
+        blocks before, whose rows win every tie)."""
         own = np.ascontiguousarray(own, dtype=np.int64)
         out_d, out_i = np.empty(len(q)), np.empty(len(q), dtype=np.int64)
         step = self.blocks.probe_query_chunk
@@ -173,7 +186,8 @@ class ProbeSearch:
             step = min(step, max(1024, -(-len(q) // 32)))
         others = len(self.order) - np.append(self.class_sizes, 0)[own]  # own = -1: every point
         for s in range(0, len(q), step):
-            dist, bidx = self._run_chunk(q[s:s + step], False, own[s:s + step], raw)
+            dist, bidx = self._run_chunk(q[s:s + step], False, own[s:s + step], raw,
+                                         None if bound is None else bound[s:s + step])
             idx = np.where(bidx >= 0, self.order[np.maximum(bidx, 0)], -1)
             out_d[s:s + step], out_i[s:s + step] = other_class_from_all(dist, idx, own[s:s + step])
             if progress is not None:

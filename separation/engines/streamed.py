@@ -68,7 +68,8 @@ def stream_cross_class(engine, x_query, y_query, x_db, y_db, *, norm, same_set, 
     """``engine.cross_class`` over blocks of at most ``block_bytes`` of points (at least one row):
     ``(distances, indices)`` in stored units, equal to the in-memory search. Train--train with a
     kernel that visits each pair once goes by square blocks ``I <= J``; otherwise every (query
-    block, database block), database-block-major, with the database block prepared once."""
+    block, database block), database-block-major, with the database block prepared once and
+    searched only for points closer than what the blocks before it gave (a search's ``bound``)."""
     pairs = same_set and engine.pairs_once(norm, x_query.dtype)
     kind, spans = _spans(engine, len(x_query), len(x_db), x_query, norm, block_bytes, pairs)
     read_q, read_d = row_reader(x_query, y_query), row_reader(x_db, y_db)
@@ -86,7 +87,9 @@ def stream_cross_class(engine, x_query, y_query, x_db, y_db, *, norm, same_set, 
 
     for a, b in spans:
         span = Span(kind, a, b, diagonal=kind == "pair" and a == b)
-        merged.add(span, nearest_vectors(engine, span, norm, read_q, read_d, prepared=prepared(b)))
+        # rows: database blocks in increasing order, so the answer so far wins every tie (a bound)
+        bound = merged.best_d[a[0]:a[1]] if kind == "rows" else None
+        merged.add(span, nearest_vectors(engine, span, norm, read_q, read_d, prepared=prepared(b), bound=bound))
     return merged.arrays()
 
 

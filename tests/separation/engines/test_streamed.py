@@ -147,3 +147,21 @@ def test_the_memory_estimate_follows_the_blocks_not_the_points():
     assert held == separation_bytes(1000, 0, 3072, 1, n_classes=10, norm="l2", engine="cpu")
     assert separation_bytes(1000, 0, 3072, 1, n_classes=10, norm="l2", engine="cpu",
                             stream_bytes=edge - 1) == 3 * (edge - 1) + (64 << 20) + 8 * 6 * 1000
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_a_bound_searches_only_strictly_closer_points(dtype):
+    """The probe search's ``bound`` (the answer of the database blocks before, whose rows win every
+    tie): strictly closer points are found exactly, the others give (inf, -1); with every bound
+    finite (no seed distances) and with one infinite one (seeds)."""
+    x, y, q, yq = _data(dtype)
+    want_d, want_i = ReferenceEngine().cross_class(q, yq, x, y, norm="linf")
+    search = _engine(1 << 40).prepare(x, y, norm="linf")
+    step = 1 if dtype == np.uint8 else 1 / 256
+    for bound in (want_d + step, np.where(np.arange(len(q)) % 3 == 0, want_d, want_d + step),
+                  np.where(np.arange(len(q)) == 5, np.inf, want_d)):
+        d, i = search(q, yq, bound=bound)
+        closer = want_d < bound
+        assert closer.any()
+        assert np.array_equal(d[closer], want_d[closer]) and np.array_equal(i[closer], want_i[closer])
+        assert np.all(np.isinf(d[~closer])) and np.all(i[~closer] == -1)
