@@ -11,8 +11,9 @@ GiB = float(1 << 30)
 
 
 def available_bytes() -> int | None:
-    """Memory this process can still use: ``MemAvailable`` of ``/proc/meminfo``, lowered by a
-    cgroup (container) limit when one is set; None where neither can be read."""
+    """Memory this process can still use: ``MemAvailable`` of ``/proc/meminfo``, lowered by the
+    limits of its control groups (a container's, a batch job's: :func:`cgroup_left`); None where
+    neither can be read."""
     out = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -24,15 +25,59 @@ def available_bytes() -> int | None:
             out = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             out = None
+    left = cgroup_left()
+    return left if out is None else out if left is None else min(out, left)
+
+
+def _number(path: Path) -> int | None:
+    """The integer in a control-group file; None: missing, unreadable or no limit (``max``)."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-        if limit != "max":
-            left = int(limit) - used
-            out = left if out is None else min(out, left)
-    except (OSError, ValueError):
-        pass
-    return out
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _inactive_file(folder: Path) -> int:
+    """Page cache of the group that can be dropped (``inactive_file`` of ``memory.stat``)."""
+    try:
+        lines = (folder / "memory.stat").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if key in ("inactive_file", "total_inactive_file") and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def cgroup_left(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes the memory limits of this process's control groups still allow (the smallest over
+    its group and every group above it; cgroup v2 ``memory.max``, or v1 ``memory.limit_in_bytes``
+    under ``root/memory``), page cache that can be dropped counted as free; None without a limit."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    best = None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            bases, files = (root, root / "unified"), ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            bases, files = (root / "memory",), ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for base in bases:
+            for depth in range(len(parts), -1, -1):  # the group, then every group above it
+                folder = base.joinpath(*parts[:depth])
+                limit, used = _number(folder / files[0]), _number(folder / files[1])
+                if limit is None or used is None or limit >= 1 << 60:  # no limit (v1 writes a huge number)
+                    continue
+                left = max(0, limit - used + _inactive_file(folder))
+                best = left if best is None else min(best, left)
+    return best
 
 
 def separation_bytes(n_train: int, n_test: int, d: int, itemsize: int, *, n_classes: int, norm: str,
@@ -67,4 +112,4 @@ def check_fits(need: int, what: str, *, remedy: str) -> None:
                           f"{have / GiB:.1f} GiB are available; {remedy}")
 
 
-__all__ = ["available_bytes", "check_fits", "separation_bytes"]
+__all__ = ["available_bytes", "cgroup_left", "check_fits", "separation_bytes"]

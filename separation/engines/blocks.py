@@ -12,6 +12,9 @@ from ..core.errors import InvalidInputError
 
 #: Layouts of the l-inf probe index (see :class:`CPUBlocks`).
 PROBE_LAYOUTS = ("auto", "sorted", "given")
+#: The automatic ``stream_bytes``: the available memory divided by this, within ``STREAM_BYTES_RANGE``.
+STREAM_SHARE = 8
+STREAM_BYTES_RANGE = (64 << 20, 1 << 30)
 #: ``probe_layout="auto"`` keeps the sorted copy while the index takes under this share of the
 #: available memory.
 AUTO_SORTED_FRACTION = 0.25
@@ -42,6 +45,8 @@ class CPUBlocks:
     Out of core: points (queries or database) of more than ``stream_bytes`` bytes are searched
     block pair by block pair, blocks of at most ``stream_bytes // 2`` bytes read from disk when
     needed (:mod:`~separation.engines.streamed`): the engine's memory follows this, not the data.
+    ``None`` (default): an eighth of the memory available when a search starts, within
+    :data:`STREAM_BYTES_RANGE` (:meth:`stream_limit`).
     """
 
     probe_query_block: int = 128
@@ -56,12 +61,12 @@ class CPUBlocks:
     tiled_chunk: int = 32
     tiled_db_bytes: int = 256 * 1024
     gemm_rows: int | None = None
-    stream_bytes: int = 1 << 30
+    stream_bytes: int | None = None
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name == "gemm_rows" and v is None:
+            if f.name in ("gemm_rows", "stream_bytes") and v is None:
                 continue
             if f.name == "probe_layout":
                 if v not in PROBE_LAYOUTS:
@@ -72,6 +77,18 @@ class CPUBlocks:
                 raise InvalidInputError(f"CPUBlocks.{f.name} must be an integer >= {minimum}, got {v!r}.")
 
 
+    def stream_limit(self) -> int:
+        """``stream_bytes``, or when None an eighth of :func:`~separation.core.memory.available_bytes`
+        within :data:`STREAM_BYTES_RANGE` (its top where the available memory is unknown)."""
+        if self.stream_bytes is not None:
+            return self.stream_bytes
+        from ..core.memory import available_bytes
+
+        have = available_bytes()
+        low, high = STREAM_BYTES_RANGE
+        return high if have is None else min(high, max(low, have // STREAM_SHARE))
+
+
 DEFAULT_BLOCKS = CPUBlocks()
 
-__all__ = ["AUTO_SORTED_FRACTION", "CPUBlocks", "DEFAULT_BLOCKS", "PROBE_LAYOUTS"]
+__all__ = ["AUTO_SORTED_FRACTION", "CPUBlocks", "DEFAULT_BLOCKS", "PROBE_LAYOUTS", "STREAM_BYTES_RANGE", "STREAM_SHARE"]

@@ -69,7 +69,6 @@ class CPUEngine(Engine, register="cpu"):
         self.reorder_features = reorder_features
         self.linf = linf
         self.blocks = blocks
-        self.stream_bytes = blocks.stream_bytes
         #: the streamed (out-of-core) passes so far and their block pairs (see ``blocks.stream_bytes``)
         self.streamed = {"passes": 0, "blocks": 0}
 
@@ -153,17 +152,23 @@ class CPUEngine(Engine, register="cpu"):
                   best, idx)
         return _finish(best, idx)
 
-    def _streams(self, *arrays) -> bool:
-        """Whether points this large are searched out of core (more than ``blocks.stream_bytes``,
-        more than one row)."""
-        return any(a.nbytes > self.blocks.stream_bytes and len(a) > 1 for a in arrays)
+    @property
+    def stream_bytes(self) -> int:
+        """Points over this many bytes are searched out of core (:meth:`CPUBlocks.stream_limit`)."""
+        return self.blocks.stream_limit()
+
+    def _streams(self, limit, *arrays) -> bool:
+        """Whether points this large are searched out of core (more than ``limit`` bytes, more
+        than one row)."""
+        return any(a.nbytes > limit and len(a) > 1 for a in arrays)
 
     def cross_class(self, x_query, y_query, x_db, y_db, *, norm, same_set=False, progress=None):
-        if self._streams(x_query, x_db):
+        limit = self.stream_bytes
+        if self._streams(limit, x_query, x_db):
             from .streamed import stream_cross_class
 
             return stream_cross_class(self, x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
-                                      block_bytes=self.blocks.stream_bytes // 2, progress=progress)
+                                      block_bytes=limit // 2, progress=progress)
         if self._gemm_norm(norm, x_query, x_db):
             from .gemm import gemm_cross_class
 
@@ -222,14 +227,15 @@ class CPUEngine(Engine, register="cpu"):
                      progress=None):
         """The host GEMM in blocks of ``blocks.gemm_rows`` where it serves the norm (l2; l1 on bytes
         with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`; else the numba range kernel (l-inf, l1;
-        exact early exit): :func:`~.conflicts.cpu_pairs`. Points over ``blocks.stream_bytes``: out of
+        exact early exit): :func:`~.conflicts.cpu_pairs`. Points over :attr:`stream_bytes`: out of
         core, :func:`~.streamed.stream_range_search`."""
-        if self._streams(x_query, x_db):
+        limit = self.stream_bytes
+        if self._streams(limit, x_query, x_db):
             from .streamed import stream_range_search
 
             return stream_range_search(self, x_query, y_query, x_db, y_db, norm=norm, radius=radius,
-                                       same_set=same_set, max_pairs=max_pairs,
-                                       block_bytes=self.blocks.stream_bytes // 2, progress=progress)
+                                       same_set=same_set, max_pairs=max_pairs, block_bytes=limit // 2,
+                                       progress=progress)
         if self._gemm_norm(norm, x_query, x_db):
             return gemm_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius, max_pairs=max_pairs,
                               progress=progress, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),

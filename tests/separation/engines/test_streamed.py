@@ -66,7 +66,6 @@ def test_streamed_range_search_equals_the_reference(norm, rows):
 
 
 def test_streaming_switches_on_one_byte_over_stream_bytes():
-    assert CPUBlocks().stream_bytes == 1 << 30  # the default the guide states (blocks of 512 MiB)
     x, y, _, _ = _data()
     want = ReferenceEngine().cross_class(x, y, x, y, norm="linf", same_set=True)
     for stream_bytes, streamed in ((x.nbytes, 0), (x.nbytes - 1, 1)):
@@ -165,3 +164,18 @@ def test_a_bound_searches_only_strictly_closer_points(dtype):
         assert closer.any()
         assert np.array_equal(d[closer], want_d[closer]) and np.array_equal(i[closer], want_i[closer])
         assert np.all(np.isinf(d[~closer])) and np.all(i[~closer] == -1)
+
+
+def test_the_automatic_stream_bytes_is_an_eighth_of_the_available_memory(monkeypatch):
+    """The default (``stream_bytes=None``) as the guide states it: an eighth of the memory available
+    when a search starts, at least 64 MiB, at most 1 GiB (1 GiB where it cannot be read)."""
+    for have, want in ((64 << 30, 1 << 30), (8 << 30, 1 << 30), ((8 << 30) + 8, 1 << 30), ((8 << 30) - 8, (1 << 30) - 1),
+                       (1 << 30, 128 << 20), (512 << 20, 64 << 20), (256 << 20, 64 << 20), (None, 1 << 30)):
+        monkeypatch.setattr("separation.core.memory.available_bytes", lambda have=have: have)
+        assert CPUEngine().stream_bytes == want, have
+    assert CPUEngine(blocks=CPUBlocks(stream_bytes=5)).stream_bytes == 5
+    x, y, _, _ = _data()
+    monkeypatch.setattr("separation.core.memory.available_bytes", lambda: 0)  # 64 MiB: these points are held
+    eng = _engine(None)
+    eng.cross_class(x, y, x, y, norm="l1", same_set=True)
+    assert eng.streamed["passes"] == 0
