@@ -49,6 +49,8 @@ STORE_VERSION = 1
 #: Images per chunk: the unit of parallel work, of resuming and of verification.
 CHUNK = 256
 _READ = 1 << 20
+#: Files per hashing task (a task per file would hold a future per file: a million of them).
+HASH_BATCH = 1024
 
 
 def default_store_root() -> Path:
@@ -95,6 +97,23 @@ def file_digest(path: Path) -> str:
     except OSError as exc:
         raise CorruptDataError(f"{path} cannot be read ({exc.strerror or exc}); make it readable or remove it.") from None
     return h.hexdigest()
+
+
+def _digest_batch(paths: Sequence[Path]) -> list[str]:
+    return [file_digest(p) for p in paths]
+
+
+def _file_digests(paths: list[Path], threads: int, progress, what: str) -> list[str]:
+    """:func:`file_digest` of every path, in order, by up to 8 threads; tasks of
+    :data:`HASH_BATCH` files, so the pending work stays small however many files there are."""
+    batches = [paths[s:s + HASH_BATCH] for s in range(0, len(paths), HASH_BATCH)]
+    out: list[str] = []
+    with progress_bar(total=len(paths), enabled=progress, desc=f"hashing {what}", unit="file") as bar, \
+            ThreadPoolExecutor(max_workers=min(8, threads)) as pool:
+        for done in pool.map(_digest_batch, batches):
+            out += done
+            bar.update(len(done))
+    return out
 
 
 def store_key(digests: Sequence[str], image_size: int | None) -> str:
@@ -183,9 +202,7 @@ def decoded_images(paths: Sequence[Path], image_size: int | None, decode: Callab
     if not paths:
         raise InvalidInputError(f"{what}: no image files found.")
     paths = [Path(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=min(8, options.threads)) as pool:
-        digests = list(progress_bar(pool.map(file_digest, paths), enabled=progress, total=len(paths),
-                                    desc=f"hashing {what}", unit="file"))
+    digests = _file_digests(paths, options.threads, progress, what)
     key = store_key(digests, image_size)
     store = _Store(options.folder / key[:40], len(paths), options.chunk)
     images = _verified(store, key, what)

@@ -229,3 +229,20 @@ def test_two_commands_on_one_store_decode_it_once(tmp_path, rng):
     assert first.returncode == 0 and second.returncode == 0
     assert "decoded into" in out1 and "decoded into" not in out2 and "decoded images read from" in out2
     assert f"sum {want}" in out1 and f"sum {want}" in out2
+
+
+def test_files_are_hashed_in_batches_in_their_order(tmp_path, monkeypatch):
+    """Hashing runs in tasks of HASH_BATCH files (bounded pending work); the digests keep the file
+    order at and around the batch size, on one thread and on several."""
+    from separation.core import decoded_store
+
+    paths = []
+    for k in range(7):
+        paths.append(tmp_path / f"{k}.bin")
+        paths[-1].write_bytes(bytes([k]) * (k + 1))
+    want = [decoded_store.file_digest(p) for p in paths]
+    assert len(set(want)) == 7
+    for batch in (6, 7, 8, 1):
+        monkeypatch.setattr(decoded_store, "HASH_BATCH", batch)
+        for threads in (1, 3):
+            assert decoded_store._file_digests(paths, threads, False, "files") == want
