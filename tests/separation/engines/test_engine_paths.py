@@ -595,6 +595,7 @@ def test_block_sizes_are_validated_field_by_field():
     import dataclasses
 
     assert CPUBlocks(gemm_rows=None).gemm_rows is None  # the default: from a memory budget
+    assert CPUBlocks(stream_bytes=None).stream_bytes is None  # the default: from the available memory
     for f in dataclasses.fields(CPUBlocks):
         if f.name == "probe_layout":
             with pytest.raises(ValueError, match=r"^CPUBlocks\.probe_layout must be one of auto, sorted, given, "
@@ -603,7 +604,7 @@ def test_block_sizes_are_validated_field_by_field():
             continue
         minimum = 0 if f.name in ("probe_seeds", "probe_max", "probe_hist_bytes") else 1
         assert getattr(CPUBlocks(**{f.name: minimum}), f.name) == minimum
-        for bad in ([None] if f.name != "gemm_rows" else []) + [True, minimum - 1, 2.0]:
+        for bad in ([None] if f.name not in ("gemm_rows", "stream_bytes") else []) + [True, minimum - 1, 2.0]:
             with pytest.raises(ValueError, match=rf"^CPUBlocks\.{f.name} must be an integer >= {minimum}, got "):
                 CPUBlocks(**{f.name: bad})
 
