@@ -111,10 +111,29 @@ def common_storage(*arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
     return [a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a for a in arrays], 1.0
 
 
+def memmap_base(x: np.ndarray) -> np.memmap | None:
+    """The memory map of a file that ``x`` is a view of (reshaped or sliced), else None."""
+    base = x
+    while isinstance(base.base, np.ndarray):  # to the array that owns the mapping
+        base = base.base
+    return base if isinstance(base, np.memmap) and base.filename else None
+
+
+def mapped_file(x: np.ndarray) -> tuple[str, int] | None:
+    """``(file, byte offset of x[0])`` when ``x`` is a C-contiguous view of a memory-mapped file,
+    else None."""
+    base = memmap_base(x)
+    if base is None or not x.flags.c_contiguous:
+        return None
+    delta = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return str(base.filename), int(base.offset) + int(delta)
+
+
 def to_unit_float(x, name: str = "x") -> np.ndarray:
     """``x`` as float64 ``(n, d)`` in [0, 1] pixel units (uint8 values are divided by 255)."""
     q = as_points(x, name)
     return q.astype(np.float64) / UINT8_DIVISOR if q.dtype == np.uint8 else q
 
 
-__all__ = ["NORMS", "UINT8_DIVISOR", "as_labels", "as_points", "check_norm", "common_storage", "to_unit_float"]
+__all__ = ["NORMS", "UINT8_DIVISOR", "as_labels", "as_points", "check_norm", "common_storage", "mapped_file", "memmap_base",
+           "to_unit_float"]

@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .arrays import memmap_base
 from .errors import CorruptDataError, InvalidInputError
 from .faults import fault
 from .paths import cache_folder
@@ -106,11 +107,10 @@ def _digest_batch(paths: Sequence[Path]) -> list[str]:
 def _file_digests(paths: list[Path], threads: int, progress, what: str) -> list[str]:
     """:func:`file_digest` of every path, in order, by up to 8 threads; tasks of
     :data:`HASH_BATCH` files, so the pending work stays small however many files there are."""
-    batches = [paths[s:s + HASH_BATCH] for s in range(0, len(paths), HASH_BATCH)]
+    batches = [(paths[s:s + HASH_BATCH],) for s in range(0, len(paths), HASH_BATCH)]
     out: list[str] = []
-    with progress_bar(total=len(paths), enabled=progress, desc=f"hashing {what}", unit="file") as bar, \
-            ThreadPoolExecutor(max_workers=min(8, threads)) as pool:
-        for done in pool.map(_digest_batch, batches):
+    with progress_bar(total=len(paths), enabled=progress, desc=f"hashing {what}", unit="file") as bar:
+        for done in _in_order(_digest_batch, batches, min(8, threads)):
             out += done
             bar.update(len(done))
     return out
@@ -268,9 +268,9 @@ def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], di
     bar = progress_bar(total=len(paths), initial=sum(e - s for (s, e), ok in zip(spans, done) if ok),
                        enabled=progress, desc=f"decoding {what}", unit="image")
     out = np.load(store.images, mmap_mode="r+")
-    jobs = [(paths[s:e], image_size, out, s, what, paths[0]) for s, e in (spans[k] for k in todo)]
+    jobs = [(decode, paths[s:e], image_size, out, s, what, paths[0]) for s, e in (spans[k] for k in todo)]
     try:
-        for k, digest in zip(todo, _run(decode, jobs, options.threads)):
+        for k, digest in zip(todo, _in_order(_decode_chunk, jobs, options.threads)):
             atomic_write_json(store.chunks / f"{k}.json", {"rows": list(spans[k]), "sha256": digest})
             final[k] = digest
             bar.update(spans[k][1] - spans[k][0])
@@ -289,10 +289,8 @@ def _fill(store: _Store, key: str, shape: tuple[int, ...], paths: list[Path], di
 def store_file(a: np.ndarray) -> str | None:
     """The ``images.npy`` of a decoded store when ``a`` is the whole of it (any C-contiguous view of
     its memory map, reshaped or not), else None: a cluster run reads those points where they are."""
-    base = a
-    while isinstance(base.base, np.ndarray):  # to the array that owns the mapping
-        base = base.base
-    if not isinstance(base, np.memmap) or not base.filename:
+    base = memmap_base(a)
+    if base is None:
         return None
     path = Path(base.filename)
     if path.name != "images.npy" or not (path.parent / "manifest.json").is_file():
@@ -302,17 +300,18 @@ def store_file(a: np.ndarray) -> str | None:
     return str(path) if whole else None
 
 
-def _run(decode: Callable, jobs: list[tuple], workers: int):
-    """The digests of ``jobs`` (arguments of :func:`_decode_chunk`) in order: in the calling thread
-    when one worker or one job, else by ``workers`` threads (at most one per job). Threads, not
-    processes: Pillow releases the GIL while it decodes and resizes, and a thread needs neither a
-    process start nor a re-import of the caller's main module."""
+def _in_order(fn: Callable, jobs: list[tuple], workers: int):
+    """``fn(*job)`` of every job, yielded in order: in the calling thread when one worker or one
+    job, else by ``workers`` threads (at most one per job); what is not started yet is cancelled if
+    the caller stops. Threads, not processes: Pillow releases the GIL while it decodes and resizes
+    (hashlib while it hashes), and a thread needs neither a process start nor a re-import of the
+    caller's main module."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _decode_chunk(decode, *job)
+            yield fn(*job)
         return
-    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="separation-decode") as pool:
-        futures = [pool.submit(_decode_chunk, decode, *job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="separation-store") as pool:
+        futures = [pool.submit(fn, *job) for job in jobs]
         try:
             for f in futures:
                 yield f.result()

@@ -69,15 +69,18 @@ def cgroup_left(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path
         else:
             continue
         parts = [p for p in path.split("/") if p]
-        for base in bases:
-            for depth in range(len(parts), -1, -1):  # the group, then every group above it
-                folder = base.joinpath(*parts[:depth])
-                limit, used = _number(folder / files[0]), _number(folder / files[1])
-                if limit is None or used is None or limit >= 1 << 60:  # no limit (v1 writes a huge number)
-                    continue
-                left = max(0, limit - used + _inactive_file(folder))
-                best = left if best is None else min(best, left)
+        # the group, then every group above it
+        rooms = [_room(base.joinpath(*parts[:depth]), *files) for base in bases for depth in range(len(parts), -1, -1)]
+        best = min([r for r in rooms if r is not None] + ([best] if best is not None else []), default=None)
     return best
+
+
+def _room(folder: Path, limit_file: str, usage_file: str) -> int | None:
+    """What the limit of one control group still allows (droppable cache as free); None: no limit."""
+    limit, used = _number(folder / limit_file), _number(folder / usage_file)
+    if limit is None or used is None or limit >= 1 << 60:  # no limit (v1 writes a huge number)
+        return None
+    return max(0, limit - used + _inactive_file(folder))
 
 
 def separation_bytes(n_train: int, n_test: int, d: int, itemsize: int, *, n_classes: int, norm: str,
@@ -90,7 +93,7 @@ def separation_bytes(n_train: int, n_test: int, d: int, itemsize: int, *, n_clas
     n = max(n_train, n_test)
     data = n_train * d * itemsize
     outputs = 8 * 6 * (n_train + n_test)
-    if stream_bytes is not None and max(n_train, n_test) * d * itemsize > stream_bytes:
+    if stream_bytes is not None and n * d * itemsize > stream_bytes:
         return 3 * stream_bytes + (64 << 20) + outputs
     if engine == "dask":  # the client streams the points into the store (65,536 rows at a time); workers read blocks
         return outputs + min(n_train, 65536) * d * itemsize

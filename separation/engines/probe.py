@@ -135,10 +135,8 @@ class ProbeSearch:
             best = np.full((m, self.n_classes), np.inf)
         if bound is not None:  # as if met before every class block: only strictly closer points are searched
             b = np.asarray(bound, dtype=np.float64)
-            if kind == "u8":
-                b = np.where(np.isfinite(b), b, 0).astype(np.int64)
-                b[~np.isfinite(np.asarray(bound, dtype=np.float64))] = _probe_kernels.BIG_INT
-            best[:] = b[:, None]
+            finite = np.isfinite(b)
+            best[finite] = b[finite, None]  # u8: integral byte distances, exact in int64
         bidx = np.full((m, self.n_classes), -1, dtype=np.int64)
         stats = np.zeros((m, 2), dtype=np.int64)
         t0 = time.perf_counter()

@@ -14,22 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.arrays import mapped_file
 from ..core.errors import DataError
 from .block_pairs import NearestMerge, Span, nearest_vectors, range_vectors
 from .block_plan import plan_blocks
 from .range_merge import RangeMerge
-
-
-def mapped_file(x: np.ndarray) -> tuple[str, int] | None:
-    """``(file, byte offset of x[0])`` when ``x`` is a C-contiguous view of a memory-mapped file,
-    else None."""
-    base = x
-    while isinstance(base.base, np.ndarray):  # to the array that owns the mapping
-        base = base.base
-    if not isinstance(base, np.memmap) or not base.filename or not x.flags.c_contiguous:
-        return None
-    delta = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-    return str(base.filename), int(base.offset) + int(delta)
 
 
 def row_reader(x: np.ndarray, y: np.ndarray):
@@ -55,7 +44,21 @@ def row_reader(x: np.ndarray, y: np.ndarray):
     return read
 
 
-def _spans(engine, n_query, n_db, x, norm, block_bytes, pairs):
+def _keep_last(fn):
+    """``fn`` with its last result kept: consecutive block pairs that share a block (a row of pairs,
+    one database block) read or prepare it once."""
+    held: dict = {}
+
+    def get(*key):
+        if key not in held:
+            held.clear()  # the old one goes first: one at a time
+            held[key] = fn(*key)
+        return held[key]
+
+    return get
+
+
+def _spans(engine, n_query, n_db, x, block_bytes, pairs):
     row_bytes = x.shape[1] * x.itemsize
     rows = max(1, block_bytes // max(1, row_bytes))
     kind, _, _, spans = plan_blocks(n_query, n_db, row_bytes, pairs=pairs, threads=1, block_size=(rows, rows))
@@ -71,25 +74,16 @@ def stream_cross_class(engine, x_query, y_query, x_db, y_db, *, norm, same_set, 
     block, database block), database-block-major, with the database block prepared once and
     searched only for points closer than what the blocks before it gave (a search's ``bound``)."""
     pairs = same_set and engine.pairs_once(norm, x_query.dtype)
-    kind, spans = _spans(engine, len(x_query), len(x_db), x_query, norm, block_bytes, pairs)
-    read_q, read_d = row_reader(x_query, y_query), row_reader(x_db, y_db)
+    kind, spans = _spans(engine, len(x_query), len(x_db), x_query, block_bytes, pairs)
+    read_q, read_d = _keep_last(row_reader(x_query, y_query)), row_reader(x_db, y_db)
+    prepare = _keep_last(lambda lo, hi: engine.prepare(*read_d(lo, hi), norm=norm))
     merged = NearestMerge(y_query, y_db, progress)
-    held: dict = {}
-
-    def prepared(key):
-        def get(load):
-            if key not in held:
-                held.clear()  # one prepared database block at a time
-                held[key] = engine.prepare(*load(), norm=norm)
-            return held[key]
-
-        return get
-
     for a, b in spans:
         span = Span(kind, a, b, diagonal=kind == "pair" and a == b)
         # rows: database blocks in increasing order, so the answer so far wins every tie (a bound)
         bound = merged.best_d[a[0]:a[1]] if kind == "rows" else None
-        merged.add(span, nearest_vectors(engine, span, norm, read_q, read_d, prepared=prepared(b), bound=bound))
+        merged.add(span, nearest_vectors(engine, span, norm, read_q, read_d, prepared=lambda load, b=b: prepare(*b),
+                                         bound=bound))
     return merged.arrays()
 
 
@@ -97,8 +91,8 @@ def stream_range_search(engine, x_query, y_query, x_db, y_db, *, norm, radius, s
                         progress=None):
     """``engine.range_search`` over blocks of at most ``block_bytes`` of points: ``(i, j, d)``
     sorted by ``(i, j)``, equal to the in-memory search; ``same_set``: square blocks ``I <= J``."""
-    _, spans = _spans(engine, len(x_query), len(x_db), x_query, norm, block_bytes, same_set)
-    read_q, read_d = row_reader(x_query, y_query), row_reader(x_db, y_db)
+    _, spans = _spans(engine, len(x_query), len(x_db), x_query, block_bytes, same_set)
+    read_q, read_d = _keep_last(row_reader(x_query, y_query)), row_reader(x_db, y_db)
     merged = RangeMerge(max_pairs, radius, np.asarray(y_query), np.asarray(y_db), progress)
     for a, b in spans:
         span = Span("range", a, b, diagonal=same_set and a == b)
@@ -106,4 +100,4 @@ def stream_range_search(engine, x_query, y_query, x_db, y_db, *, norm, radius, s
     return merged.arrays()
 
 
-__all__ = ["mapped_file", "row_reader", "stream_cross_class", "stream_range_search"]
+__all__ = ["row_reader", "stream_cross_class", "stream_range_search"]

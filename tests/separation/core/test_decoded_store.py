@@ -144,7 +144,7 @@ def test_worker_threads_decode_only_when_there_are_two_chunks_or_more(tmp_path, 
 
     x = decoded_images(paths, None, decode_noting_thread, what="t", options=StoreOptions(root=tmp_path / "s", workers=2, chunk=4))
     assert np.array_equal(x, np.stack([decode_image(p, None) for p in paths]))
-    workers = {t for t in threads if t.startswith("separation-decode")}
+    workers = {t for t in threads if t.startswith("separation-store")}
     assert bool(workers) == pool and (threading.current_thread().name in threads)  # the shape comes from here
 
 

@@ -12,7 +12,8 @@ from separation.core.errors import DataError, LimitError
 from separation.core.memory import separation_bytes
 from separation.engines import CPUBlocks, CPUEngine, ReferenceEngine
 from separation.engines.base import cross_pairs
-from separation.engines.streamed import mapped_file, row_reader
+from separation.core.arrays import mapped_file
+from separation.engines.streamed import row_reader
 
 NORMS = ("linf", "l2", "l1")
 
