@@ -27,7 +27,7 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
     for norm in ("linf", "l2", "l1"):
         engines = [r for r in rows if r["section"] == f"Engines on digits ({norm}, train–train + test–train)"]
         assert [r["competitor"] for r in engines] == {
-            "linf": ["cpu (probe)", "cpu (tiled)"], "l2": ["cpu (int8 GEMM)", "cpu (float32 GEMM + recheck)"],
+            "linf": ["cpu (probe)", "cpu (tiled)"], "l2": ["cpu (integer GEMM)", "cpu (float32 GEMM + recheck)"],
             "l1": ["cpu (l2 bound)", "cpu (tiled)"]}[norm]
         assert engines and all(r["metrics"]["fraction of peak"] > 0 for r in engines)
         assert all(r["agrees"] in (None, True) for r in engines)  # every engine variant: the same distances

@@ -3,6 +3,8 @@ labels are integers. Inputs in, clear errors out; every package validates throug
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from .errors import InvalidInputError, InvalidTypeError
@@ -129,11 +131,25 @@ def mapped_file(x: np.ndarray) -> tuple[str, int] | None:
     return str(base.filename), int(base.offset) + int(delta)
 
 
+def content_digest(*arrays: np.ndarray, rows: int = 1 << 16) -> str:
+    """sha256 (hex) of the arrays' dtypes, shapes and values, read ``rows`` rows at a time (a
+    non-contiguous array is copied a slab at a time, not whole)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        if a.size == 0:
+            continue
+        flat = a.reshape(len(a), -1) if a.ndim else a.reshape(1, 1)
+        for s in range(0, len(flat), rows):
+            h.update(memoryview(np.ascontiguousarray(flat[s:s + rows])).cast("B"))
+    return h.hexdigest()
+
+
 def to_unit_float(x, name: str = "x") -> np.ndarray:
     """``x`` as float64 ``(n, d)`` in [0, 1] pixel units (uint8 values are divided by 255)."""
     q = as_points(x, name)
     return q.astype(np.float64) / UINT8_DIVISOR if q.dtype == np.uint8 else q
 
 
-__all__ = ["NORMS", "UINT8_DIVISOR", "as_labels", "as_points", "check_norm", "common_storage", "mapped_file", "memmap_base",
+__all__ = ["NORMS", "UINT8_DIVISOR", "as_labels", "as_points", "check_norm", "common_storage", "content_digest", "mapped_file", "memmap_base",
            "to_unit_float"]

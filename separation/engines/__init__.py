@@ -2,8 +2,9 @@
 
 =============  ==============================================================================
 ``reference``  float64 brute force (ground truth of the tests; slow)
-``cpu``        numba register-tiled kernels with class-pair symmetry and exact pruning (l-inf,
-               l1); float32 GEMM + exact recheck (l2). Default without a GPU.
+``cpu``        numba kernels with exact pruning (l-inf: query-specific pixel probes; l1); an
+               exact integer GEMM on bytes, float32 GEMM + exact recheck on floats (l2).
+               Default without a GPU.
 ``faiss``      FAISS ``IndexFlat`` (GPU when ``faiss-gpu`` sees one), certified and rechecked
 ``cuda``       torch + Triton kernel on a CUDA GPU, streamed in blocks
 =============  ==============================================================================

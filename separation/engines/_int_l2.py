@@ -1,26 +1,40 @@
-"""Exact l2 on bytes from an int8 GEMM: no rounding, so no recheck.
+"""Exact l2 on bytes from an integer GEMM: no rounding, so no recheck.
 
 A byte row ``x`` is shifted to ``x' = x - 128`` (int8, the same bytes with the top bit flipped);
-``|x - y|^2 = |x'|^2 + |y'|^2 - 2 x'.y'``, and ``x'.y'`` is an int8 x int8 GEMM with int32
-accumulation (``torch._int_mm``, VNNI on x86): each product is at most ``128 * 128 = 16384`` in
-size, so a sum over up to :data:`K_CHUNK` features is exact in int32; longer rows are summed in
-int64 over chunks. Every squared distance is then an exact integer, and the numba kernels below
+``|x - y|^2 = |x'|^2 + |y'|^2 - 2 x'.y'``, and each product in ``x'.y'`` is at most
+``128 * 128 = 16384`` in size. Two GEMMs compute it exactly (:func:`gemm_backend` picks the faster
+here, once per process):
+
+* ``"int8"``: an int8 x int8 GEMM with int32 sums (``torch._int_mm``; fast where the CPU has VNNI,
+  a slow fallback elsewhere): exact over up to :data:`K_CHUNK` features;
+* ``"float32"``: the BLAS float32 GEMM on the same integers: every partial sum of up to
+  :data:`F_CHUNK` products is an integer of size at most ``2**24``, which float32 holds exactly,
+  in whatever order the BLAS adds.
+
+Longer rows are summed in int64 over chunks. Every squared distance is then an exact integer, and the numba kernels below
 reduce a block of them to the nearest partner of each row and column (ties to the smallest global
 index, by packing ``(distance, index)`` into one int64 key) or to the pairs within a limit.
 """
 from __future__ import annotations
 
 import functools
+import logging
+import time
 
 import numpy as np
 from numba import njit, prange
 
 from ..core.extras import require
 
-torch = require("torch", "the exact l2 search on the CPU (int8 GEMM)")
+torch = require("torch", "the exact l2 search on the CPU (integer GEMM)")
+log = logging.getLogger(__name__)
 
 #: features per int32-exact GEMM chunk: ``K_CHUNK * 128 * 128 < 2**31``
 K_CHUNK = (2**31 - 1) // (128 * 128)
+#: features per float32-exact GEMM chunk: ``F_CHUNK * 128 * 128 == 2**24``
+F_CHUNK = 2**24 // (128 * 128)
+#: the two exact GEMMs (see the module docstring)
+GEMM_BACKENDS = ("int8", "float32")
 #: rows shorter than this are multiplied in int64 (cheap for so few features)
 SHORT = 8
 #: most rows per block of the integer path: a block's int32 products (rows x rows) stay at 16 MiB
@@ -33,7 +47,7 @@ NO_KEY = np.iinfo(np.int64).max
 
 
 @functools.lru_cache(maxsize=None)
-def available() -> bool:
+def int8_available() -> bool:
     """Whether this torch has an int8 GEMM with int32 results on the CPU, and it is exact here."""
     if not hasattr(torch, "_int_mm"):
         return False
@@ -44,6 +58,32 @@ def available() -> bool:
     except RuntimeError:  # not built for this CPU / this torch
         return False
     return got.dtype == torch.int32 and torch.equal(got.to(torch.int64), a.to(torch.int64) @ b.to(torch.int64).T)
+
+
+@functools.lru_cache(maxsize=None)
+def gemm_backend() -> str:
+    """``"int8"`` where ``torch._int_mm`` is exact and at least as fast as the float32 GEMM on a
+    128 x 128 x 1024 product (timed once per process), else ``"float32"``: both are exact, so the
+    choice changes speed only."""
+    if not int8_available():
+        return "float32"
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(-128, 128, (128, F_CHUNK), dtype=torch.int8, generator=g) for _ in range(2))
+
+    def best(fn) -> float:
+        fn()  # warm-up: first-call set-up is not the GEMM's speed
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_int = best(lambda: torch._int_mm(a, b.T))
+    t_float = best(lambda: a.to(torch.float32) @ b.to(torch.float32).T)
+    choice = "int8" if t_int <= t_float else "float32"
+    log.debug("exact integer GEMM: %s (int8 %.2g s, float32 %.2g s per test product)", choice, t_int, t_float)
+    return choice
 
 
 def shifted(x: np.ndarray) -> np.ndarray:
@@ -61,17 +101,32 @@ def shifted_norms(x8: np.ndarray) -> np.ndarray:
     return out
 
 
-def int_dot(q8: torch.Tensor, d8: torch.Tensor) -> torch.Tensor:
-    """``q8 @ d8.T`` exactly: int32 ``(nq, nd)`` when the rows have :data:`SHORT` to :data:`K_CHUNK`
-    features, else int64 (fewer: one int64 product; more: summed over chunks of that many)."""
+def int_dot(q8: torch.Tensor, d8: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """``q8 @ d8.T`` exactly for int8 rows: int32 ``(nq, nd)`` when the rows have :data:`SHORT`
+    features up to one chunk of the backend (:data:`K_CHUNK` for ``"int8"``, :data:`F_CHUNK` for
+    ``"float32"``), else int64 (fewer: one int64 product; more: summed over chunks of that many;
+    float32 while torch's float32 matmul precision is not ``"highest"``: one float64 product).
+    ``backend``: one of :data:`GEMM_BACKENDS`; None: :func:`gemm_backend`."""
+    backend = gemm_backend() if backend is None else backend
+    if backend not in GEMM_BACKENDS:
+        raise ValueError(f"backend must be one of {GEMM_BACKENDS}, got {backend!r}")
     dim = q8.shape[1]
     if dim < SHORT:  # a single feature gives wrong int8 GEMM results (torch 2.x, CPU): exact int64 instead
         return q8.to(torch.int64) @ d8.to(torch.int64).T
-    if dim <= K_CHUNK:
-        return torch._int_mm(q8, d8.T)
+    if backend == "float32" and torch.get_float32_matmul_precision() != "highest":
+        # float32 GEMMs may then round through bf16 / tf32: float64 holds every sum here exactly
+        return (q8.to(torch.float64) @ d8.to(torch.float64).T).to(torch.int64)
+    if backend == "int8":
+        chunk = K_CHUNK
+        mm = (lambda q, d: torch._int_mm(q, d.T))
+    else:
+        chunk = F_CHUNK
+        mm = (lambda q, d: (q.to(torch.float32) @ d.to(torch.float32).T).to(torch.int32))
+    if dim <= chunk:
+        return mm(q8, d8)
     out = torch.zeros((q8.shape[0], d8.shape[0]), dtype=torch.int64)
-    for k in range(0, dim, K_CHUNK):
-        out += torch._int_mm(q8[:, k:k + K_CHUNK], d8[:, k:k + K_CHUNK].T).to(torch.int64)
+    for k in range(0, dim, chunk):
+        out += mm(q8[:, k:k + chunk], d8[:, k:k + chunk]).to(torch.int64)
     return out
 
 
@@ -163,5 +218,6 @@ def within(xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):
     return ii, jj, kk
 
 
-__all__ = ["K_CHUNK", "NO_KEY", "ROWS_BYTES", "ROWS_MAX", "SHORT", "block_rows", "available", "index_bits", "int_dot", "nearest_keys", "shifted", "shifted_norms", "thread_chunks",
+__all__ = ["F_CHUNK", "GEMM_BACKENDS", "K_CHUNK", "NO_KEY", "ROWS_BYTES", "ROWS_MAX", "SHORT", "block_rows", "gemm_backend",
+           "index_bits", "int8_available", "int_dot", "nearest_keys", "shifted", "shifted_norms", "thread_chunks",
            "within"]

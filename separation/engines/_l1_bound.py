@@ -1,4 +1,4 @@
-"""Exact l1 on bytes, pruned by the exact l2 of the int8 GEMM: nearest neighbours and range search.
+"""Exact l1 on bytes, pruned by the exact l2 of the integer GEMM: nearest neighbours and range search.
 
 Every term of a byte pair is at most 255, so ``|x - y|_1 >= |x - y|_2^2 / 255``: the int8 GEMM
 (:mod:`._int_l2`) gives each pair's exact squared l2 distance and with it the integer lower bound

@@ -50,7 +50,7 @@ class CPUBlocks:
     """
 
     probe_query_block: int = 128
-    probe_support_block: int = 2048
+    probe_support_block: int = 1024
     probe_seeds: int = 48
     probe_max: int = 64
     probe_step: int = 8

@@ -5,7 +5,7 @@ Backends (each returns ``(i, j, d)`` -- query positions, database positions, dis
 
 * :func:`cpu_pairs`: the numba kernel of ``_conflict_kernels`` (l-inf, l1; exact early exit on
   variance-ordered features), l2 through :func:`gemm_pairs` on the host;
-* :func:`gemm_pairs`: bytes on the CPU: the exact int8 GEMM of :mod:`._int_l2` (integer squared
+* :func:`gemm_pairs`: bytes on the CPU: the exact integer GEMM of :mod:`._int_l2` (integer squared
   distances, nothing rechecked); otherwise float32 GEMM with the rigorous rounding bound of
   :mod:`.gemm`, every pair within the bound rechecked exactly (integers for bytes); any torch device;
 * :func:`torch_pairs`: torch blocks on a device (``torch.cdist``: exact for bytes held as float32),
@@ -248,7 +248,7 @@ def _block_rows(dim: int, device) -> int:
 
 def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None, progress=None, device="cpu",
                block_rows=None, integer=None, norm="l2"):
-    """l2: the exact int8 GEMM for bytes on the CPU (``integer``, default there), else float32 GEMM
+    """l2: the exact integer GEMM for bytes on the CPU (``integer``, default there), else float32 GEMM
     blocks with the exact recheck; ``norm="l1"`` (bytes, CPU): the exact l1 where the l2 bound is
     within the radius (:func:`._l1_bound.within`). Sets are converted once (:class:`~.gemm._Rows`)."""
     from . import _l1_bound

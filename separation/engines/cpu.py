@@ -1,4 +1,4 @@
-"""Exact CPU engine: numba kernels for l-inf / l1; l2 by an exact int8 GEMM (bytes) or a float32 GEMM with an exact recheck.
+"""Exact CPU engine: numba kernels for l-inf / l1; l2 by an exact integer GEMM (bytes) or a float32 GEMM with an exact recheck.
 
 Train--train work is done once per *pair* of classes: the points are sorted by class and class
 ``a`` is compared with the block of all classes after it, updating both sides. Features are put
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.arrays import content_digest
 from ..core.errors import InvalidInputError, InvalidTypeError
 from ..core.extras import installed
 from .base import Engine, merge_better
@@ -41,7 +42,7 @@ def _acc_zero(dtype):
 
 
 class CPUEngine(Engine, register="cpu"):
-    """Exact, multi-threaded CPU engine (numba for l-inf/l1; l2: exact int8 GEMM for bytes, else float32 GEMM + exact recheck)."""
+    """Exact, multi-threaded CPU engine (numba for l-inf/l1; l2: exact integer GEMM for bytes, else float32 GEMM + exact recheck)."""
 
     name = "cpu"
 
@@ -49,9 +50,9 @@ class CPUEngine(Engine, register="cpu"):
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
         ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"int8"``
-        (bytes through the exact int8 GEMM where torch has it, other data as ``"float32"``; default)
+        (bytes through the exact integer GEMM of ``_int_l2``, other data as ``"float32"``; default)
         or ``"float32"`` (float32 GEMM and the exact recheck of its candidates); ``l1``: ``"bound"``
-        (bytes: exact l1 only where the int8 GEMM's exact l2 cannot rule the pair out, see
+        (bytes: exact l1 only where the integer GEMM's exact l2 cannot rule the pair out, see
         ``_l1_bound``; other data as ``"tiled"``; default) or ``"tiled"`` (the register-tiled
         kernel); ``blocks``: the kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
@@ -71,6 +72,15 @@ class CPUEngine(Engine, register="cpu"):
         self.blocks = blocks
         #: the streamed (out-of-core) passes so far and their block pairs (see ``blocks.stream_bytes``)
         self.streamed = {"passes": 0, "blocks": 0}
+        #: the last in-memory l-inf probe search, ``(content digest of its database, search)``: a
+        #: second pass over the same training set (test--train after train--train) reuses it
+        self._last_probe: tuple[str, object] | None = None
+
+    def __getstate__(self):
+        """A pickled engine (sent to Dask workers) leaves its last probe index behind."""
+        state = self.__dict__.copy()
+        state["_last_probe"] = None
+        return state
 
     @classmethod
     def available(cls) -> bool:
@@ -82,19 +92,29 @@ class CPUEngine(Engine, register="cpu"):
 
     def _gemm_norm(self, norm, *arrays):
         """Whether the GEMM functions serve ``norm`` here: l2 always; l1 with ``l1="bound"`` on bytes
-        where the int8 GEMM runs."""
+        (the integer GEMM needs torch)."""
         if norm == "l2":
             return True
         if not (norm == "l1" and self.l1 == "bound" and all(a.dtype == np.uint8 for a in arrays)):
             return False
-        if not installed("torch"):  # the int8 GEMM needs torch (an extra): without it, the tiled kernel
+        if not installed("torch"):  # the integer GEMM needs torch (an extra): without it, the tiled kernel
             return False
         from .gemm import use_integer
 
         return all(use_integer(a, "cpu") for a in arrays)
 
+    @property
+    def integer_gemm(self) -> str | None:
+        """The GEMM the exact integer path (l2 and l1 on bytes) runs on here: ``"int8"`` or
+        ``"float32"``, both exact, the faster chosen once per process; None without torch."""
+        if not installed("torch"):
+            return None
+        from ._int_l2 import gemm_backend
+
+        return gemm_backend()
+
     def _integer(self, norm="l2"):
-        """The GEMM functions' ``integer``: None (the int8 GEMM where it applies: always for l1)
+        """The GEMM functions' ``integer``: None (the integer GEMM where it applies: always for l1)
         or False (``l2="float32"``)."""
         return None if norm == "l1" or self.l2 == "int8" else False
 
@@ -175,7 +195,7 @@ class CPUEngine(Engine, register="cpu"):
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
                                     block_rows=self.blocks.gemm_rows, integer=self._integer(norm), norm=norm)
         if norm == "linf" and self.linf == "probe":
-            return self.prepare(x_db, y_db, norm="linf")(x_query, y_query, progress=progress)
+            return self._probe_search(x_db, y_db)(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
                                        progress=progress)
 
@@ -251,6 +271,15 @@ class CPUEngine(Engine, register="cpu"):
 
             return ProbeSearch(support, labels, n_classes, blocks=self.blocks)
         return super().class_search(support, labels, n_classes, norm=norm)
+
+    def _probe_search(self, x_db, y_db):
+        """:meth:`prepare` for l-inf, reused while the database's content (points and labels) is
+        the same as the last call's: the index is built once for train--train and test--train."""
+        key = content_digest(x_db, y_db)
+        if self._last_probe is None or self._last_probe[0] != key:
+            self._last_probe = None  # the old index goes before the new one is built
+            self._last_probe = (key, self.prepare(x_db, y_db, norm="linf"))
+        return self._last_probe[1]
 
     def _linf_probe(self, x_query, y_query, x_db, y_db):
         """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned

@@ -1,8 +1,9 @@
-"""Exact l2 nearest neighbours from a GEMM: an exact int8 GEMM for bytes on the CPU, else a
+"""Exact l2 nearest neighbours from a GEMM: an exact integer GEMM for bytes on the CPU, else a
 float32 GEMM plus an exact recheck of the candidates.
 
-Bytes on the CPU (default where torch has an int8 GEMM): every squared distance is an exact integer
-from ``|x'|^2 + |y'|^2 - 2 x'.y'`` with ``x' = x - 128`` in int8 (see :mod:`._int_l2`); nothing is
+Bytes on the CPU (default): every squared distance is an exact integer from
+``|x'|^2 + |y'|^2 - 2 x'.y'`` with ``x' = x - 128`` in int8 (see :mod:`._int_l2`: an int8 GEMM
+where the CPU runs it fast, else the float32 GEMM on the same integers, exact too); nothing is
 rechecked. Otherwise ``|x - y|^2 = |x|^2 + |y|^2 - 2 x.y`` is computed in float32 (fast BLAS /
 cuBLAS), then every pair whose float32 value is within a *rigorous* rounding bound of the best
 exact distance seen so far is recomputed exactly (int64 for uint8 data, float64 otherwise). The
@@ -128,8 +129,8 @@ KEEP_BYTES = {"cpu": 1 << 30, "cuda": 4 << 30}
 
 
 def use_integer(x: np.ndarray, device) -> bool:
-    """Whether the exact int8 GEMM serves ``x``: bytes, on the CPU, where this torch has it."""
-    return x.dtype == np.uint8 and torch.device(device).type == "cpu" and _int_l2.available()
+    """Whether the exact integer GEMM serves ``x``: bytes, on the CPU."""
+    return x.dtype == np.uint8 and torch.device(device).type == "cpu"
 
 
 class _Rows:
@@ -260,7 +261,7 @@ def _setup(device, integer, *arrays, norm="l2"):
     if integer is None:
         integer = use_integer(x, device)
     elif integer and not use_integer(x, device):
-        raise ValueError(f"the integer {norm} path needs byte data on the CPU and torch._int_mm")
+        raise ValueError(f"the integer {norm} path needs byte data on the CPU")
     bits = _int_l2.index_bits(max(len(a) for a in arrays), x.shape[1]) if integer else 0
     return device, integer, bits
 

@@ -19,6 +19,8 @@ from .blocks import DEFAULT_BLOCKS, CPUBlocks
 
 #: stored byte value -> [0, 1] pixel units (the divisor ``separation`` uses)
 BYTE = 255.0
+#: exact distances stop after pixels ``[0, 64)``, ``[0, 128)``, ``[0, 256)``, ... once one rules the point out
+EXACT_FIRST = 64
 
 
 class ProbeSearch:
@@ -42,16 +44,16 @@ class ProbeSearch:
         n, d = support.shape
         self.layout = self._layout(blocks.probe_layout, support.nbytes)
         # row-major rows for exact distances (row perm[j] at class-sorted position j): a sorted
-        # copy, or the support as given; and one class-sorted column-major copy for probing,
-        # built in column blocks (no full-size temporary)
+        # copy, or the support as given. The sorted copy also orders the pixels by decreasing
+        # spread (a distance does not depend on the pixel order), so an exact distance that can
+        # stop early (``stops``) meets a term that rules its point out in the first stretch
         if self.layout == "sorted":
-            self.D, self.perm = support[order], np.arange(n, dtype=np.int64)
+            self.features = self._spread_order(support)
+            self.D, self.perm = support[np.ix_(order, self.features)], np.arange(n, dtype=np.int64)
         else:
+            self.features = None
             self.D, self.perm = support, order.astype(np.int64)
-        self.DT = np.empty((d, n), dtype=support.dtype)
-        step = max(1, (1 << 20) // max(1, n * support.itemsize))
-        for k0 in range(0, d, step):
-            self.DT[k0:k0 + step] = support[order, k0:k0 + step].T
+        self.stops = np.unique(np.minimum(EXACT_FIRST << np.arange(max(1, d).bit_length()), d)).astype(np.int64)
         rc = np.ascontiguousarray(labels[order], dtype=np.int64)
         self.row_cls = rc
         starts, cls, seeds = [], [], []
@@ -69,17 +71,21 @@ class ProbeSearch:
         self.blk_start = np.asarray(starts, dtype=np.int64)
         self.blk_cls = np.asarray(cls, dtype=np.int64)
         self.seed_rows = np.unique(np.asarray(seeds, dtype=np.int64))
+        # the probing copy, block by block (one block's temporary at a time): block [j0, j1) is a
+        # column-major (d, j1 - j0) slab at DT[j0 * d : j1 * d], so a probe reads one short stretch
         # probe histograms: H[h, v, k] = #{support points of group h with byte value < v at pixel k}
         # (threshold-major: a query's thresholds are mostly alike, so its lookups run along a row)
         per_class = self.n_classes * d * 257 * 4 <= blocks.probe_hist_bytes
-        ranges = ([(int(np.searchsorted(rc, c, "left")), int(np.searchsorted(rc, c, "right")))
-                   for c in range(self.n_classes)] if per_class else [(0, n)])
-        H = np.zeros((len(ranges), 257, d), dtype=np.int32)
-        for h, (s, e) in enumerate(ranges):
-            for k in range(d):
-                col = self.DT[k, s:e]
-                col8 = col if self.support_u8 else np.rint(col * 255.0).astype(np.uint8)
-                H[h, 1:, k] = np.cumsum(np.bincount(col8, minlength=256))
+        H = np.zeros((self.n_classes if per_class else 1, 257, d), dtype=np.int32)
+        features = np.arange(d) if self.features is None else self.features
+        self.DT = np.empty(n * d, dtype=support.dtype)
+        for b, c in enumerate(cls):
+            j0, j1 = starts[b], starts[b + 1]
+            slab = support[np.ix_(order[j0:j1], features)].T
+            self.DT[j0 * d:j1 * d] = slab.ravel()
+            slab8 = slab if self.support_u8 else np.rint(slab * 255.0).astype(np.uint8)
+            _probe_kernels.add_counts(H[c if per_class else 0], slab8)
+        np.cumsum(H[:, 1:], axis=1, out=H[:, 1:])
         self.H = H
         self.hist_of = (np.arange(self.n_classes, dtype=np.int64) if per_class
                         else np.zeros(self.n_classes, dtype=np.int64))
@@ -88,6 +94,21 @@ class ProbeSearch:
         self.last_stats: dict[str, float] = {}
         #: (query, support row) pairs whose exact distance was computed, over every search so far
         self.exact_pairs = 0
+
+    @staticmethod
+    def _spread_order(support: np.ndarray, rows: int = 4096, chunk_bytes: int = 4 << 20) -> np.ndarray:
+        """Pixel indices by decreasing variance over (at most ``rows`` evenly spaced) support
+        points, summed in float64 a few rows at a time (``chunk_bytes`` of them, at least one row)."""
+        sample = support[::max(1, len(support) // rows)]
+        d = support.shape[1]
+        s1, s2 = np.zeros(d), np.zeros(d)
+        step = max(1, chunk_bytes // (8 * max(1, d)))
+        for a in range(0, len(sample), step):
+            blk = sample[a:a + step].astype(np.float64)
+            s1 += blk.sum(axis=0)
+            s2 += np.einsum("ij,ij->j", blk, blk)
+        m = max(1, len(sample))
+        return np.argsort(-(s2 / m - (s1 / m) ** 2), kind="stable").astype(np.int64)
 
     @staticmethod
     def _layout(layout: str, nbytes: int) -> str:
@@ -107,6 +128,8 @@ class ProbeSearch:
     def _prepare(self, q: np.ndarray):
         """Kernel flavour, exact queries and byte bounds for probe choice, for queries from
         ``as_points`` (uint8 bytes, or float64 in [0, 1])."""
+        if self.features is not None:
+            q = q[:, self.features]
         if q.dtype == np.uint8:
             if self.support_u8:
                 q8 = np.ascontiguousarray(q)
@@ -147,7 +170,7 @@ class ProbeSearch:
         _probe_kernels.scan(QX, QLO8, QHI8, self.DT, self.D, self.perm, self.H, self.hist_of, self.counts,
                             self.blk_start, self.blk_cls, self.row_cls, seeds, best, bidx, top2,
                             self.blocks.probe_max, stats, own, self._query_block(m),
-                            self.blocks.probe_step)
+                            self.blocks.probe_step, self.stops)
         self.exact_pairs += int(stats[:, 1].sum())
         self.last_stats = {"kind": kind, "seconds": time.perf_counter() - t0,
                            "exact_rows_per_query": float(stats[:, 1].mean()) if m else 0.0,

@@ -286,7 +286,9 @@ def test_the_probe_index_copies_the_support_once_in_the_low_memory_layout():
         peaks[layout] = tracemalloc.get_traced_memory()[1] / x.nbytes
         tracemalloc.stop()
         del index
-    assert peaks["given"] < 1.35 and peaks["sorted"] < 2.35, peaks
+    # one copy (given) or two (sorted), the histograms, the class order and one query chunk (the
+    # sorted layout's pixel order copies it: 1024 x 200 bytes = 0.017x); another copy would add 1.0x
+    assert peaks["given"] < 1.4 and peaks["sorted"] < 2.4, peaks
 
 
 def test_record_commands_are_the_exact_command_lines():

@@ -576,7 +576,7 @@ def test_probe_query_block_shrinks_only_below_four_tasks_per_thread(monkeypatch)
     seen, scan = [], _probe_kernels.scan
 
     def spy(*args):
-        seen.append(args[-2])
+        seen.append(args[-3])  # (..., query_block, probe_step, stops)
         return scan(*args)
 
     monkeypatch.setattr(_probe_kernels, "scan", spy)

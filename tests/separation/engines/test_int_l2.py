@@ -15,34 +15,64 @@ from separation.engines.conflicts import gemm_pairs, reference_pairs
 
 from helpers.engine_variants import near_tie_l2, tied
 
-pytestmark = pytest.mark.skipif(not _int_l2.available(), reason="this torch has no int8 GEMM on the CPU")
+BACKENDS = [pytest.param("int8", marks=pytest.mark.skipif(not _int_l2.int8_available(),
+                                                       reason="this torch has no int8 GEMM on the CPU")),
+            "float32"]
 
 
 def _int64_dot(a, b):
     return a.to(torch.int64) @ b.to(torch.int64).T
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dim", [1, _int_l2.SHORT - 1, _int_l2.SHORT, 784])
-def test_int_dot_is_exact_on_both_sides_of_the_short_switch(dim):
+def test_int_dot_is_exact_on_both_sides_of_the_short_switch(dim, backend):
     """Below SHORT features the product is taken in int64 (one feature gives wrong int8 GEMM results
     in this torch); from SHORT on the int8 GEMM: both equal an int64 product at the extreme bytes."""
     rng = np.random.default_rng(dim)
     q = torch.from_numpy(rng.choice(np.array([-128, 127, 0, -1], np.int8), (9, dim)))
     d = torch.from_numpy(rng.choice(np.array([-128, 127, 1], np.int8), (7, dim)))
-    assert torch.equal(_int_l2.int_dot(q, d).to(torch.int64), _int64_dot(q, d))
+    assert torch.equal(_int_l2.int_dot(q, d, backend).to(torch.int64), _int64_dot(q, d))
 
 
-@pytest.mark.parametrize("dim", [_int_l2.K_CHUNK, _int_l2.K_CHUNK + 1])
-def test_int_dot_is_exact_at_the_int32_chunk_boundary(dim):
-    """The largest products (-128 * -128 = 16384): K_CHUNK features still fit int32; one more
-    feature would overflow it, so the GEMM is summed in int64 over chunks."""
+@pytest.mark.parametrize("backend, dim", [
+    *[pytest.param("int8", dim, marks=BACKENDS[0].marks) for dim in (_int_l2.K_CHUNK, _int_l2.K_CHUNK + 1)],
+    ("float32", _int_l2.F_CHUNK), ("float32", _int_l2.F_CHUNK + 1), ("float32", 3 * _int_l2.F_CHUNK + 7)])
+def test_int_dot_is_exact_at_the_chunk_boundary(backend, dim):
+    """The largest products (-128 * -128 = 16384): a chunk (K_CHUNK features for int32 sums,
+    F_CHUNK for float32's 2**24) is still exact; one more feature is summed in int64 over chunks.
+    Mixed signs and odd values make every partial sum a different integer."""
+    chunk = _int_l2.K_CHUNK if backend == "int8" else _int_l2.F_CHUNK
     q = torch.full((2, dim), -128, dtype=torch.int8)
+    q[1, 1::3] = 127
     d = torch.full((3, dim), -128, dtype=torch.int8)
     d[1, ::2] = 127
-    got = _int_l2.int_dot(q, d)
-    assert got.dtype == (torch.int32 if dim == _int_l2.K_CHUNK else torch.int64)
+    d[2] = torch.from_numpy(np.random.default_rng(dim).integers(-128, 128, dim, dtype=np.int8))
+    got = _int_l2.int_dot(q, d, backend)
+    assert got.dtype == (torch.int32 if dim <= chunk else torch.int64)
     assert torch.equal(got.to(torch.int64), _int64_dot(q, d))
     assert int(got[0, 0]) == 16384 * dim
+
+
+def test_float32_gemms_allowed_to_round_give_way_to_float64():
+    """With torch's float32 matmul precision below "highest" (bf16 / tf32 allowed), the float32
+    backend multiplies in float64 instead: still exact at the largest products, in int64."""
+    q = torch.full((2, 3 * _int_l2.F_CHUNK), -128, dtype=torch.int8)
+    d = q.clone()
+    d[1, ::2] = 127
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        got = _int_l2.int_dot(q, d, "float32")
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert got.dtype == torch.int64 and torch.equal(got, _int64_dot(q, d))
+
+
+def test_an_unknown_backend_is_refused():
+    q = torch.zeros((1, 16), dtype=torch.int8)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        _int_l2.int_dot(q, q, "int4")
 
 
 def test_packed_keys_fit_63_bits_or_the_call_is_refused():
@@ -54,10 +84,12 @@ def test_packed_keys_fit_63_bits_or_the_call_is_refused():
         _int_l2.index_bits(2**29, dim)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dim", [784, 3072])
-def test_the_largest_byte_norms_are_exact(dim):
+def test_the_largest_byte_norms_are_exact(dim, backend, monkeypatch):
     """Rows of 255 against rows of 0 and of 254: squared distances 65025 d and d, exactly, on the
-    nearest-neighbour and the range search."""
+    nearest-neighbour and the range search, with either GEMM."""
+    monkeypatch.setattr(_int_l2, "gemm_backend", lambda: backend)
     q = np.full((3, dim), 255, np.uint8)
     db = np.concatenate([np.zeros((2, dim), np.uint8), np.full((2, dim), 254, np.uint8)])
     d, i = gemm.gemm_nearest(q, db, integer=True)
@@ -69,9 +101,11 @@ def test_the_largest_byte_norms_are_exact(dim):
     assert len(ii) == 12 and np.array_equal(np.unique(dd), np.sqrt([dim, 65025 * dim]) / 255)
 
 
-def test_near_ties_float32_cannot_resolve_are_decided_without_a_recheck(monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_near_ties_float32_cannot_resolve_are_decided_without_a_recheck(backend, monkeypatch):
     """Squared distances that differ by 1 at squared norms ~2e8 (float32 resolution ~16): the
-    integer path finds the nearer one and never calls the float path's exact recheck."""
+    integer path (either GEMM) finds the nearer one and never calls the float path's exact recheck."""
+    monkeypatch.setattr(_int_l2, "gemm_backend", lambda: backend)
     monkeypatch.setattr(gemm, "_exact_sq", lambda *a: pytest.fail("the integer path rechecked a pair"))
     q, db = near_tie_l2(12)
     d, i = gemm.gemm_nearest(q, db, integer=True)
@@ -93,10 +127,18 @@ def same(a, b):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
-       values=st.sampled_from([2, 3, 256]), rows=st.sampled_from([1, 2, 3, 7, None]))
-def test_every_entry_point_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, rows):
+       values=st.sampled_from([2, 3, 256]), rows=st.sampled_from([1, 2, 3, 7, None]),
+       backend=st.sampled_from(["int8", "float32"] if _int_l2.int8_available() else ["float32"]))
+def test_every_entry_point_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, rows, backend):
     """cross_class (train--train and test--train), nearest, block_pair and the range search on
-    the integer path, with 1-row blocks upward and many ties: equal to the float64 reference."""
+    the integer path (either GEMM), with 1-row blocks upward and many ties: equal to the float64
+    reference."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_int_l2, "gemm_backend", lambda: backend)
+        _every_entry_point(seed, n, nq, d, values, rows)
+
+
+def _every_entry_point(seed, n, nq, d, values, rows):
     rng, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows)
     same(eng.cross_class(x, y, x, y, norm="l2", same_set=True), ref.cross_class(x, y, x, y, norm="l2", same_set=True))
     same(eng.cross_class(xq, yq, x, y, norm="l2"), ref.cross_class(xq, yq, x, y, norm="l2"))
@@ -110,33 +152,37 @@ def test_every_entry_point_equals_the_reference_at_tiny_blocks(seed, n, nq, d, v
 
 
 def test_which_path_runs():
-    """Bytes on the CPU take the integer path by default; floats, ``l2="float32"``, another device
-    or a torch without the int8 GEMM take the float32 path; asking for the integer path where it
-    cannot run is refused."""
+    """Bytes on the CPU take the integer path by default; floats, ``l2="float32"`` or another
+    device take the float32 path with its recheck; asking for the integer path where it cannot run
+    is refused."""
     x = np.zeros((2, 3), np.uint8)
     assert gemm.use_integer(x, "cpu") and not gemm.use_integer(x.astype(np.float32), "cpu")
     assert not gemm.use_integer(x, "meta")
     assert CPUEngine()._integer() is None and CPUEngine(l2="float32")._integer() is False
+    assert CPUEngine().integer_gemm == _int_l2.gemm_backend() in _int_l2.GEMM_BACKENDS
     assert CPUEngine(l2="float32")._integer("l1") is None  # l1 on bytes: always the int8 GEMM
     with pytest.raises(ValueError, match="needs byte data on the CPU"):
         gemm.gemm_nearest(x.astype(np.float64), x.astype(np.float64), integer=True)
 
 
-def test_without_the_int8_gemm_bytes_take_the_float_path(monkeypatch):
-    """A torch without ``_int_mm`` (older or other builds): the same exact answer via float32 and
-    the recheck."""
+def test_without_the_int8_gemm_bytes_take_the_exact_float32_gemm(monkeypatch):
+    """A torch without ``_int_mm`` (older or other builds): the float32 backend of the same exact
+    integer path, equal to the reference (ties included) on every norm that uses it."""
     monkeypatch.delattr(torch, "_int_mm")
-    _int_l2.available.cache_clear()
+    _int_l2.int8_available.cache_clear()
+    _int_l2.gemm_backend.cache_clear()
     try:
-        assert not _int_l2.available()
+        assert not _int_l2.int8_available() and CPUEngine().integer_gemm == "float32"
         rng = np.random.default_rng(3)
         x, y = tied(rng, 30, 5, 3, values=4)
-        got = CPUEngine().cross_class(x, y, x, y, norm="l2", same_set=True)
-        want = ReferenceEngine().cross_class(x, y, x, y, norm="l2", same_set=True)
-        assert all(np.array_equal(u, v) for u, v in zip(got, want))
+        for norm in ("l2", "l1"):
+            got = CPUEngine().cross_class(x, y, x, y, norm=norm, same_set=True)
+            want = ReferenceEngine().cross_class(x, y, x, y, norm=norm, same_set=True)
+            assert all(np.array_equal(u, v) for u, v in zip(got, want)), norm
     finally:
         monkeypatch.undo()
-        _int_l2.available.cache_clear()
+        _int_l2.int8_available.cache_clear()
+        _int_l2.gemm_backend.cache_clear()
 
 
 def test_an_unknown_l2_path_is_refused():
