@@ -11,7 +11,8 @@ A block pair is described by anything with ``kind`` (``"rows"``, ``"pair"`` or `
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections import OrderedDict
+from typing import Callable, Hashable
 
 import numpy as np
 
@@ -103,10 +104,38 @@ class NearestMerge:
         return self.best_d, out_i
 
 
+class Recent:
+    """The last ``size`` values made, by key (a prepared database block, a block read): a value
+    used again moves to the end; the least recently used goes *before* a new one is made, so at
+    most ``size`` are ever held."""
+
+    def __init__(self, size: int = 1):
+        self.size = size
+        self._held: OrderedDict = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def get(self, key: Hashable, make: Callable[[], object]):
+        if key in self._held:
+            self._held.move_to_end(key)
+            return self._held[key]
+        while len(self._held) >= max(1, self.size):
+            self._held.popitem(last=False)
+        value = self._held[key] = make()
+        return value
+
+    def clear(self) -> int:
+        """Drop every value; how many there were."""
+        n = len(self._held)
+        self._held.clear()
+        return n
+
+
 def block_pairs_count(span, y_query, y_db) -> int:
     """(query row, other-label database row) pairs of the block pair, each direction counted."""
     (a0, a1), (b0, b1) = span.q_range, span.d_range
     return cross_pairs(y_query[a0:a1], y_db[b0:b1])
 
 
-__all__ = ["NearestMerge", "Span", "block_pairs_count", "globalize", "nearest_vectors", "range_vectors"]
+__all__ = ["NearestMerge", "Recent", "Span", "block_pairs_count", "globalize", "nearest_vectors", "range_vectors"]

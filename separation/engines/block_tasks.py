@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,12 @@ import numpy as np
 
 from ..core.faults import fault
 from ..core.threat import exact_eps
-from .block_pairs import nearest_vectors, range_vectors
+from .block_pairs import Recent, nearest_vectors, range_vectors
 from .shards import StoreRef, read_rows, read_shard, write_shard
 
 #: Prepared database blocks a worker keeps for its next tasks (e.g. the CPU l-inf probe index).
 PREPARED_CACHE = 2
-_PREPARED: OrderedDict = OrderedDict()
+_PREPARED = Recent(PREPARED_CACHE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,15 +125,7 @@ def _inner(spec, capability: str | None = None):
 def _prepared(task: BlockTask, engine, load):
     """The engine's prepared database block of ``task`` (``load()`` reads it), kept per worker."""
     key = (task.database.fingerprint, task.d_range, task.norm, repr(task.inner))
-    fn = _PREPARED.get(key)
-    if fn is None:
-        fn = engine.prepare(*load(), norm=task.norm)
-        _PREPARED[key] = fn
-        while len(_PREPARED) > PREPARED_CACHE:
-            _PREPARED.popitem(last=False)
-    else:
-        _PREPARED.move_to_end(key)
-    return fn
+    return _PREPARED.get(key, lambda: engine.prepare(*load(), norm=task.norm))
 
 
 def _reader(ref: StoreRef):
@@ -208,9 +199,7 @@ def check_worker(folder: str, inner=None) -> dict:
 
 def clear_prepared() -> int:
     """Drop this worker's prepared database blocks (what a fresh worker would have); how many."""
-    n = len(_PREPARED)
-    _PREPARED.clear()
-    return n
+    return _PREPARED.clear()
 
 
 def resolve_inner(spec) -> str:

@@ -12,6 +12,7 @@ from ..core.arrays import content_digest
 from ..core.errors import InvalidInputError, InvalidTypeError
 from ..core.extras import installed
 from .base import Engine, merge_better
+from .block_pairs import Recent
 from .blocks import DEFAULT_BLOCKS, CPUBlocks
 from .conflicts import cpu_pairs, gemm_pairs
 
@@ -72,14 +73,14 @@ class CPUEngine(Engine, register="cpu"):
         self.blocks = blocks
         #: the streamed (out-of-core) passes so far and their block pairs (see ``blocks.stream_bytes``)
         self.streamed = {"passes": 0, "blocks": 0}
-        #: the last in-memory l-inf probe search, ``(content digest of its database, search)``: a
-        #: second pass over the same training set (test--train after train--train) reuses it
-        self._last_probe: tuple[str, object] | None = None
+        #: the last in-memory l-inf probe search, by the content digest of its database: a second
+        #: pass over the same training set (test--train after train--train) reuses it
+        self._last_probe = Recent(1)
 
     def __getstate__(self):
         """A pickled engine (sent to Dask workers) leaves its last probe index behind."""
         state = self.__dict__.copy()
-        state["_last_probe"] = None
+        state["_last_probe"] = Recent(1)
         return state
 
     @classmethod
@@ -275,11 +276,7 @@ class CPUEngine(Engine, register="cpu"):
     def _probe_search(self, x_db, y_db):
         """:meth:`prepare` for l-inf, reused while the database's content (points and labels) is
         the same as the last call's: the index is built once for train--train and test--train."""
-        key = content_digest(x_db, y_db)
-        if self._last_probe is None or self._last_probe[0] != key:
-            self._last_probe = None  # the old index goes before the new one is built
-            self._last_probe = (key, self.prepare(x_db, y_db, norm="linf"))
-        return self._last_probe[1]
+        return self._last_probe.get(content_digest(x_db, y_db), lambda: self.prepare(x_db, y_db, norm="linf"))
 
     def _linf_probe(self, x_query, y_query, x_db, y_db):
         """l-inf: exact distance and a nearest other-class index per query, in one probe-pruned

@@ -77,11 +77,11 @@ class ProbeSearch:
         # (threshold-major: a query's thresholds are mostly alike, so its lookups run along a row)
         per_class = self.n_classes * d * 257 * 4 <= blocks.probe_hist_bytes
         H = np.zeros((self.n_classes if per_class else 1, 257, d), dtype=np.int32)
-        features = np.arange(d) if self.features is None else self.features
         self.DT = np.empty(n * d, dtype=support.dtype)
         for b, c in enumerate(cls):
             j0, j1 = starts[b], starts[b + 1]
-            slab = support[np.ix_(order[j0:j1], features)].T
+            # the sorted copy already holds the block's rows, pixels in order; else gather them
+            slab = (self.D[j0:j1] if self.features is not None else support[order[j0:j1]]).T
             self.DT[j0 * d:j1 * d] = slab.ravel()
             slab8 = slab if self.support_u8 else np.rint(slab * 255.0).astype(np.uint8)
             _probe_kernels.add_counts(H[c if per_class else 0], slab8)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.arrays import mapped_file
 from ..core.errors import DataError
-from .block_pairs import NearestMerge, Span, nearest_vectors, range_vectors
+from .block_pairs import NearestMerge, Recent, Span, nearest_vectors, range_vectors
 from .block_plan import plan_blocks
 from .range_merge import RangeMerge
 
@@ -45,17 +45,10 @@ def row_reader(x: np.ndarray, y: np.ndarray):
 
 
 def _keep_last(fn):
-    """``fn`` with its last result kept: consecutive block pairs that share a block (a row of pairs,
-    one database block) read or prepare it once."""
-    held: dict = {}
-
-    def get(*key):
-        if key not in held:
-            held.clear()  # the old one goes first: one at a time
-            held[key] = fn(*key)
-        return held[key]
-
-    return get
+    """``fn`` with its last result kept (:class:`Recent`): consecutive block pairs that share a
+    block (a row of pairs, one database block) read or prepare it once."""
+    held = Recent(1)
+    return lambda *key: held.get(key, lambda: fn(*key))
 
 
 def _spans(engine, n_query, n_db, x, block_bytes, pairs):

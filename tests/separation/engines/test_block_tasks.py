@@ -457,3 +457,25 @@ def test_points_read_in_place_are_not_copied_and_still_verified(tmp_path):
     _alter(str(tmp_path / "images.npy"), slice(4, 5))
     with pytest.raises(shards.StoreError, match=r"images\.npy does not hold the data it was written with"):
         shards.read_rows(ref, 0, 9)
+
+
+def test_recent_holds_at_most_its_size_even_while_it_makes_a_value():
+    """The memo behind prepared blocks and streamed reads: a value used again is not made again
+    and becomes the most recent; the least recent goes before a new one is made (at the size
+    switch: ``size`` held, never ``size + 1``); size 0 keeps one."""
+    from separation.engines.block_pairs import Recent
+
+    held = Recent(2)
+    during = []
+
+    def make(value):
+        return lambda: during.append(len(held)) or value
+
+    assert held.get("a", make("a")) == "a" and held.get("b", make("b")) == "b"
+    assert held.get("a", make("not made")) == "a" and during == [0, 1]
+    assert held.get("c", make("c")) == "c" and during == [0, 1, 1] and len(held) == 2
+    assert held.get("a", make("not made")) == "a"  # a stayed: b was the least recent
+    assert held.get("b", make("b again")) == "b again"
+    assert held.clear() == 2 and len(held) == 0
+    one = Recent(0)
+    assert one.get(1, lambda: "x") == "x" and one.get(2, lambda: "y") == "y" and len(one) == 1

@@ -121,7 +121,7 @@ def test_the_index_is_built_once_for_two_passes_over_the_same_training_set(monke
     check(x, y, True)
     assert len(built) == 3
     clone = pickle.loads(pickle.dumps(eng))  # as sent to a Dask worker: without the index
-    assert clone._last_probe is None and eng._last_probe is not None
+    assert len(clone._last_probe) == 0 and len(eng._last_probe) == 1
     check(x, y, True)
     assert len(built) == 3
 
