@@ -39,9 +39,10 @@ from separation.engines import CPUEngine  # noqa: E402
 log = logging.getLogger("roofline")
 NORMS = ("linf", "l2", "l1")
 #: the engines timed per norm: label -> (CPUEngine options, the peak it is measured against, how its
-#: fully computed pairs are known: "probe" counted, "gemm" all, None not counted)
+#: fully computed pairs are known: "probe" / "pooled" counted, "gemm" all, None not counted)
 ENGINES = {"linf": {"cpu (probe)": ({}, "linf", "probe"), "cpu (tiled)": ({"linf": "tiled"}, "linf", None)},
-           "l2": {"cpu (integer GEMM)": ({}, "integer GEMM", "gemm"),
+           "l2": {"cpu (pooled bound)": ({}, "float32 GEMM", "pooled"),
+                  "cpu (integer GEMM)": ({"l2": "int8"}, "integer GEMM", "gemm"),
                   "cpu (float32 GEMM + recheck)": ({"l2": "float32"}, "float32 GEMM", "gemm")},
            "l1": {"cpu (l2 bound)": ({}, "l1", None), "cpu (tiled)": ({"l1": "tiled"}, "l1", None)}}
 PEAKS = {"linf": "l-inf kernel: byte |a-b| then max", "l1": "l1 kernel: byte |a-b| then add",
@@ -56,7 +57,8 @@ DESCRIPTION = (
     "(64 x 256 rows of 784 bytes) -- what the arithmetic reaches here without pruning, not the "
     "instruction-level limit; GEMMs of 2048 x 2048 x 784 (one multiply-add per pair-dim), memory: a parallel copy of "
     "512 MiB (bytes read + written). Exact pairs: the share of cross-class pairs whose distance was "
-    "fully computed (the probe search's count; every pair for a GEMM; not counted for the tiled "
+    "fully computed (the probe search's and the pooled l2 bound's count, the pooled search measured against the "
+    "float32 GEMM its bound runs on; every pair for a GEMM; not counted for the tiled "
     "kernels, which stop each pair early, nor for l1's l2 bound). The integer GEMM's peak is that of "
     "the GEMM it runs on here (int8 where torch._int_mm is the faster, else float32). Load: the "
     "1-minute load average before the row.")
@@ -177,8 +179,9 @@ def engines_section(ds, peaks: dict, rows: list) -> None:
             agrees = None if ref is None else all(np.array_equal(a, b) for a, b in zip(dists, ref))
             ref = ref or dists
             rate = work / sec / 1e9
-            exact = {"gemm": 1.0, None: None}.get(counted) if counted != "probe" else \
-                engine.probe_pairs["exact"] / max(1, engine.probe_pairs["pairs"])
+            counts = {"probe": engine.probe_pairs, "pooled": engine.pooled_pairs}.get(counted)
+            exact = {"gemm": 1.0, None: None}.get(counted) if counts is None else \
+                counts["exact"] / counts["pairs"] if counts["pairs"] else None  # None: that path did not run
             if peak == "integer GEMM":  # the GEMM the exact integer path runs on here
                 peak = f"{engine.integer_gemm} GEMM"
             metrics = {"G pair-dims/s": rate, "fraction of peak": rate / peaks[peak],

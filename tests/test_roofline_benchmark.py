@@ -27,7 +27,8 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
     for norm in ("linf", "l2", "l1"):
         engines = [r for r in rows if r["section"] == f"Engines on digits ({norm}, train–train + test–train)"]
         assert [r["competitor"] for r in engines] == {
-            "linf": ["cpu (probe)", "cpu (tiled)"], "l2": ["cpu (integer GEMM)", "cpu (float32 GEMM + recheck)"],
+            "linf": ["cpu (probe)", "cpu (tiled)"], "l2": ["cpu (pooled bound)", "cpu (integer GEMM)",
+                                                       "cpu (float32 GEMM + recheck)"],
             "l1": ["cpu (l2 bound)", "cpu (tiled)"]}[norm]
         assert engines and all(r["metrics"]["fraction of peak"] > 0 for r in engines)
         assert all(r["agrees"] in (None, True) for r in engines)  # every engine variant: the same distances
@@ -35,6 +36,8 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
         assert tools == ["ours: cpu", "torch.cdist"]
     probe = next(r for r in rows if r["competitor"] == "cpu (probe)")
     assert 0 < probe["metrics"]["exact pairs"] < 1  # the probes ruled pairs out
+    pooled = next(r for r in rows if r["competitor"] == "cpu (pooled bound)")
+    assert pooled["metrics"]["exact pairs"] is None  # digits are floats: the pooled path is for bytes
     peaks = {r["group"] for r in rows if r["section"] == "Measured peaks of this machine"}
     assert {"int8 GEMM, int32 sums (torch._int_mm)", "memory: parallel copy"} <= peaks
     page = (tmp_path / "pages" / "roofline.md").read_text()

@@ -147,8 +147,9 @@ def index_bits(n_global: int, dim: int) -> int:
 
 @njit(inline="always")
 def thread_chunks(nq, col_threads):  # pragma: no cover - numba
-    """``(chunks, rows per chunk)`` of a block's ``nq`` rows: one chunk per column copy
-    (``col_threads``, one per thread) or, without column copies, one chunk for all rows."""
+    """``(chunks, rows per chunk)`` of a block's ``nq`` rows: one chunk per row of the column
+    copies (``col_threads``, one per thread; a kernel's column copies of shape ``(T, 0)`` ask for
+    rows only, in ``T`` chunks), or one chunk for all rows where ``col_threads`` is 0."""
     chunks = col_threads if col_threads > 0 else 1
     return chunks, (nq + chunks - 1) // chunks
 
@@ -158,10 +159,11 @@ def nearest_keys(xy, qn, dn, q_gidx, d_gidx, bits, row_key, col_key):  # pragma:
     """Fold one block into packed keys: ``row_key[i] = min(row_key[i], min_j key(i, j))`` with
     ``key(i, j) = (|q_i - d_j|^2 << bits) | d_gidx[j]``; with ``col_key`` of shape ``(T, nd)``
     (T >= 1 row chunks, one per thread), ``col_key[t, j]`` folds ``(... << bits) | q_gidx[i]``
-    over chunk t's rows (the caller takes the minimum over t). ``col_key.shape[0] == 0``: rows only.
+    over chunk t's rows (the caller takes the minimum over t). ``col_key`` of shape ``(T, 0)``:
+    rows only, in T chunks.
     ``xy`` (nq, nd) int32/int64 exact shifted dot products; ``qn``/``dn`` int64 shifted norms."""
     nq, nd = xy.shape
-    cols = col_key.shape[0] > 0
+    cols = col_key.shape[1] > 0
     n_chunks, per = thread_chunks(nq, col_key.shape[0])
     for t in prange(n_chunks):
         for i in range(t * per, min(nq, (t + 1) * per)):

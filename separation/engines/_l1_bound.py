@@ -58,9 +58,9 @@ def l1_block(Q, D, xy, qn, dn, q_gidx, d_gidx, row_best, row_idx, col_best, col_
     products and ``qn``/``dn`` shifted squared norms (:mod:`._int_l2`: ``qn[i] + dn[j] - 2 xy[i, j]``
     is the squared l2 distance); ``row_best``/``row_idx`` (nq,) float64/int64 updated in place;
     ``col_best``/``col_idx`` (T, nd): one row per thread, each starting from the columns' bests
-    (the caller folds them; ``T == 0``: rows only)."""
+    (the caller folds them; shape ``(T, 0)``: rows only, in T chunks)."""
     nq, nd = xy.shape
-    cols = col_best.shape[0] > 0
+    cols = col_best.shape[1] > 0
     n_chunks, per = thread_chunks(nq, col_best.shape[0])
     for t in prange(n_chunks):
         for i in range(t * per, min(nq, (t + 1) * per)):

@@ -1,4 +1,4 @@
-"""Exact CPU engine: numba kernels for l-inf / l1; l2 by an exact integer GEMM (bytes) or a float32 GEMM with an exact recheck.
+"""Exact CPU engine: numba kernels for l-inf / l1; l2 on bytes by exact distances where a pooled lower bound cannot rule a pair out, else a float32 GEMM with an exact recheck.
 
 Train--train work is done once per *pair* of classes: the points are sorted by class and class
 ``a`` is compared with the block of all classes after it, updating both sides. Features are put
@@ -43,29 +43,34 @@ def _acc_zero(dtype):
 
 
 class CPUEngine(Engine, register="cpu"):
-    """Exact, multi-threaded CPU engine (numba for l-inf/l1; l2: exact integer GEMM for bytes, else float32 GEMM + exact recheck)."""
+    """Exact, multi-threaded CPU engine (numba for l-inf/l1; l2: the pooled bound and exact integer distances for bytes, else float32 GEMM + exact recheck)."""
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "int8", l1: str = "bound",
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "pooled", l1: str = "bound",
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
-        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"int8"``
-        (bytes through the exact integer GEMM of ``_int_l2``, other data as ``"float32"``; default)
-        or ``"float32"`` (float32 GEMM and the exact recheck of its candidates); ``l1``: ``"bound"``
+        ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"pooled"``
+        (bytes: exact squared distances only where the pooled lower bound of ``_pooled_l2`` cannot
+        rule the pair out; other data as ``"float32"``; default), ``"int8"`` (bytes through the exact
+        integer GEMM of ``_int_l2``, other data as ``"float32"``) or ``"float32"`` (float32 GEMM and
+        the exact recheck of its candidates); ``l1``: ``"bound"``
         (bytes: exact l1 only where the integer GEMM's exact l2 cannot rule the pair out, see
         ``_l1_bound``; other data as ``"tiled"``; default) or ``"tiled"`` (the register-tiled
         kernel); ``blocks``: the kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
-        if l2 not in ("int8", "float32"):
-            raise InvalidInputError(f"l2 must be 'int8' or 'float32', got {l2!r}")
+        if l2 not in ("pooled", "int8", "float32"):
+            raise InvalidInputError(f"l2 must be 'pooled', 'int8' or 'float32', got {l2!r}")
         if l1 not in ("bound", "tiled"):
             raise InvalidInputError(f"l1 must be 'bound' or 'tiled', got {l1!r}")
         self.l2, self.l1 = l2, l1
         #: the l-inf probe searches' pruning so far: (query, other-class point) pairs searched, and
         #: those whose exact distance was computed (the rest were ruled out by probes)
         self.probe_pairs = {"pairs": 0, "exact": 0}
+        #: the same for the pooled l2 searches (``l2="pooled"``, bytes): pairs searched, and those
+        #: whose exact distance was computed (the rest were ruled out by the pooled bound)
+        self.pooled_pairs = {"pairs": 0, "exact": 0}
         if not isinstance(blocks, CPUBlocks):
             raise InvalidTypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
         self.reorder_features = reorder_features
@@ -117,7 +122,12 @@ class CPUEngine(Engine, register="cpu"):
     def _integer(self, norm="l2"):
         """The GEMM functions' ``integer``: None (the integer GEMM where it applies: always for l1)
         or False (``l2="float32"``)."""
-        return None if norm == "l1" or self.l2 == "int8" else False
+        return None if norm == "l1" or self.l2 != "float32" else False
+
+    def _gemm_args(self, norm):
+        """Keyword arguments of the GEMM functions (:mod:`.gemm`) for ``norm``."""
+        return {"block_rows": self.blocks.gemm_rows, "integer": self._integer(norm), "norm": norm,
+                "pooled": self.l2 == "pooled", "counts": self.pooled_pairs}
 
     # -- l-inf / l1 ---------------------------------------------------------------------------
     def _order(self, *arrays):
@@ -158,8 +168,7 @@ class CPUEngine(Engine, register="cpu"):
         if self._gemm_norm(norm, queries, database):
             from .gemm import gemm_nearest
 
-            return gemm_nearest(queries, database, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
-                                norm=norm)
+            return gemm_nearest(queries, database, **self._gemm_args(norm))
         if norm == "linf" and self.linf == "probe":
             return self._linf_probe(queries, np.full(len(queries), -1, np.int64), database,
                                     np.zeros(len(database), np.int64))
@@ -194,7 +203,7 @@ class CPUEngine(Engine, register="cpu"):
             from .gemm import gemm_cross_class
 
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
-                                    block_rows=self.blocks.gemm_rows, integer=self._integer(norm), norm=norm)
+                                    **self._gemm_args(norm))
         if norm == "linf" and self.linf == "probe":
             return self._probe_search(x_db, y_db)(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
@@ -312,8 +321,7 @@ class CPUEngine(Engine, register="cpu"):
         if self._gemm_norm(norm, xa, xb):
             from .gemm import gemm_block_pair
 
-            return gemm_block_pair(xa, ya, xb, yb, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
-                                   norm=norm)
+            return gemm_block_pair(xa, ya, xb, yb, **self._gemm_args(norm))
         if not self.pairs_once(norm, xa.dtype):
             return super().block_pair(xa, ya, xb, yb, norm=norm)
         perm = self._order(xa, xb)

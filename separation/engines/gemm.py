@@ -1,6 +1,11 @@
 """Exact l2 nearest neighbours from a GEMM: an exact integer GEMM for bytes on the CPU, else a
 float32 GEMM plus an exact recheck of the candidates.
 
+With ``pooled`` (the CPU engine's default for bytes), the GEMM runs on the points' pooled
+coordinates instead -- a lower bound on every squared distance, see :mod:`._pooled_l2` -- and
+exact integer distances are computed only where that bound cannot rule a pair out; where it rules
+out too little, the search goes on with the integer GEMM.
+
 Bytes on the CPU (default): every squared distance is an exact integer from
 ``|x'|^2 + |y'|^2 - 2 x'.y'`` with ``x' = x - 128`` in int8 (see :mod:`._int_l2`: an int8 GEMM
 where the CPU runs it fast, else the float32 GEMM on the same integers, exact too); nothing is
@@ -17,11 +22,11 @@ import numba
 import numpy as np
 
 from ..core.extras import require
-from . import _int_l2, _l1_bound
+from . import _int_l2, _pooled_l2
+from ._bound_blocks import add_counts, l1_block_search, pooled_block, pooling
+from ._gemm_rounding import U32, _approx_sq, _limit, _norms, _tolerance
 
 torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
-
-U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 
 
 def _exact_sq(Q, D, rows, cols):
@@ -61,33 +66,6 @@ class _Side:
         self.idx[local[better]] = gidx[better]
 
 
-def _approx_sq(Qf, Df, qn, dn):
-    """float32 ``|q - d|^2`` of every pair, ``(nq, nd)``, from one GEMM (``qn``/``dn``: exact squared norms)."""
-    d2 = Qf @ Df.T
-    return d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
-
-
-def _tolerance(sq, other_sq, dim):
-    """Rigorous bound on ``|_approx_sq - exact|`` of each point (squared norms ``sq``, float64) against
-    every point of the other set (squared norms ``other_sq``): float64, one per point.
-
-    ``gamma`` bounds the dot product's rounding (Higham's gamma_n with 4 operations of slack); the
-    second term covers the float32 rounding of both squared norms and of the sum."""
-    gamma = (dim + 4) * U32 / (1 - (dim + 4) * U32)
-    other_max = other_sq.max()
-    cross = sq.sqrt() * other_max.sqrt()
-    return 2 * gamma * cross + 4 * U32 * (sq + other_max + 2 * cross)
-
-
-def _limit(d2_min, best, tol):
-    """float32 threshold per point: a pair above it cannot be the point's nearest.
-
-    The true nearest j* has ``d2(j*) <= exact(j*) + tol <= exact(argmin d2) + tol <= min d2 + 2 tol``,
-    and ``<= best exact so far + tol``; ``1 + 8 u`` absorbs the rounding of this float64 arithmetic
-    and of the conversion to float32."""
-    return (torch.minimum(d2_min.double() + 2 * tol, best + tol) * (1 + 8 * U32)).to(torch.float32)
-
-
 def _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
     """Process one (query block, database block) pair on the tensors' device: every pair that can
     be the nearest of its row (and, with ``d_side``, of its column) is recomputed exactly and offered.
@@ -108,10 +86,6 @@ def _block(Qt, Dt, Qf, Df, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, 
     q_side.offer(r + q_off, ex, d_gidx[c])
     if d_side is not None:
         d_side.offer(c + d_off, ex, q_gidx[r])
-
-
-def _norms(t):
-    return t.to(torch.float64).square().sum(dim=1)
 
 
 def _blocks(n, size):
@@ -138,10 +112,18 @@ class _Rows:
 
     Integer path (bytes on the CPU): ``op`` the int8 rows ``x - 128`` and ``sq`` their exact
     squared norms (int64, numpy). Float path: ``op`` the float32 copy on the device (None when over
-    :data:`KEEP_BYTES`: converted per block) and ``sq`` the exact squared norms (float64 tensor)."""
+    :data:`KEEP_BYTES`: converted per block) and ``sq`` the exact squared norms (float64 tensor).
+    With feature ``groups`` (integer path, :mod:`._pooled_l2`), ``pool`` holds the pooled
+    coordinates (float32 tensor) and their exact squared norms (float64 tensor), and ``x`` is
+    stored in the features' :func:`~._pooled_l2.exact_layout` (same distances); ``prune`` (a
+    :class:`~._pooled_l2.Pruning`, shared by the search's sets) says whether the bound still runs."""
 
-    def __init__(self, x, device, integer, *, op=None, sq=None, xt=None):
-        self.x, self.device, self.integer = x, device, integer
+    def __init__(self, x, device, integer, *, op=None, sq=None, xt=None, groups=None, pool=None, prune=None):
+        self.x, self.device, self.integer, self.pool, self.prune = x, device, integer, pool, prune
+        if groups is not None:
+            p = torch.from_numpy(_pooled_l2.pooled(x, groups))
+            self.pool = (p, _norms(p))
+            self.x = x = np.ascontiguousarray(x[:, _pooled_l2.exact_layout(groups)])
         if sq is not None:
             self.op, self.sq, self.xt = op, sq, xt
         elif integer:
@@ -161,7 +143,13 @@ class _Rows:
     def sub(self, a, b):
         """Rows ``a..b-1`` (views, nothing converted again)."""
         cut = (lambda t: None if t is None else t[a:b])
-        return _Rows(self.x[a:b], self.device, self.integer, op=cut(self.op), sq=self.sq[a:b], xt=cut(self.xt))
+        pool = None if self.pool is None else (self.pool[0][a:b], self.pool[1][a:b])
+        return _Rows(self.x[a:b], self.device, self.integer, op=cut(self.op), sq=self.sq[a:b], xt=cut(self.xt),
+                     pool=pool, prune=self.prune)
+
+    def pool_block(self, a, b):
+        """``(pooled coordinates, their squared norms)`` of rows ``a..b-1``."""
+        return self.pool[0][a:b], self.pool[1][a:b]
 
     def block(self, a, b):
         """``(rows on the device, GEMM operand, squared norms)`` of rows ``a..b-1``."""
@@ -179,7 +167,7 @@ def _int_block(q8, d8, qn, dn, q_side, q_off, d_gidx, bits, d_side=None, d_off=0
     xy = _int_l2.int_dot(q8, d8).numpy()
     nq, nd = xy.shape
     row_key = np.full(nq, _int_l2.NO_KEY, dtype=np.int64)
-    col_key = np.full((numba.get_num_threads() if d_side is not None else 0, nd), _int_l2.NO_KEY, dtype=np.int64)
+    col_key = np.full((numba.get_num_threads(), nd if d_side is not None else 0), _int_l2.NO_KEY, dtype=np.int64)
     q_g = np.ascontiguousarray(q_gidx if q_gidx is not None else np.zeros(nq), dtype=np.int64)
     _int_l2.nearest_keys(xy, qn, dn, q_g, np.ascontiguousarray(d_gidx, dtype=np.int64), bits, row_key, col_key)
     mask = (1 << bits) - 1
@@ -204,24 +192,6 @@ def _seeded_side(x_sorted, partners, x_other, norm):
     return side
 
 
-def _l1_block(qx, dx, q8, d8, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
-    """One block of the l1 search (:mod:`._l1_bound`): exact l1 distances of the pairs the exact
-    l2 cannot rule out, folded straight into the sides' running bests."""
-    xy = _int_l2.int_dot(q8, d8).numpy()
-    nq, nd = xy.shape
-    threads = numba.get_num_threads() if d_side is not None else 0
-    if d_side is not None:
-        cb = np.repeat(d_side.best[None, d_off:d_off + nd], threads, axis=0)
-        ci = np.repeat(d_side.idx[None, d_off:d_off + nd], threads, axis=0)
-    else:
-        cb, ci = np.empty((0, nd)), np.empty((0, nd), dtype=np.int64)
-    q_g = np.ascontiguousarray(q_gidx if q_gidx is not None else np.zeros(nq), dtype=np.int64)
-    _l1_bound.l1_block(qx, dx, xy, qn, dn, q_g, np.ascontiguousarray(d_gidx, dtype=np.int64),
-                       q_side.best[q_off:q_off + nq], q_side.idx[q_off:q_off + nq], cb, ci)
-    if d_side is not None:
-        _l1_bound.fold_columns(cb, ci, d_side.best[d_off:d_off + nd], d_side.idx[d_off:d_off + nd])
-
-
 def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0, rows=None, bits=0, norm="l2"):
     """Every (query block, database block) pair of ``Q`` and ``D`` (:class:`_Rows`) offered to
     ``q_side`` (and ``d_side``); ``d_gidx``/``q_gidx``: global indices of D's / Q's rows."""
@@ -232,11 +202,17 @@ def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0,
         for da, db in _blocks(len(D), rows):
             Dt, Dop, dn = D.block(da, db)
             if norm == "l1":
-                _l1_block(Q.x[qa:qb], D.x[da:db], Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
+                l1_block_search(Q.x[qa:qb], D.x[da:db], Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
                           d_side=d_side, d_off=d_off + da, q_gidx=qg)
+            elif Q.pool is not None and Q.prune.active:
+                exact = pooled_block(Q.x[qa:qb], D.x[da:db], Q.pool_block(qa, qb), D.pool_block(da, db), q_side,
+                                      q_off + qa, d_gidx[da:db], d_side=d_side, d_off=d_off + da, q_gidx=qg)
+                Q.prune.add((qb - qa) * (db - da), exact)
             elif Q.integer:
                 _int_block(Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db], bits,
                            d_side=d_side, d_off=d_off + da, q_gidx=qg)
+                if Q.prune is not None:  # the pooled bound no longer paid: every pair computed
+                    Q.prune.add((qb - qa) * (db - da), (qb - qa) * (db - da))
             else:
                 _block(Qt, Dt, Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
                        d_side=d_side, d_off=d_off + da, q_gidx=qg)
@@ -266,31 +242,41 @@ def _setup(device, integer, *arrays, norm="l2"):
     return device, integer, bits
 
 
-def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=None, norm="l2"):
+def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=None, norm="l2", pooled=False,
+                 counts=None):
     """Exact l2 (or, ``norm="l1"``, l1 on bytes) 1-NN of each query in ``database``:
     ``(distances, indices)`` in stored units.
 
     ``block_rows``: rows per GEMM block (default: from a memory budget; speed only); ``integer``:
-    the exact int8 GEMM (default: for bytes on the CPU) or the float32 GEMM with its recheck."""
+    the exact int8 GEMM (default: for bytes on the CPU) or the float32 GEMM with its recheck;
+    ``pooled``: on the integer path, l2 pruned by the pooled bound of :mod:`._pooled_l2` (and so
+    the l2 partners that start the l1 search); ``counts``: a dict whose ``"pairs"`` and ``"exact"``
+    the pooled search adds the pairs it searched and those it computed exactly to."""
     device, integer, bits = _setup(device, integer, queries, database, norm=norm)
-    seed = gemm_nearest(queries, database, device=device, block_rows=block_rows)[1] if norm == "l1" else None
+    seed = None
+    if norm == "l1":
+        seed = gemm_nearest(queries, database, device=device, block_rows=block_rows, pooled=pooled)[1]
     side = _seeded_side(queries, seed, database, norm)
-    _gemm_rows(_Rows(queries, device, integer), _Rows(database, device, integer), side,
+    pooled_setup = pooling(pooled, integer, norm, database)
+    _gemm_rows(_Rows(queries, device, integer, **pooled_setup), _Rows(database, device, integer, **pooled_setup), side,
                np.arange(len(database), dtype=np.int64), rows=block_rows, bits=bits, norm=norm)
+    add_counts(counts, pooled_setup)
     return _finish(side, norm)
 
 
 def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=None, device="cpu",
-                     block_rows=None, integer=None, norm="l2"):
+                     block_rows=None, integer=None, norm="l2", pooled=False, counts=None):
     """Exact l2 (or l1 on bytes) nearest *differently-labelled* database point of every query
-    (pairs of classes once). The database (and the queries) are converted for the GEMM once."""
+    (pairs of classes once). The database (and the queries) are converted for the GEMM once;
+    ``pooled``, ``counts``: as for :func:`gemm_nearest`."""
     device, integer, bits = _setup(device, integer, x_db, x_query, norm=norm)
     seed = None
     if norm == "l1":  # each point's l2-nearest other-class point: a close l1 partner to start from
         seed = gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, device=device,
-                                block_rows=block_rows)[1]
+                                block_rows=block_rows, pooled=pooled)[1]
+    pooled_setup = pooling(pooled, integer, norm, x_db)
     d_order = np.argsort(y_db, kind="stable")
-    D = _Rows(np.ascontiguousarray(x_db[d_order]), device, integer)
+    D = _Rows(np.ascontiguousarray(x_db[d_order]), device, integer, **pooled_setup)
     yd = y_db[d_order]
     classes = np.unique(np.concatenate([y_db, y_query]))
     if same_set:
@@ -304,12 +290,13 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
                        q_gidx=d_order[s:e], q_off=s, d_off=e, rows=block_rows, bits=bits, norm=norm)
             if progress is not None:
                 progress(2 * int(e - s) * int(len(D) - e))  # both directions of each pair
+        add_counts(counts, pooled_setup)
         d, i = _finish(side, norm)
         out_d, out_i = np.empty_like(d), np.empty_like(i)
         out_d[d_order], out_i[d_order] = d, i
         return out_d, out_i
     q_order = np.argsort(y_query, kind="stable")
-    Q = _Rows(np.ascontiguousarray(x_query[q_order]), device, integer)
+    Q = _Rows(np.ascontiguousarray(x_query[q_order]), device, integer, **pooled_setup)
     yq = y_query[q_order]
     side = _seeded_side(Q.x, None if seed is None else seed[q_order], x_db, norm)
     for c in classes:
@@ -323,24 +310,27 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
                            norm=norm)
         if progress is not None:
             progress(int(qe - qs) * int(len(D) - (e - s)))
+    add_counts(counts, pooled_setup)
     d, i = _finish(side, norm)
     out_d, out_i = np.empty_like(d), np.empty_like(i)
     out_d[q_order], out_i[q_order] = d, i
     return out_d, out_i
 
 
-def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=None, norm="l2"):
+def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=None, norm="l2", pooled=False,
+                    counts=None):
     """Exact l2 (or l1 on bytes) for two blocks at once: every row of ``a`` to its nearest
     other-label row of ``b`` and back, each pair computed once: ``(da, ia, db, ib)`` (indices into
-    the other block)."""
+    the other block); ``pooled``, ``counts``: as for :func:`gemm_nearest`."""
     device, integer, bits = _setup(device, integer, xa, xb, norm=norm)
     seeds = (None, None, None, None)
     if norm == "l1":  # (da, ia, db, ib) of l2: close l1 partners to start from
-        seeds = gemm_block_pair(xa, ya, xb, yb, device=device, block_rows=block_rows)
+        seeds = gemm_block_pair(xa, ya, xb, yb, device=device, block_rows=block_rows, pooled=pooled)
+    pooled_setup = pooling(pooled, integer, norm, xb)
     sides = []
     for x, y, seed, other in ((xa, ya, seeds[1], xb), (xb, yb, seeds[3], xa)):
         order = np.argsort(y, kind="stable")
-        rows = _Rows(np.ascontiguousarray(x[order]), device, integer)
+        rows = _Rows(np.ascontiguousarray(x[order]), device, integer, **pooled_setup)
         sides.append((rows, y[order], order, _seeded_side(rows.x, None if seed is None else seed[order], other, norm)))
     for (Q, yq, q_order, q_side), (D, yd, d_order, d_side) in (sides, sides[::-1]):
         for c in np.unique(yq):  # class c against the other block's larger classes
@@ -349,6 +339,7 @@ def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=No
             if t < len(D):
                 _gemm_rows(Q.sub(s, e), D.sub(t, len(D)), q_side, d_order[t:], d_side=d_side, q_gidx=q_order[s:e],
                            q_off=s, d_off=t, rows=block_rows, bits=bits, norm=norm)
+    add_counts(counts, pooled_setup)
     out = []
     for _, _, order, side in sides:
         d, i = _finish(side, norm)

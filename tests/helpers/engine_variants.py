@@ -33,6 +33,7 @@ def variants() -> dict[str, object]:
         "cpu-no-probes": CPUEngine(blocks=NO_PROBES),
         "cpu-tiled-small": CPUEngine(linf="tiled", l1="tiled", blocks=SMALL),
         "cpu-float32-l2-small": CPUEngine(l2="float32", blocks=SMALL),
+        "cpu-int8-l2-small": CPUEngine(l2="int8", blocks=SMALL),
         "cpu-unordered-small": CPUEngine(reorder_features=False, blocks=SMALL),
         "torch-blocks-on-cpu": CUDAEngine(device="cpu", use_triton=False, block_bytes=40),
     }

@@ -150,9 +150,9 @@ def test_near_ties_in_block_pairs(rows):
                                reference_both_ways(xa, ya, xb, yb, "l2"), repr(eng))
 
 
-@pytest.mark.parametrize("l2, block_fn", [("int8", "_int_block"), ("float32", "_block")])
+@pytest.mark.parametrize("l2, block_fn", [("pooled", "pooled_block"), ("int8", "_int_block"), ("float32", "_block")])
 def test_gemm_block_rows_set_the_blocks(monkeypatch, l2, block_fn):
-    """``gemm_rows`` reaches every GEMM entry point of both l2 paths: with 5 rows, 12 queries and
+    """``gemm_rows`` reaches every GEMM entry point of every l2 path: with 5 rows, 12 queries and
     11 database points (or 12 points of one class and 11 of another) run as 3 x 3 blocks of at
     most 5 rows (so the multi-block tests above do run blocks)."""
     from separation.engines import gemm

@@ -188,7 +188,7 @@ def test_without_the_int8_gemm_bytes_take_the_exact_float32_gemm(monkeypatch):
 def test_an_unknown_l2_path_is_refused():
     from separation.core.errors import InvalidInputError
 
-    with pytest.raises(InvalidInputError, match="l2 must be 'int8' or 'float32'"):
+    with pytest.raises(InvalidInputError, match="l2 must be 'pooled', 'int8' or 'float32'"):
         CPUEngine(l2="int4")
 
 

@@ -1,0 +1,80 @@
+"""GEMM blocks searched under a lower bound: exact distances only where the bound cannot rule a pair out.
+
+* l1 on bytes (:mod:`._l1_bound`): the bound is the exact l2 of the integer GEMM;
+* l2 on bytes (:mod:`._pooled_l2`): the bound is the float32 GEMM of the pooled coordinates,
+  less a rigorous bound on its rounding (:mod:`._gemm_rounding`).
+
+Either way a numba kernel folds the block straight into the running bests of the search's rows
+(and columns, for train--train blocks); :func:`pooling` sets up the pooled search of one call.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..core.extras import require
+from . import _int_l2, _l1_bound, _pooled_l2
+from ._gemm_rounding import _tolerance
+
+torch = require("torch", "the exact l2 search on the CPU (integer GEMM)")
+
+
+def l1_block_search(qx, dx, q8, d8, qn, dn, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """One block of the l1 search (:mod:`._l1_bound`): exact l1 distances of the pairs the exact
+    l2 cannot rule out, folded straight into the sides' running bests."""
+    xy = _int_l2.int_dot(q8, d8).numpy()
+    _fold_block(_l1_bound.l1_block, (qx, dx, xy, qn, dn), q_side, q_off, d_gidx, d_side, d_off, q_gidx)
+
+
+def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """One block of the pooled l2 search (:mod:`._pooled_l2`): ``Qp``/``Dp`` the pooled
+    coordinates and their exact squared norms; exact squared distances only of the pairs the
+    pooled bound (less the GEMM's rigorous rounding bound) cannot rule out. Returns how many."""
+    (qp, qpn), (dp, dpn) = Qp, Dp
+    if torch.get_float32_matmul_precision() != "highest":  # float32 GEMMs may round through bf16 / tf32
+        xy = (qp.to(torch.float64) @ dp.to(torch.float64).T).numpy()  # exact: small integers
+        tol = np.zeros(len(qp))
+    else:
+        xy = (qp @ dp.T).numpy()
+        tol = _tolerance(qpn, dpn, qp.shape[1]).numpy() if len(dp) else np.zeros(len(qp))
+    args = (qx, dx, xy, qpn.numpy(), dpn.numpy(), tol)
+    return _fold_block(_pooled_l2.l2_block, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx)
+
+
+def _fold_block(kernel, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx):
+    """Run a numba block ``kernel(*args, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx)``
+    (``args[2]`` the ``(nq, nd)`` block) on the sides' running bests, folding its per-thread
+    column bests back; returns what the kernel returns."""
+    nq, nd = args[2].shape
+    threads = numba.get_num_threads()
+    if d_side is not None:
+        cb = np.repeat(d_side.best[None, d_off:d_off + nd], threads, axis=0)
+        ci = np.repeat(d_side.idx[None, d_off:d_off + nd], threads, axis=0)
+    else:  # rows only, one chunk of them per thread
+        cb, ci = np.empty((threads, 0)), np.empty((threads, 0), dtype=np.int64)
+    q_g = np.ascontiguousarray(q_gidx if q_gidx is not None else np.zeros(nq), dtype=np.int64)
+    out = kernel(*args, q_g, np.ascontiguousarray(d_gidx, dtype=np.int64), q_side.best[q_off:q_off + nq],
+                 q_side.idx[q_off:q_off + nq], cb, ci)
+    if d_side is not None:
+        _l1_bound.fold_columns(cb, ci, d_side.best[d_off:d_off + nd], d_side.idx[d_off:d_off + nd])
+    return out
+
+
+def pooling(pooled, integer, norm, x):
+    """``{"groups", "prune"}`` for :class:`.gemm._Rows`: the feature groups of the pooled l2 search
+    (:mod:`._pooled_l2`, learned from ``x``) and its :class:`~._pooled_l2.Pruning` where it runs
+    (``pooled`` asked for, on the integer path, for l2); else both None."""
+    if not (pooled and integer and norm == "l2"):
+        return {"groups": None, "prune": None}
+    return {"groups": _pooled_l2.feature_groups(x), "prune": _pooled_l2.Pruning()}
+
+
+def add_counts(counts, setup):
+    """Add a search's pooled-bound counts (pairs searched, computed exactly) to ``counts``."""
+    prune = setup["prune"]
+    if counts is not None and prune is not None:
+        counts["pairs"] += prune.pairs
+        counts["exact"] += prune.exact
+
+
+__all__ = ["add_counts", "l1_block_search", "pooled_block", "pooling"]

@@ -1,0 +1,209 @@
+"""The pooled l2 search on bytes (``CPUEngine(l2="pooled")``, the default): the learned feature
+groups, the pooled coordinates, the exact squared distance at its chunk switch, the bound at its
+ties and at float32's limit, the switch to the integer GEMM where the bound does not pay, and the
+answers equal to the float64 reference on every entry point and block size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from separation.engines import CPUEngine, ReferenceEngine, _pooled_l2
+from separation.engines.blocks import CPUBlocks
+
+from helpers.engine_variants import near_tie_l2, tied
+
+
+def same(got, want):
+    assert len(got) == len(want)
+    for u, v in zip(got, want):
+        assert np.array_equal(u, v), (u, v)
+
+
+def all_entry_points(eng, xq, yq, xd, yd, ref=ReferenceEngine()):
+    """nearest, test--train, train--train and a block pair, each equal to the reference."""
+    same(eng.nearest(xq, xd, norm="l2"), ref.nearest(xq, xd, norm="l2"))
+    same(eng.cross_class(xq, yq, xd, yd, norm="l2"), ref.cross_class(xq, yq, xd, yd, norm="l2"))
+    same(eng.cross_class(xd, yd, xd, yd, norm="l2", same_set=True),
+         ref.cross_class(xd, yd, xd, yd, norm="l2", same_set=True))
+    same(eng.block_pair(xq, yq, xd, yd, norm="l2"), ref.block_pair(xq, yq, xd, yd, norm="l2"))
+
+
+def test_feature_groups_partition_the_features_and_pair_what_differs_least():
+    """Every feature in exactly one group of at most GROUP; features that are copies of each other
+    (their difference never varies) end up together; the groups are the same on every call."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (300, 25)).astype(np.uint8)
+    x = np.repeat(base, _pooled_l2.GROUP, axis=1)[:, rng.permutation(25 * _pooled_l2.GROUP)]
+    groups = _pooled_l2.feature_groups(x)
+    assert groups.shape == (25, _pooled_l2.GROUP)
+    assert np.array_equal(np.sort(groups.ravel()), np.arange(x.shape[1]))
+    for g in groups:  # the four copies of one base feature
+        assert (x[:, g] == x[:, g[:1]]).all()
+    assert np.array_equal(groups, _pooled_l2.feature_groups(x))
+    odd = _pooled_l2.feature_groups(rng.integers(0, 256, (50, 7)).astype(np.uint8))
+    assert np.array_equal(np.sort(odd[odd >= 0]), np.arange(7)) and (odd >= 0).sum(axis=1).max() <= _pooled_l2.GROUP
+    assert np.array_equal(_pooled_l2.exact_layout(odd), odd[odd >= 0])
+
+
+@pytest.mark.parametrize("d", [_pooled_l2.WINDOW, _pooled_l2.WINDOW + 1, 2 * _pooled_l2.WINDOW + 3])
+def test_a_pixel_is_paired_with_its_copy_up_to_window_places_away(d):
+    """The pairing looks WINDOW features ahead: copies WINDOW apart are paired (d = WINDOW + 1 is
+    the first size where the first and the last feature are that far apart)."""
+    rng = np.random.default_rng(d)
+    x = rng.integers(0, 256, (200, d)).astype(np.uint8)
+    if d > _pooled_l2.WINDOW:
+        x[:, _pooled_l2.WINDOW] = x[:, 0]
+        groups = _pooled_l2.feature_groups(x)
+        home = [g for g in groups if 0 in g][0]
+        assert _pooled_l2.WINDOW in home
+    groups = _pooled_l2.feature_groups(x)
+    assert np.array_equal(np.sort(groups[groups >= 0]), np.arange(d))
+
+
+def test_pooled_coordinates_are_the_group_sums_shifted():
+    """Each coordinate is its group's sum less 128 * GROUP: exact integers in float32, at the
+    extremes (all 0, all 255) included, for a group smaller than GROUP as well."""
+    x = np.array([[0] * 7, [255] * 7, list(range(7))], dtype=np.uint8)
+    groups = np.array([[0, 1, 2, 3], [4, 5, 6, -1]])
+    got = _pooled_l2.pooled(x, groups)
+    want = np.stack([x[:, :4].sum(1, dtype=np.int64), x[:, 4:].sum(1, dtype=np.int64)], axis=1) - 128 * _pooled_l2.GROUP
+    assert got.dtype == np.float32 and np.array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, _pooled_l2.CHECK + 1])
+def test_exact_squared_distance_at_its_chunk_switch_and_its_early_exit(extra):
+    """``_l2`` (compiled) on both sides of its chunk length with the largest terms (255 against 0):
+    the exact sum within the limit; above it, a partial sum past the limit, stopping after the
+    first chunk that passes it."""
+    chunk = _pooled_l2.CHECK
+    assert chunk * 255 ** 2 <= np.iinfo(np.int32).max
+    d = chunk + extra
+    a, b = np.full(d, 255, np.uint8), np.zeros(d, np.uint8)
+    exact = d * 255 ** 2
+    assert _pooled_l2._l2(a, b, exact) == _pooled_l2._l2(b, a, float(exact)) == exact
+    if d >= chunk:
+        assert _pooled_l2._l2(a, b, 0) == chunk * 255 ** 2  # stopped after the first chunk
+
+
+def grouped(x):
+    """Every feature four times in a row, plus (or, near 255, less) a fixed offset per copy: two
+    points then differ by the same amount across a group, so the pooled bound equals the squared
+    distance; and the group sums are odd, so float32 GEMMs of many groups round."""
+    off = np.tile([0, 1, 2, 4], x.shape[1])
+    out = np.repeat(x.astype(np.int64), _pooled_l2.GROUP, axis=1)
+    return (out + off if out.max() + off.max() <= 255 else out - off).astype(np.uint8)
+
+
+@pytest.mark.parametrize("precision", ["highest", "medium"])
+def test_ties_at_the_bound_are_computed_and_go_to_the_smaller_index(precision):
+    """Bounds equal to the exact squared distances (see :func:`grouped`) and many ties. A pair
+    whose bound equals the best so far must still be computed (ties go to the smaller index), on
+    every entry point, one row per block and many; with float32 GEMMs allowed to round (matmul
+    precision "medium") the pooled GEMM runs in float64, with no rounding margin at all."""
+    rng = np.random.default_rng(1)
+    x, y = tied(rng, 40, 6, 3, values=3)
+    xq, yq = tied(rng, 17, 6, 3, values=3)
+    x, xq = grouped(x), grouped(xq)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        for rows in (None, 1, 5):
+            all_entry_points(CPUEngine(blocks=CPUBlocks(gemm_rows=rows)), xq, yq, x, y)
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_near_ties_beyond_float32_need_the_rounding_bound():
+    """Two candidates per query whose squared distances differ by 4 while the pooled squared
+    norms are ~2e8, where float32's GEMM is off by hundreds: with the bound tight (see
+    :func:`grouped`), only the rigorous rounding bound keeps the nearer one from being ruled out."""
+    q, db = near_tie_l2(24, d=768, seed=2)
+    q, db = grouped(q), grouped(db)
+    yq, yd = np.zeros(len(q), int), 1 + np.arange(len(db)) % 2
+    for rows in (None, 5):
+        all_entry_points(CPUEngine(blocks=CPUBlocks(gemm_rows=rows)), q, yq, db, yd)
+
+
+def test_float32_gemms_allowed_to_round_give_way_to_float64():
+    """With torch's float32 matmul precision below "highest", the pooled GEMM runs in float64
+    (exact on these integers): still equal to the reference at float32's limit."""
+    q, db = near_tie_l2(8, d=512, seed=4)
+    q, db = grouped(q), grouped(db)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        all_entry_points(CPUEngine(), q, np.zeros(len(q), int), db, 1 + np.arange(len(db)) % 2)
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30), m=st.integers(1, 30), d=st.integers(1, 70),
+       values=st.sampled_from([2, 3, 256]), rows=st.sampled_from([None, 1, 3]))
+def test_equal_to_the_reference_on_random_bytes(seed, n, m, d, values, rows):
+    rng = np.random.default_rng(seed)
+    xq, xd = (rng.integers(0, values, (k, d)).astype(np.uint8) for k in (n, m))
+    yq, yd = rng.integers(0, 3, n), rng.integers(0, 3, m)
+    all_entry_points(CPUEngine(blocks=CPUBlocks(gemm_rows=rows)), xq, yq, xd, yd)
+
+
+def test_the_bound_rules_out_most_pairs_on_images_and_says_so():
+    """On smooth images (random blobs, as pixels of neighbouring places agree) most pairs are
+    ruled out by the bound: the engine's ``pooled_pairs`` counts every cross-class pair searched
+    and far fewer computed exactly; the answer equals the integer GEMM's, which computes all."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:16, 0:16]
+    cx, cy, w = (rng.uniform(2, 14, (300, 1, 1)) for _ in range(3))
+    x = (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (1 + w) ** 2))).astype(np.uint8).reshape(300, -1)
+    y = rng.integers(0, 3, 300)
+    eng = CPUEngine()
+    got = eng.cross_class(x, y, x, y, norm="l2", same_set=True)
+    same(got, CPUEngine(l2="int8").cross_class(x, y, x, y, norm="l2", same_set=True))
+    pairs = int(sum((y[:, None] != y[None, :]).ravel())) // 2
+    assert eng.pooled_pairs["pairs"] == pairs
+    assert 0 < eng.pooled_pairs["exact"] < 0.3 * pairs, eng.pooled_pairs
+
+
+def test_pruning_gives_way_at_its_limits():
+    """:class:`Pruning` stays on up to MAX_EXACT of the pairs computed exactly, and until MIN_PAIRS
+    pairs have been searched; one pair more in either, after MIN_PAIRS, turns it off for good."""
+    p = _pooled_l2.Pruning()
+    p.add(_pooled_l2.MIN_PAIRS - 1, _pooled_l2.MIN_PAIRS - 1)  # every pair exact, but too few to judge
+    assert p.active
+    p = _pooled_l2.Pruning()
+    n = _pooled_l2.MIN_PAIRS
+    p.add(n, int(_pooled_l2.MAX_EXACT * n))
+    assert p.active
+    p.add(0, 1)
+    assert not p.active
+    p.add(n, 0)
+    assert not p.active
+
+
+def test_where_the_bound_does_not_pay_the_search_goes_on_with_the_integer_gemm(monkeypatch):
+    """Random bytes (no image structure): the bound rules out little, so after MIN_PAIRS pairs
+    (here one small block) the rest of the search runs on the integer GEMM, every pair of it
+    counted as computed; the answer is the reference's."""
+    monkeypatch.setattr(_pooled_l2, "MIN_PAIRS", 25)
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 256, (60, 32)).astype(np.uint8), rng.integers(0, 3, 60)
+    eng = CPUEngine(blocks=CPUBlocks(gemm_rows=5))
+    same(eng.cross_class(x, y, x, y, norm="l2", same_set=True),
+         ReferenceEngine().cross_class(x, y, x, y, norm="l2", same_set=True))
+    pairs = int(sum((y[:, None] != y[None, :]).ravel())) // 2
+    assert eng.pooled_pairs["pairs"] == pairs
+    assert eng.pooled_pairs["exact"] > (1 - 25 / pairs - 0.2) * pairs  # nearly all: the GEMM's included
+
+
+def test_which_l2_path_runs():
+    """``l2="pooled"`` (default) on bytes runs the pooled search; floats and ``l2="int8"`` do not
+    (their counts stay at zero)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.integers(0, 256, (20, 8)).astype(np.uint8), np.arange(20) % 2
+    for eng, data, counted in ((CPUEngine(), x, True), (CPUEngine(l2="int8"), x, False),
+                               (CPUEngine(), x / 255.0, False)):
+        eng.cross_class(data, y, data, y, norm="l2", same_set=True)
+        assert (eng.pooled_pairs["pairs"] > 0) == counted
