@@ -143,13 +143,21 @@ def exact_layout(groups: np.ndarray) -> np.ndarray:
 def pooled(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Pooled coordinates of byte rows ``x`` (n, d): ``(n, n_groups)`` float32, each group's sum
     minus ``128 * GROUP`` (integers of size at most 512: exact in float32)."""
-    out = np.full((len(x), len(groups)), -128.0 * GROUP, dtype=np.float32)
-    for k in range(GROUP):
-        cols = groups[:, k]
-        has = np.flatnonzero(cols >= 0)
-        for s in range(0, len(x), 8192):
-            out[s:s + 8192, has] += x[s:s + 8192][:, cols[has]]
+    out = np.empty((len(x), len(groups)), dtype=np.float32)
+    _pool(x, groups, out)
     return out
+
+
+@njit(parallel=True, cache=True)
+def _pool(x, groups, out):  # pragma: no cover - numba
+    for i in prange(x.shape[0]):
+        for g in range(groups.shape[0]):
+            s = -128 * GROUP
+            for k in range(groups.shape[1]):
+                f = groups[g, k]
+                if f >= 0:
+                    s += np.int64(x[i, f])
+            out[i, g] = s
 
 
 @njit(inline="always")
