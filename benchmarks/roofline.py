@@ -180,8 +180,9 @@ def engines_section(ds, peaks: dict, rows: list) -> None:
             ref = ref or dists
             rate = work / sec / 1e9
             counts = {"probe": engine.probe_pairs, "pooled": engine.pooled_pairs}.get(counted)
-            exact = {"gemm": 1.0, None: None}.get(counted) if counts is None else \
-                counts["exact"] / counts["pairs"] if counts["pairs"] else None  # None: that path did not run
+            exact = 1.0 if counted == "gemm" else None
+            if counts and counts["pairs"]:  # counted, where that path ran
+                exact = counts["exact"] / counts["pairs"]
             if peak == "integer GEMM":  # the GEMM the exact integer path runs on here
                 peak = f"{engine.integer_gemm} GEMM"
             metrics = {"G pair-dims/s": rate, "fraction of peak": rate / peaks[peak],

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.extras import require
 from . import _int_l2, _l1_bound, _pooled_l2
-from ._gemm_rounding import _tolerance
+from ._gemm_rounding import _tolerance, ieee_float32
 
 torch = require("torch", "the exact l2 search on the CPU (integer GEMM)")
 
@@ -31,7 +31,7 @@ def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_
     coordinates and their exact squared norms; exact squared distances only of the pairs the
     pooled bound (less the GEMM's rigorous rounding bound) cannot rule out. Returns how many."""
     (qp, qpn), (dp, dpn) = Qp, Dp
-    if torch.get_float32_matmul_precision() != "highest":  # float32 GEMMs may round through bf16 / tf32
+    if not ieee_float32():
         xy = (qp.to(torch.float64) @ dp.to(torch.float64).T).numpy()  # exact: small integers
         tol = np.zeros(len(qp))
     else:

@@ -15,9 +15,16 @@ torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an e
 U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 
 
+def ieee_float32() -> bool:
+    """Whether torch's float32 GEMMs round as IEEE float32, as every bound here assumes: False once
+    its float32 matmul precision is below "highest" (then they may round through bf16 / tf32)."""
+    return torch.get_float32_matmul_precision() == "highest"
+
+
 def _approx_sq(Qf, Df, qn, dn):
-    """float32 ``|q - d|^2`` of every pair, ``(nq, nd)``, from one GEMM (``qn``/``dn``: exact squared norms)."""
-    d2 = Qf @ Df.T
+    """float32 ``|q - d|^2`` of every pair, ``(nq, nd)``, from one GEMM (``qn``/``dn``: exact squared norms);
+    the GEMM in float64 where float32 GEMMs are not IEEE float32 (:func:`ieee_float32`)."""
+    d2 = Qf @ Df.T if ieee_float32() else (Qf.double() @ Df.double().T).to(torch.float32)
     return d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
 
 
@@ -46,4 +53,4 @@ def _norms(t):
     return t.to(torch.float64).square().sum(dim=1)
 
 
-__all__ = ["U32"]
+__all__ = ["U32", "ieee_float32"]

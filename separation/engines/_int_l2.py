@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core.extras import require
+from ._gemm_rounding import ieee_float32
 
 torch = require("torch", "the exact l2 search on the CPU (integer GEMM)")
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def int_dot(q8: torch.Tensor, d8: torch.Tensor, backend: str | None = None) -> t
     dim = q8.shape[1]
     if dim < SHORT:  # a single feature gives wrong int8 GEMM results (torch 2.x, CPU): exact int64 instead
         return q8.to(torch.int64) @ d8.to(torch.int64).T
-    if backend == "float32" and torch.get_float32_matmul_precision() != "highest":
+    if backend == "float32" and not ieee_float32():
         # float32 GEMMs may then round through bf16 / tf32: float64 holds every sum here exactly
         return (q8.to(torch.float64) @ d8.to(torch.float64).T).to(torch.int64)
     if backend == "int8":

@@ -207,3 +207,25 @@ def test_which_l2_path_runs():
                                (CPUEngine(), x / 255.0, False)):
         eng.cross_class(data, y, data, y, norm="l2", same_set=True)
         assert (eng.pooled_pairs["pairs"] > 0) == counted
+
+
+@pytest.mark.parametrize("precision", ["highest", "medium"])
+def test_the_float32_recheck_gemm_is_ieee_float32_or_float64(precision):
+    """Every rounding bound assumes IEEE float32 GEMMs; with torch's matmul precision below
+    "highest" the float32 recheck path's GEMM (``_approx_sq``) runs in float64 instead. The data
+    (odd integers below 4096, 3072 features) make a float32 GEMM round, so the two differ where they
+    should."""
+    from separation.engines import _gemm_rounding
+
+    rng = np.random.default_rng(11)
+    q, d = (torch.from_numpy(rng.integers(0, 2048, (6, 3072)) * 2 + 1).float() for _ in range(2))
+    qn, dn = q.double().square().sum(1), d.double().square().sum(1)
+    wide = (q.double() @ d.double().T).float().mul_(-2.0).add_(qn.float()[:, None]).add_(dn.float()[None, :])
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        assert _gemm_rounding.ieee_float32() == (precision == "highest")
+        got = _gemm_rounding._approx_sq(q, d, qn, dn)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert torch.equal(got, wide) == (precision == "medium")
