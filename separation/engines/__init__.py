@@ -2,9 +2,10 @@
 
 =============  ==============================================================================
 ``reference``  float64 brute force (ground truth of the tests; slow)
-``cpu``        numba kernels with exact pruning (l-inf: query-specific pixel probes; l1); an
-               exact integer GEMM on bytes, float32 GEMM + exact recheck on floats (l2).
-               Default without a GPU.
+``cpu``        numba kernels with exact pruning (l-inf: query-specific pixel probes; l1 on
+               bytes: a pooled bound from sums of absolute byte differences, :mod:`.sad`);
+               l2 on bytes: a pooled bound from a float32 GEMM, then exact integer distances;
+               float32 GEMM + exact recheck on floats. Default without a GPU.
 ``faiss``      FAISS ``IndexFlat`` (GPU when ``faiss-gpu`` sees one), certified and rechecked
 ``cuda``       torch + Triton kernel on a CUDA GPU, streamed in blocks
 =============  ==============================================================================

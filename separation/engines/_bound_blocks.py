@@ -1,6 +1,8 @@
 """GEMM blocks searched under a lower bound: exact distances only where the bound cannot rule a pair out.
 
 * l1 on bytes (:mod:`._l1_bound`): the bound is the exact l2 of the integer GEMM;
+* l1 on bytes (:mod:`._pooled_l1`): the bound is the sum of absolute differences of the rows'
+  byte codes (group sums), no GEMM;
 * l2 on bytes (:mod:`._pooled_l2`): the bound is the float32 GEMM of the pooled coordinates,
   less a rigorous bound on its rounding (:mod:`._gemm_rounding`).
 
@@ -13,7 +15,7 @@ import numba
 import numpy as np
 
 from ..core.extras import require
-from . import _int_l2, _l1_bound, _pooled_l2
+from . import _int_l2, _l1_bound, _pooled_l1, _pooled_l2
 from ._gemm_rounding import _tolerance, ieee_float32
 
 torch = require("torch", "the exact l2 search on the CPU (integer GEMM)")
@@ -27,9 +29,9 @@ def l1_block_search(qx, dx, q8, d8, qn, dn, q_side, q_off, d_gidx, d_side=None, 
 
 
 def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
-    """One block of the pooled l2 search (:mod:`._pooled_l2`): ``Qp``/``Dp`` the pooled
-    coordinates and their exact squared norms; exact squared distances only of the pairs the
-    pooled bound (less the GEMM's rigorous rounding bound) cannot rule out. Returns how many."""
+    """One block of the pooled l2 search (:mod:`._pooled_l2`): ``Qp``/``Dp`` the
+    pooled coordinates and their exact squared norms; exact distances only of the pairs the pooled
+    bound (less the GEMM's rigorous rounding bound) cannot rule out. Returns how many."""
     (qp, qpn), (dp, dpn) = Qp, Dp
     if not ieee_float32():
         xy = (qp.to(torch.float64) @ dp.to(torch.float64).T).numpy()  # exact: small integers
@@ -41,11 +43,19 @@ def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_
     return _fold_block(_pooled_l2.l2_block, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx)
 
 
+def pooled_l1_block(qx, dx, qc, dc, slack, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
+    """One block of the pooled l1 search (:mod:`._pooled_l1`): ``qc``/``dc`` the rows' byte codes
+    and ``slack`` their bound's; exact l1 distances only of the pairs the bound cannot rule out.
+    Returns how many."""
+    return _fold_block(_pooled_l1.l1_block, (qx, dx, qc, dc, np.int64(slack)), q_side, q_off, d_gidx, d_side, d_off,
+                       q_gidx)
+
+
 def _fold_block(kernel, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx):
     """Run a numba block ``kernel(*args, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx)``
-    (``args[2]`` the ``(nq, nd)`` block) on the sides' running bests, folding its per-thread
-    column bests back; returns what the kernel returns."""
-    nq, nd = args[2].shape
+    (``args[0]``/``args[1]`` the block's rows and columns) on the sides' running bests, folding its
+    per-thread column bests back; returns what the kernel returns."""
+    nq, nd = len(args[0]), len(args[1])
     threads = numba.get_num_threads()
     if d_side is not None:
         cb = np.repeat(d_side.best[None, d_off:d_off + nd], threads, axis=0)
@@ -61,12 +71,16 @@ def _fold_block(kernel, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx):
 
 
 def pooling(pooled, integer, norm, x):
-    """``{"groups", "prune"}`` for :class:`.gemm._Rows`: the feature groups of the pooled l2 search
-    (:mod:`._pooled_l2`, learned from ``x``) and its :class:`~._pooled_l2.Pruning` where it runs
-    (``pooled`` asked for, on the integer path, for l2); else both None."""
-    if not (pooled and integer and norm == "l2"):
-        return {"groups": None, "prune": None}
-    return {"groups": _pooled_l2.feature_groups(x), "prune": _pooled_l2.Pruning()}
+    """``{"groups", "codes", "prune"}`` for :class:`.gemm._Rows` where a pooled search runs
+    (``pooled`` asked for, on the integer path): for l2 the feature groups of :mod:`._pooled_l2`,
+    for l1 the :class:`~._pooled_l1.Codes` of :mod:`._pooled_l1`, learned from ``x``, and a
+    :class:`~._pooled_l2.Pruning` that counts its pairs; else all None."""
+    none = {"groups": None, "codes": None, "prune": None}
+    if not (pooled and integer):
+        return none
+    if norm == "l1":
+        return {**none, "codes": _pooled_l1.Codes(x), "prune": _pooled_l2.Pruning()}
+    return {**none, "groups": _pooled_l2.feature_groups(x), "prune": _pooled_l2.Pruning()}
 
 
 def add_counts(counts, setup):
@@ -77,4 +91,4 @@ def add_counts(counts, setup):
         counts["exact"] += prune.exact
 
 
-__all__ = ["add_counts", "l1_block_search", "pooled_block", "pooling"]
+__all__ = ["add_counts", "l1_block_search", "pooled_block", "pooled_l1_block", "pooling"]

@@ -94,27 +94,40 @@ def _within(Q, D, xy, qn, dn, limit, starts, ii, jj, kk, fill):  # pragma: no co
         for j in range(nd):
             if _sq(qn, dn, xy, i, j) > thr:  # ceil(l2^2 / 255) > limit
                 continue
-            s = _l1(Q[i], D[j], limit)
-            if s <= limit:
-                if fill:
-                    ii[p], jj[p], kk[p] = i, j, s
-                p += 1
+            p = keep_pair(_l1(Q[i], D[j], limit), limit, i, j, p, fill, ii, jj, kk)
         if not fill:
             starts[i + 1] = p
+
+
+@njit(inline="always")
+def keep_pair(s, limit, i, j, p, fill, ii, jj, kk):  # pragma: no cover - numba
+    """A range kernel's pair (i, j) at distance ``s``: kept if ``s <= limit`` -- written at slot
+    ``p`` when ``fill`` -- and the next slot returned."""
+    if s <= limit:
+        if fill:
+            ii[p], jj[p], kk[p] = i, j, s
+        p += 1
+    return p
+
+
+def two_pass(kernel, nq: int, *args):
+    """``(i, j, k)`` int64 of the pairs a range ``kernel(*args, starts, ii, jj, kk, fill)`` keeps
+    from a block of ``nq`` rows, sorted by ``(i, j)``: counted per row first, then written."""
+    starts = np.zeros(nq + 1, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    kernel(*args, starts, empty, empty, empty, False)
+    np.cumsum(starts, out=starts)
+    n = int(starts[-1])
+    ii, jj, kk = (np.empty(n, dtype=np.int64) for _ in range(3))
+    if n:
+        kernel(*args, starts, ii, jj, kk, True)
+    return ii, jj, kk
 
 
 def within(Q: np.ndarray, D: np.ndarray, xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):
     """The pairs of a block of byte rows whose exact l1 distance is ``<= limit`` (byte units):
     ``(i, j, k)`` int64, sorted by ``(i, j)``; exact l1 only where the l2 bound allows it."""
-    starts = np.zeros(len(Q) + 1, dtype=np.int64)
-    empty = np.empty(0, dtype=np.int64)
-    _within(Q, D, xy, qn, dn, np.int64(limit), starts, empty, empty, empty, False)
-    np.cumsum(starts, out=starts)
-    n = int(starts[-1])
-    ii, jj, kk = (np.empty(n, dtype=np.int64) for _ in range(3))
-    if n:
-        _within(Q, D, xy, qn, dn, np.int64(limit), starts, ii, jj, kk, True)
-    return ii, jj, kk
+    return two_pass(_within, len(Q), Q, D, xy, qn, dn, np.int64(limit))
 
 
 def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, idx: np.ndarray) -> None:
@@ -126,4 +139,4 @@ def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, id
     best[better], idx[better] = m[better], i[better]
 
 
-__all__ = ["CHECK", "fold_columns", "l1_block", "within"]
+__all__ = ["CHECK", "fold_columns", "keep_pair", "l1_block", "two_pass", "within"]

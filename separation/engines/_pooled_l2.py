@@ -113,23 +113,23 @@ def _merge(sample: np.ndarray, groups: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def feature_groups(x: np.ndarray) -> np.ndarray:
-    """Groups of at most :data:`GROUP` features of ``x`` (n, d): ``(n_groups, GROUP)`` int64
-    feature indices, -1 for the empty places of a smaller group; every feature in one group.
+def feature_groups(x: np.ndarray, size: int = GROUP) -> np.ndarray:
+    """Groups of at most ``size`` (a power of two) features of ``x`` (n, d): ``(n_groups, size)``
+    int64 feature indices, -1 for the empty places of a smaller group; every feature in one group.
 
-    Learned from evenly spaced rows of ``x`` by two rounds of greedy matching (features, then
-    pairs), each pairing what differs least (see :func:`_pair_costs`), and put in order of
+    Learned from evenly spaced rows of ``x`` by rounds of greedy matching (features, then pairs,
+    ...: log2 ``size`` rounds), each pairing what differs least (see :func:`_pair_costs`), and put in order of
     decreasing variance of their sums (the order :func:`exact_layout` gives the exact distances,
     whose early exit then comes early); deterministic."""
     n, d = x.shape
     rows = max(64, SAMPLE_VALUES // max(1, d))
     sample = x[:: max(1, n // rows)][:rows].astype(np.float32)
     groups = [[f] for f in range(d)]
-    for _ in range(GROUP.bit_length() - 1):
+    for _ in range(size.bit_length() - 1):
         groups = _merge(sample, groups)
     spread = [sample[:, g].sum(axis=1, dtype=np.float64).var() for g in groups]
     groups = [groups[k] for k in np.argsort(-np.asarray(spread), kind="stable")]
-    out = np.full((len(groups), GROUP), -1, dtype=np.int64)
+    out = np.full((len(groups), size), -1, dtype=np.int64)
     for k, g in enumerate(groups):
         out[k, :len(g)] = g
     return out

@@ -119,6 +119,15 @@ class Layout:
             parts = [(e, self.nd)] if self.same_set else [(0, s), (e, self.nd)]
             yield qs, qe, [(a, b) for a, b in parts if b > a]
 
+    def blocks(self, rows: int):
+        """``(qa, qb, [(da, db), ...], work)``: the sorted queries in blocks of at most ``rows`` (never
+        across a class), the database blocks each is compared with, and its pair comparisons."""
+        for qs, qe, parts in self.class_blocks():
+            d_blocks = [(da, min(de, da + rows)) for ds, de in parts for da in range(ds, de, rows)]
+            for qa in range(qs, qe, rows):
+                qb = min(qe, qa + rows)
+                yield qa, qb, d_blocks, int((qb - qa) * sum(b - a for a, b in parts))
+
     def work(self) -> int:
         """Pair comparisons of the whole search (the unit of progress)."""
         return int(sum((qe - qs) * sum(b - a for a, b in parts) for qs, qe, parts in self.class_blocks()))
@@ -275,44 +284,40 @@ def gemm_pairs(xq, yq, xd, yd, *, same_set: bool, radius: float, max_pairs=None,
         return sink.arrays()
     d_rows = _Rows(D, device, integer)
     q_rows = d_rows if same_set else _Rows(Q, device, integer)
-    for qs, qe, parts in lay.class_blocks():
-        for qa in range(qs, qe, rows):
-            qb = min(qe, qa + rows)
-            Qt, Qop, qn = q_rows.block(qa, qb)
-            qnorm = None if integer else qn.sqrt()
-            for ds, de in parts:
-                for da in range(ds, de, rows):
-                    db = min(de, da + rows)
-                    Dt, Dop, dn = d_rows.block(da, db)
-                    if norm == "l1":  # exact l1 where the exact l2 allows it
-                        ii, jj, kk = _l1_bound.within(Q[qa:qb], D[da:db], int_dot(Qop, Dop).numpy(), qn, dn, k2)
-                        sink.add(ii + qa, jj + da, reported(kk, "l1"))
-                        continue
-                    if integer:  # exact squared distances: the pairs within k2, nothing to recheck
-                        ii, jj, kk = within(int_dot(Qop, Dop).numpy(), qn, dn, k2)
-                        sink.add(ii + qa, jj + da, reported(kk, "l2"))
-                        continue
-                    dmax = dn.sqrt().max()
-                    d2 = Qop @ Dop.T
-                    d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
-                    tol = 2 * gamma * qnorm * dmax + 4 * U32 * (qn + dmax * dmax + 2 * qnorm * dmax)
-                    lim = ((lim2 + tol) * (1 + 8 * U32)).to(torch.float32)
-                    r, c = torch.nonzero(d2 <= lim[:, None], as_tuple=True)
-                    if len(r) == 0:
-                        continue
-                    ii = r.cpu().numpy() + qa
-                    jj = c.cpu().numpy() + da
-                    if is_bytes:
-                        ex = _exact_sq(Qt, Dt, r, c).cpu().numpy()
-                        keep = ex <= lim2
-                        dd = reported(ex[keep], "l2")
-                    else:
-                        dd = float_distances(Q, D, ii, jj, "l2")
-                        keep = dd <= rf
-                        dd = dd[keep]
-                    sink.add(ii[keep], jj[keep], dd)
-            if progress is not None:
-                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    for qa, qb, d_blocks, work in lay.blocks(rows):
+        Qt, Qop, qn = q_rows.block(qa, qb)
+        qnorm = None if integer else qn.sqrt()
+        for da, db in d_blocks:
+            Dt, Dop, dn = d_rows.block(da, db)
+            if norm == "l1":  # exact l1 where the exact l2 allows it
+                ii, jj, kk = _l1_bound.within(Q[qa:qb], D[da:db], int_dot(Qop, Dop).numpy(), qn, dn, k2)
+                sink.add(ii + qa, jj + da, reported(kk, "l1"))
+                continue
+            if integer:  # exact squared distances: the pairs within k2, nothing to recheck
+                ii, jj, kk = within(int_dot(Qop, Dop).numpy(), qn, dn, k2)
+                sink.add(ii + qa, jj + da, reported(kk, "l2"))
+                continue
+            dmax = dn.sqrt().max()
+            d2 = Qop @ Dop.T
+            d2.mul_(-2.0).add_(qn.to(torch.float32)[:, None]).add_(dn.to(torch.float32)[None, :])
+            tol = 2 * gamma * qnorm * dmax + 4 * U32 * (qn + dmax * dmax + 2 * qnorm * dmax)
+            lim = ((lim2 + tol) * (1 + 8 * U32)).to(torch.float32)
+            r, c = torch.nonzero(d2 <= lim[:, None], as_tuple=True)
+            if len(r) == 0:
+                continue
+            ii = r.cpu().numpy() + qa
+            jj = c.cpu().numpy() + da
+            if is_bytes:
+                ex = _exact_sq(Qt, Dt, r, c).cpu().numpy()
+                keep = ex <= lim2
+                dd = reported(ex[keep], "l2")
+            else:
+                dd = float_distances(Q, D, ii, jj, "l2")
+                keep = dd <= rf
+                dd = dd[keep]
+            sink.add(ii[keep], jj[keep], dd)
+        if progress is not None:
+            progress(work)
     return sink.arrays()
 
 
@@ -339,28 +344,24 @@ def torch_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float, max
         lim = rf * (1 + FLOAT_MARGIN) if norm == "l1" else rf
     rows = block_rows or _block_rows(D.shape[1], device)
     sink = PairSink(max_pairs, radius, lay)
-    for qs, qe, parts in lay.class_blocks():
-        for qa in range(qs, qe, rows):
-            qb = min(qe, qa + rows)
-            Qt = torch.from_numpy(Q[qa:qb]).to(device=device).to(dtype)
-            for ds, de in parts:
-                for da in range(ds, de, rows):
-                    db = min(de, da + rows)
-                    Dt = torch.from_numpy(D[da:db]).to(device=device).to(dtype)
-                    dist = torch.cdist(Qt, Dt, p=p, compute_mode="donot_use_mm_for_euclid_dist")
-                    r, c = torch.nonzero(dist <= lim, as_tuple=True)
-                    if len(r) == 0:
-                        continue
-                    ii, jj = r.cpu().numpy() + qa, c.cpu().numpy() + da
-                    if is_bytes:
-                        dd = reported(np.rint(dist[r, c].double().cpu().numpy()), norm)
-                    else:
-                        dd = float_distances(Q, D, ii, jj, norm)
-                        keep = dd <= rf
-                        ii, jj, dd = ii[keep], jj[keep], dd[keep]
-                    sink.add(ii, jj, dd)
-            if progress is not None:
-                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    for qa, qb, d_blocks, work in lay.blocks(rows):
+        Qt = torch.from_numpy(Q[qa:qb]).to(device=device).to(dtype)
+        for da, db in d_blocks:
+            Dt = torch.from_numpy(D[da:db]).to(device=device).to(dtype)
+            dist = torch.cdist(Qt, Dt, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+            r, c = torch.nonzero(dist <= lim, as_tuple=True)
+            if len(r) == 0:
+                continue
+            ii, jj = r.cpu().numpy() + qa, c.cpu().numpy() + da
+            if is_bytes:
+                dd = reported(np.rint(dist[r, c].double().cpu().numpy()), norm)
+            else:
+                dd = float_distances(Q, D, ii, jj, norm)
+                keep = dd <= rf
+                ii, jj, dd = ii[keep], jj[keep], dd[keep]
+            sink.add(ii, jj, dd)
+        if progress is not None:
+            progress(work)
     return sink.arrays()
 
 
@@ -376,21 +377,17 @@ def reference_pairs(xq, yq, xd, yd, *, same_set: bool, norm: str, radius: float,
     limit = byte_limit(radius, norm, D.shape[1]) if is_bytes else float_radius(radius)
     rows = max(1, min(4096, int(math.sqrt(block_bytes / max(1, 8 * D.shape[1])))))
     sink = PairSink(max_pairs, radius, lay)
-    for qs, qe, parts in lay.class_blocks():
-        for qa in range(qs, qe, rows):
-            qb = min(qe, qa + rows)
-            for ds, de in parts:
-                for da in range(ds, de, rows):
-                    db = min(de, da + rows)
-                    dist = pairwise_float64(Q[qa:qb], D[da:db], norm)
-                    if is_bytes:
-                        r, c = np.nonzero((np.rint(dist * dist) if norm == "l2" else dist) <= limit)
-                        dist = dist / 255.0
-                    else:
-                        r, c = np.nonzero(dist <= limit)
-                    sink.add(r + qa, c + da, dist[r, c])
-            if progress is not None:
-                progress(int((qb - qa) * sum(b - a for a, b in parts)))
+    for qa, qb, d_blocks, work in lay.blocks(rows):
+        for da, db in d_blocks:
+            dist = pairwise_float64(Q[qa:qb], D[da:db], norm)
+            if is_bytes:
+                r, c = np.nonzero((np.rint(dist * dist) if norm == "l2" else dist) <= limit)
+                dist = dist / 255.0
+            else:
+                r, c = np.nonzero(dist <= limit)
+            sink.add(r + qa, c + da, dist[r, c])
+        if progress is not None:
+            progress(work)
     return sink.arrays()
 
 

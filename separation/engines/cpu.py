@@ -47,29 +47,30 @@ class CPUEngine(Engine, register="cpu"):
 
     name = "cpu"
 
-    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "pooled", l1: str = "bound",
+    def __init__(self, *, reorder_features: bool = True, linf: str = "probe", l2: str = "pooled", l1: str = "pooled",
                  blocks: CPUBlocks = DEFAULT_BLOCKS):
         """``linf``: ``"probe"`` (query-specific pixel probes, one pass per query; default) or
         ``"tiled"`` (the register-tiled class-pair kernel that also serves l1); ``l2``: ``"pooled"``
         (bytes: exact squared distances only where the pooled lower bound of ``_pooled_l2`` cannot
         rule the pair out; other data as ``"float32"``; default), ``"int8"`` (bytes through the exact
         integer GEMM of ``_int_l2``, other data as ``"float32"``) or ``"float32"`` (float32 GEMM and
-        the exact recheck of its candidates); ``l1``: ``"bound"``
-        (bytes: exact l1 only where the integer GEMM's exact l2 cannot rule the pair out, see
-        ``_l1_bound``; other data as ``"tiled"``; default) or ``"tiled"`` (the register-tiled
-        kernel); ``blocks``: the kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
+        the exact recheck of its candidates); ``l1``: ``"pooled"`` (bytes: exact l1 only where the
+        pooled l2 bound of ``_pooled_l2``, over 255, cannot rule the pair out; other data as
+        ``"tiled"``; default), ``"bound"`` (bytes: the same with the exact l2 of the integer GEMM
+        as the bound, see ``_l1_bound``) or ``"tiled"`` (the register-tiled kernel); ``blocks``: the
+        kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
         if l2 not in ("pooled", "int8", "float32"):
             raise InvalidInputError(f"l2 must be 'pooled', 'int8' or 'float32', got {l2!r}")
-        if l1 not in ("bound", "tiled"):
-            raise InvalidInputError(f"l1 must be 'bound' or 'tiled', got {l1!r}")
+        if l1 not in ("pooled", "bound", "tiled"):
+            raise InvalidInputError(f"l1 must be 'pooled', 'bound' or 'tiled', got {l1!r}")
         self.l2, self.l1 = l2, l1
         #: the l-inf probe searches' pruning so far: (query, other-class point) pairs searched, and
         #: those whose exact distance was computed (the rest were ruled out by probes)
         self.probe_pairs = {"pairs": 0, "exact": 0}
-        #: the same for the pooled l2 searches (``l2="pooled"``, bytes): pairs searched, and those
-        #: whose exact distance was computed (the rest were ruled out by the pooled bound)
+        #: the same for the pooled l2 and l1 searches (``l2="pooled"``, ``l1="pooled"``, bytes): pairs
+        #: searched, and those whose exact distance was computed (the rest ruled out by the bound)
         self.pooled_pairs = {"pairs": 0, "exact": 0}
         if not isinstance(blocks, CPUBlocks):
             raise InvalidTypeError(f"blocks must be a CPUBlocks, got {type(blocks).__name__}.")
@@ -97,11 +98,11 @@ class CPUEngine(Engine, register="cpu"):
         return True
 
     def _gemm_norm(self, norm, *arrays):
-        """Whether the GEMM functions serve ``norm`` here: l2 always; l1 with ``l1="bound"`` on bytes
-        (the integer GEMM needs torch)."""
+        """Whether the GEMM functions serve ``norm`` here: l2 always; l1 with ``l1="pooled"`` or
+        ``"bound"`` on bytes (the integer GEMM needs torch)."""
         if norm == "l2":
             return True
-        if not (norm == "l1" and self.l1 == "bound" and all(a.dtype == np.uint8 for a in arrays)):
+        if not (norm == "l1" and self.l1 != "tiled" and all(a.dtype == np.uint8 for a in arrays)):
             return False
         if not installed("torch"):  # the integer GEMM needs torch (an extra): without it, the tiled kernel
             return False
@@ -127,7 +128,7 @@ class CPUEngine(Engine, register="cpu"):
     def _gemm_args(self, norm):
         """Keyword arguments of the GEMM functions (:mod:`.gemm`) for ``norm``."""
         return {"block_rows": self.blocks.gemm_rows, "integer": self._integer(norm), "norm": norm,
-                "pooled": self.l2 == "pooled", "counts": self.pooled_pairs}
+                "pooled": (self.l2 if norm == "l2" else self.l1) == "pooled", "counts": self.pooled_pairs}
 
     # -- l-inf / l1 ---------------------------------------------------------------------------
     def _order(self, *arrays):
@@ -255,10 +256,11 @@ class CPUEngine(Engine, register="cpu"):
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
-        """The host GEMM in blocks of ``blocks.gemm_rows`` where it serves the norm (l2; l1 on bytes
-        with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`; else the numba range kernel (l-inf, l1;
-        exact early exit): :func:`~.conflicts.cpu_pairs`. Points over :attr:`stream_bytes`: out of
-        core, :func:`~.streamed.stream_range_search`."""
+        """l1 on bytes with ``l1="pooled"``: the pooled bound's search,
+        :func:`~.l1_range.pooled_l1_pairs`; the host GEMM in blocks of ``blocks.gemm_rows`` where
+        it serves the norm (l2; l1 on bytes with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`;
+        else the numba range kernel (l-inf, l1; exact early exit): :func:`~.conflicts.cpu_pairs`.
+        Points over :attr:`stream_bytes`: out of core, :func:`~.streamed.stream_range_search`."""
         limit = self.stream_bytes
         if self._streams(limit, x_query, x_db):
             from .streamed import stream_range_search
@@ -266,6 +268,11 @@ class CPUEngine(Engine, register="cpu"):
             return stream_range_search(self, x_query, y_query, x_db, y_db, norm=norm, radius=radius,
                                        same_set=same_set, max_pairs=max_pairs, block_bytes=limit // 2,
                                        progress=progress)
+        if norm == "l1" and self.l1 == "pooled" and self._gemm_norm(norm, x_query, x_db):
+            from .l1_range import pooled_l1_pairs  # its kernels load torch (an extra) with the GEMM's
+
+            return pooled_l1_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius,
+                                   max_pairs=max_pairs, progress=progress, block_rows=self.blocks.gemm_rows)
         if self._gemm_norm(norm, x_query, x_db):
             return gemm_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius, max_pairs=max_pairs,
                               progress=progress, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),

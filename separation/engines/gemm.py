@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.extras import require
 from . import _int_l2, _pooled_l2
-from ._bound_blocks import add_counts, l1_block_search, pooled_block, pooling
+from ._bound_blocks import add_counts, l1_block_search, pooled_block, pooled_l1_block, pooling
 from ._gemm_rounding import U32, _approx_sq, _limit, _norms, _tolerance
 
 torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
@@ -118,14 +118,19 @@ class _Rows:
     stored in the features' :func:`~._pooled_l2.exact_layout` (same distances); ``prune`` (a
     :class:`~._pooled_l2.Pruning`, shared by the search's sets) says whether the bound still runs."""
 
-    def __init__(self, x, device, integer, *, op=None, sq=None, xt=None, groups=None, pool=None, prune=None):
+    def __init__(self, x, device, integer, *, op=None, sq=None, xt=None, groups=None, pool=None, prune=None,
+                 codes=None, converted=False):
         self.x, self.device, self.integer, self.pool, self.prune = x, device, integer, pool, prune
+        self.codes = codes
         if groups is not None:
             p = torch.from_numpy(_pooled_l2.pooled(x, groups))
             self.pool = (p, _norms(p))
             self.x = x = np.ascontiguousarray(x[:, _pooled_l2.exact_layout(groups)])
-        if sq is not None:
+        if converted:
             self.op, self.sq, self.xt = op, sq, xt
+        elif codes is not None:  # the pooled l1 search: byte codes and padded rows, no GEMM operands
+            self.pool, self.x = codes.codes(x), codes.rows(x)
+            self.op = self.sq = self.xt = None
         elif integer:
             x8 = _int_l2.shifted(x)
             self.op, self.sq, self.xt = torch.from_numpy(x8), _int_l2.shifted_norms(x8), None
@@ -143,16 +148,21 @@ class _Rows:
     def sub(self, a, b):
         """Rows ``a..b-1`` (views, nothing converted again)."""
         cut = (lambda t: None if t is None else t[a:b])
-        pool = None if self.pool is None else (self.pool[0][a:b], self.pool[1][a:b])
-        return _Rows(self.x[a:b], self.device, self.integer, op=cut(self.op), sq=self.sq[a:b], xt=cut(self.xt),
-                     pool=pool, prune=self.prune)
+        return _Rows(self.x[a:b], self.device, self.integer, op=cut(self.op), sq=cut(self.sq), xt=cut(self.xt),
+                     pool=self.pool_block(a, b), prune=self.prune, codes=self.codes, converted=True)
 
     def pool_block(self, a, b):
-        """``(pooled coordinates, their squared norms)`` of rows ``a..b-1``."""
+        """Rows ``a..b-1`` of the bound's data: ``(pooled coordinates, their squared norms)`` (l2),
+        the byte codes (l1); None without a pooled bound."""
+        if self.pool is None or self.codes is not None:
+            return None if self.pool is None else self.pool[a:b]
         return self.pool[0][a:b], self.pool[1][a:b]
 
     def block(self, a, b):
-        """``(rows on the device, GEMM operand, squared norms)`` of rows ``a..b-1``."""
+        """``(rows on the device, GEMM operand, squared norms)`` of rows ``a..b-1`` (all None for
+        the pooled l1 search, which runs no GEMM)."""
+        if self.codes is not None:
+            return None, None, None
         if self.integer:
             return None, self.op[a:b], self.sq[a:b]
         if self.op is not None:
@@ -179,10 +189,10 @@ def _int_block(q8, d8, qn, dn, q_side, q_off, d_gidx, bits, d_side=None, d_off=0
 
 def _seeded_side(x_sorted, partners, x_other, norm):
     """A :class:`_Side` for the rows ``x_sorted``; for l1 its bests start at the exact l1 distance
-    to ``partners`` (their l2-nearest rows of ``x_other``, -1: none) -- real pairs with their
+    to ``partners`` (their l2-nearest rows of ``x_other``, -1: none; None: no seeds) -- real pairs with their
     indices, so the result and its ties are unchanged, while the l2 bound prunes from the start."""
     side = _Side(len(x_sorted))
-    if norm == "l1":
+    if norm == "l1" and partners is not None:
         has = np.flatnonzero(partners >= 0)
         for s in range(0, len(has), 4096):
             k = has[s:s + 4096]
@@ -201,18 +211,25 @@ def _gemm_rows(Q, D, q_side, d_gidx, d_side=None, q_gidx=None, q_off=0, d_off=0,
         qg = None if q_gidx is None else q_gidx[qa:qb]
         for da, db in _blocks(len(D), rows):
             Dt, Dop, dn = D.block(da, db)
+            pairs = (qb - qa) * (db - da)
+            if Q.codes is not None:  # the pooled l1 bound (it always pays)
+                Q.prune.add(pairs, pooled_l1_block(Q.x[qa:qb], D.x[da:db], Q.pool_block(qa, qb), D.pool_block(da, db),
+                                                   Q.codes.slack, q_side, q_off + qa, d_gidx[da:db], d_side=d_side,
+                                                   d_off=d_off + da, q_gidx=qg))
+                continue
+            if Q.pool is not None and Q.prune.active:
+                exact = pooled_block(Q.x[qa:qb], D.x[da:db], Q.pool_block(qa, qb), D.pool_block(da, db), q_side,
+                                     q_off + qa, d_gidx[da:db], d_side=d_side, d_off=d_off + da, q_gidx=qg)
+                Q.prune.add(pairs, exact)
+                continue
+            if Q.prune is not None:  # the pooled bound no longer paid: every pair's bound computed
+                Q.prune.add(pairs, pairs)
             if norm == "l1":
                 l1_block_search(Q.x[qa:qb], D.x[da:db], Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
-                          d_side=d_side, d_off=d_off + da, q_gidx=qg)
-            elif Q.pool is not None and Q.prune.active:
-                exact = pooled_block(Q.x[qa:qb], D.x[da:db], Q.pool_block(qa, qb), D.pool_block(da, db), q_side,
-                                      q_off + qa, d_gidx[da:db], d_side=d_side, d_off=d_off + da, q_gidx=qg)
-                Q.prune.add((qb - qa) * (db - da), exact)
+                                d_side=d_side, d_off=d_off + da, q_gidx=qg)
             elif Q.integer:
                 _int_block(Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db], bits,
                            d_side=d_side, d_off=d_off + da, q_gidx=qg)
-                if Q.prune is not None:  # the pooled bound no longer paid: every pair computed
-                    Q.prune.add((qb - qa) * (db - da), (qb - qa) * (db - da))
             else:
                 _block(Qt, Dt, Qop, Dop, qn, dn, q_side, q_off + qa, d_gidx[da:db],
                        d_side=d_side, d_off=d_off + da, q_gidx=qg)
@@ -254,8 +271,8 @@ def gemm_nearest(queries, database, *, device="cpu", block_rows=None, integer=No
     the pooled search adds the pairs it searched and those it computed exactly to."""
     device, integer, bits = _setup(device, integer, queries, database, norm=norm)
     seed = None
-    if norm == "l1":
-        seed = gemm_nearest(queries, database, device=device, block_rows=block_rows, pooled=pooled)[1]
+    if norm == "l1" and not pooled:
+        seed = gemm_nearest(queries, database, device=device, block_rows=block_rows, pooled=True)[1]
     side = _seeded_side(queries, seed, database, norm)
     pooled_setup = pooling(pooled, integer, norm, database)
     _gemm_rows(_Rows(queries, device, integer, **pooled_setup), _Rows(database, device, integer, **pooled_setup), side,
@@ -271,9 +288,9 @@ def gemm_cross_class(x_query, y_query, x_db, y_db, *, same_set=False, progress=N
     ``pooled``, ``counts``: as for :func:`gemm_nearest`."""
     device, integer, bits = _setup(device, integer, x_db, x_query, norm=norm)
     seed = None
-    if norm == "l1":  # each point's l2-nearest other-class point: a close l1 partner to start from
+    if norm == "l1" and not pooled:  # each point's l2-nearest other-class point: a close l1 partner to start from
         seed = gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, device=device,
-                                block_rows=block_rows, pooled=pooled)[1]
+                                block_rows=block_rows, pooled=True)[1]
     pooled_setup = pooling(pooled, integer, norm, x_db)
     d_order = np.argsort(y_db, kind="stable")
     D = _Rows(np.ascontiguousarray(x_db[d_order]), device, integer, **pooled_setup)
@@ -324,8 +341,8 @@ def gemm_block_pair(xa, ya, xb, yb, *, device="cpu", block_rows=None, integer=No
     the other block); ``pooled``, ``counts``: as for :func:`gemm_nearest`."""
     device, integer, bits = _setup(device, integer, xa, xb, norm=norm)
     seeds = (None, None, None, None)
-    if norm == "l1":  # (da, ia, db, ib) of l2: close l1 partners to start from
-        seeds = gemm_block_pair(xa, ya, xb, yb, device=device, block_rows=block_rows, pooled=pooled)
+    if norm == "l1" and not pooled:  # (da, ia, db, ib) of l2: close l1 partners to start from
+        seeds = gemm_block_pair(xa, ya, xb, yb, device=device, block_rows=block_rows, pooled=True)
     pooled_setup = pooling(pooled, integer, norm, xb)
     sides = []
     for x, y, seed, other in ((xa, ya, seeds[1], xb), (xb, yb, seeds[3], xa)):

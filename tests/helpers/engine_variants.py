@@ -34,6 +34,7 @@ def variants() -> dict[str, object]:
         "cpu-tiled-small": CPUEngine(linf="tiled", l1="tiled", blocks=SMALL),
         "cpu-float32-l2-small": CPUEngine(l2="float32", blocks=SMALL),
         "cpu-int8-l2-small": CPUEngine(l2="int8", blocks=SMALL),
+        "cpu-bound-l1-small": CPUEngine(l1="bound", blocks=SMALL),
         "cpu-unordered-small": CPUEngine(reorder_features=False, blocks=SMALL),
         "torch-blocks-on-cpu": CUDAEngine(device="cpu", use_triton=False, block_bytes=40),
     }
@@ -54,6 +55,16 @@ def tied(rng, n, d, classes, values=3):
     if n > 3 and values < 256:
         x[n // 2] = x[0]  # a cross-class duplicate (or a same-class one)
     return x, y
+
+
+def blobs(seed: int, n: int = 300, side: int = 16, classes: int = 3):
+    """Smooth byte images (one Gaussian blob each, random centre and width; neighbouring pixels
+    agree, as on real images): ``x`` (n, side * side) uint8 and labels ``y`` (n,)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side]
+    cx, cy, w = (rng.uniform(2, side - 2, (n, 1, 1)) for _ in range(3))
+    x = (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (1 + w) ** 2))).astype(np.uint8).reshape(n, -1)
+    return x, rng.integers(0, classes, n)
 
 
 def assert_same(res, ref):

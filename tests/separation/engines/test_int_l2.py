@@ -113,12 +113,14 @@ def test_near_ties_float32_cannot_resolve_are_decided_without_a_recheck(backend,
     assert np.array_equal(d, want[0]) and np.array_equal(i, want[1])
 
 
-def _tiny_case(seed, n, nq, d, values, rows):
-    """``(rng, x, y, xq, yq, engine, reference)``: tied bytes of 3 classes, GEMM blocks of ``rows``."""
+def _tiny_case(seed, n, nq, d, values, rows, l1="pooled"):
+    """``(rng, x, y, xq, yq, engine, reference)``: tied bytes of 3 classes, GEMM blocks of ``rows``,
+    the engine's ``l1`` path."""
     rng = np.random.default_rng(seed)
     x, y = tied(rng, n, d, 3, values=values)
     xq, yq = tied(rng, nq, d, 3, values=values)
-    return rng, x, y, xq, yq, CPUEngine(blocks=CPUBlocks(gemm_rows=rows) if rows else CPUBlocks()), ReferenceEngine()
+    blocks = CPUBlocks(gemm_rows=rows) if rows else CPUBlocks()
+    return rng, x, y, xq, yq, CPUEngine(l1=l1, blocks=blocks), ReferenceEngine()
 
 
 def same(a, b):
@@ -204,14 +206,15 @@ def test_block_rows_switch_at_their_limits():
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), nq=st.integers(1, 12), d=st.integers(1, 12),
-       values=st.sampled_from([2, 3, 256]), binary=st.booleans(), rows=st.sampled_from([1, 2, 3, 7, None]))
-def test_l1_by_the_l2_bound_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, binary, rows):
-    """l1 on bytes through the int8 GEMM's bound: train--train, test--train, nearest, block_pair
-    and the range search (at a radius equal to a pair's distance and one grey level below) equal
-    the float64 reference with 1-row blocks upward. Binary images (bytes 0 and
-    255) make the bound exact (``l1 == l2^2 / 255``): every pair sits at its bound, so ties at the
-    bound must still be computed and decided by index."""
-    _, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows)
+       values=st.sampled_from([2, 3, 256]), binary=st.booleans(), rows=st.sampled_from([1, 2, 3, 7, None]),
+       l1=st.sampled_from(["bound", "pooled"]))
+def test_l1_by_a_bound_equals_the_reference_at_tiny_blocks(seed, n, nq, d, values, binary, rows, l1):
+    """l1 on bytes through the int8 GEMM's bound (``l1="bound"``) and the pooled bound: train--train,
+    test--train, nearest, block_pair and the range search (at a radius equal to a pair's distance
+    and one grey level below) equal the float64 reference with 1-row blocks upward. Binary images
+    (bytes 0 and 255) make the l2 bound exact (``l1 == l2^2 / 255``): every pair sits at its bound,
+    so ties at the bound must still be computed and decided by index."""
+    _, x, y, xq, yq, eng, ref = _tiny_case(seed, n, nq, d, values, rows, l1)
     if binary:
         x, xq = np.where(x % 2 == 1, 255, 0).astype(np.uint8), np.where(xq % 2 == 1, 255, 0).astype(np.uint8)
     same(eng.cross_class(x, y, x, y, norm="l1", same_set=True), ref.cross_class(x, y, x, y, norm="l1", same_set=True))
@@ -236,7 +239,7 @@ def test_l1_computes_few_pairs_exactly_where_the_bound_is_tight(monkeypatch):
     x[:, :8] = rng.integers(0, 256, (400, 8))  # some grey: the bound is no longer exact
     y = rng.integers(0, 4, 400)
     want = CPUEngine(l1="tiled").cross_class(x, y, x, y, norm="l1", same_set=True)
-    got = CPUEngine().cross_class(x, y, x, y, norm="l1", same_set=True)
+    got = CPUEngine(l1="bound").cross_class(x, y, x, y, norm="l1", same_set=True)
     assert all(np.array_equal(u, v) for u, v in zip(got, want))
     from separation.engines import _l1_bound
 
@@ -249,7 +252,7 @@ def test_l1_computes_few_pairs_exactly_where_the_bound_is_tight(monkeypatch):
         return block(Q, D, xy, qn, dn, *rest)
 
     monkeypatch.setattr(_l1_bound, "l1_block", counting)
-    again = CPUEngine().cross_class(x, y, x, y, norm="l1", same_set=True)
+    again = CPUEngine(l1="bound").cross_class(x, y, x, y, norm="l1", same_set=True)
     assert all(np.array_equal(u, v) for u, v in zip(again, want))
     kept, total = map(sum, zip(*counted))
     assert 0 < kept < 0.25 * total, (kept, total)
@@ -279,7 +282,7 @@ def test_exact_l1_sums_chunks_in_16_bits_with_an_early_exit_at_the_limit(chunks,
 def test_an_unknown_l1_path_is_refused():
     from separation.core.errors import InvalidInputError
 
-    with pytest.raises(InvalidInputError, match="l1 must be 'bound' or 'tiled'"):
+    with pytest.raises(InvalidInputError, match="l1 must be 'pooled', 'bound' or 'tiled'"):
         CPUEngine(l1="exact")
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from separation.engines import CPUEngine, ReferenceEngine, _pooled_l2
 from separation.engines.blocks import CPUBlocks
 
-from helpers.engine_variants import near_tie_l2, tied
+from helpers.engine_variants import blobs, near_tie_l2, tied
 
 
 def same(got, want):
@@ -154,11 +154,7 @@ def test_the_bound_rules_out_most_pairs_on_images_and_says_so():
     """On smooth images (random blobs, as pixels of neighbouring places agree) most pairs are
     ruled out by the bound: the engine's ``pooled_pairs`` counts every cross-class pair searched
     and far fewer computed exactly; the answer equals the integer GEMM's, which computes all."""
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:16, 0:16]
-    cx, cy, w = (rng.uniform(2, 14, (300, 1, 1)) for _ in range(3))
-    x = (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (1 + w) ** 2))).astype(np.uint8).reshape(300, -1)
-    y = rng.integers(0, 3, 300)
+    x, y = blobs(7)
     eng = CPUEngine()
     got = eng.cross_class(x, y, x, y, norm="l2", same_set=True)
     same(got, CPUEngine(l2="int8").cross_class(x, y, x, y, norm="l2", same_set=True))
