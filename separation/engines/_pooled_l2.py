@@ -20,6 +20,7 @@ from numba import njit, prange
 
 from ._int_l2 import thread_chunks
 from ._l1_bound import _better
+from .sad import l2_until
 
 #: features per group (the bound divides by it)
 GROUP = 4
@@ -28,8 +29,6 @@ GROUP = 4
 WINDOW = 256
 #: sample rows for learning the groups: at most SAMPLE_VALUES values in all (at least 64 rows)
 SAMPLE_VALUES = 1 << 20
-#: features summed exactly in int32 between two early-exit checks (64 * 255**2 < 2**31)
-CHECK = 64
 
 
 #: the share of pairs computed exactly above which the pooled search gives way to the integer
@@ -161,34 +160,13 @@ def _pool(x, groups, out):  # pragma: no cover - numba
 
 
 @njit(inline="always")
-def _l2(q, row, limit):  # pragma: no cover - numba
-    """Exact squared l2 distance of two byte rows (int64), or a partial sum above ``limit``
-    once past it; chunks of :data:`CHECK` terms in int32 (a loop the compiler vectorises)."""
-    d = q.shape[0]
-    full = d - d % CHECK
-    s = np.int64(0)
-    for k0 in range(0, full, CHECK):
-        acc = np.int32(0)
-        for k in range(k0, k0 + CHECK):
-            t = np.int32(q[k]) - np.int32(row[k])
-            acc += t * t
-        s += acc
-        if s > limit:
-            return s
-    for k in range(full, d):
-        t = np.int64(q[k]) - np.int64(row[k])
-        s += t * t
-    return s
-
-
-@njit(inline="always")
 def _offer(Q, D, i, j, lb, gi, gj, t, rb, ri, col_best, col_idx, cols):  # pragma: no cover - numba
     """Exact distance of pair (i, j), whose lower bound is ``lb``, folded into the row's ``(rb,
     ri)`` (returned) and, with ``cols``, into thread ``t``'s column bests; computed only as far
     as a side the bound leaves open could still use it."""
     cb = col_best[t, j] if cols else -1.0
     limit = max(rb if lb <= rb else -1.0, cb if lb <= cb else -1.0)
-    s = _l2(Q[i], D[j], limit)
+    s = l2_until(Q[i], D[j], limit)
     if s <= limit:
         if _better(s, gj, rb, ri):
             rb, ri = np.float64(s), gj
@@ -222,7 +200,8 @@ def _partners(xy, qn, dn, chunks, per, cols, row_arg, col_min, col_arg):  # prag
 @njit(parallel=True, cache=True)
 def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best, col_idx):  # pragma: no cover
     """Fold one block of byte rows into running bests (exact squared l2 in byte units, ties to the
-    smaller global index). ``Q`` (nq, d) / ``D`` (nd, d) uint8; ``xy`` (nq, nd) float32 dot
+    smaller global index). ``Q`` (nq, k) / ``D`` (nd, k) uint8 rows padded to whole chunks
+    (:func:`.sad.padded`); ``xy`` (nq, nd) float32 dot
     products of their pooled coordinates, ``qn``/``dn`` the exact pooled squared norms (float64)
     and ``tol`` (nq,) a bound on the rounding of ``qn[i] + dn[j] - 2 xy[i, j]`` in row i, so
     ``(qn[i] + dn[j] - 2 xy[i, j] - tol[i]) / GROUP`` is a lower bound on the pair's squared
@@ -242,7 +221,7 @@ def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best,
     for j in prange(col_best.shape[1]):
         t = np.argmin(col_min[:, j])
         i = col_arg[t, j]
-        s = _l2(Q[i], D[j], col_best[0, j])
+        s = l2_until(Q[i], D[j], col_best[0, j])
         if _better(s, q_gidx[i], col_best[0, j], col_idx[0, j]):
             for u in range(col_best.shape[0]):
                 col_best[u, j], col_idx[u, j] = s, q_gidx[i]
@@ -269,5 +248,5 @@ def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best,
     return computed
 
 
-__all__ = ["CHECK", "GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "exact_layout", "feature_groups", "l2_block",
+__all__ = ["GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "exact_layout", "feature_groups", "l2_block",
            "pooled"]

@@ -25,6 +25,7 @@ from ..core.extras import require
 from . import _int_l2, _pooled_l2
 from ._bound_blocks import add_counts, l1_block_search, pooled_block, pooled_l1_block, pooling
 from ._gemm_rounding import U32, _approx_sq, _limit, _norms, _tolerance
+from .sad import padded
 
 torch = require("torch", "the exact l2 search on the CPU (float32 GEMM with an exact recheck)")
 
@@ -115,7 +116,8 @@ class _Rows:
     :data:`KEEP_BYTES`: converted per block) and ``sq`` the exact squared norms (float64 tensor).
     With feature ``groups`` (integer path, :mod:`._pooled_l2`), ``pool`` holds the pooled
     coordinates (float32 tensor) and their exact squared norms (float64 tensor), and ``x`` is
-    stored in the features' :func:`~._pooled_l2.exact_layout` (same distances); ``prune`` (a
+    stored in the features' :func:`~._pooled_l2.exact_layout`, zero-padded to whole chunks of
+    :mod:`.sad` (same distances); ``prune`` (a
     :class:`~._pooled_l2.Pruning`, shared by the search's sets) says whether the bound still runs."""
 
     def __init__(self, x, device, integer, *, op=None, sq=None, xt=None, groups=None, pool=None, prune=None,
@@ -125,7 +127,7 @@ class _Rows:
         if groups is not None:
             p = torch.from_numpy(_pooled_l2.pooled(x, groups))
             self.pool = (p, _norms(p))
-            self.x = x = np.ascontiguousarray(x[:, _pooled_l2.exact_layout(groups)])
+            self.x = x = padded(x[:, _pooled_l2.exact_layout(groups)])
         if converted:
             self.op, self.sq, self.xt = op, sq, xt
         elif codes is not None:  # the pooled l1 search: byte codes and padded rows, no GEMM operands

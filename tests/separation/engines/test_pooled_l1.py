@@ -1,6 +1,6 @@
 """The pooled l1 search on bytes (``CPUEngine(l1="pooled")``, the default): the sums of absolute
-differences (vpsadbw and the portable form) at their chunk and early-exit switches and at the
-largest sums, the byte codes and their bound at its limits, and the answers -- nearest neighbours
+and squared differences (vpsadbw / vpmaddwd and the portable forms) at their chunk and early-exit
+switches and at the largest sums, the byte codes and their bound at its limits, and the answers -- nearest neighbours
 and range search -- equal to the float64 reference on every entry point and block size."""
 from __future__ import annotations
 
@@ -22,12 +22,21 @@ def _sads(a, b, start, n):
 
 
 @njit
+def _ssds(a, b, start, n):
+    return sad.ssd(a, b, start, n), sad.ssd_portable(a, b, start, n)
+
+
+@njit
 def _until(a, b, limit):
-    return sad.l1_until(a, b, limit)
+    return sad.l1_until(a, b, limit), sad.l2_until(a, b, limit)
 
 
 def l1(a, b):
     return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).sum())
+
+
+def sq(a, b):
+    return int(((a.astype(np.int64) - b.astype(np.int64)) ** 2).sum())
 
 
 def same(got, want):
@@ -37,40 +46,49 @@ def same(got, want):
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 5])
-def test_both_sad_forms_are_the_exact_l1_of_their_chunks(chunks):
-    """``sad`` (vpsadbw where the CPU has it) and ``sad_portable`` sum exactly the chunks asked
-    for, from the chunk asked for, at the largest byte differences too."""
+def test_both_forms_of_each_sum_are_exact_over_their_chunks(chunks):
+    """``sad`` / ``ssd`` (vpsadbw / vpmaddwd where the CPU has AVX2) and their portable forms sum
+    exactly the chunks asked for, from the chunk asked for, at the largest byte differences too
+    (either sign)."""
     rng = np.random.default_rng(chunks)
     a, b = (rng.integers(0, 256, (chunks + 2) * sad.LANES).astype(np.uint8) for _ in range(2))
-    a[: sad.LANES], b[: sad.LANES] = 255, 0  # a whole chunk of the largest differences
+    a[: sad.LANES // 2], b[: sad.LANES // 2] = 255, 0  # a whole chunk of the largest differences
+    a[sad.LANES // 2: sad.LANES], b[sad.LANES // 2: sad.LANES] = 0, 255
     for start in (0, 1):
-        want = l1(a[start * sad.LANES:(start + chunks) * sad.LANES], b[start * sad.LANES:(start + chunks) * sad.LANES])
-        assert _sads(a, b, start, chunks) == (want, want)
-    assert _sads(a, b, 0, 0) == (0, 0)
+        part = slice(start * sad.LANES, (start + chunks) * sad.LANES)
+        assert _sads(a, b, start, chunks) == (l1(a[part], b[part]),) * 2
+        assert _ssds(a, b, start, chunks) == (sq(a[part], b[part]),) * 2
+    assert _sads(a, b, 0, 0) == _ssds(a, b, 0, 0) == (0, 0)
 
 
 @pytest.mark.slow
-def test_sad_sums_past_32_bits_stay_exact():
-    """Rows long enough that their l1 distance passes 2**32 (every byte 255 against 0)."""
+def test_sums_past_32_bits_stay_exact():
+    """Rows long enough that their l1 distance passes 2**32 (every byte 255 against 0); ssd at
+    MAX_SSD_CHUNKS chunks, its 32-bit lanes' limit, and l2_until over rows far longer (the sum
+    of its calls is int64)."""
     n = (1 << 32) // (255 * sad.LANES) + 1
     a, b = np.full(n * sad.LANES, 255, dtype=np.uint8), np.zeros(n * sad.LANES, dtype=np.uint8)
     want = 255 * n * sad.LANES
     assert want > 1 << 32
     assert _sads(a, b, 0, n) == (want, want)
+    m = sad.MAX_SSD_CHUNKS
+    assert _ssds(a, b, 0, m) == (m * sad.LANES * 255 ** 2,) * 2
+    assert _until(a, b, 1 << 62)[1] == n * sad.LANES * 255 ** 2 > 1 << 32
 
 
-@pytest.mark.parametrize("chunks", [sad.CHECK_CHUNKS, sad.CHECK_CHUNKS + 1])
-def test_l1_until_is_exact_up_to_its_limit_and_stops_past_it(chunks):
-    """Rows of CHECK_CHUNKS chunks (one check) and one more (a second, partial stretch): the exact
-    distance at a limit equal to it, a partial sum above the limit just below it; a limit reached
-    within the first stretch stops there."""
+@pytest.mark.parametrize("chunks", [1, sad.CHECK_CHUNKS - 1, sad.CHECK_CHUNKS, sad.CHECK_CHUNKS + 1])
+def test_the_early_exit_sums_are_exact_up_to_their_limit_and_stop_past_it(chunks):
+    """Rows shorter than CHECK_CHUNKS chunks (the remainder only), of CHECK_CHUNKS (one check) and
+    one more (a check, then the remainder): the exact distance at a limit equal to it, a partial
+    sum above the limit just below it; a limit passed within the first stretch stops there."""
     rng = np.random.default_rng(chunks)
     a, b = (rng.integers(0, 256, chunks * sad.LANES).astype(np.uint8) for _ in range(2))
-    want = l1(a, b)
-    assert _until(a, b, want) == want
-    assert _until(a, b, want - 1) > want - 1
-    first = l1(a[: sad.CHECK_CHUNKS * sad.LANES], b[: sad.CHECK_CHUNKS * sad.LANES])
-    assert _until(a, b, first - 1) == first
+    for k, dist in enumerate((l1, sq)):
+        want = dist(a, b)
+        assert _until(a, b, want)[k] == want
+        assert _until(a, b, want - 1)[k] > want - 1
+        first = dist(a[: sad.CHECK_CHUNKS * sad.LANES], b[: sad.CHECK_CHUNKS * sad.LANES])
+        assert _until(a, b, first - 1)[k] == first
 
 
 @pytest.mark.parametrize("d, width", [(0, 32), (1, 32), (32, 32), (33, 64)])

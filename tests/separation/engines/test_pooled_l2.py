@@ -73,21 +73,6 @@ def test_pooled_coordinates_are_the_group_sums_shifted():
     assert got.dtype == np.float32 and np.array_equal(got, want.astype(np.float32))
 
 
-@pytest.mark.parametrize("extra", [-1, 0, 1, _pooled_l2.CHECK + 1])
-def test_exact_squared_distance_at_its_chunk_switch_and_its_early_exit(extra):
-    """``_l2`` (compiled) on both sides of its chunk length with the largest terms (255 against 0):
-    the exact sum within the limit; above it, a partial sum past the limit, stopping after the
-    first chunk that passes it."""
-    chunk = _pooled_l2.CHECK
-    assert chunk * 255 ** 2 <= np.iinfo(np.int32).max
-    d = chunk + extra
-    a, b = np.full(d, 255, np.uint8), np.zeros(d, np.uint8)
-    exact = d * 255 ** 2
-    assert _pooled_l2._l2(a, b, exact) == _pooled_l2._l2(b, a, float(exact)) == exact
-    if d >= chunk:
-        assert _pooled_l2._l2(a, b, 0) == chunk * 255 ** 2  # stopped after the first chunk
-
-
 def grouped(x):
     """Every feature four times in a row, plus (or, near 255, less) a fixed offset per copy: two
     points then differ by the same amount across a group, so the pooled bound equals the squared
