@@ -72,15 +72,17 @@ def _fold_block(kernel, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx):
 
 def pooling(pooled, integer, norm, x):
     """``{"groups", "codes", "prune"}`` for :class:`.gemm._Rows` where a pooled search runs
-    (``pooled`` asked for, on the integer path): for l2 the feature groups of :mod:`._pooled_l2`,
+    (``pooled`` asked for, on the integer path): for l2 the feature groups of :mod:`._pooled_l2`
+    (and ``"bound_groups"``: how many of them the bound uses),
     for l1 the :class:`~._pooled_l1.Codes` of :mod:`._pooled_l1`, learned from ``x``, and a
     :class:`~._pooled_l2.Pruning` that counts its pairs; else all None."""
-    none = {"groups": None, "codes": None, "prune": None}
+    none = {"groups": None, "bound_groups": None, "codes": None, "prune": None}
     if not (pooled and integer):
         return none
     if norm == "l1":
         return {**none, "codes": _pooled_l1.Codes(x), "prune": _pooled_l2.Pruning()}
-    return {**none, "groups": _pooled_l2.feature_groups(x), "prune": _pooled_l2.Pruning()}
+    groups = _pooled_l2.feature_groups(x)
+    return {**none, "groups": groups, "bound_groups": _pooled_l2.bound_groups(x, groups), "prune": _pooled_l2.Pruning()}
 
 
 def add_counts(counts, setup):

@@ -29,6 +29,8 @@ GROUP = 4
 WINDOW = 256
 #: sample rows for learning the groups: at most SAMPLE_VALUES values in all (at least 64 rows)
 SAMPLE_VALUES = 1 << 20
+#: the share of the group sums' total variance the groups of the bound hold (:func:`bound_groups`)
+SPREAD = 0.999
 
 
 #: the share of pairs computed exactly above which the pooled search gives way to the integer
@@ -132,6 +134,21 @@ def feature_groups(x: np.ndarray, size: int = GROUP) -> np.ndarray:
     for k, g in enumerate(groups):
         out[k, :len(g)] = g
     return out
+
+
+def bound_groups(x: np.ndarray, groups: np.ndarray) -> int:
+    """How many of ``groups`` (in :func:`feature_groups`' order of decreasing spread) the pooled
+    bound uses: the fewest whose sums hold :data:`SPREAD` of the total variance of all group sums
+    over evenly spaced rows of ``x`` (n, d) -- the bound over any set of groups holds, and groups
+    that hardly vary (an image's border) add a GEMM's work but almost nothing to it; all where
+    nothing varies."""
+    n, d = x.shape
+    rows = max(64, SAMPLE_VALUES // max(1, d))
+    spread = pooled(x[:: max(1, n // rows)][:rows], groups).astype(np.float64).var(axis=0)
+    total = spread.sum()
+    if len(groups) == 0 or total == 0:
+        return len(groups)
+    return min(len(groups), int(np.searchsorted(np.cumsum(spread), SPREAD * total)) + 1)
 
 
 def exact_layout(groups: np.ndarray) -> np.ndarray:
@@ -248,5 +265,5 @@ def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best,
     return computed
 
 
-__all__ = ["GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "exact_layout", "feature_groups", "l2_block",
+__all__ = ["GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "SPREAD", "bound_groups", "exact_layout", "feature_groups", "l2_block",
            "pooled"]

@@ -115,17 +115,18 @@ class _Rows:
     squared norms (int64, numpy). Float path: ``op`` the float32 copy on the device (None when over
     :data:`KEEP_BYTES`: converted per block) and ``sq`` the exact squared norms (float64 tensor).
     With feature ``groups`` (integer path, :mod:`._pooled_l2`), ``pool`` holds the pooled
-    coordinates (float32 tensor) and their exact squared norms (float64 tensor), and ``x`` is
-    stored in the features' :func:`~._pooled_l2.exact_layout`, zero-padded to whole chunks of
-    :mod:`.sad` (same distances); ``prune`` (a
-    :class:`~._pooled_l2.Pruning`, shared by the search's sets) says whether the bound still runs."""
+    coordinates of the first ``bound_groups`` of them (float32 tensor; all for None) and their
+    exact squared norms (float64 tensor), and ``x`` is stored in the features'
+    :func:`~._pooled_l2.exact_layout`, zero-padded to whole chunks of :mod:`.sad` (same
+    distances); ``prune`` (a :class:`~._pooled_l2.Pruning`, shared by the search's sets) says
+    whether the bound still runs."""
 
     def __init__(self, x, device, integer, *, op=None, sq=None, xt=None, groups=None, pool=None, prune=None,
-                 codes=None, converted=False):
+                 codes=None, converted=False, bound_groups=None):
         self.x, self.device, self.integer, self.pool, self.prune = x, device, integer, pool, prune
         self.codes = codes
         if groups is not None:
-            p = torch.from_numpy(_pooled_l2.pooled(x, groups))
+            p = torch.from_numpy(_pooled_l2.pooled(x, groups[:bound_groups]))
             self.pool = (p, _norms(p))
             self.x = x = padded(x[:, _pooled_l2.exact_layout(groups)])
         if converted:

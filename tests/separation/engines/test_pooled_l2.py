@@ -73,6 +73,20 @@ def test_pooled_coordinates_are_the_group_sums_shifted():
     assert got.dtype == np.float32 and np.array_equal(got, want.astype(np.float32))
 
 
+@pytest.mark.parametrize("second, kept", [(0, 1), (1, 1), (40, 2), (None, 2)])
+def test_the_bound_keeps_the_groups_that_hold_its_share_of_the_spread(second, kept):
+    """Two groups in order of decreasing spread: the second is dropped where its sums hardly vary
+    (never, or by one grey level: far below 1 - SPREAD of the total), kept where they vary more;
+    where nothing varies at all (None: constant data) every group is kept."""
+    rng = np.random.default_rng(0)
+    groups = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
+    x = np.zeros((200, 8), dtype=np.uint8)
+    if second is not None:
+        x[:, :4] = rng.integers(0, 256, (200, 4))
+        x[:, 4] = rng.integers(0, second + 1, 200)
+    assert _pooled_l2.bound_groups(x, groups) == kept
+
+
 def grouped(x):
     """Every feature four times in a row, plus (or, near 255, less) a fixed offset per copy: two
     points then differ by the same amount across a group, so the pooled bound equals the squared
