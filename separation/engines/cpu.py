@@ -55,9 +55,9 @@ class CPUEngine(Engine, register="cpu"):
         rule the pair out; other data as ``"float32"``; default), ``"int8"`` (bytes through the exact
         integer GEMM of ``_int_l2``, other data as ``"float32"``) or ``"float32"`` (float32 GEMM and
         the exact recheck of its candidates); ``l1``: ``"pooled"`` (bytes: exact l1 only where the
-        pooled l2 bound of ``_pooled_l2``, over 255, cannot rule the pair out; other data as
-        ``"tiled"``; default), ``"bound"`` (bytes: the same with the exact l2 of the integer GEMM
-        as the bound, see ``_l1_bound``) or ``"tiled"`` (the register-tiled kernel); ``blocks``: the
+        bound of the byte codes of ``_pooled_l1`` -- group sums compared by sums of absolute
+        differences -- cannot rule the pair out; other data as ``"tiled"``; default), ``"bound"``
+        (bytes: exact l1 only where the exact l2 of the integer GEMM cannot, see ``_l1_bound``) or ``"tiled"`` (the register-tiled kernel); ``blocks``: the
         kernels' block and chunk sizes (speed only, see :class:`CPUBlocks`)."""
         if linf not in ("probe", "tiled"):
             raise InvalidInputError(f"linf must be 'probe' or 'tiled', got {linf!r}")
