@@ -7,7 +7,9 @@
    the rate in pair-dims/s of the work a brute force must do (every cross-class pair once, times the
    dimension), that rate as a fraction of the norm's peak, and the share of pairs whose distance was
    fully computed (the rest were pruned); above 1 the algorithm beats the arithmetic.
-3. **Competitors on a subset**, same arrays, per norm: scikit-learn's brute force (the paper's
+3. **Range search** (train--train), per norm: the default engine's range search at the radius the
+   robustness bounds run at, at the same rate measure as its nearest-neighbour search beside it.
+4. **Competitors on a subset**, same arrays, per norm: scikit-learn's brute force (the paper's
    route), faiss-cpu ``IndexFlat`` and ``torch.cdist`` beside the default engine; whether each
    gives every point the same distance.
 
@@ -47,6 +49,8 @@ ENGINES = {"linf": {"cpu (probe)": ({}, "linf", "probe"), "cpu (tiled)": ({"linf
                   "cpu (float32 GEMM + recheck)": ({"l2": "float32"}, "float32 GEMM", "gemm")},
            "l1": {"cpu (pooled bound)": ({}, "l1", "pooled"), "cpu (l2 bound)": ({"l1": "bound"}, "l1", None),
                   "cpu (tiled)": ({"l1": "tiled"}, "l1", None)}}
+#: the range search's radius per norm (pixel units): twice the largest eps of Table 4 on MNIST
+RANGE_RADII = {"linf": "84/85", "l2": "6", "l1": "48"}
 PEAKS = {"linf": "l-inf kernel: byte |a-b| then max", "l1": "l1 kernel: byte |a-b| summed 32 at a time",
          "int8 GEMM": "int8 GEMM, int32 sums (torch._int_mm)", "float32 GEMM": "float32 GEMM (BLAS)",
          "float64 GEMM": "float64 GEMM (BLAS)"}
@@ -63,7 +67,10 @@ DESCRIPTION = (
     "fully computed (the probe search's and the pooled bounds' count, the pooled l2 search measured against the "
     "float32 GEMM its bound runs on; every pair for a GEMM; not counted for the tiled "
     "kernels, which stop each pair early, nor for l1's l2 bound). The integer GEMM's peak is that of "
-    "the GEMM it runs on here (int8 where torch._int_mm is the faster, else float32). Load: the "
+    "the GEMM it runs on here (int8 where torch._int_mm is the faster, else float32). Range search: "
+    "train--train only, every cross-class pair within the radius (pixel units) found, at the rate "
+    "of the same work (every cross-class train pair once) beside the nearest-neighbour search of the "
+    "same engine; the l-inf range kernel stops each pair early and is not counted. Load: the "
     "1-minute load average before the row.")
 
 
@@ -194,6 +201,51 @@ def engines_section(ds, peaks: dict, rows: list) -> None:
             log.info("%s %s %s: %.2fs (%.1f G pair-dims/s)", group, norm, label, sec, rate)
 
 
+# -- range search ----------------------------------------------------------------------------------
+def range_section(ds, radii: dict, rows: list) -> None:
+    """Per norm, train--train: the default engine's nearest-neighbour search and its range search
+    at the radius ``radii[norm]`` (what the robustness bounds run at 2 eps), at their rates; for l2
+    also the integer GEMM's range search, which must find the same pairs."""
+    x, y = ds.x_train.reshape(len(ds.x_train), -1), ds.y_train
+    sizes = np.bincount(y)
+    work = float((sizes * (len(y) - sizes)).sum() / 2) * x.shape[1]  # every cross-class pair once
+    for norm in NORMS:
+        section = f"Range search for the bounds on {ds.name} ({norm}, train–train)"
+        group = f"{len(x)} points, radius {radii[norm]}"
+        warm = CPUEngine()
+        warm.cross_class(x[:64], y[:64], x[:64], y[:64], norm=norm, same_set=True)
+        warm.range_search(x[:64], y[:64], x[:64], y[:64], norm=norm, radius=radii[norm], same_set=True)
+        runs = [("nearest: cpu", {}, None), ("range: cpu", {}, radii[norm])]
+        if norm == "l2":
+            runs.append(("range: cpu (integer GEMM)", {"l2": "int8"}, radii[norm]))
+        found = None
+        for label, options, radius in runs:
+            engine, load = CPUEngine(**options), os.getloadavg()[0]
+            t0 = time.perf_counter()
+            if radius is None:
+                engine.cross_class(x, y, x, y, norm=norm, same_set=True)
+            else:
+                got = engine.range_search(x, y, x, y, norm=norm, radius=radius, same_set=True)
+            sec = time.perf_counter() - t0
+            counts = engine.probe_pairs if norm == "linf" else engine.pooled_pairs
+            metrics = {"G pair-dims/s": work / sec / 1e9, "pairs found": None if radius is None else len(got[0]),
+                       "exact pairs": counts["exact"] / counts["pairs"] if counts["pairs"] else None, "load": load}
+            agrees = None
+            if radius is not None:
+                agrees = None if found is None else all(np.array_equal(a, b) for a, b in zip(got, found))
+                found = found or got
+            rows.append(BenchmarkRow(section, group, label, round(sec, 3), agrees, metrics))
+            log.info("%s %s: %.2fs", section, label, sec)
+
+
+def radius_pairs(text: str) -> tuple[str, str]:
+    """``NORM=RADIUS`` of ``--range-radii`` (the radius as text: exact, see ``exact_eps``)."""
+    norm, _, radius = text.partition("=")
+    if norm not in NORMS or not radius:
+        raise argparse.ArgumentTypeError(f"expected NORM=RADIUS with NORM one of {', '.join(NORMS)}, got {text!r}")
+    return norm, radius
+
+
 # -- competitors on a subset ---------------------------------------------------------------------
 def competitors_section(ds, args, rows: list) -> None:
     sub = ds.subset(args.subset, seed=0)
@@ -225,6 +277,9 @@ def get_args_parser():
     p.add_argument("--test-subset", type=int, default=2000, help="test points for the competitors (default 2000)")
     p.add_argument("--competitors", default=",".join(ROUTES), help="comma list ('' for none)")
     p.add_argument("--peak-seconds", type=float, default=2.0, help="seconds per peak measurement (default 2)")
+    p.add_argument("--range-radii", type=radius_pairs, nargs="+", default=list(RANGE_RADII.items()), metavar="NORM=R",
+                   help="radius of the range search per norm, pixel units (default: twice the largest eps of "
+                        "Table 4 on MNIST: " + " ".join(f"{k}={v}" for k, v in RANGE_RADII.items()) + ")")
     add_output_arguments(p, "roofline")
     return p
 
@@ -251,6 +306,7 @@ def main(argv=None):
                                      {unit: rate, "load": load}))
             log.info("peak %s, %d threads: %.1f", name, threads, rate)
     engines_section(ds, peaks, rows)
+    range_section(ds, RANGE_RADII | dict(args.range_radii), rows)
     competitors_section(ds, args, rows)
     meta = run_metadata()
     device = f"{meta.hardware.cpus}-core {platform.machine()} CPU"
@@ -258,10 +314,12 @@ def main(argv=None):
                              rows=rows, baselines=["sklearn (paper)"],
                              references={s: "ours: cpu" for s in {r.section for r in rows if r.section.startswith("Same")}}
                              | {s: next(r.competitor for r in rows if r.section == s)
-                                for s in {r.section for r in rows if r.section.startswith("Engines")}},
+                                for s in {r.section for r in rows if r.section.startswith("Engines")}}
+                             | {s: "range: cpu" for s in {r.section for r in rows if r.section.startswith("Range")}},
                              notes=[f"Peaks and engines on all {cores} cores unless the row says 1 thread."])
     config = BenchmarkConfig(args.name, "benchmarks/roofline.py", list(argv if argv is not None else sys.argv[1:]),
-                             {"dataset": args.dataset, "subset": args.subset, "test_subset": args.test_subset})
+                             {"dataset": args.dataset, "subset": args.subset, "test_subset": args.test_subset,
+                              "range_radii": RANGE_RADII | dict(args.range_radii)})
     publish(args, args.name, config, result, meta)
     return 0
 

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 def test_the_roofline_script_writes_its_record_and_page(tmp_path):
     proc = subprocess.run([sys.executable, "benchmarks/roofline.py", "--dataset", "digits", "--subset", "200",
                            "--test-subset", "40", "--peak-seconds", "0.02", "--competitors", "torch.cdist",
+                           "--range-radii", "linf=1/2", "l1=5",
                            "--out", str(tmp_path / "res"), "--page-out", str(tmp_path / "pages")],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
@@ -39,10 +40,24 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
     pooled = [r for r in rows if r["competitor"] == "cpu (pooled bound)"]
     assert len(pooled) == 2  # l2 and l1
     assert all(r["metrics"]["exact pairs"] is None for r in pooled)  # digits are floats: the pooled paths are for bytes
+    for norm, radius in (("linf", "1/2"), ("l2", "6"), ("l1", "5")):  # l2: the default radius
+        ranged = [r for r in rows if r["section"] == f"Range search for the bounds on digits ({norm}, train–train)"]
+        assert [r["competitor"] for r in ranged] == ["nearest: cpu", "range: cpu"] + (
+            ["range: cpu (integer GEMM)"] if norm == "l2" else [])
+        assert {r["group"] for r in ranged} == {f"1347 points, radius {radius}"}  # the digits training split
+        assert ranged[0]["metrics"]["pairs found"] is None and ranged[1]["metrics"]["pairs found"] > 0
+        assert all(r["agrees"] in (None, True) for r in ranged) and (norm != "l2" or ranged[2]["agrees"] is True)
     peaks = {r["group"] for r in rows if r["section"] == "Measured peaks of this machine"}
     assert {"int8 GEMM, int32 sums (torch._int_mm)", "memory: parallel copy"} <= peaks
     page = (tmp_path / "pages" / "roofline.md").read_text()
     assert page.startswith("# CPU engines against the measured roofline") and "fraction of peak" in page
+
+
+def test_a_range_radius_needs_a_norm(tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/roofline.py", "--dataset", "digits", "--range-radii", "l3=1",
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "expected NORM=RADIUS with NORM one of linf, l2, l1, got 'l3=1'" in proc.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_an_unknown_competitor_is_one_error_line(tmp_path):

@@ -6,8 +6,10 @@
 * l2 on bytes (:mod:`._pooled_l2`): the bound is the float32 GEMM of the pooled coordinates,
   less a rigorous bound on its rounding (:mod:`._gemm_rounding`).
 
-Either way a numba kernel folds the block straight into the running bests of the search's rows
-(and columns, for train--train blocks); :func:`pooling` sets up the pooled search of one call.
+For a nearest-neighbour search a numba kernel folds the block straight into the running bests of
+the search's rows (and columns, for train--train blocks); for a range search
+(:mod:`.pooled_range`) :func:`pooled_range_block` keeps the block's pairs within a radius.
+:func:`pooling` sets up the pooled search of one call.
 """
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_
     """One block of the pooled l2 search (:mod:`._pooled_l2`): ``Qp``/``Dp`` the
     pooled coordinates and their exact squared norms; exact distances only of the pairs the pooled
     bound (less the GEMM's rigorous rounding bound) cannot rule out. Returns how many."""
+    args = (qx, dx, *_pooled_products(Qp, Dp))
+    return _fold_block(_pooled_l2.l2_block, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx)
+
+
+def _pooled_products(Qp, Dp):
+    """``(xy, qn, dn, tol)`` of :func:`._pooled_l2.l2_block` for two blocks' pooled coordinates
+    and exact squared norms ``Qp``/``Dp``: the float32 GEMM and its rigorous rounding bound per row
+    (float64, exact, where float32 arithmetic is not IEEE)."""
     (qp, qpn), (dp, dpn) = Qp, Dp
     if not ieee_float32():
         xy = (qp.to(torch.float64) @ dp.to(torch.float64).T).numpy()  # exact: small integers
@@ -39,8 +49,19 @@ def pooled_block(qx, dx, Qp, Dp, q_side, q_off, d_gidx, d_side=None, d_off=0, q_
     else:
         xy = (qp @ dp.T).numpy()
         tol = _tolerance(qpn, dpn, qp.shape[1]).numpy() if len(dp) else np.zeros(len(qp))
-    args = (qx, dx, xy, qpn.numpy(), dpn.numpy(), tol)
-    return _fold_block(_pooled_l2.l2_block, args, q_side, q_off, d_gidx, d_side, d_off, q_gidx)
+    return xy, qpn.numpy(), dpn.numpy(), tol
+
+
+def pooled_range_block(Q, D, q_rows, d_rows, limit: int):
+    """The pairs of rows ``q_rows`` ``(a, b)`` of ``Q`` and ``d_rows`` of ``D`` (:class:`.gemm._Rows`
+    of a pooled search) whose exact distance -- l1, or squared l2, in byte units -- is ``<= limit``:
+    ``((i, j, k)`` int64 within the block, sorted``, how many pairs were computed exactly)``; exact
+    distances only where the bound allows."""
+    (qa, qb), (da, db) = q_rows, d_rows
+    qc, dc = Q.pool_block(qa, qb), D.pool_block(da, db)
+    if Q.codes is not None:
+        return _pooled_l1.within(Q.x[qa:qb], D.x[da:db], qc, dc, Q.codes.slack, limit)
+    return _pooled_l2.within(Q.x[qa:qb], D.x[da:db], *_pooled_products(qc, dc), limit)
 
 
 def pooled_l1_block(qx, dx, qc, dc, slack, q_side, q_off, d_gidx, d_side=None, d_off=0, q_gidx=None):
@@ -93,4 +114,4 @@ def add_counts(counts, setup):
         counts["exact"] += prune.exact
 
 
-__all__ = ["add_counts", "l1_block_search", "pooled_block", "pooled_l1_block", "pooling"]
+__all__ = ["add_counts", "l1_block_search", "pooled_block", "pooled_l1_block", "pooled_range_block", "pooling"]

@@ -110,9 +110,14 @@ def keep_pair(s, limit, i, j, p, fill, ii, jj, kk):  # pragma: no cover - numba
     return p
 
 
-def two_pass(kernel, nq: int, *args):
+def two_pass(kernel, nq: int, *args, counted: bool = False):
     """``(i, j, k)`` int64 of the pairs a range ``kernel(*args, starts, ii, jj, kk, fill)`` keeps
-    from a block of ``nq`` rows, sorted by ``(i, j)``: counted per row first, then written."""
+    from a block of ``nq`` rows, sorted by ``(i, j)``: counted per row first, then written.
+    ``counted``: the kernel takes a ``tried`` (nq,) int64 before ``starts`` and sets each row's
+    pairs computed exactly; returns ``((i, j, k), their total)``."""
+    tried = np.zeros(nq, dtype=np.int64)
+    if counted:
+        args = (*args, tried)
     starts = np.zeros(nq + 1, dtype=np.int64)
     empty = np.empty(0, dtype=np.int64)
     kernel(*args, starts, empty, empty, empty, False)
@@ -121,7 +126,7 @@ def two_pass(kernel, nq: int, *args):
     ii, jj, kk = (np.empty(n, dtype=np.int64) for _ in range(3))
     if n:
         kernel(*args, starts, ii, jj, kk, True)
-    return ii, jj, kk
+    return ((ii, jj, kk), int(tried.sum())) if counted else (ii, jj, kk)
 
 
 def within(Q: np.ndarray, D: np.ndarray, xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, limit: int):

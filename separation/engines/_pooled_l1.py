@@ -167,26 +167,29 @@ def l1_block(Q, D, Qc, Dc, slack, q_gidx, d_gidx, row_best, row_idx, col_best, c
 
 
 @njit(parallel=True, cache=True)
-def _within(Q, D, Qc, Dc, slack, limit, starts, ii, jj, kk, fill):  # pragma: no cover - numba
+def _within(Q, D, Qc, Dc, slack, limit, tried, starts, ii, jj, kk, fill):  # pragma: no cover - numba
     """Per row, the pairs with exact l1 ``<= limit``: counted into ``starts[i + 1]`` (``fill``
-    False) or written from ``starts[i]`` on (``fill`` True)."""
+    False) or written from ``starts[i]`` on (``fill`` True); ``tried[i]``: how many pairs of the
+    row the bound left to compute exactly."""
     n = Qc.shape[1] // LANES
     step = 1 << SHIFT
     for i in prange(len(Qc)):
         p = starts[i] if fill else 0
+        c = 0
         for j in range(len(Dc)):
             if step * sad(Qc[i], Dc[j], 0, n) - slack > limit:
                 continue
             p = keep_pair(l1_until(Q[i], D[j], limit), limit, i, j, p, fill, ii, jj, kk)
+            c += 1
+        tried[i] = c
         if not fill:
             starts[i + 1] = p
 
 
 def within(Q: np.ndarray, D: np.ndarray, Qc: np.ndarray, Dc: np.ndarray, slack: int, limit: int):
     """The pairs of a block of rows (:meth:`Codes.rows`, codes :meth:`Codes.codes`) whose exact l1
-    distance is ``<= limit`` (byte units): ``(i, j, k)`` int64, sorted by ``(i, j)``; exact l1 only
-    where the pooled bound allows it."""
-    return two_pass(_within, len(Q), Q, D, Qc, Dc, np.int64(slack), np.int64(limit))
-
+    distance is ``<= limit`` (byte units): ``((i, j, k) int64 sorted by (i, j), how many pairs were
+    computed exactly)``; exact l1 only where the pooled bound allows it."""
+    return two_pass(_within, len(Q), Q, D, Qc, Dc, np.int64(slack), np.int64(limit), counted=True)
 
 __all__ = ["GROUP", "SHIFT", "Codes", "l1_block", "within"]

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._int_l2 import thread_chunks
-from ._l1_bound import _better
+from ._l1_bound import _better, keep_pair, two_pass
 from .sad import l2_until
 
 #: features per group (the bound divides by it)
@@ -265,5 +265,34 @@ def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best,
     return computed
 
 
-__all__ = ["GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "SPREAD", "bound_groups", "exact_layout", "feature_groups", "l2_block",
-           "pooled"]
+@njit(parallel=True, cache=True)
+def _within(Q, D, xy, qn, dn, tol, limit, tried, starts, ii, jj, kk, fill):  # pragma: no cover - numba
+    """Per row, the pairs with exact squared l2 ``<= limit``: counted into ``starts[i + 1]``
+    (``fill`` False) or written from ``starts[i]`` on (``fill`` True); ``tried[i]``: how many
+    pairs of the row the bound left to compute exactly."""
+    nq, nd = xy.shape
+    top = GROUP * np.float64(limit)
+    for i in prange(nq):
+        p = starts[i] if fill else 0
+        base = qn[i] - tol[i]
+        c = 0
+        for j in range(nd):
+            if base + (dn[j] - 2.0 * np.float64(xy[i, j])) > top:  # the bound exceeds the limit
+                continue
+            p = keep_pair(l2_until(Q[i], D[j], limit), limit, i, j, p, fill, ii, jj, kk)
+            c += 1
+        tried[i] = c
+        if not fill:
+            starts[i + 1] = p
+
+
+def within(Q: np.ndarray, D: np.ndarray, xy: np.ndarray, qn: np.ndarray, dn: np.ndarray, tol: np.ndarray,
+           limit: int):
+    """The pairs of a block of byte rows (padded, in :func:`exact_layout`) whose exact squared l2
+    distance is ``<= limit`` (byte units): ``((i, j, k) int64 sorted by (i, j), how many pairs were
+    computed exactly)``; exact only where the pooled bound allows it (``xy``, ``qn``, ``dn``,
+    ``tol``: as for :func:`l2_block`)."""
+    return two_pass(_within, len(Q), Q, D, xy, qn, dn, tol, np.int64(limit), counted=True)
+
+__all__ = ["GROUP", "MAX_EXACT", "MIN_PAIRS", "WINDOW", "Pruning", "SPREAD", "bound_groups", "exact_layout",
+           "feature_groups", "l2_block", "pooled", "within"]

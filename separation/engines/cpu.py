@@ -256,8 +256,8 @@ class CPUEngine(Engine, register="cpu"):
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
-        """l1 on bytes with ``l1="pooled"``: the pooled bound's search,
-        :func:`~.l1_range.pooled_l1_pairs`; the host GEMM in blocks of ``blocks.gemm_rows`` where
+        """l1 / l2 on bytes with ``l1="pooled"`` / ``l2="pooled"``: the pooled bound's search,
+        :func:`~.pooled_range.pooled_pairs`; the host GEMM in blocks of ``blocks.gemm_rows`` where
         it serves the norm (l2; l1 on bytes with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`;
         else the numba range kernel (l-inf, l1; exact early exit): :func:`~.conflicts.cpu_pairs`.
         Points over :attr:`stream_bytes`: out of core, :func:`~.streamed.stream_range_search`."""
@@ -268,17 +268,24 @@ class CPUEngine(Engine, register="cpu"):
             return stream_range_search(self, x_query, y_query, x_db, y_db, norm=norm, radius=radius,
                                        same_set=same_set, max_pairs=max_pairs, block_bytes=limit // 2,
                                        progress=progress)
-        if norm == "l1" and self.l1 == "pooled" and self._gemm_norm(norm, x_query, x_db):
-            from .l1_range import pooled_l1_pairs  # its kernels load torch (an extra) with the GEMM's
+        if self._pooled_range(norm, x_query, x_db):
+            from .pooled_range import pooled_pairs  # loads torch (an extra) with the GEMM's module
 
-            return pooled_l1_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius,
-                                   max_pairs=max_pairs, progress=progress, block_rows=self.blocks.gemm_rows)
+            return pooled_pairs(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set, radius=radius,
+                                max_pairs=max_pairs, progress=progress, block_rows=self.blocks.gemm_rows,
+                                counts=self.pooled_pairs)
         if self._gemm_norm(norm, x_query, x_db):
             return gemm_pairs(x_query, y_query, x_db, y_db, same_set=same_set, radius=radius, max_pairs=max_pairs,
                               progress=progress, block_rows=self.blocks.gemm_rows, integer=self._integer(norm),
                               norm=norm)
         return cpu_pairs(x_query, y_query, x_db, y_db, same_set=same_set, norm=norm, radius=radius,
                          max_pairs=max_pairs, progress=progress)
+
+    def _pooled_range(self, norm, x_query, x_db) -> bool:
+        """Whether the range search runs on a pooled bound: l1 / l2 in ``"pooled"`` mode on bytes."""
+        mode = {"l1": self.l1, "l2": self.l2}.get(norm)
+        return (mode == "pooled" and x_query.dtype == np.uint8 and x_db.dtype == np.uint8
+                and self._gemm_norm(norm, x_query, x_db))
 
     def class_search(self, support, labels, n_classes, *, norm):
         """l-inf: the probe-pruned one-pass search (:class:`~separation.engines.probe.ProbeSearch`);

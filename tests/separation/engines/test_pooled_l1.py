@@ -172,11 +172,17 @@ def test_the_bound_rules_out_most_pairs_on_images_and_says_so():
     tiled kernel's, which computes all."""
     x, y = blobs(7)
     eng = CPUEngine()
-    same(eng.cross_class(x, y, x, y, norm="l1", same_set=True),
-         CPUEngine(l1="tiled").cross_class(x, y, x, y, norm="l1", same_set=True))
+    got = eng.cross_class(x, y, x, y, norm="l1", same_set=True)
+    same(got, CPUEngine(l1="tiled").cross_class(x, y, x, y, norm="l1", same_set=True))
     pairs = int(sum((y[:, None] != y[None, :]).ravel())) // 2
     assert eng.pooled_pairs["pairs"] == pairs
     assert 0 < eng.pooled_pairs["exact"] < 0.3 * pairs, eng.pooled_pairs
+    # the range search within the median nearest distance (stored units: bytes): its pairs, most others ruled out
+    radius = float(np.median(got[0])) / 255
+    eng = CPUEngine()
+    found = eng.range_search(x, y, x, y, norm="l1", radius=radius, same_set=True)
+    same(found, CPUEngine(l1="tiled").range_search(x, y, x, y, norm="l1", radius=radius, same_set=True))
+    assert eng.pooled_pairs["pairs"] == pairs and len(found[0]) <= eng.pooled_pairs["exact"] < 0.3 * pairs
 
 
 def test_which_l1_path_runs():
@@ -189,6 +195,9 @@ def test_which_l1_path_runs():
         same(eng.cross_class(data, y, data, y, norm="l1", same_set=True),
              ReferenceEngine().cross_class(data, y, data, y, norm="l1", same_set=True))
         assert (eng.pooled_pairs["pairs"] > 0) == counted
+        before = eng.pooled_pairs["pairs"]  # the range search takes the same path
+        eng.range_search(data, y, data, y, norm="l1", radius=1, same_set=True)
+        assert (eng.pooled_pairs["pairs"] > before) == counted
 
 
 @pytest.mark.parametrize("columns", [False, True])
@@ -222,6 +231,7 @@ def test_a_pair_exactly_at_its_bound_is_computed_and_wins_its_tie(columns):
     assert (row_best[0], row_idx[0]) == (32, 0)
     if columns:
         assert (col_best[:, 0] == 32).all() and (col_idx[:, 0] == 7).all()
-    for limit, want in ((32, [0, 1]), (31, [])):
-        ii, jj, kk = _pooled_l1.within(rows[:1], rows[1:], c[:1], c[1:], codes.slack, limit)
+    for limit, want, tried in ((32, [0, 1], 2), (31, [], 1)):  # one below: far's bound rules it out
+        (ii, jj, kk), computed = _pooled_l1.within(rows[:1], rows[1:], c[:1], c[1:], codes.slack, limit)
         assert jj.tolist() == want and kk.tolist() == [32] * len(want) and ii.tolist() == [0] * len(want)
+        assert computed == tried

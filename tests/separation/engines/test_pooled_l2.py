@@ -4,6 +4,8 @@ ties and at float32's limit, the switch to the integer GEMM where the bound does
 answers equal to the float64 reference on every entry point and block size."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from separation.engines import CPUEngine, ReferenceEngine, _pooled_l2
 from separation.engines.blocks import CPUBlocks
+from separation.engines.conflicts import byte_limit, reference_pairs
 
 from helpers.engine_variants import blobs, near_tie_l2, tied
 
@@ -23,12 +26,37 @@ def same(got, want):
 
 
 def all_entry_points(eng, xq, yq, xd, yd, ref=ReferenceEngine()):
-    """nearest, test--train, train--train and a block pair, each equal to the reference."""
+    """nearest, test--train, train--train, a block pair and the range search, each equal to the
+    reference."""
     same(eng.nearest(xq, xd, norm="l2"), ref.nearest(xq, xd, norm="l2"))
     same(eng.cross_class(xq, yq, xd, yd, norm="l2"), ref.cross_class(xq, yq, xd, yd, norm="l2"))
     same(eng.cross_class(xd, yd, xd, yd, norm="l2", same_set=True),
          ref.cross_class(xd, yd, xd, yd, norm="l2", same_set=True))
     same(eng.block_pair(xq, yq, xd, yd, norm="l2"), ref.block_pair(xq, yq, xd, yd, norm="l2"))
+    range_at_a_tie(eng, xq, yq, xd, yd)
+
+
+def radius_of(k: int) -> str:
+    """An exact radius (pixel units) whose squared byte limit ``floor((255 R)^2)`` is ``k``."""
+    a = math.isqrt(k * 10**12)
+    return f"{a + (a * a != k * 10**12)}/{255 * 10**6}"
+
+
+def range_at_a_tie(eng, xq, yq, xd, yd):
+    """The range search (test--train and train--train) at a radius equal to the exact distance of
+    query 0's nearest other-class point -- a pair at the radius, which is within -- and one squared
+    grey level below, equal to the reference's pairs."""
+    other = xd[yd != yq[0]].astype(np.int64)
+    k = int(((other - xq[0]) ** 2).sum(axis=1).min()) if len(other) else 0
+    for limit in (k, k - 1):
+        if limit < 0:
+            continue
+        radius = radius_of(limit)
+        assert byte_limit(radius, "l2", xd.shape[1]) == min(limit, 255 * 255 * xd.shape[1])
+        same(eng.range_search(xq, yq, xd, yd, norm="l2", radius=radius),
+             reference_pairs(xq, yq, xd, yd, same_set=False, norm="l2", radius=radius))
+        same(eng.range_search(xd, yd, xd, yd, norm="l2", radius=radius, same_set=True),
+             reference_pairs(xd, yd, xd, yd, same_set=True, norm="l2", radius=radius))
 
 
 def test_feature_groups_partition_the_features_and_pair_what_differs_least():
@@ -160,6 +188,12 @@ def test_the_bound_rules_out_most_pairs_on_images_and_says_so():
     pairs = int(sum((y[:, None] != y[None, :]).ravel())) // 2
     assert eng.pooled_pairs["pairs"] == pairs
     assert 0 < eng.pooled_pairs["exact"] < 0.3 * pairs, eng.pooled_pairs
+    # the range search within the median nearest distance (stored units: bytes): its pairs, most others ruled out
+    radius = float(np.median(got[0])) / 255
+    eng = CPUEngine()
+    found = eng.range_search(x, y, x, y, norm="l2", radius=radius, same_set=True)
+    same(found, CPUEngine(l2="int8").range_search(x, y, x, y, norm="l2", radius=radius, same_set=True))
+    assert eng.pooled_pairs["pairs"] == pairs and len(found[0]) <= eng.pooled_pairs["exact"] < 0.3 * pairs
 
 
 def test_pruning_gives_way_at_its_limits():
@@ -193,14 +227,18 @@ def test_where_the_bound_does_not_pay_the_search_goes_on_with_the_integer_gemm(m
     assert eng.pooled_pairs["exact"] > (1 - 25 / pairs - 0.2) * pairs  # nearly all: the GEMM's included
 
 
-def test_which_l2_path_runs():
-    """``l2="pooled"`` (default) on bytes runs the pooled search; floats and ``l2="int8"`` do not
-    (their counts stay at zero)."""
+@pytest.mark.parametrize("search", ["nearest", "range"])
+def test_which_l2_path_runs(search):
+    """``l2="pooled"`` (default) on bytes runs the pooled search, nearest neighbours and range
+    search alike (its pairs counted); floats and ``l2="int8"`` do not (their counts stay at zero)."""
     rng = np.random.default_rng(5)
     x, y = rng.integers(0, 256, (20, 8)).astype(np.uint8), np.arange(20) % 2
     for eng, data, counted in ((CPUEngine(), x, True), (CPUEngine(l2="int8"), x, False),
                                (CPUEngine(), x / 255.0, False)):
-        eng.cross_class(data, y, data, y, norm="l2", same_set=True)
+        if search == "nearest":
+            eng.cross_class(data, y, data, y, norm="l2", same_set=True)
+        else:
+            eng.range_search(data, y, data, y, norm="l2", radius=1, same_set=True)
         assert (eng.pooled_pairs["pairs"] > 0) == counted
 
 
