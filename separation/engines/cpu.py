@@ -206,7 +206,7 @@ class CPUEngine(Engine, register="cpu"):
             return gemm_cross_class(x_query, y_query, x_db, y_db, same_set=same_set, progress=progress,
                                     **self._gemm_args(norm))
         if norm == "linf" and self.linf == "probe":
-            return self._probe_search(x_db, y_db)(x_query, y_query, progress=progress)
+            return self.probe_index(x_db, y_db)(x_query, y_query, progress=progress)
         return self._tiled_cross_class(x_query, y_query, x_db, y_db, norm=norm, same_set=same_set,
                                        progress=progress)
 
@@ -256,7 +256,9 @@ class CPUEngine(Engine, register="cpu"):
 
     def range_search(self, x_query, y_query, x_db, y_db, *, norm, radius, same_set=False, max_pairs=None,
                      progress=None):
-        """l1 / l2 on bytes with ``l1="pooled"`` / ``l2="pooled"``: the pooled bound's search,
+        """l-inf on bytes with ``linf="probe"``: the range kernel on the points the probe search
+        finds within reach, :func:`~.probe_range.probe_pairs`; l1 / l2 on bytes with ``l1="pooled"`` /
+        ``l2="pooled"``: the pooled bound's search,
         :func:`~.pooled_range.pooled_pairs`; the host GEMM in blocks of ``blocks.gemm_rows`` where
         it serves the norm (l2; l1 on bytes with ``l1="bound"``): :func:`~.conflicts.gemm_pairs`;
         else the numba range kernel (l-inf, l1; exact early exit): :func:`~.conflicts.cpu_pairs`.
@@ -268,6 +270,11 @@ class CPUEngine(Engine, register="cpu"):
             return stream_range_search(self, x_query, y_query, x_db, y_db, norm=norm, radius=radius,
                                        same_set=same_set, max_pairs=max_pairs, block_bytes=limit // 2,
                                        progress=progress)
+        if norm == "linf" and self.linf == "probe" and x_query.dtype == x_db.dtype == np.uint8:
+            from .probe_range import probe_pairs
+
+            return probe_pairs(self, x_query, y_query, x_db, y_db, same_set=same_set, radius=radius,
+                               max_pairs=max_pairs, progress=progress)
         if self._pooled_range(norm, x_query, x_db):
             from .pooled_range import pooled_pairs  # loads torch (an extra) with the GEMM's module
 
@@ -296,9 +303,11 @@ class CPUEngine(Engine, register="cpu"):
             return ProbeSearch(support, labels, n_classes, blocks=self.blocks)
         return super().class_search(support, labels, n_classes, norm=norm)
 
-    def _probe_search(self, x_db, y_db):
-        """:meth:`prepare` for l-inf, reused while the database's content (points and labels) is
-        the same as the last call's: the index is built once for train--train and test--train."""
+    def probe_index(self, x_db, y_db):
+        """:meth:`prepare` for l-inf (probe): ``search(x_query, y_query, progress=None, bound=None)``
+        -> exact other-class nearest distances (stored units) and indices; reused while the
+        database's content (points and labels) is the same as the last call's: the index is built
+        once for train--train and test--train."""
         return self._last_probe.get(content_digest(x_db, y_db), lambda: self.prepare(x_db, y_db, norm="linf"))
 
     def _linf_probe(self, x_query, y_query, x_db, y_db):

@@ -15,8 +15,9 @@ from separation.engines import CPUEngine, conflicts
 from separation.engines.conflicts import FIRST_CAP, QUERY_CHUNK, Layout, PairSink, cpu_pairs
 
 
-#: the cpu engine with l1 on the numba range kernel too (its default for bytes is the int8 GEMM's bound)
-KERNEL_ENGINE = CPUEngine(l1="tiled")
+#: the cpu engine with every point on the numba range kernel (its defaults for bytes narrow l-inf by the
+#: probe search first and search l1 on the pooled bound)
+KERNEL_ENGINE = CPUEngine(l1="tiled", linf="tiled")
 
 
 def same(a, b):
