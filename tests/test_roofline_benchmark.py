@@ -47,6 +47,8 @@ def test_the_roofline_script_writes_its_record_and_page(tmp_path):
         assert {r["group"] for r in ranged} == {f"1347 points, radius {radius}"}  # the digits training split
         assert ranged[0]["metrics"]["pairs found"] is None and ranged[1]["metrics"]["pairs found"] > 0
         assert all(r["agrees"] in (None, True) for r in ranged) and (norm != "l2" or ranged[2]["agrees"] is True)
+        assert (ranged[0]["metrics"]["exact pairs"] is None) == (norm != "linf")  # digits are floats: no pooled
+        assert ranged[1]["metrics"]["exact pairs"] is None  # l-inf: its range kernel is not counted
     peaks = {r["group"] for r in rows if r["section"] == "Measured peaks of this machine"}
     assert {"int8 GEMM, int32 sums (torch._int_mm)", "memory: parallel copy"} <= peaks
     page = (tmp_path / "pages" / "roofline.md").read_text()
