@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._int_l2 import thread_chunks
+from .sad import l1_until, l2_until
 
 #: features summed between two early-exit checks (at most 128: a chunk's sum fits in 16 bits)
 CHECK = 64
@@ -135,6 +136,22 @@ def within(Q: np.ndarray, D: np.ndarray, xy: np.ndarray, qn: np.ndarray, dn: np.
     return two_pass(_within, len(Q), Q, D, xy, qn, dn, np.int64(limit))
 
 
+@njit(parallel=True, cache=True)
+def seed_columns(Q, D, col_min, col_arg, q_gidx, col_best, col_idx, squared):  # pragma: no cover - numba
+    """Start each column ``j`` of a block from its pair of smallest bound: row ``col_arg[t, j]`` of
+    the thread ``t`` with the smallest ``col_min[t, j]``. Its exact distance (padded byte rows
+    ``Q``/``D``: squared l2 with ``squared``, else l1; computed as far as the column's best) is
+    folded into every thread's column best ``col_best``/``col_idx`` (T, nd)."""
+    for j in prange(col_best.shape[1]):
+        t = np.argmin(col_min[:, j])
+        i = col_arg[t, j]
+        limit = col_best[0, j]
+        s = l2_until(Q[i], D[j], limit) if squared else l1_until(Q[i], D[j], limit)
+        if _better(s, q_gidx[i], col_best[0, j], col_idx[0, j]):
+            for u in range(col_best.shape[0]):
+                col_best[u, j], col_idx[u, j] = s, q_gidx[i]
+
+
 def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, idx: np.ndarray) -> None:
     """Fold the per-thread column bests ``(T, nd)`` into ``best``/``idx`` ``(nd,)`` in place:
     smallest distance, then smallest index."""
@@ -144,4 +161,4 @@ def fold_columns(col_best: np.ndarray, col_idx: np.ndarray, best: np.ndarray, id
     best[better], idx[better] = m[better], i[better]
 
 
-__all__ = ["CHECK", "fold_columns", "keep_pair", "l1_block", "two_pass", "within"]
+__all__ = ["CHECK", "fold_columns", "keep_pair", "l1_block", "seed_columns", "two_pass", "within"]

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._int_l2 import thread_chunks
-from ._l1_bound import _better, keep_pair, two_pass
+from ._l1_bound import _better, keep_pair, seed_columns, two_pass
 from .sad import l2_until
 
 #: features per group (the bound divides by it)
@@ -235,13 +235,7 @@ def l2_block(Q, D, xy, qn, dn, tol, q_gidx, d_gidx, row_best, row_idx, col_best,
     col_min = np.full(col_best.shape, np.inf)
     col_arg = np.zeros(col_best.shape, dtype=np.int64)
     _partners(xy, qn, dn, chunks, per, cols, row_arg, col_min, col_arg)
-    for j in prange(col_best.shape[1]):
-        t = np.argmin(col_min[:, j])
-        i = col_arg[t, j]
-        s = l2_until(Q[i], D[j], col_best[0, j])
-        if _better(s, q_gidx[i], col_best[0, j], col_idx[0, j]):
-            for u in range(col_best.shape[0]):
-                col_best[u, j], col_idx[u, j] = s, q_gidx[i]
+    seed_columns(Q, D, col_min, col_arg, q_gidx, col_best, col_idx, True)
     scale = 1.0 / GROUP
     computed = col_best.shape[1]
     for t in prange(chunks):
