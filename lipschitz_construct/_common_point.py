@@ -7,9 +7,7 @@ shared point. :class:`CommonPoint` decides it for one norm and one radius:
 * **l-inf**: balls are boxes, and pairwise intersecting boxes share a point (Helly), so a set is
   common-point iff every pair is within ``2 eps`` -- a clique of the conflict graph. No geometry.
 * **l2**: iff the minimum enclosing ball of the points has radius ``<= eps`` (its centre lies in
-  their convex hull, so in the box). Decided in rational arithmetic from the integer Gram matrix:
-  the minimum enclosing ball is the circumscribed ball of an affinely independent support whose
-  centre has non-negative barycentric weights and encloses the rest (every such support is tried).
+  their convex hull, so in the box), decided exactly by :mod:`._balls`.
 * **l1**: iff ``min_z max_i ||z - x_i||_1 <= eps`` (clipping ``z`` to the box never moves it away).
   The LP is solved by HiGHS and decided by two exact certificates: a rational ``z`` whose exact
   largest distance is ``<= eps`` proves "yes"; rational weights ``w`` on the simplex whose exact
@@ -21,19 +19,18 @@ integers times a power of two (every float is a dyadic rational).
 """
 from __future__ import annotations
 
-import itertools
 import math
 from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
 
+from ._balls import meb_within
+
 #: Grid on which the l1 solver's centre is rounded before its exact check (lcm(1..16)).
 CENTRE_GRID = 720720
 #: Largest denominator of the l1 dual weights after rounding.
 WEIGHT_DENOMINATOR = 10_000
-#: Largest set whose minimum enclosing ball is found by trying every support when floats miss it.
-ENUMERATE_MAX = 10
 #: Answers kept per oracle (then forgotten all at once).
 CACHE_SIZE = 1_000_000
 
@@ -50,102 +47,6 @@ def integer_rows(x: np.ndarray) -> tuple[np.ndarray, Fraction]:
     shift = int(53 - exp[v != 0].min()) if np.any(v != 0) else 0
     rows = np.array([[int(Fraction(float(t)) * 2**shift) for t in row] for row in v], dtype=object)
     return rows, Fraction(1, 2**shift) if shift >= 0 else Fraction(2**-shift)
-
-
-def _solve_exact(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction] | None:
-    """The solution of the square system ``a z = b`` in rationals, None when it is singular."""
-    n = len(b)
-    m = [row[:] + [rhs] for row, rhs in zip(a, b)]
-    for c in range(n):
-        piv = next((r for r in range(c, n) if m[r][c] != 0), None)
-        if piv is None:
-            return None
-        m[c], m[piv] = m[piv], m[c]
-        inv = 1 / m[c][c]
-        m[c] = [v * inv for v in m[c]]
-        for r in range(n):
-            if r != c and m[r][c] != 0:
-                f = m[r][c]
-                m[r] = [v - f * w for v, w in zip(m[r], m[c])]
-    return [m[r][n] for r in range(n)]
-
-
-def _circumball(g: list[list[Fraction]], support: Sequence[int]) -> Fraction | None:
-    """The squared radius of the ball around the circumcentre of the points ``support`` (in their
-    affine hull) when that centre has non-negative barycentric weights and the ball holds every
-    point of ``g``; else None. Exact."""
-    size, k = len(support), len(g)
-    a = [[2 * g[s][t] for t in support] + [Fraction(1)] for s in support] + [[Fraction(1)] * size + [Fraction(0)]]
-    sol = _solve_exact(a, [g[s][s] for s in support] + [Fraction(1)])
-    if sol is None or any(v < 0 for v in sol[:size]):
-        return None
-    lam = sol[:size]
-    glam = [sum(lam[t] * g[i][support[t]] for t in range(size)) for i in range(k)]
-    cc = sum(lam[t] * glam[support[t]] for t in range(size))
-    r2 = cc - 2 * glam[support[0]] + g[support[0]][support[0]]
-    return r2 if all(cc - 2 * glam[i] + g[i][i] <= r2 for i in range(k)) else None
-
-
-def _float_ball(gr: np.ndarray, r: list[int]):
-    """``(weights, squared radius)`` of the circumball of the points ``r`` in floats (least squares
-    where they are affinely dependent)."""
-    size = len(r)
-    if size == 1:
-        return np.ones(1), 0.0
-    a = np.ones((size + 1, size + 1))
-    a[:size, :size] = 2 * gr[np.ix_(r, r)]
-    a[size, size] = 0.0
-    rhs = np.append(np.diag(gr)[r], 1.0)
-    lam = np.linalg.lstsq(a, rhs, rcond=None)[0][:size]
-    g_r = gr[np.ix_(r, r)]
-    return lam, float(lam @ g_r @ lam - 2 * (g_r @ lam)[0] + g_r[0, 0])
-
-
-def _float_support(gram: np.ndarray) -> list[int]:
-    """The support of the minimum enclosing ball as floats find it: Welzl's algorithm on the Gram
-    matrix (points in their given order), the final boundary set."""
-    gr = np.asarray(gram, dtype=np.float64)
-
-    def dist2(lam, r, p):
-        return float(lam @ gr[np.ix_(r, r)] @ lam - 2 * gr[p, r] @ lam + gr[p, p])
-
-    def welzl(m: int, r: list[int]):
-        if m == 0 or len(r) == len(gr):
-            return (np.ones(0), 0.0, r) if not r else (*_float_ball(gr, r), r)
-        lam, r2, on = welzl(m - 1, r)
-        if on and dist2(lam, on, m - 1) <= r2 * (1 + 1e-12) + 1e-9:
-            return lam, r2, on
-        return welzl(m - 1, r + [m - 1])
-
-    lam, _, on = welzl(len(gr), [])
-    return sorted(on[i] for i in range(len(on)) if lam[i] > 1e-12) or on
-
-
-def meb_radius_sq(gram: np.ndarray) -> Fraction | None:
-    """The squared radius of the minimum enclosing ball of the points with integer Gram matrix
-    ``gram`` (``(k, k)``), exactly: the circumball of the support floats suggest, verified in
-    rationals (it is the minimum enclosing ball iff its centre has non-negative weights and it holds
-    every point); if it fails, every support is tried, up to :data:`ENUMERATE_MAX` points (None
-    above: undecided)."""
-    k = len(gram)
-    g = [[Fraction(int(gram[i][j])) for j in range(k)] for i in range(k)]
-    guess = _circumball(g, _float_support(np.asarray(gram, dtype=np.float64)))
-    if guess is not None or k > ENUMERATE_MAX:
-        return guess
-    best = None
-    for size in range(1, k + 1):
-        for support in itertools.combinations(range(k), size):
-            r2 = _circumball(g, support)
-            if r2 is not None and (best is None or r2 < best):
-                best = r2
-    return best
-
-
-def meb_within(gram: np.ndarray, limit_sq: Fraction) -> bool | None:
-    """Whether the minimum enclosing ball of the points with integer Gram matrix ``gram`` has
-    squared radius ``<= limit_sq``, exactly (:func:`meb_radius_sq`); None: undecided."""
-    r2 = meb_radius_sq(gram)
-    return None if r2 is None else r2 <= limit_sq
 
 
 def _weighted_median_cost(rows: np.ndarray, w: Sequence[int]) -> int:
@@ -198,7 +99,8 @@ def l1_within(rows: np.ndarray, limit: Fraction) -> bool | None:
     c = np.zeros(d + k * d + 1)
     c[-1] = 1.0
     bounds = [(float(lo), float(hi)) for lo, hi in zip(p.min(0), p.max(0))] + [(0, None)] * (k * d + 1)
-    res = linprog(c, A_ub=a, b_ub=b, bounds=bounds, method="highs")
+    # presolve only slows this small, dense-in-structure LP down (4x on Fashion-MNIST sets)
+    res = linprog(c, A_ub=a, b_ub=b, bounds=bounds, method="highs", options={"presolve": False})
     if res.status != 0:  # pragma: no cover - the LP is always feasible and bounded
         return None
     z = np.rint(res.x[:d] * CENTRE_GRID).astype(object)
@@ -253,5 +155,4 @@ class CommonPoint:
         return answer
 
 
-__all__ = ["CACHE_SIZE", "CENTRE_GRID", "ENUMERATE_MAX", "CommonPoint", "WEIGHT_DENOMINATOR", "integer_rows", "l1_within", "meb_radius_sq",
-           "meb_within"]
+__all__ = ["CACHE_SIZE", "CENTRE_GRID", "CommonPoint", "WEIGHT_DENOMINATOR", "integer_rows", "l1_within"]

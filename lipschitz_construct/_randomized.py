@@ -23,10 +23,12 @@ the zeros, so its part on the other vertices covers them at cost ``|A|``; with a
 is solved alone; all ``q = 1/2`` is optimal unless it holds a common-point set of three points
 (bipartite components never do).
 
-**Solving** a component that does: **constraint generation** -- solve the LP (HiGHS) on its edges
-(l-inf: the cliques of a greedy cover) and the sets found so far; find the sets ``q`` violates
-(:func:`~._certificate.heavy_sets`: maximal common-point cliques of the support heavier than 1);
-add them; repeat. **Certificate** (:mod:`._certificate`): the final ``q`` and the dual ``y``,
+**Solving** a component that does: **constraint generation** -- start from the pairwise optimum
+``q = 1/2`` (l-inf: from the LP on the cliques of a greedy cover); find sets ``q`` violates --
+first the fast ones (:mod:`._cuts`: violated edges, greedy common-point cliques), and only when
+there are none the exact search (:func:`~._certificate.heavy_sets`: every maximal common-point
+clique of the support heavier than 1); add them as rows, solve the LP (HiGHS) on the rows so
+far, repeat. Edges enter only when violated, so the LP holds a fraction of the graph. **Certificate** (:mod:`._certificate`): the final ``q`` and the dual ``y``,
 both rounded to rationals, are checked exactly -- ``q`` against every common-point set (edges in
 integers, heavier sets enumerated with a margin far above rounding), ``y`` as a dual of the
 generated family (which bounds the full LP from above, having fewer constraints). Equal values
@@ -44,6 +46,7 @@ import scipy.sparse as sp
 
 from ._certificate import Certificate, check_certificate, heavy_sets, rational
 from ._cliques import cover
+from ._cuts import greedy_sets, violated_edges
 from ._graph import Graph, components, induced
 
 #: A set is added when its weight exceeds 1 by more than this (HiGHS' feasibility tolerance is 1e-7).
@@ -139,44 +142,67 @@ def _rows_matrix(members: np.ndarray, starts: np.ndarray, extra: list[tuple[int,
 
 
 def _initial_rows(sub: Graph, norm: str, deadline: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(members, starts)``: the edges of ``sub`` as rows; for l-inf the cliques of the greedy
-    cover (every edge in one, each a common-point set by Helly)."""
+    """``(members, starts)``: the first rows of the LP -- for l-inf the cliques of the greedy cover
+    (every edge in one, each a common-point set by Helly); none for l2 and l1, whose constraint
+    generation starts from the pairwise optimum ``q = 1/2`` and adds edges only when violated."""
     if norm == "linf":
         found = cover(sub, deadline=deadline)
         if found is not None:
             return found[0].astype(np.int64), found[1]
-    rows = np.repeat(np.arange(sub.n), sub.degrees())
-    upper = rows < sub.indices
-    members = np.stack([rows[upper], sub.indices[upper].astype(np.int64)], 1).ravel()
-    return members, np.arange(0, len(members) + 1, 2, dtype=np.int64)
+        rows = np.repeat(np.arange(sub.n), sub.degrees())
+        upper = rows < sub.indices
+        members = np.stack([rows[upper], sub.indices[upper].astype(np.int64)], 1).ravel()
+        return members, np.arange(0, len(members) + 1, 2, dtype=np.int64)
+    return np.zeros(0, np.int64), np.zeros(1, np.int64)
+
+
+def _violated(sub: Graph, q: np.ndarray, oracle, known: set, deadline: float, out: RandomizedSolution):
+    """Sets ``q`` violates that are not rows yet: violated edges and greedy common-point cliques
+    (:mod:`._cuts`); when there are none, the exact search (:func:`~._certificate.heavy_sets`):
+    none then means none is left. None at the deadline."""
+    threshold = 1.0 + VIOLATION
+    greedy = greedy_sets(sub, q, threshold, oracle, deadline=deadline, limit=SETS_PER_ROUND)
+    if greedy is None:
+        return None
+    fresh = [s for s in violated_edges(sub, q, threshold) + greedy if s not in known]
+    if fresh:
+        return fresh
+    found = heavy_sets(sub, q, threshold, oracle, deadline=deadline, limit=SETS_PER_ROUND)
+    if found is None:
+        return None
+    out.undecided += found.undecided
+    return [s for s in found.sets if s not in known]
 
 
 def _component(sub: Graph, norm: str, oracle, deadline: float, out: RandomizedSolution):
     """Constraint generation on one component ``sub`` (``oracle`` on its local indices):
-    ``(Certificate or None, upper)``, ``upper`` the last relaxation's value (rounded up). The
-    certificate keeps the rows of positive dual only (the others add nothing to it)."""
+    ``(Certificate or None, upper)``, ``upper`` the least value of a relaxation (rounded up; the
+    pairwise LP's ``n / 2`` at first). The certificate keeps the rows of positive dual only (the
+    others add nothing to it)."""
     from scipy.optimize import linprog
 
     members, starts = _initial_rows(sub, norm, deadline)
     n_initial = len(starts) - 1
     extra: list[tuple[int, ...]] = []
     known: set[tuple[int, ...]] = set()
-    upper = float(sub.n)
+    upper = sub.n / 2
+    q, res = np.full(sub.n, 0.5), None
     while time.perf_counter() < deadline:
-        a = _rows_matrix(members, starts, extra, sub.n)
-        res = linprog(-np.ones(sub.n), A_ub=a, b_ub=np.ones(a.shape[0]), bounds=(0, 1), method="highs",
-                      options={"time_limit": max(0.01, deadline - time.perf_counter())})
-        out.rounds += 1
-        if res.status != 0:
+        if n_initial + len(extra):
+            a = _rows_matrix(members, starts, extra, sub.n)
+            res = linprog(-np.ones(sub.n), A_ub=a, b_ub=np.ones(a.shape[0]), bounds=(0, 1), method="highs",
+                          options={"time_limit": max(0.01, deadline - time.perf_counter())})
+            out.rounds += 1
+            if res.status != 0:
+                return None, upper
+            q = np.clip(res.x, 0.0, 1.0)
+            upper = min(upper, float(-res.fun) * (1 + 1e-9) + 1e-9)  # the relaxation's value, rounded up
+        fresh = _violated(sub, q, oracle, known, deadline, out)
+        if fresh is None:
             return None, upper
-        q = np.clip(res.x, 0.0, 1.0)
-        upper = min(upper, float(-res.fun) * (1 + 1e-9) + 1e-9)  # the relaxation's value, rounded up
-        found = heavy_sets(sub, q, 1.0 + VIOLATION, oracle, deadline=deadline, limit=SETS_PER_ROUND)
-        if found is None:
-            return None, upper
-        fresh = [s for s in found.sets if s not in known]
-        out.undecided += found.undecided
         if not fresh:
+            if res is None:  # q = 1/2 violates no set the oracle decides (l1 undecided): nothing proven
+                return None, upper
             y = np.maximum(-np.asarray(res.ineqlin.marginals, np.float64), 0.0)
             used = np.flatnonzero(y > 0)
             rows = [tuple(members[starts[r]:starts[r + 1]].tolist()) if r < n_initial else extra[r - n_initial]
@@ -184,7 +210,7 @@ def _component(sub: Graph, norm: str, oracle, deadline: float, out: RandomizedSo
             return Certificate(rows=rows, q=[rational(v) for v in q], y=[rational(v) for v in y[used]]), upper
         extra.extend(fresh)
         known.update(fresh)
-        out.n_sets += len(fresh)
+        out.n_sets += sum(len(s) >= 3 for s in fresh)
         out.largest_set = max(out.largest_set, max(len(s) for s in fresh))
     return None, upper
 

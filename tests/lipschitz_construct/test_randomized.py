@@ -15,7 +15,8 @@ from scipy.optimize import linprog, minimize
 
 from lipschitz_construct import robustness_bounds
 from lipschitz_construct._certificate import Certificate, check_certificate
-from lipschitz_construct._common_point import CommonPoint, meb_radius_sq
+from lipschitz_construct._balls import meb_radius_sq
+from lipschitz_construct._common_point import CommonPoint
 from lipschitz_construct._graph import from_pairs
 from lipschitz_construct._independent import half_integral_lp
 from lipschitz_construct._randomized import randomized_optimum
