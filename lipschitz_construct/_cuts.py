@@ -6,9 +6,10 @@ search (:func:`~._certificate.heavy_sets`, every maximal heavy common-point cliq
 to prove that none is left; while many are, these two find plenty at a fraction of its cost:
 
 * :func:`violated_edges`: every edge heavier than the threshold (vectorised);
-* :func:`greedy_sets`: from every vertex of the support, heaviest neighbours first, a clique of the
-  conflict graph grown one vertex at a time while the geometric oracle says its balls still share
-  a point; kept when heavier than the threshold.
+* :func:`greedy_sets`: from every edge between a vertex of the support and one of its
+  :data:`SEEDS` heaviest neighbours, a clique of the conflict graph grown one vertex at a time
+  (heaviest first) while the geometric oracle says its balls still share a point; kept when
+  heavier than the threshold.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def violated_edges(g: Graph, q: np.ndarray, threshold: float) -> list[tuple[int,
 def greedy_sets(g: Graph, q: np.ndarray, threshold: float, oracle: Callable[[Sequence[int]], bool | None], *,
                 deadline: float, limit: int) -> list[tuple[int, ...]] | None:
     """Common-point cliques of ``g`` (sorted tuples of three or more vertices, at most ``limit``)
-    heavier than ``threshold`` under the weights ``q``, one grown greedily from each vertex of
-    positive weight (module docstring); an undecided oracle answer counts as "no". None when
+    heavier than ``threshold`` under the weights ``q``, grown greedily from the edges at each
+    vertex of positive weight (module docstring); an undecided oracle answer counts as "no". None when
     ``deadline`` (``time.perf_counter()`` seconds) came first."""
     w = np.asarray(q, np.float64)
     nb = neighbour_sets(g, w > 0)
@@ -56,8 +57,8 @@ def greedy_sets(g: Graph, q: np.ndarray, threshold: float, oracle: Callable[[Seq
                         break
             if len(members) >= 3 and weight > threshold:
                 found.add(tuple(sorted(members)))
-        if len(found) >= limit:
-            break
+                if len(found) >= limit:
+                    return sorted(found)
     return sorted(found)
 
 
