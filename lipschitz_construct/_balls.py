@@ -287,18 +287,33 @@ def ball_certificates(gram: np.ndarray, weights: np.ndarray, limit_sq: Fraction)
     return None
 
 
+@nb.njit(cache=True, nogil=True)
+def byte_gram(x, members):
+    """``(k, k)`` int64: the Gram matrix of the byte rows ``x[members]`` (``x`` ``(n, d)`` uint8), exactly."""
+    k = len(members)
+    g = np.empty((k, k), np.int64)
+    for a in range(k):
+        for b in range(a, k):
+            total = 0
+            for j in range(x.shape[1]):
+                total += np.int64(x[members[a], j]) * np.int64(x[members[b], j])
+            g[a, b] = g[b, a] = total
+    return g
+
+
 def meb_within(gram: np.ndarray, limit_sq: Fraction) -> bool | None:
     """Whether the minimum enclosing ball of the points with integer Gram matrix ``gram`` has
     squared radius ``<= limit_sq``, exactly: by :func:`ball_certificates` at the weights of
     :func:`active_set_weights`, else by :func:`meb_radius_sq`; None: undecided."""
     weights = active_set_weights(gram)
     if weights is not None:
-        verdict = ball_certificates(gram, weights, Fraction(limit_sq))
+        verdict = ball_certificates(gram, weights, limit_sq)
         if verdict is not None:
             return verdict
     r2 = meb_radius_sq(gram)
     return None if r2 is None else r2 <= limit_sq
 
 
-__all__ = ["BALL_DENOMINATOR", "ENUMERATE_MAX", "MAX_PIVOTS", "active_set_weights", "ball_certificates", "meb_radius_sq",
+__all__ = ["BALL_DENOMINATOR", "ENUMERATE_MAX", "MAX_PIVOTS", "active_set_weights", "ball_certificates", "byte_gram",
+           "meb_radius_sq",
            "meb_within"]

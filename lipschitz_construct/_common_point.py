@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._balls import meb_within
+from ._balls import byte_gram, meb_within
 
 #: Grid on which the l1 solver's centre is rounded before its exact check (lcm(1..16)).
 CENTRE_GRID = 720720
@@ -129,26 +129,29 @@ class CommonPoint:
         self.norm = norm
         self.eps = Fraction(eps)
         self._x = np.asarray(x).reshape(len(x), -1)
+        self._bytes = self._x.dtype == np.uint8
+        self._byte_limit = self.eps * 255  # the radius in byte units (unit 1/255)
         self.calls = 0
         self._cache: dict[tuple[int, ...], bool | None] = {}
 
-    def _rows(self, members: Sequence[int]) -> tuple[np.ndarray, Fraction]:
-        sub = self._x[np.asarray(members, dtype=np.int64)]
-        return integer_rows(sub)
+    def _decide(self, key: tuple[int, ...]) -> bool | None:
+        if self._bytes and self.norm == "l2":
+            gram = byte_gram(self._x, np.array(key, np.int64))
+            return meb_within(gram, self._byte_limit * self._byte_limit)
+        rows, unit = integer_rows(self._x[np.array(key, np.int64)])
+        limit = self.eps / unit
+        if self.norm == "l2":
+            return meb_within(np.dot(rows, rows.T), limit * limit)
+        return l1_within(rows, limit)
 
     def __call__(self, members: Sequence[int]) -> bool | None:
         if self.norm == "linf" or len(members) <= 2:
             return True
-        key = tuple(sorted(int(m) for m in members))
+        key = tuple(sorted(members))
         if key in self._cache:
             return self._cache[key]
         self.calls += 1
-        rows, unit = self._rows(key)
-        limit = self.eps / unit
-        if self.norm == "l2":
-            answer = meb_within(np.dot(rows, rows.T), limit * limit)
-        else:
-            answer = l1_within(rows, limit)
+        answer = self._decide(key)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = answer

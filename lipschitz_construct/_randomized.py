@@ -51,6 +51,8 @@ from ._graph import Graph, components, induced
 
 #: A set is added when its weight exceeds 1 by more than this (HiGHS' feasibility tolerance is 1e-7).
 VIOLATION = 1e-6
+#: The exact search also adds the sets within this of violated (they would be next).
+NEAR = 0.1
 #: Sets added per round at most.
 SETS_PER_ROUND = 20_000
 #: Triangles handed to the oracle per kernel call.
@@ -158,8 +160,9 @@ def _initial_rows(sub: Graph, norm: str, deadline: float) -> tuple[np.ndarray, n
 
 def _violated(sub: Graph, q: np.ndarray, oracle, known: set, deadline: float, out: RandomizedSolution):
     """Sets ``q`` violates that are not rows yet: violated edges and greedy common-point cliques
-    (:mod:`._cuts`); when there are none, the exact search (:func:`~._certificate.heavy_sets`):
-    none then means none is left. None at the deadline."""
+    (:mod:`._cuts`); when there are none, the exact search (:func:`~._certificate.heavy_sets`),
+    which adds the nearly violated sets too (weight above ``1 - NEAR``) and returns none only when
+    none is violated. None at the deadline."""
     threshold = 1.0 + VIOLATION
     greedy = greedy_sets(sub, q, threshold, oracle, deadline=deadline, limit=SETS_PER_ROUND)
     if greedy is None:
@@ -167,11 +170,13 @@ def _violated(sub: Graph, q: np.ndarray, oracle, known: set, deadline: float, ou
     fresh = [s for s in violated_edges(sub, q, threshold) + greedy if s not in known]
     if fresh:
         return fresh
-    found = heavy_sets(sub, q, threshold, oracle, deadline=deadline, limit=SETS_PER_ROUND)
+    found = heavy_sets(sub, q, 1.0 - NEAR, oracle, deadline=deadline, limit=SETS_PER_ROUND)
     if found is None:
         return None
     out.undecided += found.undecided
-    return [s for s in found.sets if s not in known]
+    if len(found.sets) < SETS_PER_ROUND and not any(q[list(s)].sum() > threshold for s in found.sets):
+        return []  # every common-point set is kept: q is optimal for the full LP
+    return [s for s in found.sets if s not in known]  # the nearly violated ones too: fewer rounds
 
 
 def _component(sub: Graph, norm: str, oracle, deadline: float, out: RandomizedSolution):
@@ -190,7 +195,9 @@ def _component(sub: Graph, norm: str, oracle, deadline: float, out: RandomizedSo
     while time.perf_counter() < deadline:
         if n_initial + len(extra):
             a = _rows_matrix(members, starts, extra, sub.n)
-            res = linprog(-np.ones(sub.n), A_ub=a, b_ub=np.ones(a.shape[0]), bounds=(0, 1), method="highs",
+            # interior point, then crossover to a vertex (the certificate's rationals want one):
+            # faster than the dual simplex on these LPs of many two-point rows
+            res = linprog(-np.ones(sub.n), A_ub=a, b_ub=np.ones(a.shape[0]), bounds=(0, 1), method="highs-ipm",
                           options={"time_limit": max(0.01, deadline - time.perf_counter())})
             out.rounds += 1
             if res.status != 0:
@@ -276,4 +283,4 @@ def randomized_optimum(g: Graph, q0: np.ndarray, oracle, norm: str, *, deadline:
     return sol
 
 
-__all__ = ["RandomizedSolution", "SETS_PER_ROUND", "TRIANGLE_BATCH", "VIOLATION", "randomized_optimum"]
+__all__ = ["NEAR", "RandomizedSolution", "SETS_PER_ROUND", "TRIANGLE_BATCH", "VIOLATION", "randomized_optimum"]

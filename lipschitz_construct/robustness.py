@@ -202,7 +202,9 @@ def _solve_eps(n, u, v, level, k, eps, *, x, norm, cliques, randomized, time_lim
         upper_error=1.0 - kept / n, solved=sol.exact, n_kept=kept, seconds=seconds, eps_text=eps_text(eps))
     if rand is not None:
         point.randomized_optimal_error = 1.0 - float(rand.value) / n if rand.exact else float("nan")
-        point.randomized_bracket = [max(0.0, 1.0 - rand.upper / n), max(0.0, 1.0 - rand.lower / n)]
+        # the witness is a (deterministic, so randomized) classifier: its error bounds the optimum too
+        point.randomized_bracket = [max(0.0, 1.0 - rand.upper / n),
+                                    min(max(0.0, 1.0 - rand.lower / n), 1.0 - kept / n)]
         point.n_set_components, point.n_common_point_sets = rand.n_components, rand.n_sets
         point.largest_common_point_set, point.n_undecided_sets = rand.largest_set, rand.undecided
     point.seconds["total"] = time.perf_counter() - t0
@@ -330,6 +332,8 @@ def robustness_bounds(x, y, *, norm: str = "linf", eps: float | str | Fraction |
             p = points[k]
             p.n_kept = len(kept[k])
             p.upper_error = 1.0 - p.n_kept / n
+            if p.randomized_bracket is not None:
+                p.randomized_bracket[1] = min(p.randomized_bracket[1], p.upper_error)
     seconds = {"conflicts": t_pairs, "solve": time.perf_counter() - t0 - t_pairs, "total": time.perf_counter() - t0}
     return RobustnessBounds(norm=norm, x=xs, y=ys, engine=engine, eps=exact, points=points, kept=kept,
                             separation=separation, seconds=seconds, separation_k=separation_k)

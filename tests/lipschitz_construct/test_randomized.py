@@ -261,6 +261,18 @@ def test_a_solver_that_ran_out_of_time_claims_nothing():
     assert sol.lower <= 1 <= sol.upper
 
 
+def test_an_unproven_randomized_optimum_is_bracketed_by_the_lp_and_the_witness():
+    """Past its deadline the randomized optimum is NaN, and its bracket lies between the pairwise
+    LP bound and the deterministic witness (a randomized classifier too), at every eps."""
+    ds = load_dataset("digits")
+    b = robustness_bounds(ds.x_train[:700], ds.y_train[:700], norm="l2", eps=["1", "1.1"], randomized=True,
+                          time_limit=1e-6, progress=False)
+    for p in b.points:
+        assert np.isnan(p.randomized_optimal_error)
+        lo, hi = p.randomized_bracket
+        assert p.lower_error <= lo <= hi <= p.upper_error < 1.0 - p.lower_error
+
+
 # -- real data: the order of the three quantities -----------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("norm, eps", [("linf", ["0.2", "0.3", "0.4", "0.45"]), ("l2", ["0.5", "0.8", "0.9", "1", "1.1"])])
