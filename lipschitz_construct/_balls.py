@@ -289,7 +289,8 @@ def ball_certificates(gram: np.ndarray, weights: np.ndarray, limit_sq: Fraction)
 
 @nb.njit(cache=True, nogil=True)
 def byte_gram(x, members):
-    """``(k, k)`` int64: the Gram matrix of the byte rows ``x[members]`` (``x`` ``(n, d)`` uint8), exactly."""
+    """``(k, k)`` int64: the Gram matrix of the byte rows ``x[members]`` (``x`` ``(n, d)`` uint8),
+    exactly."""
     k = len(members)
     g = np.empty((k, k), np.int64)
     for a in range(k):
@@ -315,5 +316,4 @@ def meb_within(gram: np.ndarray, limit_sq: Fraction) -> bool | None:
 
 
 __all__ = ["BALL_DENOMINATOR", "ENUMERATE_MAX", "MAX_PIVOTS", "active_set_weights", "ball_certificates", "byte_gram",
-           "meb_radius_sq",
-           "meb_within"]
+           "meb_radius_sq", "meb_within"]

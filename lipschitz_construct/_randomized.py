@@ -27,9 +27,12 @@ is solved alone; all ``q = 1/2`` is optimal unless it holds a common-point set o
 ``q = 1/2`` (l-inf: from the LP on the cliques of a greedy cover); find sets ``q`` violates --
 first the fast ones (:mod:`._cuts`: violated edges, greedy common-point cliques), and only when
 there are none the exact search (:func:`~._certificate.heavy_sets`: every maximal common-point
-clique of the support heavier than 1); add them as rows, solve the LP (HiGHS) on the rows so
-far, repeat. Edges enter only when violated, so the LP holds a fraction of the graph. **Certificate** (:mod:`._certificate`): the final ``q`` and the dual ``y``,
-both rounded to rationals, are checked exactly -- ``q`` against every common-point set (edges in
+clique of the support heavier than ``1 - NEAR``, the nearly violated ones added too, which saves
+rounds); add them as rows, solve the LP (HiGHS) on the rows so
+far, repeat. Edges enter only when violated, so the LP holds a fraction of the graph.
+
+**Certificate** (:mod:`._certificate`): the final ``q`` and the dual ``y``, both rounded to
+rationals, are checked exactly -- ``q`` against every common-point set (edges in
 integers, heavier sets enumerated with a margin far above rounding), ``y`` as a dual of the
 generated family (which bounds the full LP from above, having fewer constraints). Equal values
 prove the optimum; anything not proven by the deadline leaves the value None (``exact`` False).

@@ -147,4 +147,5 @@ def test_greedy_sets_are_heavy_common_point_cliques():
         assert greedy_sets(g, q, 1.0, oracle, deadline=time.perf_counter() - 1, limit=10) is None
     # a heavy common triangle is found
     g = from_pairs(4, np.array([0, 0, 1, 2], np.int32), np.array([1, 2, 2, 3], np.int32))
-    assert greedy_sets(g, np.full(4, 0.5), 1.0, lambda m: True, deadline=time.perf_counter() + 60, limit=10) == [(0, 1, 2)]
+    found = greedy_sets(g, np.full(4, 0.5), 1.0, lambda m: True, deadline=time.perf_counter() + 60, limit=10)
+    assert found == [(0, 1, 2)]
