@@ -12,7 +12,7 @@ largest ``max_i |x_i - c|^2``.
   points ("no" when it exceeds the limit). int64 where it cannot overflow, Python integers else.
 * **At a tie** closer than floats resolve (:func:`meb_radius_sq`): the minimum enclosing ball is
   the circumscribed ball of an affinely independent support whose centre has non-negative
-  barycentric weights and encloses the rest, found from floats and verified in rationals, or
+  barycentric weights and encloses the rest, the active set's support verified in rationals, or
   found by trying every support.
 """
 from __future__ import annotations
@@ -64,61 +64,6 @@ def _circumball(g: list[list[Fraction]], support: Sequence[int]) -> Fraction | N
     cc = sum(lam[t] * glam[support[t]] for t in range(size))
     r2 = cc - 2 * glam[support[0]] + g[support[0]][support[0]]
     return r2 if all(cc - 2 * glam[i] + g[i][i] <= r2 for i in range(k)) else None
-
-
-def _float_ball(gr: np.ndarray, r: list[int]):
-    """``(weights, squared radius)`` of the circumball of the points ``r`` in floats (least squares
-    where they are affinely dependent)."""
-    size = len(r)
-    if size == 1:
-        return np.ones(1), 0.0
-    a = np.ones((size + 1, size + 1))
-    a[:size, :size] = 2 * gr[np.ix_(r, r)]
-    a[size, size] = 0.0
-    rhs = np.append(np.diag(gr)[r], 1.0)
-    lam = np.linalg.lstsq(a, rhs, rcond=None)[0][:size]
-    g_r = gr[np.ix_(r, r)]
-    return lam, float(lam @ g_r @ lam - 2 * (g_r @ lam)[0] + g_r[0, 0])
-
-
-def _float_support(gram: np.ndarray) -> list[int]:
-    """The support of the minimum enclosing ball as floats find it: Welzl's algorithm on the Gram
-    matrix (points in their given order), the final boundary set."""
-    gr = np.asarray(gram, dtype=np.float64)
-
-    def dist2(lam, r, p):
-        return float(lam @ gr[np.ix_(r, r)] @ lam - 2 * gr[p, r] @ lam + gr[p, p])
-
-    def welzl(m: int, r: list[int]):
-        if m == 0 or len(r) == len(gr):
-            return (np.ones(0), 0.0, r) if not r else (*_float_ball(gr, r), r)
-        lam, r2, on = welzl(m - 1, r)
-        if on and dist2(lam, on, m - 1) <= r2 * (1 + 1e-12) + 1e-9:
-            return lam, r2, on
-        return welzl(m - 1, r + [m - 1])
-
-    lam, _, on = welzl(len(gr), [])
-    return sorted(on[i] for i in range(len(on)) if lam[i] > 1e-12) or on
-
-
-def meb_radius_sq(gram: np.ndarray) -> Fraction | None:
-    """The squared radius of the minimum enclosing ball of the points with integer Gram matrix
-    ``gram`` (``(k, k)``), exactly: the circumball of the support floats suggest, verified in
-    rationals (it is the minimum enclosing ball iff its centre has non-negative weights and it holds
-    every point); if it fails, every support is tried, up to :data:`ENUMERATE_MAX` points (None
-    above: undecided)."""
-    k = len(gram)
-    g = [[Fraction(int(gram[i][j])) for j in range(k)] for i in range(k)]
-    guess = _circumball(g, _float_support(np.asarray(gram, dtype=np.float64)))
-    if guess is not None or k > ENUMERATE_MAX:
-        return guess
-    best = None
-    for size in range(1, k + 1):
-        for support in itertools.combinations(range(k), size):
-            r2 = _circumball(g, support)
-            if r2 is not None and (best is None or r2 < best):
-                best = r2
-    return best
 
 
 @nb.njit(cache=True, nogil=True)
@@ -221,6 +166,34 @@ def active_set_weights(gram: np.ndarray) -> np.ndarray | None:
     return lam if settled else None
 
 
+def _radius_sq(gram: np.ndarray, weights: np.ndarray | None) -> Fraction | None:
+    """:func:`meb_radius_sq` given the float weights of :func:`active_set_weights` (None: it gave up)."""
+    k = len(gram)
+    g = [[Fraction(int(gram[i][j])) for j in range(k)] for i in range(k)]
+    if weights is not None:
+        guess = _circumball(g, np.flatnonzero(weights > 1e-12).tolist())
+        if guess is not None:
+            return guess
+    if k > ENUMERATE_MAX:
+        return None
+    best = None
+    for size in range(1, k + 1):
+        for support in itertools.combinations(range(k), size):
+            r2 = _circumball(g, support)
+            if r2 is not None and (best is None or r2 < best):
+                best = r2
+    return best
+
+
+def meb_radius_sq(gram: np.ndarray) -> Fraction | None:
+    """The squared radius of the minimum enclosing ball of the points with integer Gram matrix
+    ``gram`` (``(k, k)``), exactly: the circumball of the support the active set finds in floats,
+    verified in rationals (it is the minimum enclosing ball iff its centre has non-negative weights
+    and it holds every point); if that fails, every support is tried, up to :data:`ENUMERATE_MAX`
+    points (None above: undecided)."""
+    return _radius_sq(gram, active_set_weights(gram))
+
+
 @nb.njit(cache=True, nogil=True)
 def _int64_certificates(gram, weights, den, cap):
     """:func:`ball_certificates` in int64 (``den`` a power of two with ``4 den^2 max(gram) <
@@ -311,7 +284,7 @@ def meb_within(gram: np.ndarray, limit_sq: Fraction) -> bool | None:
         verdict = ball_certificates(gram, weights, limit_sq)
         if verdict is not None:
             return verdict
-    r2 = meb_radius_sq(gram)
+    r2 = _radius_sq(gram, weights)
     return None if r2 is None else r2 <= limit_sq
 
 
