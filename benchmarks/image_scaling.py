@@ -10,7 +10,8 @@ separation of synthetic stores of growing size, on the local engine and on a loc
    cluster's data store; the cluster is started before the clock).
 
 The page states the extrapolation to ImageNet sizes from the largest measured store, with its
-assumption (time proportional to pairs times dimensions).
+assumption (time proportional to pairs times dimensions). ``--max-seconds S`` leaves out a run
+whose time, carried from the smaller sizes, would exceed ``S``; its row says so and why.
 
     python benchmarks/image_scaling.py --sizes 10000 40000
 """
@@ -85,32 +86,75 @@ def decode_rows(tmp: Path, n: int, image_size: int) -> list[BenchmarkRow]:
     return rows
 
 
-def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int) -> list[BenchmarkRow]:
+def measured(rows: list[BenchmarkRow], norm: str, competitor: str) -> list[BenchmarkRow]:
+    """The separation rows of ``norm`` and ``competitor`` that ran, by increasing ``n``."""
+    return sorted((r for r in rows if r.section == SEPARATION and r.seconds and r.metrics["norm"] == norm
+                   and r.competitor == competitor), key=lambda r: r.metrics["n"])
+
+
+def growth(mine: list[BenchmarkRow]) -> float:
+    """``k`` of ``t ~ n^k`` between the two largest of ``mine`` (:func:`measured`, two at least)."""
+    a, b = mine[-2], mine[-1]
+    return math.log(b.seconds / a.seconds) / math.log(b.metrics["n"] / a.metrics["n"])
+
+
+def projection(rows: list[BenchmarkRow], n: int, norm: str, competitor: str) -> tuple[float, str] | None:
+    """``(seconds, how)``: the time of ``n`` images carried from the largest measured store of
+    ``norm`` and ``competitor`` at the growth between the two largest (at ``n^2``, the number of
+    pairs, from one); None where none ran."""
+    mine = measured(rows, norm, competitor)
+    if not mine:
+        return None
+    k, how = (growth(mine), "the growth between the two largest sizes") if len(mine) > 1 else (2.0, "the pairs")
+    seconds = mine[-1].seconds * (n / mine[-1].metrics["n"]) ** k
+    return seconds, f"n^{k:.2f} from {mine[-1].metrics['n']} images ({how})"
+
+
+def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int,
+                    max_seconds: float | None = None) -> list[BenchmarkRow]:
+    """Rows of every size, norm and competitor; one whose :func:`projection` exceeds ``max_seconds``
+    is not run (its row says so)."""
     rows = []
+    competitors = ("cpu", f"dask local:{workers}")
     with DaskEngine(f"local:{workers}", inner="cpu", shard_dir=tmp / "warm") as engine:
         tiny = np.zeros((8, 3, 32, 32), np.uint8)
         compute_separation(tiny, np.arange(8) % 2, norm="linf", engine=engine)  # workers warm
         for n in sizes:
-            x, y, xt, yt = cifar_shaped(n, n // 5, seed=n)
-            for name, a in (("x", x), ("xt", xt)):
-                np.save(tmp / f"{name}-{n}.npy", a)
-            x, xt = np.load(tmp / f"x-{n}.npy", mmap_mode="r"), np.load(tmp / f"xt-{n}.npy", mmap_mode="r")
+            metrics = {"store MiB": round((n + n // 5) * 3072 / 2**20, 1), "n": n, "n_test": n // 5, "d": 3072}
+            skip = {}
+            for norm in norms:
+                for competitor in competitors:
+                    guess = projection(rows, n, norm, competitor)
+                    if max_seconds is not None and guess is not None and guess[0] > max_seconds:
+                        skip[norm, competitor] = (f"not run: {guess[0] / 3600:.1f} hours projected "
+                                                  f"({guess[1]}), over --max-seconds {max_seconds:g}")
+            if len(skip) < len(norms) * len(competitors):
+                x, y, xt, yt = cifar_shaped(n, n // 5, seed=n)
+                for name, a in (("x", x), ("xt", xt)):
+                    np.save(tmp / f"{name}-{n}.npy", a)
+                x, xt = np.load(tmp / f"x-{n}.npy", mmap_mode="r"), np.load(tmp / f"xt-{n}.npy", mmap_mode="r")
             for norm in norms:
                 answers = {}
-                for competitor in ("cpu", f"dask local:{workers}"):
+                for competitor in competitors:
+                    group = f"{n}+{n // 5} images, {norm}"
+                    if (norm, competitor) in skip:
+                        rows.append(BenchmarkRow(SEPARATION, group, competitor, None, None, {**metrics, "norm": norm},
+                                                 error=skip[norm, competitor]))
+                        print(rows[-1], flush=True)
+                        continue
                     if competitor != "cpu":
                         engine.shard_dir = tmp / f"shards-{n}-{norm}"
                     t0 = time.perf_counter()
                     r = compute_separation(x, y, xt, yt, norm=norm, engine="cpu" if competitor == "cpu" else engine)
                     seconds = time.perf_counter() - t0
                     answers[competitor] = (r.train_distances, r.test_distances)
-                    same = all(np.array_equal(a, b) for a, b in zip(answers[competitor], answers["cpu"]))
-                    rows.append(BenchmarkRow(SEPARATION, f"{n}+{n // 5} images, {norm}", competitor, round(seconds, 3),
-                                             same, {"store MiB": round((x.nbytes + xt.nbytes) / 2**20, 1),
-                                                    "n": n, "n_test": n // 5, "d": int(x[0].size), "norm": norm}))
+                    same = (all(np.array_equal(a, b) for a, b in zip(answers[competitor], answers["cpu"]))
+                            if "cpu" in answers else None)
+                    rows.append(BenchmarkRow(SEPARATION, group, competitor, round(seconds, 3), same,
+                                             {**metrics, "norm": norm}))
                     print(rows[-1], flush=True)
             for name in ("x", "xt"):
-                (tmp / f"{name}-{n}.npy").unlink()
+                (tmp / f"{name}-{n}.npy").unlink(missing_ok=True)
     return rows
 
 
@@ -118,15 +162,13 @@ def extrapolation(rows: list[BenchmarkRow]) -> list[str]:
     """Notes: per norm and competitor, the growth exponent ``k`` of the time between the two largest
     measured stores (``t ~ n^k``), and the times it and ``k = 2`` give at ImageNet sizes."""
     notes = []
-    measured = [r for r in rows if r.section == SEPARATION and r.seconds]
-    for norm in sorted({r.metrics["norm"] for r in measured}):
-        for competitor in sorted({r.competitor for r in measured}):
-            mine = sorted((r for r in measured if r.metrics["norm"] == norm and r.competitor == competitor),
-                          key=lambda r: r.metrics["n"])
+    ran = [r for r in rows if r.section == SEPARATION and r.seconds]
+    for norm in sorted({r.metrics["norm"] for r in ran}):
+        for competitor in sorted({r.competitor for r in ran}):
+            mine = measured(rows, norm, competitor)
             if len(mine) < 2:
                 continue
-            a, b = mine[-2], mine[-1]
-            k = math.log(b.seconds / a.seconds) / math.log(b.metrics["n"] / a.metrics["n"])
+            a, b, k = mine[-2], mine[-1], growth(mine)
             for target, n, _, d in TARGETS:
                 grow = n / b.metrics["n"]
                 hours = [b.seconds * grow ** e * d / b.metrics["d"] / 3600 for e in (k, 2.0)]
@@ -142,6 +184,9 @@ def get_args_parser():
     p.add_argument("--decode-images", type=int, default=1000, help="JPEG files per decoding workload")
     p.add_argument("--image-size", type=int, default=32, help="--image-size of the decoding workloads")
     p.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="do not run a separation whose time, carried from the smaller sizes, would exceed this "
+                        "(its row says so; default: run every one)")
     p.add_argument("--republish", action="store_true",
                    help="recompute the notes of the stored record (--out/--name) from its rows; measures nothing")
     add_output_arguments(p, "image_scaling")
@@ -164,7 +209,7 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp(prefix="image-scaling-"))
     try:
         rows = decode_rows(tmp, args.decode_images, args.image_size)
-        rows += separation_rows(tmp, args.sizes, args.norms, args.workers)
+        rows += separation_rows(tmp, args.sizes, args.norms, args.workers, args.max_seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = run_metadata()
@@ -179,7 +224,8 @@ def main(argv=None):
                              description=__doc__.split("\n\n")[1], notes=notes)
     config = BenchmarkConfig(args.name, "benchmarks/image_scaling.py", list(argv if argv is not None else sys.argv[1:]),
                              {"sizes": args.sizes, "norms": args.norms, "decode_images": args.decode_images,
-                              "image_size": args.image_size, "workers": args.workers})
+                              "image_size": args.image_size, "workers": args.workers,
+                              "max_seconds": args.max_seconds})
     publish(args, args.name, config, result, meta)
     return 0
 

@@ -11,11 +11,14 @@ from .format import (attack_names, dataset_name, dataset_rank, duration, finite,
 
 
 def hardware_text(records: Sequence[Record], devices: Iterable[Any] = ()) -> str:
-    """``x86_64, 2 CPUs`` (+ GPU name, + the device the computation used) from the records' meta."""
+    """``x86_64, 2 CPUs`` (+ ``(model; vector extensions)`` where the record has them, + GPU name,
+    + the device the computation used) from the records' meta."""
     parts = []
     for r in records:
         hw = r.meta.hardware if r.meta else None
         s = f"{(hw.machine or hw.processor) if hw else '?'}, {(hw.cpus if hw else None) or '?'} CPUs"
+        if hw and (hw.cpu_model or hw.vector_extensions):
+            s += f" ({'; '.join(filter(None, [hw.cpu_model, ', '.join(hw.vector_extensions)]))})"
         if hw and hw.gpu:
             s += f", GPU {hw.gpu}"
         parts.append(s)

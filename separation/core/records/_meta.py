@@ -11,6 +11,11 @@ from pathlib import Path
 
 LIBRARIES = ("numpy", "scipy", "torch", "torchvision", "faiss-cpu", "faiss-gpu", "numba", "scikit-learn",
              "pandas", "torchattacks", "dask", "distributed")
+#: vector extensions that set the speed of the GEMMs and distance kernels, as ``/proc/cpuinfo``
+#: names them (x86 ``flags``, Arm ``Features``): two CPUs of one architecture may differ 8x in an
+#: int8 GEMM by whether they have VNNI
+VECTOR_EXTENSIONS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimd",
+                     "asimddp", "sve")
 
 
 @dataclasses.dataclass
@@ -19,6 +24,9 @@ class Hardware:
     cpus: int | None
     processor: str
     gpu: str | None = None
+    #: the CPU's model name ("" where unknown) and which of :data:`VECTOR_EXTENSIONS` it has
+    cpu_model: str = ""
+    vector_extensions: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -62,6 +70,28 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
+    """``(model name, vector extensions)`` of the first CPU in ``cpuinfo`` (the text of
+    ``/proc/cpuinfo``; None: read it, ``("", [])`` where there is none), the extensions in
+    :data:`VECTOR_EXTENSIONS` order."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:  # not Linux: the model from platform, no extensions
+            return platform.processor(), []
+    model, flags = "", set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if not sep:
+            continue
+        if key in ("model name", "cpu model") and not model:
+            model = " ".join(value.split())
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return model, [f for f in VECTOR_EXTENSIONS if f in flags]
+
+
 def hardware() -> Hardware:
     gpu = None
     if "torch" in sys.modules:  # never import torch just to describe the machine
@@ -71,7 +101,9 @@ def hardware() -> Hardware:
                 gpu = torch.cuda.get_device_name(0)
         except (RuntimeError, AssertionError):  # pragma: no cover - a broken CUDA set-up must not stop a record
             gpu = None
-    return Hardware(platform.machine(), os.cpu_count(), platform.processor() or platform.machine(), gpu)
+    model, extensions = cpu_description()
+    return Hardware(platform.machine(), os.cpu_count(), platform.processor() or platform.machine(), gpu,
+                    model, extensions)
 
 
 def toolkit_version() -> str:
@@ -90,4 +122,4 @@ def run_metadata(seed: int | None = None, *, data_source: str | None = None) -> 
                 host=platform.node(), seed=seed, data_source=data_source, command=list(sys.argv))
 
 
-__all__ = ["Hardware", "Meta", "git_commit", "hardware", "library_versions", "run_metadata", "toolkit_version"]
+__all__ = ["Hardware", "Meta", "VECTOR_EXTENSIONS", "cpu_description", "git_commit", "hardware", "library_versions", "run_metadata", "toolkit_version"]
