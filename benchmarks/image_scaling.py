@@ -130,8 +130,9 @@ def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int,
                                                   f"({guess[1]}), over --max-seconds {max_seconds:g}")
             if len(skip) < len(norms) * len(competitors):
                 x, y, xt, yt = cifar_shaped(n, n // 5, seed=n)
-                for name, a in (("x", x), ("xt", xt)):
-                    np.save(tmp / f"{name}-{n}.npy", a)
+                np.save(tmp / f"x-{n}.npy", x)
+                np.save(tmp / f"xt-{n}.npy", xt)
+                # from here on only the memory-mapped files: no name may keep the generated array alive
                 x, xt = np.load(tmp / f"x-{n}.npy", mmap_mode="r"), np.load(tmp / f"xt-{n}.npy", mmap_mode="r")
             for norm in norms:
                 answers = {}
