@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import platform
 import shutil
@@ -110,6 +111,19 @@ def projection(rows: list[BenchmarkRow], n: int, norm: str, competitor: str) -> 
     return seconds, f"n^{k:.2f} from {mine[-1].metrics['n']} images ({how})"
 
 
+def left_out(rows: list[BenchmarkRow], n: int, norms: list[str], competitors: tuple[str, ...],
+             max_seconds: float | None) -> dict[tuple[str, str], str]:
+    """``{(norm, competitor): why}`` of the runs of ``n`` images whose :func:`projection` exceeds
+    ``max_seconds`` (None: none left out)."""
+    skip = {}
+    for norm, competitor in itertools.product(norms, competitors):
+        guess = projection(rows, n, norm, competitor)
+        if max_seconds is not None and guess is not None and guess[0] > max_seconds:
+            skip[norm, competitor] = (f"not run: {guess[0] / 3600:.1f} hours projected ({guess[1]}), "
+                                      f"over --max-seconds {max_seconds:g}")
+    return skip
+
+
 def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int,
                     max_seconds: float | None = None) -> list[BenchmarkRow]:
     """Rows of every size, norm and competitor; one whose :func:`projection` exceeds ``max_seconds``
@@ -121,13 +135,7 @@ def separation_rows(tmp: Path, sizes: list[int], norms: list[str], workers: int,
         compute_separation(tiny, np.arange(8) % 2, norm="linf", engine=engine)  # workers warm
         for n in sizes:
             metrics = {"store MiB": round((n + n // 5) * 3072 / 2**20, 1), "n": n, "n_test": n // 5, "d": 3072}
-            skip = {}
-            for norm in norms:
-                for competitor in competitors:
-                    guess = projection(rows, n, norm, competitor)
-                    if max_seconds is not None and guess is not None and guess[0] > max_seconds:
-                        skip[norm, competitor] = (f"not run: {guess[0] / 3600:.1f} hours projected "
-                                                  f"({guess[1]}), over --max-seconds {max_seconds:g}")
+            skip = left_out(rows, n, norms, competitors, max_seconds)
             if len(skip) < len(norms) * len(competitors):
                 x, y, xt, yt = cifar_shaped(n, n // 5, seed=n)
                 np.save(tmp / f"x-{n}.npy", x)
@@ -164,17 +172,16 @@ def extrapolation(rows: list[BenchmarkRow]) -> list[str]:
     measured stores (``t ~ n^k``), and the times it and ``k = 2`` give at ImageNet sizes."""
     notes = []
     ran = [r for r in rows if r.section == SEPARATION and r.seconds]
-    for norm in sorted({r.metrics["norm"] for r in ran}):
-        for competitor in sorted({r.competitor for r in ran}):
-            mine = measured(rows, norm, competitor)
-            if len(mine) < 2:
-                continue
-            a, b, k = mine[-2], mine[-1], growth(mine)
-            for target, n, _, d in TARGETS:
-                grow = n / b.metrics["n"]
-                hours = [b.seconds * grow ** e * d / b.metrics["d"] / 3600 for e in (k, 2.0)]
-                notes.append(f"{norm}, {competitor}: time grew as n^{k:.2f} from {a.metrics['n']} to {b.metrics['n']} "
-                             f"images; {target}: {hours[0]:,.1f} hours at that growth, {hours[1]:,.0f} hours at n^2")
+    pairs = sorted({(r.metrics["norm"], r.competitor) for r in ran})
+    for (norm, competitor), target in itertools.product(pairs, TARGETS):
+        mine = measured(ran, norm, competitor)
+        if len(mine) < 2:
+            continue
+        (a, b), k = mine[-2:], growth(mine)
+        name, n, _, d = target
+        hours = [b.seconds * (n / b.metrics["n"]) ** e * d / b.metrics["d"] / 3600 for e in (k, 2.0)]
+        notes.append(f"{norm}, {competitor}: time grew as n^{k:.2f} from {a.metrics['n']} to {b.metrics['n']} "
+                     f"images; {name}: {hours[0]:,.1f} hours at that growth, {hours[1]:,.0f} hours at n^2")
     return notes
 
 

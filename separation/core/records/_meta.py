@@ -81,6 +81,8 @@ def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
             return platform.processor(), []
     model, flags = "", set()
     for line in cpuinfo.splitlines():
+        if not line.strip() and (model or flags):
+            break  # the end of the first CPU's block: the others are not read
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if not sep:
